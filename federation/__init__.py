@@ -1,0 +1,1 @@
+"""The federation between city nodes: protocol, signing, keys, peers, settlement."""

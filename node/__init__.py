@@ -1,0 +1,1 @@
+"""One city's Suanli node: domain, storage, REST API and CLI."""

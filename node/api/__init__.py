@@ -1,0 +1,1 @@
+"""The REST API (aiohttp): parse, authenticate, call one service method, map the result."""

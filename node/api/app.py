@@ -1,0 +1,138 @@
+"""The aiohttp application: factory, middlewares and the whole route table in one place."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from node import errors
+from node.api import handlers as h
+from node.api.keys import NODE, PRINCIPAL
+from node.api.openapi import openapi_document
+from node.app import Node, sweeper_ctx
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+PUBLIC = frozenset({"/health", "/metrics", "/openapi.json", "/v1/node"})
+
+
+def routes(metrics_handler: Handler) -> list[web.RouteDef]:
+    """Every route of the API. docs/api.md and /openapi.json describe exactly these."""
+    return [
+        web.get("/health", h.health),
+        web.get("/metrics", metrics_handler),
+        web.get("/openapi.json", openapi),
+        web.get("/v1/node", h.node_card),
+        web.get("/v1/policy", h.get_policy),
+        web.post("/v1/policy", h.load_policy),
+        web.get("/v1/budget", h.budget),
+        web.post("/v1/tokens", h.create_token),
+        web.post("/v1/holders", h.create_holder),
+        web.get("/v1/holders", h.list_holders),
+        web.get("/v1/holders/{id}", h.get_holder),
+        web.post("/v1/providers", h.create_provider),
+        web.get("/v1/providers", h.list_providers),
+        web.get("/v1/providers/{id}", h.get_provider),
+        web.post("/v1/providers/{id}/state", h.set_provider_state),
+        web.put("/v1/providers/{id}/related", h.set_provider_related),
+        web.post("/v1/demands", h.submit_demand),
+        web.get("/v1/decisions", h.list_decisions),
+        web.get("/v1/decisions/{id}", h.get_decision),
+        web.get("/v1/vouchers", h.list_vouchers),
+        web.get("/v1/vouchers/{id}", h.get_voucher),
+        web.post("/v1/vouchers/{id}/revoke", h.revoke_voucher),
+        web.post("/v1/vouchers/{id}/authorizations", h.create_authorization),
+        web.get("/v1/vouchers/{id}/authorizations", h.list_authorizations),
+        web.post("/v1/holds", h.place_hold),
+        web.get("/v1/holds", h.list_holds),
+        web.get("/v1/holds/{id}", h.get_hold),
+        web.post("/v1/holds/{id}/capture", h.capture_hold),
+        web.post("/v1/holds/{id}/void", h.void_hold),
+        web.post("/v1/redemptions", h.redeem),
+        web.get("/v1/journal", h.journal),
+    ]
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
+def _error_response(error: errors.SuanliError) -> web.Response:
+    return web.json_response(error.to_json(), status=error.status)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Map every failure to JSON with a stable code. Never a stack trace to a client."""
+    try:
+        return await handler(request)
+    except errors.SuanliError as exc:
+        return _error_response(exc)
+    except web.HTTPRequestEntityTooLarge:
+        return _error_response(errors.PayloadTooLarge("the request body is too large"))
+    except web.HTTPNotFound:
+        return _error_response(errors.NotFound(f"no resource at {request.path}"))
+    except web.HTTPMethodNotAllowed as exc:
+        return web.json_response(
+            {
+                "error": {
+                    "code": "method_not_allowed",
+                    "message": f"{request.method} is not allowed here",
+                }
+            },
+            status=405,
+            headers={"Allow": ",".join(sorted(exc.allowed_methods))},
+        )
+    except web.HTTPException as exc:
+        return web.json_response(
+            {"error": {"code": "http_error", "message": exc.reason}}, status=exc.status
+        )
+    except Exception:
+        logger.exception("unhandled error in %s %s", request.method, request.path)
+        return web.json_response(
+            {
+                "error": {
+                    "code": "internal",
+                    "message": "internal error; the operator's log has details",
+                }
+            },
+            status=500,
+        )
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every endpoint needs a bearer token except the deliberately public ones."""
+    if request.path not in PUBLIC:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise errors.Unauthenticated("send Authorization: Bearer <token>")
+        request[PRINCIPAL] = await request.app[NODE].tokens.authenticate(token.strip())
+    return await handler(request)
+
+
+@web.middleware
+async def count_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    route = request.match_info.route.resource
+    name = route.canonical if route is not None else "unmatched"
+    request.app[NODE].metrics.http_requests.labels(name, str(response.status)).inc()
+    return response
+
+
+def make_app(node: Node, *, sweep: bool = True) -> web.Application:
+    app = web.Application(
+        client_max_size=node.config.max_body_bytes,
+        middlewares=[count_middleware, error_middleware, auth_middleware],
+    )
+    app[NODE] = node
+    app.add_routes(routes(make_aiohttp_handler(node.metrics.registry)))
+    if sweep:
+        app.cleanup_ctx.append(sweeper_ctx(node))
+    return app

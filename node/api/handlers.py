@@ -1,0 +1,316 @@
+"""REST handlers: each parses, calls one service method, and renders the result."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from aiohttp import web
+
+from node import errors
+from node.api import render
+from node.api.keys import NODE, PRINCIPAL
+from node.api.parse import json_body, page
+from node.domain.issuance import Demand
+from node.domain.policy import policy_summary
+from node.services.common import Principal
+from node.services.spending import HoldResult, Order
+
+
+def _ok(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=_dumps)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _who(request: web.Request) -> Principal:
+    who: Principal = request[PRINCIPAL]
+    return who
+
+
+def _items(items: list[dict[str, Any]], limit: int, key: str = "id") -> dict[str, Any]:
+    return {"items": items, "next_after": items[-1][key] if len(items) == limit else None}
+
+
+# Public ----------------------------------------------------------------------------------------
+
+
+async def health(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    return _ok(
+        {"status": "ok", "region": node.config.region, "policy_years": node.policies.years()}
+    )
+
+
+async def node_card(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    return _ok(
+        {
+            "region": node.config.region,
+            "name": node.config.name,
+            "keys": [
+                {
+                    "key_id": node.key.key_id,
+                    "algorithm": "ed25519",
+                    "public_key": base64.b64encode(node.key.public_key).decode(),
+                }
+            ],
+        }
+    )
+
+
+# Policy and budget -----------------------------------------------------------------------------
+
+
+async def get_policy(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    year = request.query.get("year")
+    if year is not None and not year.isdigit():
+        raise errors.InvalidRequest("year: must be a fiscal year, e.g. 2026")
+    policy = node.policies.for_year(int(year)) if year else node.policies.current()
+    return _ok(policy_summary(policy))
+
+
+async def load_policy(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    text = body.text("toml", max_len=request.app[NODE].config.max_body_bytes)
+    body.done()
+    policy, version = await request.app[NODE].policies.load(text, _who(request))
+    return _ok({"version": version, "policy": policy_summary(policy)}, 201)
+
+
+async def budget(request: web.Request) -> web.Response:
+    return _ok({"items": await request.app[NODE].views.budget(_who(request))})
+
+
+# Holders and providers -------------------------------------------------------------------------
+
+
+async def create_holder(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    uscc = body.text("uscc", max_len=40).upper()
+    name = body.text("name")
+    category = body.text("category", max_len=60)
+    region = body.text("region", max_len=6, required=False)
+    override = body.text("uscc_override_reason", max_len=500, required=False)
+    body.done()
+    holder, token = await request.app[NODE].registry.register_holder(
+        _who(request), uscc, name, category, region, override
+    )
+    return _ok({"holder": render.holder(holder), "token": token}, 201)
+
+
+async def list_holders(request: web.Request) -> web.Response:
+    limit, after = page(request)
+    items = await request.app[NODE].registry.holders(_who(request), limit, after)
+    return _ok(_items([render.holder(h) for h in items], limit))
+
+
+async def get_holder(request: web.Request) -> web.Response:
+    holder = await request.app[NODE].registry.holder(_who(request), request.match_info["id"])
+    return _ok(render.holder(holder))
+
+
+async def create_provider(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    uscc = body.text("uscc", max_len=40).upper()
+    name = body.text("name")
+    kind = body.text("kind", max_len=40)
+    region = body.text("region", max_len=6, required=False)
+    related = body.texts("related_uscc")
+    approved = body.flag("approved", default=False)
+    body.done()
+    provider, token = await request.app[NODE].registry.register_provider(
+        _who(request), uscc, name, kind, region, related, approved
+    )
+    return _ok({"provider": render.provider(provider), "token": token}, 201)
+
+
+async def list_providers(request: web.Request) -> web.Response:
+    limit, after = page(request)
+    items = await request.app[NODE].registry.providers(_who(request), limit, after)
+    return _ok(_items([render.provider(p) for p in items], limit))
+
+
+async def get_provider(request: web.Request) -> web.Response:
+    provider = await request.app[NODE].registry.provider(_who(request), request.match_info["id"])
+    return _ok(render.provider(provider))
+
+
+async def set_provider_state(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    state = body.text("state", max_len=20)
+    reason = body.text("reason", max_len=500)
+    body.done()
+    provider = await request.app[NODE].registry.set_provider_state(
+        _who(request), request.match_info["id"], state, reason
+    )
+    return _ok(render.provider(provider))
+
+
+async def set_provider_related(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    related = body.texts("related_uscc")
+    body.done()
+    provider = await request.app[NODE].registry.set_provider_related(
+        _who(request), request.match_info["id"], related
+    )
+    return _ok(render.provider(provider))
+
+
+async def create_token(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    role = body.text("role", max_len=20)
+    subject = body.text("subject_id", max_len=40, required=False)
+    label = body.text("label", required=False) or ""
+    body.done()
+    token_id, token = await request.app[NODE].tokens.create(_who(request), role, subject, label)
+    return _ok({"id": token_id, "role": role, "subject_id": subject, "token": token}, 201)
+
+
+# Issuance ---------------------------------------------------------------------------------------
+
+
+async def submit_demand(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    who = _who(request)
+    demand = Demand(
+        holder_id=who.subject_id or "",
+        compute_class=body.text("compute_class", max_len=60),
+        estimated_amount_fen=body.fen("estimated_amount_fen"),
+        provider_id=body.text("provider_id", max_len=40, required=False),
+        period_start=body.text("period_start", max_len=40),
+        period_end=body.text("period_end", max_len=40),
+    )
+    body.done()
+    result = await request.app[NODE].issuance.submit(who, demand)
+    voucher = result["voucher"]
+    return _ok(
+        {
+            "decision": render.decision(result["decision"]),
+            "voucher": render.voucher(voucher) if voucher else None,
+            "signed": result["signed"],
+        },
+        201,
+    )
+
+
+async def list_decisions(request: web.Request) -> web.Response:
+    limit, after = page(request)
+    items = await request.app[NODE].views.decisions(_who(request), limit, after)
+    return _ok(_items([render.decision(d) for d in items], limit))
+
+
+async def get_decision(request: web.Request) -> web.Response:
+    row = await request.app[NODE].views.decision(_who(request), request.match_info["id"])
+    return _ok(render.decision(row))
+
+
+async def list_vouchers(request: web.Request) -> web.Response:
+    limit, after = page(request)
+    items = await request.app[NODE].views.vouchers(_who(request), limit, after)
+    return _ok(_items([render.voucher(v) for v in items], limit))
+
+
+async def get_voucher(request: web.Request) -> web.Response:
+    voucher, signed = await request.app[NODE].views.voucher(_who(request), request.match_info["id"])
+    return _ok({"voucher": render.voucher(voucher), "signed": signed})
+
+
+async def revoke_voucher(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    reason = body.text("reason", max_len=500)
+    body.done()
+    voucher = await request.app[NODE].spending.revoke(
+        _who(request), request.match_info["id"], reason
+    )
+    return _ok(render.voucher(voucher))
+
+
+# Spending ---------------------------------------------------------------------------------------
+
+
+async def create_authorization(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    provider_id = body.text("provider_id", max_len=40)
+    max_fen = body.fen("max_fen")
+    expires_at = body.time("expires_at")
+    body.done()
+    auth, code = await request.app[NODE].spending.authorize(
+        _who(request), request.match_info["id"], provider_id, max_fen, expires_at
+    )
+    return _ok({"authorization": render.authorization(auth), "code": code}, 201)
+
+
+async def list_authorizations(request: web.Request) -> web.Response:
+    items = await request.app[NODE].spending.authorizations(_who(request), request.match_info["id"])
+    return _ok({"items": [render.authorization(a) for a in items], "next_after": None})
+
+
+async def _order(request: web.Request) -> Order:
+    body = await json_body(request)
+    order = Order(
+        code=body.text("code", max_len=100),
+        order_id=body.text("order_id", max_len=100),
+        order_amount_fen=body.fen("order_amount_fen"),
+        compute_class=body.text("compute_class", max_len=60),
+    )
+    body.done()
+    return order
+
+
+def _hold_response(result: HoldResult) -> web.Response:
+    return _ok(
+        {"hold": render.hold(result.hold), "replayed": result.replayed},
+        200 if result.replayed else 201,
+    )
+
+
+async def place_hold(request: web.Request) -> web.Response:
+    order = await _order(request)
+    return _hold_response(await request.app[NODE].spending.hold(_who(request), order))
+
+
+async def redeem(request: web.Request) -> web.Response:
+    order = await _order(request)
+    return _hold_response(await request.app[NODE].spending.redeem(_who(request), order))
+
+
+async def capture_hold(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    amount = body.fen("amount_fen")
+    body.done()
+    result = await request.app[NODE].spending.capture(
+        _who(request), request.match_info["id"], amount
+    )
+    return _ok({"hold": render.hold(result.hold), "replayed": result.replayed})
+
+
+async def void_hold(request: web.Request) -> web.Response:
+    result = await request.app[NODE].spending.void(_who(request), request.match_info["id"])
+    return _ok({"hold": render.hold(result.hold), "replayed": result.replayed})
+
+
+async def get_hold(request: web.Request) -> web.Response:
+    hold = await request.app[NODE].spending.get_hold(_who(request), request.match_info["id"])
+    return _ok(render.hold(hold))
+
+
+async def list_holds(request: web.Request) -> web.Response:
+    limit, after = page(request)
+    items = await request.app[NODE].spending.holds(_who(request), limit, after)
+    return _ok(_items([render.hold(h) for h in items], limit))
+
+
+async def journal(request: web.Request) -> web.Response:
+    limit, after = page(request)
+    try:
+        seq = int(after or "0")
+    except ValueError:
+        raise errors.InvalidRequest("after: must be a sequence number") from None
+    kind = request.query.get("kind", "ledger")
+    items = await request.app[NODE].views.journal(_who(request), kind, seq, limit)
+    return _ok(_items(items, limit, key="seq"))

@@ -1,0 +1,13 @@
+"""Typed application and request state."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from node.app import Node
+
+NODE: web.AppKey[Node] = web.AppKey("node")
+PRINCIPAL = "suanli.principal"

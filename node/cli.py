@@ -1,0 +1,212 @@
+"""``suanli``: set up, run, check and administer a city node."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from node import errors, logs
+from node.app import build_node
+from node.config import CONFIG_FILE, ConfigError, NodeConfig, render
+from node.domain.money import yuan
+from node.domain.policy import parse_policy, policy_summary
+from node.keys import NodeKey
+from node.services.common import SYSTEM
+from node.store.db import Database
+
+DEFAULT_DATA = Path(os.environ.get("SUANLI_DATA", "data"))
+
+
+def init_node(
+    data_dir: Path,
+    region: str,
+    name: str,
+    policy_text: str,
+    port: int,
+    synchronous: str = "FULL",
+    sweep_interval: float = 5.0,
+) -> str:
+    """Create a node's data folder, key, database and policy; return the first operator token."""
+    if (data_dir / CONFIG_FILE).exists():
+        raise ConfigError(f"{data_dir} already holds a node; refusing to overwrite it")
+    parse_policy(policy_text)  # fail before creating anything
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+    config = NodeConfig(
+        data_dir=data_dir,
+        region=region,
+        name=name,
+        http_port=port,
+        synchronous=synchronous,
+        sweep_interval_seconds=sweep_interval,
+    )
+    (data_dir / CONFIG_FILE).write_text(render(config))
+    NodeKey.generate().save(config.key_path)
+    Database(config.db_path, synchronous).close()
+    node = build_node(data_dir)
+    try:
+        node.policies.load_sync(policy_text, SYSTEM)
+        _, token = node.tokens.create_sync(SYSTEM, "operator", None, "first operator (suanli init)")
+    finally:
+        node.close()
+    return token
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    token = init_node(
+        args.data,
+        args.region,
+        args.name,
+        Path(args.policy).read_text(),
+        args.port,
+        args.synchronous,
+    )
+    print(f"node {args.region} ({args.name}) created in {args.data}")
+    print(f"operator token (shown once, stored hashed): {token}")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from node.api.app import make_app
+
+    node = build_node(args.data)
+    logs.setup(node.config.region)
+    host = args.host or node.config.http_host
+    port = args.port or node.config.http_port
+    try:
+        web.run_app(make_app(node), host=host, port=port, print=None, access_log=None)
+    finally:
+        node.close()
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    node = build_node(args.data)
+    try:
+        problems = node.check()
+    finally:
+        node.close()
+    if problems:
+        for p in problems:
+            print(f"VIOLATION: {p}")
+        return 1
+    print("books balance: every invariant holds")
+    return 0
+
+
+def _cmd_token(args: argparse.Namespace) -> int:
+    node = build_node(args.data)
+    try:
+        if args.action == "create":
+            token_id, token = node.tokens.create_sync(
+                SYSTEM, args.role, args.subject, args.label or ""
+            )
+            print(f"token {token_id} ({args.role}); shown once: {token}")
+        elif args.action == "list":
+            for row in node.tokens.list_sync(SYSTEM):
+                print(json.dumps(row, ensure_ascii=False))
+        else:
+            node.tokens.revoke_sync(SYSTEM, args.token_id)
+            print(f"token {args.token_id} revoked")
+    finally:
+        node.close()
+    return 0
+
+
+def _cmd_policy(args: argparse.Namespace) -> int:
+    node = build_node(args.data)
+    try:
+        if args.action == "load":
+            policy, version = node.policies.load_sync(Path(args.file).read_text(), SYSTEM)
+            print(
+                f"policy {policy.fiscal_year} v{version} loaded; budget {yuan(policy.annual_budget_fen)}"
+            )
+        else:
+            policy = node.policies.for_year(args.year) if args.year else node.policies.current()
+            print(json.dumps(policy_summary(policy), indent=2, ensure_ascii=False))
+    finally:
+        node.close()
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from node.demo import run_demo
+
+    return asyncio.run(run_demo(args))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="suanli", description="A city's compute-voucher node")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def with_data(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sp.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the node's data folder")
+        return sp
+
+    sp = with_data(
+        sub.add_parser("init", help="create a node: folder, key, database, policy, first token")
+    )
+    sp.add_argument("--region", required=True, help="GB/T 2260 code, e.g. 330100")
+    sp.add_argument("--name", required=True)
+    sp.add_argument("--policy", required=True, help="the fiscal year's policy TOML")
+    sp.add_argument("--port", type=int, default=8330)
+    sp.add_argument("--synchronous", default="FULL", choices=["NORMAL", "FULL", "EXTRA"])
+    sp.set_defaults(fn=_cmd_init)
+
+    sp = with_data(sub.add_parser("serve", help="serve the REST API"))
+    sp.add_argument("--host")
+    sp.add_argument("--port", type=int)
+    sp.set_defaults(fn=_cmd_serve)
+
+    with_data(sub.add_parser("check", help="verify the money invariants")).set_defaults(
+        fn=_cmd_check
+    )
+
+    tp = sub.add_parser("token", help="bearer tokens")
+    tsub = tp.add_subparsers(dest="action", required=True)
+    sp = with_data(tsub.add_parser("create"))
+    sp.add_argument("--role", required=True, choices=["operator", "holder", "provider"])
+    sp.add_argument("--subject", help="holder or provider id")
+    sp.add_argument("--label")
+    with_data(tsub.add_parser("list"))
+    sp = with_data(tsub.add_parser("revoke"))
+    sp.add_argument("token_id")
+    tp.set_defaults(fn=_cmd_token)
+
+    pp = sub.add_parser("policy", help="the fiscal year's policy")
+    psub = pp.add_subparsers(dest="action", required=True)
+    sp = with_data(psub.add_parser("show"))
+    sp.add_argument("--year", type=int)
+    sp = with_data(psub.add_parser("load"))
+    sp.add_argument("file")
+    pp.set_defaults(fn=_cmd_policy)
+
+    sp = sub.add_parser("demo", help="start a demo node with example holders, providers and flows")
+    sp.add_argument(
+        "--data", type=Path, help="keep the demo's data here (default: a new temp folder)"
+    )
+    sp.add_argument("--port", type=int, default=8330)
+    sp.add_argument("--once", action="store_true", help="run the scenario, check the books, exit")
+    sp.set_defaults(fn=_cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.fn(args)
+    except (errors.SuanliError, ConfigError, OSError) as exc:
+        message = exc.message if isinstance(exc, errors.SuanliError) else str(exc)
+        print(f"suanli: {message}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

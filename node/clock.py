@@ -1,0 +1,88 @@
+"""Time is injected: logic asks a Clock, never ``time.time()`` directly.
+
+Expiry, settlement windows and skew checks are then testable without sleeping, the way
+Bitcoin's ``setmocktime`` makes its functional tests deterministic. Times are integer
+milliseconds since the Unix epoch, UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from typing import Protocol
+
+MS_PER_SECOND = 1000
+MS_PER_DAY = 86_400_000
+
+
+class Clock(Protocol):
+    def now_ms(self) -> int: ...
+
+
+class SystemClock:
+    """The wall clock. ``SUANLI_CLOCK_OFFSET_MS`` shifts it, for demos and fault tests."""
+
+    def __init__(self, offset_ms: int | None = None) -> None:
+        if offset_ms is None:
+            offset_ms = int(os.environ.get("SUANLI_CLOCK_OFFSET_MS", "0"))
+        self.offset_ms = offset_ms
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000 + self.offset_ms
+
+
+class ManualClock:
+    """A clock that moves only when told to."""
+
+    def __init__(self, start_ms: int) -> None:
+        self._now = start_ms
+
+    def now_ms(self) -> int:
+        return self._now
+
+    def advance(self, ms: int) -> None:
+        if ms < 0:
+            raise ValueError("a clock does not go back")
+        self._now += ms
+
+    def set(self, ms: int) -> None:
+        self._now = ms
+
+
+def iso(ms: int) -> str:
+    """Milliseconds → ISO 8601 UTC with milliseconds, the form every API and log uses."""
+    moment = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def parse_iso(text: str) -> int:
+    """ISO 8601 (with a zone, or ``Z``) → milliseconds. Raises ValueError when malformed."""
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError("a time needs a zone, e.g. 2026-01-01T00:00:00Z")
+    return int(moment.timestamp() * 1000)
+
+
+def year_of(ms: int, utc_offset_hours: int = 8) -> int:
+    """The fiscal (calendar) year of a moment, in China Standard Time by default."""
+    moment = dt.datetime.fromtimestamp(
+        ms / 1000, tz=dt.timezone(dt.timedelta(hours=utc_offset_hours))
+    )
+    return moment.year
+
+
+def add_months(ms: int, months: int, utc_offset_hours: int = 8) -> int:
+    """Same local day-of-month ``months`` later, clamped to the month's last day."""
+    tz = dt.timezone(dt.timedelta(hours=utc_offset_hours))
+    moment = dt.datetime.fromtimestamp(ms / 1000, tz=tz)
+    month0 = moment.month - 1 + months
+    year = moment.year + month0 // 12
+    month = month0 % 12 + 1
+    for day in (moment.day, 30, 29, 28):
+        try:
+            shifted = moment.replace(year=year, month=month, day=day)
+            break
+        except ValueError:
+            continue
+    return ms + (shifted - moment) // dt.timedelta(milliseconds=1)

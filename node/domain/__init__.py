@@ -1,0 +1,1 @@
+"""Pure domain code: policy arithmetic, rules and state machines. No I/O here."""

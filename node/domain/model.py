@@ -1,0 +1,87 @@
+"""The records of the books, as plain values. Stores build them from rows; services read them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PROVIDER_KINDS = ("computing_centre", "matchmaking_partner")
+PROVIDER_STATES = ("pending", "approved", "suspended")
+
+
+@dataclass(frozen=True)
+class Holder:
+    id: str
+    uscc: str
+    name: str
+    category: str
+    region: str
+    uscc_override: str | None  # the operator's recorded reason for accepting a legacy code
+    created_at: int
+
+
+@dataclass(frozen=True)
+class Provider:
+    id: str
+    uscc: str
+    name: str
+    kind: str
+    region: str
+    state: str
+    related_uscc: tuple[str, ...]
+    created_at: int
+
+    @property
+    def approved(self) -> bool:
+        return self.state == "approved"
+
+    def related_to(self, holder_uscc: str) -> bool:
+        """Same entity or declared related party (R5)."""
+        return holder_uscc == self.uscc or holder_uscc in self.related_uscc
+
+
+@dataclass(frozen=True)
+class Voucher:
+    id: str
+    holder_id: str
+    fiscal_year: int
+    compute_class: str
+    ratio_bp: int
+    face_fen: int
+    available_fen: int
+    held_fen: int
+    captured_fen: int
+    reclaimed_fen: int
+    state: str  # active | expired | revoked
+    issued_at: int
+    expires_at: int
+    decision_id: str
+
+
+@dataclass(frozen=True)
+class Authorization:
+    id: str
+    voucher_id: str
+    holder_id: str
+    provider_id: str
+    max_fen: int
+    expires_at: int
+    state: str  # open | used | expired | cancelled
+    hold_id: str | None
+    created_at: int
+
+
+@dataclass(frozen=True)
+class Hold:
+    id: str
+    voucher_id: str
+    provider_id: str
+    authorization_id: str
+    order_id: str
+    order_amount_fen: int
+    compute_class: str
+    amount_fen: int
+    captured_fen: int
+    state: str  # held | captured | voided | expired
+    created_at: int
+    expires_at: int
+    closed_at: int | None

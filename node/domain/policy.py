@@ -1,0 +1,259 @@
+"""A city's policy for one fiscal year: the operator edits it as TOML, the node validates it.
+
+Every error names the bad key (``categories.enterprise.annual_cap_fen: …``) so an operator can
+fix the file without reading code. Unknown keys are errors too: a typo must never silently fall
+back to a default when public money is at stake.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from node.domain.money import BASIS_POINTS
+from node.errors import PolicyInvalid
+
+SETTLEMENT_CYCLES = ("quarterly", "monthly", "weekly", "daily", "minutes")
+ELIGIBILITY = ("local", "federation")
+DEFAULT_EXCLUDED = ("storage", "network", "security")
+
+
+@dataclass(frozen=True)
+class Category:
+    name: str
+    annual_cap_fen: int
+    uscc_prefixes: tuple[str, ...]
+    ratio_bp: int | None = None  # overrides the class ratio when higher (Shenzhen start-ups 60%)
+
+
+@dataclass(frozen=True)
+class SmallContract:
+    """Hangzhou: holders whose yearly compute contracts total ≤ a threshold get up to 50%."""
+
+    max_yearly_contracts_fen: int
+    ratio_bp: int
+
+
+@dataclass(frozen=True)
+class Policy:
+    region: str
+    fiscal_year: int
+    annual_budget_fen: int
+    compute_classes: dict[str, int]
+    categories: dict[str, Category]
+    voucher_validity_months: int
+    hold_expiry_seconds: int
+    settlement_cycle: str
+    settlement_window_minutes: int
+    settlement_grace_minutes: int
+    eligibility: str
+    minimum_voucher_fen: int = 0
+    small_contract: SmallContract | None = None
+    excluded_services: tuple[str, ...] = DEFAULT_EXCLUDED
+    dishonest_uscc: frozenset[str] = field(default_factory=frozenset)
+    source_sha256: str = ""
+
+    def ratio_for(self, compute_class: str, category: str, small_contract_eligible: bool) -> int:
+        """The subsidy ratio in bp: the class's, raised by the category's or small-contract rule."""
+        ratio = self.compute_classes[compute_class]
+        cat = self.categories[category]
+        if cat.ratio_bp is not None:
+            ratio = max(ratio, cat.ratio_bp)
+        if small_contract_eligible and self.small_contract is not None:
+            ratio = max(ratio, self.small_contract.ratio_bp)
+        return ratio
+
+
+class _Reader:
+    """Reads one TOML table, remembering the path for error messages and unused keys."""
+
+    def __init__(self, table: Any, path: str) -> None:
+        if not isinstance(table, dict):
+            raise PolicyInvalid(f"{path}: must be a table")
+        self.table: dict[str, Any] = table
+        self.path = path
+        self.seen: set[str] = set()
+
+    def _key(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def has(self, key: str) -> bool:
+        return key in self.table
+
+    def raw(self, key: str) -> Any:
+        self.seen.add(key)
+        if key not in self.table:
+            raise PolicyInvalid(f"{self._key(key)}: missing")
+        return self.table[key]
+
+    def integer(
+        self, key: str, *, minimum: int = 0, maximum: int | None = None, default: int | None = None
+    ) -> int:
+        if default is not None and key not in self.table:
+            self.seen.add(key)
+            return default
+        value = self.raw(key)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise PolicyInvalid(f"{self._key(key)}: must be an integer, got {value!r}")
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"{minimum}..{maximum}" if maximum is not None else f">= {minimum}"
+            raise PolicyInvalid(f"{self._key(key)}: must be {bound}, got {value}")
+        return value
+
+    def string(
+        self, key: str, *, choices: tuple[str, ...] | None = None, default: str | None = None
+    ) -> str:
+        if default is not None and key not in self.table:
+            self.seen.add(key)
+            return default
+        value = self.raw(key)
+        if not isinstance(value, str):
+            raise PolicyInvalid(f"{self._key(key)}: must be a string, got {value!r}")
+        if choices is not None and value not in choices:
+            raise PolicyInvalid(
+                f"{self._key(key)}: must be one of {', '.join(choices)}, got {value!r}"
+            )
+        return value
+
+    def str_list(self, key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        if key not in self.table:
+            self.seen.add(key)
+            return default
+        value = self.raw(key)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise PolicyInvalid(f"{self._key(key)}: must be a list of strings")
+        return tuple(value)
+
+    def sub(self, key: str) -> _Reader:
+        return _Reader(self.raw(key), self._key(key))
+
+    def done(self) -> None:
+        unknown = sorted(set(self.table) - self.seen)
+        if unknown:
+            raise PolicyInvalid(f"{self._key(unknown[0])}: unknown key")
+
+
+def _ratio(reader: _Reader, key: str) -> int:
+    return reader.integer(key, minimum=0, maximum=BASIS_POINTS)
+
+
+def parse_policy(text: str) -> Policy:
+    """Parse and validate a policy file; raises PolicyInvalid naming the first bad key."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyInvalid(f"not valid TOML: {exc}") from None
+    root = _Reader(doc, "")
+    top = root.sub("policy")
+    region = top.string("region")
+    if len(region) != 6 or not region.isdigit():
+        raise PolicyInvalid(f"policy.region: must be a 6-digit GB/T 2260 code, got {region!r}")
+    fiscal_year = top.integer("fiscal_year", minimum=2000, maximum=2200)
+    budget = top.integer("annual_budget_fen", minimum=1)
+    minimum_voucher = top.integer("minimum_voucher_fen", default=0)
+    validity = top.integer("voucher_validity_months", minimum=1, maximum=60)
+    hold_hours = top.integer("hold_expiry_hours", minimum=0, maximum=24 * 90, default=72)
+    hold_seconds = top.integer("hold_expiry_seconds", minimum=1, default=hold_hours * 3600)
+    cycle = top.string("settlement_cycle", choices=SETTLEMENT_CYCLES)
+    window_minutes = top.integer("settlement_window_minutes", minimum=1, default=60)
+    grace_minutes = top.integer("settlement_grace_minutes", minimum=0, default=60)
+    eligibility = top.string("eligibility", choices=ELIGIBILITY)
+    excluded = top.str_list("excluded_services", DEFAULT_EXCLUDED)
+    top.done()
+
+    classes_reader = root.sub("compute_classes")
+    classes = {name: _ratio(classes_reader, name) for name in list(classes_reader.table)}
+    classes_reader.done()
+    if not classes:
+        raise PolicyInvalid("compute_classes: at least one compute class is needed")
+    for name in classes:
+        if name in excluded:
+            raise PolicyInvalid(f"compute_classes.{name}: is an excluded service, not compute")
+
+    categories_reader = root.sub("categories")
+    categories: dict[str, Category] = {}
+    for name in list(categories_reader.table):
+        cat = categories_reader.sub(name)
+        prefixes = cat.str_list("uscc_prefixes")
+        if not prefixes:
+            raise PolicyInvalid(f"categories.{name}.uscc_prefixes: missing or empty")
+        categories[name] = Category(
+            name=name,
+            annual_cap_fen=cat.integer("annual_cap_fen", minimum=1),
+            uscc_prefixes=prefixes,
+            ratio_bp=_ratio(cat, "ratio_bp") if cat.has("ratio_bp") else None,
+        )
+        cat.done()
+    categories_reader.done()
+    if not categories:
+        raise PolicyInvalid("categories: at least one holder category is needed")
+
+    small: SmallContract | None = None
+    if root.has("small_contract"):
+        sc = root.sub("small_contract")
+        small = SmallContract(
+            sc.integer("max_yearly_contracts_fen", minimum=1), _ratio(sc, "ratio_bp")
+        )
+        sc.done()
+
+    dishonest: frozenset[str] = frozenset()
+    if root.has("dishonesty"):
+        dl = root.sub("dishonesty")
+        dishonest = frozenset(dl.str_list("uscc"))
+        dl.done()
+    root.done()
+
+    return Policy(
+        region=region,
+        fiscal_year=fiscal_year,
+        annual_budget_fen=budget,
+        compute_classes=classes,
+        categories=categories,
+        voucher_validity_months=validity,
+        hold_expiry_seconds=hold_seconds,
+        settlement_cycle=cycle,
+        settlement_window_minutes=window_minutes,
+        settlement_grace_minutes=grace_minutes,
+        eligibility=eligibility,
+        minimum_voucher_fen=minimum_voucher,
+        small_contract=small,
+        excluded_services=excluded,
+        dishonest_uscc=dishonest,
+        source_sha256=hashlib.sha256(text.encode()).hexdigest(),
+    )
+
+
+def policy_summary(policy: Policy) -> dict[str, Any]:
+    """The policy as JSON for the API (public to every authenticated role)."""
+    return {
+        "region": policy.region,
+        "fiscal_year": policy.fiscal_year,
+        "annual_budget_fen": policy.annual_budget_fen,
+        "minimum_voucher_fen": policy.minimum_voucher_fen,
+        "voucher_validity_months": policy.voucher_validity_months,
+        "hold_expiry_seconds": policy.hold_expiry_seconds,
+        "settlement_cycle": policy.settlement_cycle,
+        "settlement_window_minutes": policy.settlement_window_minutes,
+        "settlement_grace_minutes": policy.settlement_grace_minutes,
+        "eligibility": policy.eligibility,
+        "excluded_services": list(policy.excluded_services),
+        "compute_classes": dict(policy.compute_classes),
+        "categories": {
+            name: {
+                "annual_cap_fen": c.annual_cap_fen,
+                "uscc_prefixes": list(c.uscc_prefixes),
+                "ratio_bp": c.ratio_bp,
+            }
+            for name, c in policy.categories.items()
+        },
+        "small_contract": None
+        if policy.small_contract is None
+        else {
+            "max_yearly_contracts_fen": policy.small_contract.max_yearly_contracts_fen,
+            "ratio_bp": policy.small_contract.ratio_bp,
+        },
+        "dishonesty_list_size": len(policy.dishonest_uscc),
+        "sha256": policy.source_sha256,
+    }

@@ -1,0 +1,90 @@
+"""Spending rules and the hold state machine (BRIEF §4.2), pure.
+
+A hold reserves a subsidy: order amount × the voucher's ratio, truncated, limited by the
+voucher's available balance and the authorization's maximum. It then ends exactly once:
+
+    held ──capture(≤ amount)──▶ captured
+      ├──void──────────────────▶ voided
+      └──expiry (sweeper)──────▶ expired
+
+Captured, voided and expired are final. Whatever is not captured returns to the voucher.
+"""
+
+from __future__ import annotations
+
+from node import errors
+from node.domain.model import Authorization, Hold, Provider, Voucher
+from node.domain.money import apply_ratio
+from node.domain.policy import Policy
+
+HOLD_FINAL = ("captured", "voided", "expired")
+
+
+def check_voucher_spendable(voucher: Voucher, now_ms: int) -> None:
+    if voucher.state != "active":
+        raise errors.VoucherNotActive(f"voucher {voucher.id} is {voucher.state}")
+    if now_ms >= voucher.expires_at:
+        raise errors.VoucherExpired(f"voucher {voucher.id} expired")
+
+
+def check_provider_may_redeem(provider: Provider, holder_uscc: str) -> None:
+    if not provider.approved:
+        raise errors.ProviderNotApproved(
+            f"provider {provider.id} is {provider.state}, not approved"
+        )
+    if provider.related_to(holder_uscc):
+        raise errors.RelatedParty("holder and provider are the same entity or declared related")
+
+
+def check_authorization(auth: Authorization, provider_id: str, now_ms: int) -> None:
+    if auth.provider_id != provider_id:
+        raise errors.WrongProvider("this authorization is for another provider")
+    if auth.state == "used":
+        raise errors.AuthorizationUsed("this one-time code was already used")
+    if auth.state != "open" or now_ms >= auth.expires_at:
+        raise errors.AuthorizationExpired("this authorization has expired")
+
+
+def check_order_class(policy: Policy, voucher: Voucher, compute_class: str) -> None:
+    if compute_class in policy.excluded_services:
+        raise errors.OutOfScope(
+            f"{compute_class} is not intelligent compute and is never subsidised"
+        )
+    if compute_class != voucher.compute_class:
+        raise errors.ComputeClassMismatch(
+            f"voucher {voucher.id} covers {voucher.compute_class}, not {compute_class}"
+        )
+
+
+def hold_amount(order_amount_fen: int, voucher: Voucher, auth: Authorization) -> int:
+    """Subsidy for an order: ratio applied and truncated, within balance and authorization."""
+    amount = min(
+        apply_ratio(order_amount_fen, voucher.ratio_bp), voucher.available_fen, auth.max_fen
+    )
+    if amount <= 0:
+        if voucher.available_fen <= 0:
+            raise errors.InsufficientBalance(f"voucher {voucher.id} has no available balance")
+        raise errors.InvalidRequest(
+            "order_amount_fen: the subsidy for this order truncates to zero"
+        )
+    return amount
+
+
+def hold_expiry(policy: Policy, voucher: Voucher, now_ms: int) -> int:
+    """A hold lives for the policy's hold expiry, never past its voucher's own expiry."""
+    return min(now_ms + policy.hold_expiry_seconds * 1000, voucher.expires_at)
+
+
+def check_capture(hold: Hold, amount_fen: int, now_ms: int) -> None:
+    check_hold_open(hold, now_ms)
+    if amount_fen > hold.amount_fen:
+        raise errors.CaptureExceedsHold(
+            f"capture of {amount_fen} fen exceeds the hold of {hold.amount_fen} fen"
+        )
+
+
+def check_hold_open(hold: Hold, now_ms: int) -> None:
+    if hold.state in HOLD_FINAL:
+        raise errors.HoldNotOpen(f"hold {hold.id} is already {hold.state}")
+    if now_ms >= hold.expires_at:
+        raise errors.HoldExpired(f"hold {hold.id} expired")

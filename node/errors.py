@@ -1,0 +1,225 @@
+"""One error hierarchy. Every error carries a stable machine code and a human sentence.
+
+Transports map these once: ``HTTP_STATUS`` here for REST (and, later, one table for gRPC).
+A client always gets ``{"error": {"code": ..., "message": ...}}`` and never a stack trace.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class SuanliError(Exception):
+    """Base of every error a client may see."""
+
+    code: ClassVar[str] = "internal"
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return {"error": body}
+
+
+# Bad input --------------------------------------------------------------------------------
+class InvalidRequest(SuanliError):
+    """The request is malformed: a field is missing, of the wrong type or out of range."""
+
+    code = "invalid_request"
+    status = 400
+
+
+class PayloadTooLarge(SuanliError):
+    code = "payload_too_large"
+    status = 413
+
+
+class InvalidUSCC(SuanliError):
+    """The unified social credit code fails GB 32100-2015 (format or check character)."""
+
+    code = "invalid_uscc"
+    status = 422
+
+
+class UnknownComputeClass(SuanliError):
+    code = "unknown_compute_class"
+    status = 422
+
+
+class UnknownCategory(SuanliError):
+    code = "unknown_category"
+    status = 422
+
+
+class CategoryMismatch(SuanliError):
+    """The USCC's registration type does not fit the holder category (e.g. 12… as enterprise)."""
+
+    code = "category_mismatch"
+    status = 422
+
+
+class PolicyInvalid(SuanliError):
+    code = "policy_invalid"
+    status = 422
+
+
+# Who is asking --------------------------------------------------------------------------
+class Unauthenticated(SuanliError):
+    code = "unauthenticated"
+    status = 401
+
+
+class Forbidden(SuanliError):
+    code = "forbidden"
+    status = 403
+
+
+# Not found --------------------------------------------------------------------------------
+class NotFound(SuanliError):
+    code = "not_found"
+    status = 404
+
+
+class HolderNotFound(NotFound):
+    code = "holder_not_found"
+
+
+class ProviderNotFound(NotFound):
+    code = "provider_not_found"
+
+
+class VoucherNotFound(NotFound):
+    code = "voucher_not_found"
+
+
+class HoldNotFound(NotFound):
+    code = "hold_not_found"
+
+
+class DecisionNotFound(NotFound):
+    code = "decision_not_found"
+
+
+class TokenNotFound(NotFound):
+    code = "token_not_found"
+
+
+class PolicyMissing(SuanliError):
+    """No policy is loaded for the fiscal year of the request."""
+
+    code = "policy_missing"
+    status = 409
+
+
+# Conflicts with the books -----------------------------------------------------------------
+class AlreadyExists(SuanliError):
+    code = "already_exists"
+    status = 409
+
+
+class OrderAlreadySubsidised(SuanliError):
+    """The same provider order can never be subsidised twice (R3)."""
+
+    code = "order_already_subsidised"
+    status = 409
+
+
+class HoldNotOpen(SuanliError):
+    code = "hold_not_open"
+    status = 409
+
+
+class HoldExpired(SuanliError):
+    code = "hold_expired"
+    status = 409
+
+
+class VoucherNotActive(SuanliError):
+    code = "voucher_not_active"
+    status = 409
+
+
+class VoucherExpired(SuanliError):
+    code = "voucher_expired"
+    status = 409
+
+
+class InsufficientBalance(SuanliError):
+    code = "insufficient_balance"
+    status = 409
+
+
+class AuthorizationInvalid(SuanliError):
+    """The one-time code is unknown (or was already used)."""
+
+    code = "authorization_invalid"
+    status = 403
+
+
+class AuthorizationUsed(SuanliError):
+    code = "authorization_used"
+    status = 409
+
+
+class AuthorizationExpired(SuanliError):
+    code = "authorization_expired"
+    status = 409
+
+
+class CaptureExceedsHold(SuanliError):
+    code = "capture_exceeds_hold"
+    status = 422
+
+
+class ComputeClassMismatch(SuanliError):
+    code = "compute_class_mismatch"
+    status = 422
+
+
+class OutOfScope(SuanliError):
+    """Storage, network and security services are not intelligent compute (R5)."""
+
+    code = "out_of_scope"
+    status = 422
+
+
+class ProviderNotApproved(SuanliError):
+    code = "provider_not_approved"
+    status = 403
+
+
+class RelatedParty(SuanliError):
+    code = "related_party"
+    status = 403
+
+
+class WrongProvider(SuanliError):
+    """The spend authorization names another provider (R6)."""
+
+    code = "wrong_provider"
+    status = 403
+
+
+class BudgetBelowCommitted(SuanliError):
+    code = "budget_below_committed"
+    status = 409
+
+
+class Invariant(SuanliError):
+    """A money invariant does not hold. Never expected; reported, never hidden."""
+
+    code = "invariant_violated"
+    status = 500
+
+
+ALL_ERRORS: tuple[type[SuanliError], ...] = tuple(
+    cls
+    for cls in list(globals().values())
+    if isinstance(cls, type) and issubclass(cls, SuanliError)
+)

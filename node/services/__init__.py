@@ -1,0 +1,1 @@
+"""Transport-agnostic services: they decide, using the pure domain and the stores."""

@@ -1,0 +1,150 @@
+"""The money invariants (BRIEF §6), verified from the books themselves.
+
+``check_books`` recomputes every balance from the ledger's transfers and compares it with the
+cached columns, the policy's budgets and caps, and the holds' lifetimes. It returns the list of
+violations, each a sentence; an empty list means the books balance. ``suanli check`` runs it,
+and every money-moving test asserts it comes back empty.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import defaultdict
+
+from node.domain.policy import Policy
+from node.keys import VOUCHER_TAG, verify
+from node.store import ledger
+
+
+def check_books(
+    conn: sqlite3.Connection,
+    policies: dict[int, Policy],
+    now_ms: int,
+    sweep_grace_ms: int,
+    public_keys: dict[str, bytes],
+) -> list[str]:
+    problems: list[str] = []
+    add = problems.append
+
+    # 1. The ledger balances, and the cached balances are what the transfers say.
+    derived: dict[str, int] = defaultdict(int)
+    for source, dest, amount in conn.execute("SELECT source, dest, amount_fen FROM ledger"):
+        if amount <= 0:
+            add(f"ledger transfer {source}→{dest} has non-positive amount {amount}")
+        derived[source] -= amount
+        derived[dest] += amount
+    cached = {name: bal for name, bal in conn.execute("SELECT name, balance_fen FROM accounts")}
+    if sum(cached.values()) != 0:
+        add(f"account balances sum to {sum(cached.values())}, not 0")
+    for name in set(derived) | set(cached):
+        if derived.get(name, 0) != cached.get(name, 0):
+            add(f"account {name}: cached {cached.get(name, 0)} ≠ transfers {derived.get(name, 0)}")
+        if not name.endswith(":appropriation") and cached.get(name, 0) < 0:
+            add(f"account {name} is negative: {cached[name]}")
+
+    # 2. Vouchers: cached columns agree with the ledger and with their holds.
+    holds_by_voucher: dict[str, tuple[int, int]] = {}
+    for voucher_id, held, captured in conn.execute(
+        "SELECT voucher_id, COALESCE(SUM(CASE WHEN state = 'held' THEN amount_fen END), 0), "
+        "SUM(captured_fen) FROM holds GROUP BY voucher_id"
+    ):
+        holds_by_voucher[voucher_id] = (held, captured)
+    issued_by_year: dict[int, int] = defaultdict(int)
+    used_by_holder: dict[tuple[str, int], int] = defaultdict(int)
+    for row in conn.execute("SELECT * FROM vouchers"):
+        vid = row["id"]
+        parts = (row["available_fen"], row["held_fen"], row["captured_fen"], row["reclaimed_fen"])
+        if min(parts) < 0:
+            add(f"voucher {vid} has a negative balance column {parts}")
+        if sum(parts) != row["face_fen"]:
+            add(
+                f"voucher {vid}: available+held+captured+reclaimed {sum(parts)} ≠ face {row['face_fen']}"
+            )
+        if cached.get(ledger.voucher_account(vid), 0) != row["available_fen"]:
+            add(
+                f"voucher {vid}: available {row['available_fen']} ≠ ledger {cached.get(ledger.voucher_account(vid), 0)}"
+            )
+        held, captured = holds_by_voucher.get(vid, (0, 0))
+        if held != row["held_fen"] or captured != row["captured_fen"]:
+            add(
+                f"voucher {vid}: held/captured {row['held_fen']}/{row['captured_fen']} ≠ holds {held}/{captured}"
+            )
+        if row["state"] != "active" and row["available_fen"] + row["held_fen"] != 0:
+            add(
+                f"voucher {vid} is {row['state']} but still has {row['available_fen'] + row['held_fen']} fen"
+            )
+        public = public_keys.get(row["key_id"])
+        if public is None or not verify(
+            public, VOUCHER_TAG, bytes(row["record"]), bytes(row["signature"])
+        ):
+            add(f"voucher {vid}: signature does not verify with key {row['key_id']}")
+        net = row["face_fen"] - row["reclaimed_fen"]
+        issued_by_year[row["fiscal_year"]] += net
+        used_by_holder[(row["holder_id"], row["fiscal_year"])] += net
+
+    # 3. Holds: an open hold's account holds its amount, a closed one's is empty; none overdue.
+    for row in conn.execute("SELECT id, state, amount_fen, captured_fen, expires_at FROM holds"):
+        balance = cached.get(ledger.hold_account(row["id"]), 0)
+        expected = row["amount_fen"] if row["state"] == "held" else 0
+        if balance != expected:
+            add(f"hold {row['id']} ({row['state']}): account {balance} ≠ {expected}")
+        if row["captured_fen"] > row["amount_fen"] or (
+            row["state"] != "captured" and row["captured_fen"]
+        ):
+            add(
+                f"hold {row['id']}: captured {row['captured_fen']} does not fit {row['state']} {row['amount_fen']}"
+            )
+        if row["state"] == "held" and now_ms > row["expires_at"] + sweep_grace_ms:
+            add(f"hold {row['id']} is still open past its expiry plus the sweep interval")
+
+    # 4. Each capture is booked exactly once, to the right provider.
+    payables: dict[str, int] = defaultdict(int)
+    for hold_id, provider_id, captured, bookings, booked in conn.execute(
+        "SELECT h.id, h.provider_id, h.captured_fen, COUNT(l.seq), COALESCE(SUM(l.amount_fen), 0) "
+        "FROM holds h LEFT JOIN ledger l ON l.ref = h.id AND l.kind = 'capture' "
+        "WHERE h.state = 'captured' GROUP BY h.id"
+    ):
+        if bookings != 1 or booked != captured:
+            add(f"hold {hold_id}: captured {captured} booked {bookings} times for {booked}")
+        payables[provider_id] += captured
+    for provider_id, owed in payables.items():
+        if cached.get(ledger.payable(provider_id), 0) != owed:
+            add(
+                f"provider {provider_id}: payable {cached.get(ledger.payable(provider_id), 0)} ≠ captures {owed}"
+            )
+
+    # 5. Budgets and caps.
+    for year, policy in policies.items():
+        funded = -cached.get(ledger.appropriation(year), 0)
+        if funded != policy.annual_budget_fen:
+            add(f"budget {year}: funded {funded} ≠ policy {policy.annual_budget_fen}")
+        if issued_by_year[year] > policy.annual_budget_fen:
+            add(f"budget {year}: issued {issued_by_year[year]} exceeds {policy.annual_budget_fen}")
+        pool = cached.get(ledger.pool(year), 0)
+        if pool != funded - issued_by_year[year]:
+            add(f"budget {year}: pool {pool} ≠ funded − issued {funded - issued_by_year[year]}")
+    categories = {hid: cat for hid, cat in conn.execute("SELECT id, category FROM holders")}
+    for (holder_id, year), used in used_by_holder.items():
+        year_policy = policies.get(year)
+        category = (
+            year_policy.categories.get(categories.get(holder_id, "")) if year_policy else None
+        )
+        if category is not None and used > category.annual_cap_fen:
+            add(
+                f"holder {holder_id}: {used} fen in {year} exceeds the cap {category.annual_cap_fen}"
+            )
+
+    # 6. Decisions and vouchers agree; an order is subsidised once (also a UNIQUE constraint).
+    for decision_id, outcome, amount, face in conn.execute(
+        "SELECT d.id, d.outcome, d.amount_fen, v.face_fen FROM decisions d "
+        "LEFT JOIN vouchers v ON v.id = d.voucher_id"
+    ):
+        if outcome == "issued" and face != amount:
+            add(f"decision {decision_id}: issued {amount} but voucher face is {face}")
+        if outcome == "declined" and face is not None:
+            add(f"decision {decision_id}: declined but a voucher exists")
+    for provider_id, order_id, n in conn.execute(
+        "SELECT provider_id, order_id, COUNT(*) FROM holds GROUP BY provider_id, order_id HAVING COUNT(*) > 1"
+    ):
+        add(f"order {order_id} of {provider_id} is subsidised {n} times")
+    return problems

@@ -1,0 +1,57 @@
+"""What every service shares: who is asking, ids, one-time secrets."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from node import errors
+
+ROLES = ("operator", "holder", "provider")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller: a role and, for holders and providers, whose it is."""
+
+    role: str
+    subject_id: str | None
+    token_id: str
+
+    @property
+    def actor(self) -> str:
+        """How the caller is named in the history and the audit trail."""
+        return f"{self.role}:{self.subject_id or self.token_id}"
+
+
+SYSTEM = Principal("system", None, "system")
+
+
+def require_operator(who: Principal) -> None:
+    if who.role not in ("operator", "system"):
+        raise errors.Forbidden("only an operator may do this")
+
+
+def require_role(who: Principal, role: str) -> str:
+    """The caller must have ``role``; returns its subject id."""
+    if who.role != role or who.subject_id is None:
+        raise errors.Forbidden(f"only a {role} may do this")
+    return who.subject_id
+
+
+def may_see(who: Principal, role: str, subject_id: str) -> bool:
+    """Operators see everything; holders and providers only what is theirs."""
+    return who.role in ("operator", "system") or (who.role == role and who.subject_id == subject_id)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+def new_secret(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_urlsafe(32)}"
+
+
+def sha256_hex(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()

@@ -1,0 +1,143 @@
+"""The loaded policies, one per fiscal year, and the operator's way to change them.
+
+Loading a policy for a new year funds that year's budget in the ledger (appropriation → pool).
+Reloading changes the budget by the difference; a budget can never go below what is already
+committed (issued and not reclaimed), so a policy edit can never make the books negative.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+
+from node import errors
+from node.clock import Clock, year_of
+from node.domain.policy import Policy, parse_policy
+from node.services.common import Principal, require_operator
+from node.store import ledger, registry
+from node.store.db import Database
+
+logger = logging.getLogger(__name__)
+
+
+class PolicyBook:
+    def __init__(self, db: Database, clock: Clock, region: str) -> None:
+        self._db = db
+        self._clock = clock
+        self.region = region
+        self._by_year: dict[int, Policy] = {}
+        self._count = 0
+
+    def reload_sync(self) -> None:
+        """Read the latest version of every year's policy from the database."""
+        rows = self._db.run_sync("policy_latest", registry.latest_policies)
+        self._by_year = {int(r["fiscal_year"]): parse_policy(r["source"]) for r in rows}
+        self._count = self._db.run_sync("policy_count", _policy_count)
+
+    def years(self) -> list[int]:
+        return sorted(self._by_year)
+
+    def for_year(self, year: int) -> Policy:
+        policy = self._by_year.get(year)
+        if policy is None:
+            raise errors.PolicyMissing(f"no policy is loaded for fiscal year {year}")
+        return policy
+
+    def current(self) -> Policy:
+        return self.for_year(year_of(self._clock.now_ms()))
+
+    def maybe_for_year(self, year: int) -> Policy | None:
+        return self._by_year.get(year)
+
+    def _prepare(self, text: str, actor: str) -> tuple[Policy, Callable[[sqlite3.Connection], int]]:
+        policy = parse_policy(text)
+        if policy.region != self.region:
+            raise errors.PolicyInvalid(
+                f"policy.region: {policy.region} is not this node's region {self.region}"
+            )
+        now = self._clock.now_ms()
+        previous = self._by_year.get(policy.fiscal_year)
+
+        def txn(conn: sqlite3.Connection) -> int:
+            year = policy.fiscal_year
+            old_budget = -ledger.balance(conn, ledger.appropriation(year))
+            delta = policy.annual_budget_fen - old_budget
+            if delta > 0:
+                ledger.transfer(
+                    conn,
+                    now,
+                    "fund",
+                    f"policy:{year}",
+                    ledger.appropriation(year),
+                    ledger.pool(year),
+                    delta,
+                )
+            elif delta < 0:
+                remaining = ledger.balance(conn, ledger.pool(year))
+                if -delta > remaining:
+                    raise errors.BudgetBelowCommitted(
+                        f"annual_budget_fen {policy.annual_budget_fen} is below the "
+                        f"{old_budget - remaining} fen already committed in {year}"
+                    )
+                ledger.transfer(
+                    conn,
+                    now,
+                    "defund",
+                    f"policy:{year}",
+                    ledger.pool(year),
+                    ledger.appropriation(year),
+                    -delta,
+                )
+            version = registry.insert_policy(conn, year, text, policy.source_sha256, now, actor)
+            ledger.audit(
+                conn,
+                now,
+                actor,
+                "policy.load",
+                f"policy:{year}",
+                version=version,
+                sha256=policy.source_sha256,
+                budget_delta_fen=delta,
+                previous_sha256=previous.source_sha256 if previous else None,
+            )
+            return version
+
+        return policy, txn
+
+    def _loaded(self, policy: Policy, version: int) -> None:
+        self._by_year[policy.fiscal_year] = policy
+        self._count += 1
+        logger.info(
+            "loaded policy %d v%d (%s)", policy.fiscal_year, version, policy.source_sha256[:12]
+        )
+
+    def load_sync(self, text: str, who: Principal) -> tuple[Policy, int]:
+        """Validate and load a policy from synchronous code (the CLI)."""
+        require_operator(who)
+        policy, txn = self._prepare(text, who.actor)
+        version = self._db.run_sync("policy_load", txn)
+        self._loaded(policy, version)
+        return policy, version
+
+    async def load(self, text: str, who: Principal) -> tuple[Policy, int]:
+        """Validate and load a policy (the REST path). Returns the policy and its version."""
+        require_operator(who)
+        policy, txn = self._prepare(text, who.actor)
+        version = await self._db.run("policy_load", txn)
+        self._loaded(policy, version)
+        return policy, version
+
+    async def refresh(self) -> bool:
+        """Pick up policies loaded by another process (``suanli policy load``)."""
+        count = await self._db.read("policy_count", _policy_count)
+        if count == self._count:
+            return False
+        rows = await self._db.read("policy_latest", registry.latest_policies)
+        self._by_year = {int(r["fiscal_year"]): parse_policy(r["source"]) for r in rows}
+        self._count = count
+        return True
+
+
+def _policy_count(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COUNT(*) FROM policies").fetchone()[0])

@@ -1,0 +1,111 @@
+"""The double-entry ledger, the append-only event history and the audit trail.
+
+Accounts (balances in fen):
+
+    budget:<year>:appropriation  −budget: where the year's money comes from
+    budget:<year>:pool           budget not yet issued (issued vouchers leave, reclaims return)
+    voucher:<id>                 a voucher's available balance
+    hold:<id>                    the amount reserved by an open hold
+    payable:<provider id>        captured subsidy owed to a provider
+
+Every transfer moves a positive amount from one account to another, so all balances sum to
+zero by construction; ``accounts`` caches each balance in the same transaction and
+``node.services.check`` recomputes them from the transfers.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+
+def appropriation(year: int) -> str:
+    return f"budget:{year}:appropriation"
+
+
+def pool(year: int) -> str:
+    return f"budget:{year}:pool"
+
+
+def voucher_account(voucher_id: str) -> str:
+    return f"voucher:{voucher_id}"
+
+
+def hold_account(hold_id: str) -> str:
+    return f"hold:{hold_id}"
+
+
+def payable(provider_id: str) -> str:
+    return f"payable:{provider_id}"
+
+
+def transfer(
+    conn: sqlite3.Connection, at: int, kind: str, ref: str, source: str, dest: str, amount: int
+) -> None:
+    """Move ``amount`` fen from ``source`` to ``dest``. A zero amount records nothing."""
+    if amount < 0:
+        raise ValueError("a transfer amount is never negative")
+    if amount == 0:
+        return
+    conn.execute(
+        "INSERT INTO ledger (at, kind, ref, source, dest, amount_fen) VALUES (?, ?, ?, ?, ?, ?)",
+        (at, kind, ref, source, dest, amount),
+    )
+    for account, delta in ((source, -amount), (dest, amount)):
+        conn.execute(
+            "INSERT INTO accounts (name, balance_fen) VALUES (?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET balance_fen = balance_fen + excluded.balance_fen",
+            (account, delta),
+        )
+
+
+def balance(conn: sqlite3.Connection, account: str) -> int:
+    row = conn.execute("SELECT balance_fen FROM accounts WHERE name = ?", (account,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def event(
+    conn: sqlite3.Connection,
+    at: int,
+    entity: str,
+    entity_id: str,
+    kind: str,
+    actor: str,
+    amount: int | None = None,
+    **detail: Any,
+) -> None:
+    """Append one state change to the history. Never updated, never deleted."""
+    conn.execute(
+        "INSERT INTO events (at, entity, entity_id, kind, amount_fen, actor, detail) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (at, entity, entity_id, kind, amount, actor, json.dumps(detail, sort_keys=True)),
+    )
+
+
+def audit(
+    conn: sqlite3.Connection, at: int, actor: str, action: str, subject: str, **detail: Any
+) -> None:
+    conn.execute(
+        "INSERT INTO audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
+        (at, actor, action, subject, json.dumps(detail, sort_keys=True, ensure_ascii=False)),
+    )
+
+
+JOURNALS = ("ledger", "events", "audit")
+
+
+def journal(conn: sqlite3.Connection, kind: str, after: int, limit: int) -> list[dict[str, Any]]:
+    """Rows of one append-only table after sequence number ``after``, in order."""
+    if kind not in JOURNALS:
+        raise ValueError(f"no journal {kind}")
+    rows = conn.execute(
+        f"SELECT * FROM {kind} WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
+    ).fetchall()
+    out = []
+    for row in rows:
+        item = {k: row[k] for k in row.keys()}  # noqa: SIM118 - sqlite3.Row is not a mapping
+        if "detail" in item:
+            item["detail"] = json.loads(item["detail"])
+        out.append(item)
+    return out

@@ -1,0 +1,192 @@
+"""Holders, providers, tokens, policies and node metadata."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from node import errors
+from node.domain.model import Holder, Provider
+
+
+def _holder(row: sqlite3.Row) -> Holder:
+    return Holder(
+        id=row["id"],
+        uscc=row["uscc"],
+        name=row["name"],
+        category=row["category"],
+        region=row["region"],
+        uscc_override=row["uscc_override"],
+        created_at=row["created_at"],
+    )
+
+
+def _provider(row: sqlite3.Row) -> Provider:
+    return Provider(
+        id=row["id"],
+        uscc=row["uscc"],
+        name=row["name"],
+        kind=row["kind"],
+        region=row["region"],
+        state=row["state"],
+        related_uscc=tuple(json.loads(row["related_uscc"])),
+        created_at=row["created_at"],
+    )
+
+
+def insert_holder(conn: sqlite3.Connection, holder: Holder) -> None:
+    if conn.execute("SELECT 1 FROM holders WHERE uscc = ?", (holder.uscc,)).fetchone():
+        raise errors.AlreadyExists(f"a holder with USCC {holder.uscc} is already registered")
+    conn.execute(
+        "INSERT INTO holders (id, uscc, name, category, region, uscc_override, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            holder.id,
+            holder.uscc,
+            holder.name,
+            holder.category,
+            holder.region,
+            holder.uscc_override,
+            holder.created_at,
+        ),
+    )
+
+
+def get_holder(conn: sqlite3.Connection, holder_id: str) -> Holder:
+    row = conn.execute("SELECT * FROM holders WHERE id = ?", (holder_id,)).fetchone()
+    if row is None:
+        raise errors.HolderNotFound(f"no holder {holder_id}")
+    return _holder(row)
+
+
+def list_holders(conn: sqlite3.Connection, limit: int, after: str) -> list[Holder]:
+    rows = conn.execute(
+        "SELECT * FROM holders WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+    ).fetchall()
+    return [_holder(r) for r in rows]
+
+
+def insert_provider(conn: sqlite3.Connection, provider: Provider) -> None:
+    if conn.execute("SELECT 1 FROM providers WHERE uscc = ?", (provider.uscc,)).fetchone():
+        raise errors.AlreadyExists(f"a provider with USCC {provider.uscc} is already registered")
+    conn.execute(
+        "INSERT INTO providers (id, uscc, name, kind, region, state, related_uscc, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            provider.id,
+            provider.uscc,
+            provider.name,
+            provider.kind,
+            provider.region,
+            provider.state,
+            json.dumps(list(provider.related_uscc)),
+            provider.created_at,
+        ),
+    )
+
+
+def get_provider(conn: sqlite3.Connection, provider_id: str) -> Provider:
+    row = conn.execute("SELECT * FROM providers WHERE id = ?", (provider_id,)).fetchone()
+    if row is None:
+        raise errors.ProviderNotFound(f"no provider {provider_id}")
+    return _provider(row)
+
+
+def list_providers(conn: sqlite3.Connection, limit: int, after: str) -> list[Provider]:
+    rows = conn.execute(
+        "SELECT * FROM providers WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+    ).fetchall()
+    return [_provider(r) for r in rows]
+
+
+def set_provider_state(conn: sqlite3.Connection, provider_id: str, state: str) -> None:
+    conn.execute("UPDATE providers SET state = ? WHERE id = ?", (state, provider_id))
+
+
+def set_provider_related(
+    conn: sqlite3.Connection, provider_id: str, related: tuple[str, ...]
+) -> None:
+    conn.execute(
+        "UPDATE providers SET related_uscc = ? WHERE id = ?",
+        (json.dumps(list(related)), provider_id),
+    )
+
+
+# Tokens -------------------------------------------------------------------------------------
+
+
+def insert_token(
+    conn: sqlite3.Connection,
+    token_id: str,
+    role: str,
+    subject_id: str | None,
+    token_sha256: str,
+    label: str,
+    at: int,
+) -> None:
+    conn.execute(
+        "INSERT INTO tokens (id, role, subject_id, token_sha256, label, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (token_id, role, subject_id, token_sha256, label, at),
+    )
+
+
+def find_token(conn: sqlite3.Connection, token_sha256: str) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT id, role, subject_id FROM tokens WHERE token_sha256 = ? AND revoked_at IS NULL",
+        (token_sha256,),
+    ).fetchone()
+    return row
+
+
+def list_tokens(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+    return conn.execute(
+        "SELECT id, role, subject_id, label, created_at, revoked_at FROM tokens ORDER BY created_at, id"
+    ).fetchall()
+
+
+def revoke_token(conn: sqlite3.Connection, token_id: str, at: int) -> None:
+    cur = conn.execute(
+        "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (at, token_id)
+    )
+    if cur.rowcount == 0:
+        raise errors.TokenNotFound(f"no active token {token_id}")
+
+
+# Policies and metadata -----------------------------------------------------------------------
+
+
+def insert_policy(
+    conn: sqlite3.Connection, year: int, source: str, sha256: str, at: int, actor: str
+) -> int:
+    row = conn.execute(
+        "SELECT COALESCE(MAX(version), 0) FROM policies WHERE fiscal_year = ?", (year,)
+    ).fetchone()
+    version = int(row[0]) + 1
+    conn.execute(
+        "INSERT INTO policies (fiscal_year, version, source, sha256, loaded_at, loaded_by) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (year, version, source, sha256, at, actor),
+    )
+    return version
+
+
+def latest_policies(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+    return conn.execute(
+        "SELECT p.* FROM policies p JOIN (SELECT fiscal_year, MAX(version) AS v FROM policies "
+        "GROUP BY fiscal_year) m ON p.fiscal_year = m.fiscal_year AND p.version = m.v "
+        "ORDER BY p.fiscal_year"
+    ).fetchall()
+
+
+def get_meta(conn: sqlite3.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM node_meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+    conn.execute(
+        "INSERT INTO node_meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )

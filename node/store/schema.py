@@ -1,0 +1,185 @@
+"""Forward-only migrations. ``PRAGMA user_version`` is the schema version.
+
+Never edit a released migration: add the next one. Money columns are INTEGER fen and carry
+CHECK constraints, so even a bug in the code above cannot store a negative balance.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+V1 = """
+CREATE TABLE node_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE policies (
+    fiscal_year INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    loaded_at INTEGER NOT NULL,
+    loaded_by TEXT NOT NULL,
+    PRIMARY KEY (fiscal_year, version)
+);
+
+CREATE TABLE tokens (
+    id TEXT PRIMARY KEY,
+    role TEXT NOT NULL CHECK (role IN ('operator', 'holder', 'provider')),
+    subject_id TEXT,
+    token_sha256 TEXT NOT NULL UNIQUE,
+    label TEXT NOT NULL DEFAULT '',
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+
+CREATE TABLE holders (
+    id TEXT PRIMARY KEY,
+    uscc TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    category TEXT NOT NULL,
+    region TEXT NOT NULL,
+    uscc_override TEXT,
+    created_at INTEGER NOT NULL
+);
+
+CREATE TABLE providers (
+    id TEXT PRIMARY KEY,
+    uscc TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('computing_centre', 'matchmaking_partner')),
+    region TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'suspended')),
+    related_uscc TEXT NOT NULL DEFAULT '[]',
+    created_at INTEGER NOT NULL
+);
+
+CREATE TABLE decisions (
+    id TEXT PRIMARY KEY,
+    holder_id TEXT NOT NULL REFERENCES holders(id),
+    fiscal_year INTEGER NOT NULL,
+    compute_class TEXT NOT NULL,
+    estimated_amount_fen INTEGER NOT NULL CHECK (estimated_amount_fen > 0),
+    provider_id TEXT REFERENCES providers(id),
+    period_start TEXT NOT NULL,
+    period_end TEXT NOT NULL,
+    outcome TEXT NOT NULL CHECK (outcome IN ('issued', 'declined')),
+    ratio_bp INTEGER NOT NULL,
+    amount_fen INTEGER NOT NULL CHECK (amount_fen >= 0),
+    reasons TEXT NOT NULL,
+    voucher_id TEXT,
+    policy_sha256 TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX decisions_holder ON decisions(holder_id, created_at);
+
+CREATE TABLE vouchers (
+    id TEXT PRIMARY KEY,
+    holder_id TEXT NOT NULL REFERENCES holders(id),
+    fiscal_year INTEGER NOT NULL,
+    compute_class TEXT NOT NULL,
+    ratio_bp INTEGER NOT NULL CHECK (ratio_bp BETWEEN 0 AND 10000),
+    face_fen INTEGER NOT NULL CHECK (face_fen > 0),
+    available_fen INTEGER NOT NULL CHECK (available_fen >= 0),
+    held_fen INTEGER NOT NULL CHECK (held_fen >= 0),
+    captured_fen INTEGER NOT NULL CHECK (captured_fen >= 0),
+    reclaimed_fen INTEGER NOT NULL CHECK (reclaimed_fen >= 0),
+    state TEXT NOT NULL CHECK (state IN ('active', 'expired', 'revoked')),
+    issued_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    decision_id TEXT NOT NULL REFERENCES decisions(id),
+    record BLOB NOT NULL,
+    signature BLOB NOT NULL,
+    key_id TEXT NOT NULL,
+    CHECK (face_fen = available_fen + held_fen + captured_fen + reclaimed_fen)
+);
+CREATE INDEX vouchers_holder ON vouchers(holder_id);
+CREATE INDEX vouchers_expiry ON vouchers(expires_at) WHERE state = 'active';
+
+CREATE TABLE authorizations (
+    id TEXT PRIMARY KEY,
+    voucher_id TEXT NOT NULL REFERENCES vouchers(id),
+    holder_id TEXT NOT NULL REFERENCES holders(id),
+    provider_id TEXT NOT NULL REFERENCES providers(id),
+    max_fen INTEGER NOT NULL CHECK (max_fen > 0),
+    code_sha256 TEXT NOT NULL UNIQUE,
+    expires_at INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('open', 'used', 'expired', 'cancelled')),
+    hold_id TEXT,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX authorizations_voucher ON authorizations(voucher_id);
+
+CREATE TABLE holds (
+    id TEXT PRIMARY KEY,
+    voucher_id TEXT NOT NULL REFERENCES vouchers(id),
+    provider_id TEXT NOT NULL REFERENCES providers(id),
+    authorization_id TEXT NOT NULL UNIQUE REFERENCES authorizations(id),
+    order_id TEXT NOT NULL,
+    order_amount_fen INTEGER NOT NULL CHECK (order_amount_fen > 0),
+    compute_class TEXT NOT NULL,
+    amount_fen INTEGER NOT NULL CHECK (amount_fen > 0),
+    captured_fen INTEGER NOT NULL DEFAULT 0 CHECK (captured_fen >= 0 AND captured_fen <= amount_fen),
+    state TEXT NOT NULL CHECK (state IN ('held', 'captured', 'voided', 'expired')),
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    closed_at INTEGER,
+    UNIQUE (provider_id, order_id)
+);
+CREATE INDEX holds_voucher ON holds(voucher_id);
+CREATE INDEX holds_open_expiry ON holds(expires_at) WHERE state = 'held';
+
+-- Append-only history of every state change of vouchers, authorizations and holds.
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    entity TEXT NOT NULL,
+    entity_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    amount_fen INTEGER,
+    actor TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX events_entity ON events(entity_id);
+
+-- Double-entry ledger: every transfer moves an amount from source to dest, so the
+-- sum of all balances is zero by construction. accounts caches each balance.
+CREATE TABLE ledger (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    ref TEXT NOT NULL,
+    source TEXT NOT NULL,
+    dest TEXT NOT NULL,
+    amount_fen INTEGER NOT NULL CHECK (amount_fen > 0)
+);
+CREATE INDEX ledger_ref ON ledger(ref);
+
+CREATE TABLE accounts (
+    name TEXT PRIMARY KEY,
+    balance_fen INTEGER NOT NULL
+);
+
+-- Operator actions that change no money but matter to auditors (overrides, approvals,
+-- revocations, policy loads, tokens).
+CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '{}'
+);
+"""
+
+
+def _v1(conn: sqlite3.Connection) -> None:
+    for statement in V1.split(";\n"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1}
+SCHEMA_VERSION = max(MIGRATIONS)

@@ -1,0 +1,357 @@
+"""Decisions, vouchers, spend authorizations and holds: rows in, values out.
+
+Balance columns on ``vouchers`` are caches of the ledger kept in the same transaction; the
+CHECK constraint ``face = available + held + captured + reclaimed`` makes a bookkeeping slip
+fail the transaction instead of storing it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from node import errors
+from node.domain.model import Authorization, Hold, Voucher
+
+
+def _voucher(row: sqlite3.Row) -> Voucher:
+    return Voucher(
+        id=row["id"],
+        holder_id=row["holder_id"],
+        fiscal_year=row["fiscal_year"],
+        compute_class=row["compute_class"],
+        ratio_bp=row["ratio_bp"],
+        face_fen=row["face_fen"],
+        available_fen=row["available_fen"],
+        held_fen=row["held_fen"],
+        captured_fen=row["captured_fen"],
+        reclaimed_fen=row["reclaimed_fen"],
+        state=row["state"],
+        issued_at=row["issued_at"],
+        expires_at=row["expires_at"],
+        decision_id=row["decision_id"],
+    )
+
+
+def _authorization(row: sqlite3.Row) -> Authorization:
+    return Authorization(
+        id=row["id"],
+        voucher_id=row["voucher_id"],
+        holder_id=row["holder_id"],
+        provider_id=row["provider_id"],
+        max_fen=row["max_fen"],
+        expires_at=row["expires_at"],
+        state=row["state"],
+        hold_id=row["hold_id"],
+        created_at=row["created_at"],
+    )
+
+
+def _hold(row: sqlite3.Row) -> Hold:
+    return Hold(
+        id=row["id"],
+        voucher_id=row["voucher_id"],
+        provider_id=row["provider_id"],
+        authorization_id=row["authorization_id"],
+        order_id=row["order_id"],
+        order_amount_fen=row["order_amount_fen"],
+        compute_class=row["compute_class"],
+        amount_fen=row["amount_fen"],
+        captured_fen=row["captured_fen"],
+        state=row["state"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        closed_at=row["closed_at"],
+    )
+
+
+# Decisions ----------------------------------------------------------------------------------
+
+DECISION_COLUMNS = (
+    "id, holder_id, fiscal_year, compute_class, estimated_amount_fen, provider_id, period_start, "
+    "period_end, outcome, ratio_bp, amount_fen, reasons, voucher_id, policy_sha256, created_at"
+)
+
+
+def insert_decision(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
+    values = dict(row)
+    values["reasons"] = json.dumps(values["reasons"], ensure_ascii=False)
+    names = DECISION_COLUMNS.split(", ")
+    conn.execute(
+        f"INSERT INTO decisions ({DECISION_COLUMNS}) VALUES ({', '.join('?' * len(names))})",
+        tuple(values[n] for n in names),
+    )
+
+
+def decision_json(row: sqlite3.Row) -> dict[str, Any]:
+    out = {k: row[k] for k in row.keys()}  # noqa: SIM118 - sqlite3.Row is not a mapping
+    out["reasons"] = json.loads(out["reasons"])
+    return out
+
+
+def get_decision(conn: sqlite3.Connection, decision_id: str) -> dict[str, Any]:
+    row = conn.execute(
+        f"SELECT {DECISION_COLUMNS} FROM decisions WHERE id = ?", (decision_id,)
+    ).fetchone()
+    if row is None:
+        raise errors.DecisionNotFound(f"no decision {decision_id}")
+    return decision_json(row)
+
+
+def list_decisions(
+    conn: sqlite3.Connection, holder_id: str | None, limit: int, after: str
+) -> list[dict[str, Any]]:
+    where, args = (
+        ("id > ?", [after])
+        if holder_id is None
+        else ("holder_id = ? AND id > ?", [holder_id, after])
+    )
+    rows = conn.execute(
+        f"SELECT {DECISION_COLUMNS} FROM decisions WHERE {where} ORDER BY id LIMIT ?",
+        (*args, limit),
+    ).fetchall()
+    return [decision_json(r) for r in rows]
+
+
+def holder_standing(conn: sqlite3.Connection, holder_id: str, year: int) -> tuple[int, int]:
+    """(cap used: issued − reclaimed, sum of estimates of issued demands) for a fiscal year."""
+    used = conn.execute(
+        "SELECT COALESCE(SUM(face_fen - reclaimed_fen), 0) FROM vouchers "
+        "WHERE holder_id = ? AND fiscal_year = ?",
+        (holder_id, year),
+    ).fetchone()[0]
+    contracts = conn.execute(
+        "SELECT COALESCE(SUM(estimated_amount_fen), 0) FROM decisions "
+        "WHERE holder_id = ? AND fiscal_year = ? AND outcome = 'issued'",
+        (holder_id, year),
+    ).fetchone()[0]
+    return int(used), int(contracts)
+
+
+# Vouchers -----------------------------------------------------------------------------------
+
+
+def insert_voucher(
+    conn: sqlite3.Connection, v: Voucher, record: bytes, signature: bytes, key_id: str
+) -> None:
+    conn.execute(
+        "INSERT INTO vouchers (id, holder_id, fiscal_year, compute_class, ratio_bp, face_fen, "
+        "available_fen, held_fen, captured_fen, reclaimed_fen, state, issued_at, expires_at, "
+        "decision_id, record, signature, key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            v.id,
+            v.holder_id,
+            v.fiscal_year,
+            v.compute_class,
+            v.ratio_bp,
+            v.face_fen,
+            v.available_fen,
+            v.held_fen,
+            v.captured_fen,
+            v.reclaimed_fen,
+            v.state,
+            v.issued_at,
+            v.expires_at,
+            v.decision_id,
+            record,
+            signature,
+            key_id,
+        ),
+    )
+
+
+def get_voucher(conn: sqlite3.Connection, voucher_id: str) -> Voucher:
+    row = conn.execute("SELECT * FROM vouchers WHERE id = ?", (voucher_id,)).fetchone()
+    if row is None:
+        raise errors.VoucherNotFound(f"no voucher {voucher_id}")
+    return _voucher(row)
+
+
+def get_voucher_signed(
+    conn: sqlite3.Connection, voucher_id: str
+) -> tuple[Voucher, bytes, bytes, str]:
+    row = conn.execute("SELECT * FROM vouchers WHERE id = ?", (voucher_id,)).fetchone()
+    if row is None:
+        raise errors.VoucherNotFound(f"no voucher {voucher_id}")
+    return _voucher(row), bytes(row["record"]), bytes(row["signature"]), str(row["key_id"])
+
+
+def list_vouchers(
+    conn: sqlite3.Connection, holder_id: str | None, limit: int, after: str
+) -> list[Voucher]:
+    where, args = (
+        ("id > ?", [after])
+        if holder_id is None
+        else ("holder_id = ? AND id > ?", [holder_id, after])
+    )
+    rows = conn.execute(
+        f"SELECT * FROM vouchers WHERE {where} ORDER BY id LIMIT ?", (*args, limit)
+    ).fetchall()
+    return [_voucher(r) for r in rows]
+
+
+def move_voucher(conn: sqlite3.Connection, voucher_id: str, **deltas: int) -> None:
+    """Add deltas to a voucher's balance columns (available, held, captured, reclaimed)."""
+    allowed = {"available_fen", "held_fen", "captured_fen", "reclaimed_fen"}
+    if not deltas or set(deltas) - allowed:
+        raise ValueError(f"bad voucher columns {sorted(deltas)}")
+    sets = ", ".join(f"{col} = {col} + ?" for col in deltas)
+    conn.execute(f"UPDATE vouchers SET {sets} WHERE id = ?", (*deltas.values(), voucher_id))
+
+
+def set_voucher_state(conn: sqlite3.Connection, voucher_id: str, state: str) -> None:
+    conn.execute("UPDATE vouchers SET state = ? WHERE id = ?", (state, voucher_id))
+
+
+def expired_vouchers(conn: sqlite3.Connection, now_ms: int, limit: int) -> list[str]:
+    rows = conn.execute(
+        "SELECT id FROM vouchers WHERE state = 'active' AND expires_at <= ? ORDER BY expires_at LIMIT ?",
+        (now_ms, limit),
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+# Authorizations -----------------------------------------------------------------------------
+
+
+def insert_authorization(conn: sqlite3.Connection, a: Authorization, code_sha256: str) -> None:
+    conn.execute(
+        "INSERT INTO authorizations (id, voucher_id, holder_id, provider_id, max_fen, code_sha256, "
+        "expires_at, state, hold_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            a.id,
+            a.voucher_id,
+            a.holder_id,
+            a.provider_id,
+            a.max_fen,
+            code_sha256,
+            a.expires_at,
+            a.state,
+            a.hold_id,
+            a.created_at,
+        ),
+    )
+
+
+def authorization_by_code(conn: sqlite3.Connection, code_sha256: str) -> Authorization:
+    row = conn.execute(
+        "SELECT * FROM authorizations WHERE code_sha256 = ?", (code_sha256,)
+    ).fetchone()
+    if row is None:
+        raise errors.AuthorizationInvalid("unknown authorization code")
+    return _authorization(row)
+
+
+def list_authorizations(conn: sqlite3.Connection, voucher_id: str) -> list[Authorization]:
+    rows = conn.execute(
+        "SELECT * FROM authorizations WHERE voucher_id = ? ORDER BY created_at, id", (voucher_id,)
+    ).fetchall()
+    return [_authorization(r) for r in rows]
+
+
+def use_authorization(conn: sqlite3.Connection, auth_id: str, hold_id: str) -> None:
+    conn.execute(
+        "UPDATE authorizations SET state = 'used', hold_id = ? WHERE id = ? AND state = 'open'",
+        (hold_id, auth_id),
+    )
+
+
+def close_open_authorizations(conn: sqlite3.Connection, voucher_id: str, state: str) -> int:
+    cur = conn.execute(
+        "UPDATE authorizations SET state = ? WHERE voucher_id = ? AND state = 'open'",
+        (state, voucher_id),
+    )
+    return cur.rowcount
+
+
+def expire_authorizations(conn: sqlite3.Connection, now_ms: int) -> int:
+    cur = conn.execute(
+        "UPDATE authorizations SET state = 'expired' WHERE state = 'open' AND expires_at <= ?",
+        (now_ms,),
+    )
+    return cur.rowcount
+
+
+# Holds --------------------------------------------------------------------------------------
+
+
+def insert_hold(conn: sqlite3.Connection, h: Hold) -> None:
+    conn.execute(
+        "INSERT INTO holds (id, voucher_id, provider_id, authorization_id, order_id, order_amount_fen, "
+        "compute_class, amount_fen, captured_fen, state, created_at, expires_at, closed_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            h.id,
+            h.voucher_id,
+            h.provider_id,
+            h.authorization_id,
+            h.order_id,
+            h.order_amount_fen,
+            h.compute_class,
+            h.amount_fen,
+            h.captured_fen,
+            h.state,
+            h.created_at,
+            h.expires_at,
+            h.closed_at,
+        ),
+    )
+
+
+def get_hold(conn: sqlite3.Connection, hold_id: str) -> Hold:
+    row = conn.execute("SELECT * FROM holds WHERE id = ?", (hold_id,)).fetchone()
+    if row is None:
+        raise errors.HoldNotFound(f"no hold {hold_id}")
+    return _hold(row)
+
+
+def hold_for_order(conn: sqlite3.Connection, provider_id: str, order_id: str) -> Hold | None:
+    row = conn.execute(
+        "SELECT * FROM holds WHERE provider_id = ? AND order_id = ?", (provider_id, order_id)
+    ).fetchone()
+    return None if row is None else _hold(row)
+
+
+def list_holds(
+    conn: sqlite3.Connection,
+    provider_id: str | None,
+    voucher_id: str | None,
+    limit: int,
+    after: str,
+) -> list[Hold]:
+    clauses, args = ["id > ?"], [after]
+    if provider_id is not None:
+        clauses.append("provider_id = ?")
+        args.append(provider_id)
+    if voucher_id is not None:
+        clauses.append("voucher_id = ?")
+        args.append(voucher_id)
+    rows = conn.execute(
+        f"SELECT * FROM holds WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?", (*args, limit)
+    ).fetchall()
+    return [_hold(r) for r in rows]
+
+
+def close_hold(conn: sqlite3.Connection, hold_id: str, state: str, captured: int, at: int) -> None:
+    cur = conn.execute(
+        "UPDATE holds SET state = ?, captured_fen = ?, closed_at = ? WHERE id = ? AND state = 'held'",
+        (state, captured, at, hold_id),
+    )
+    if cur.rowcount != 1:
+        raise errors.HoldNotOpen(f"hold {hold_id} is not open")
+
+
+def open_holds(conn: sqlite3.Connection, voucher_id: str) -> list[Hold]:
+    rows = conn.execute(
+        "SELECT * FROM holds WHERE voucher_id = ? AND state = 'held'", (voucher_id,)
+    ).fetchall()
+    return [_hold(r) for r in rows]
+
+
+def expired_holds(conn: sqlite3.Connection, now_ms: int, limit: int) -> list[Hold]:
+    rows = conn.execute(
+        "SELECT * FROM holds WHERE state = 'held' AND expires_at <= ? ORDER BY expires_at LIMIT ?",
+        (now_ms, limit),
+    ).fetchall()
+    return [_hold(r) for r in rows]

@@ -10,4 +10,4 @@ if TYPE_CHECKING:
     from node.app import Node
 
 NODE: web.AppKey[Node] = web.AppKey("node")
-PRINCIPAL = "suanli.principal"
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")

@@ -76,7 +76,7 @@ async def get_policy(request: web.Request) -> web.Response:
 
 async def load_policy(request: web.Request) -> web.Response:
     body = await json_body(request)
-    text = body.text("toml", max_len=request.app[NODE].config.max_body_bytes)
+    text = body.text("toml", max_len=request.app[NODE].config.max_body_bytes, multiline=True)
     body.done()
     policy, version = await request.app[NODE].policies.load(text, _who(request))
     return _ok({"version": version, "policy": policy_summary(policy)}, 201)

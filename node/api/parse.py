@@ -48,7 +48,7 @@ class Body:
             return None
         return self._data[name]
 
-    def text(self, name: str, *, max_len: int = 200, required: bool = True) -> Any:
+    def text(self, name: str, *, max_len: int = 200, required: bool = True, multiline: bool = False) -> Any:
         value = self._get(name, required)
         if value is None:
             return None
@@ -59,7 +59,8 @@ class Body:
             raise errors.InvalidRequest(f"{name}: must not be empty")
         if len(value) > max_len:
             raise errors.InvalidRequest(f"{name}: at most {max_len} characters")
-        if any(ord(ch) < 32 for ch in value):
+        allowed = "\n\r\t" if multiline else ""
+        if any(ord(ch) < 32 and ch not in allowed for ch in value):
             raise errors.InvalidRequest(f"{name}: control characters are not allowed")
         return value
 

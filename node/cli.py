@@ -5,21 +5,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
 from aiohttp import web
 
 from node import errors, logs
-from node.app import build_node
+from node.app import Node, build_node
 from node.config import CONFIG_FILE, ConfigError, NodeConfig, render
 from node.domain.money import yuan
 from node.domain.policy import parse_policy, policy_summary
 from node.keys import NodeKey
 from node.services.common import SYSTEM
-from node.store.db import Database
+from node.store.db import Database, SchemaTooNew
 
+logger = logging.getLogger(__name__)
+
+SERVE_FILE = "serve.json"
 DEFAULT_DATA = Path(os.environ.get("SUANLI_DATA", "data"))
 
 
@@ -72,15 +77,39 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_serve(args: argparse.Namespace) -> int:
+async def serve(node: Node, host: str, port: int) -> None:
+    """Serve until SIGTERM or SIGINT. Writes ``serve.json`` (pid, bound port) once listening."""
     from node.api.app import make_app
 
+    runner = web.AppRunner(make_app(node), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = runner.addresses[0][1]
+    state = node.config.data_dir / SERVE_FILE
+    tmp = state.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"pid": os.getpid(), "host": host, "http_port": bound}))
+    tmp.replace(state)
+    logger.info("node %s serving http://%s:%d", node.config.region, host, bound)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        state.unlink(missing_ok=True)
+        await runner.cleanup()
+        logger.info("node %s stopped", node.config.region)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
     node = build_node(args.data)
     logs.setup(node.config.region)
     host = args.host or node.config.http_host
-    port = args.port or node.config.http_port
+    port = node.config.http_port if args.port is None else args.port
     try:
-        web.run_app(make_app(node), host=host, port=port, print=None, access_log=None)
+        asyncio.run(serve(node, host, port))
     finally:
         node.close()
     return 0
@@ -138,7 +167,8 @@ def _cmd_policy(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from node.demo import run_demo
 
-    return asyncio.run(run_demo(args))
+    code: int = asyncio.run(run_demo(args))
+    return code
 
 
 def parser() -> argparse.ArgumentParser:
@@ -201,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         code: int = args.fn(args)
-    except (errors.SuanliError, ConfigError, OSError) as exc:
+    except (errors.SuanliError, ConfigError, SchemaTooNew, OSError) as exc:
         message = exc.message if isinstance(exc, errors.SuanliError) else str(exc)
         print(f"suanli: {message}", file=sys.stderr)
         return 2

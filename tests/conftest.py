@@ -22,7 +22,9 @@ from node.clock import ManualClock
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "ops" / "policies"
-START = int(dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))).timestamp() * 1000)
+START = int(
+    dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))).timestamp() * 1000
+)
 
 # Real, check-character-valid codes (GB 32100-2015).
 HZ_ENTERPRISE = "91330100716105852F"
@@ -46,7 +48,9 @@ def policy_text(name: str = "hangzhou", **replace: Any) -> str:
     return text
 
 
-def make_node(tmp_path: Path, clock: ManualClock, policy: str | None = None, region: str = "330100") -> tuple[Node, str]:
+def make_node(
+    tmp_path: Path, clock: ManualClock, policy: str | None = None, region: str = "330100"
+) -> tuple[Node, str]:
     data = tmp_path / f"node-{region}"
     token = init_node(data, region, "Test City", policy or policy_text(), 0, "FULL", 1.0)
     return build_node(data, clock), token
@@ -57,7 +61,20 @@ def snapshot(node: Node) -> dict[str, Any]:
 
     def txn(conn: sqlite3.Connection) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for table in ("ledger", "accounts", "vouchers", "holds", "authorizations", "decisions", "events", "holders", "providers", "tokens", "audit", "policies"):
+        for table in (
+            "ledger",
+            "accounts",
+            "vouchers",
+            "holds",
+            "authorizations",
+            "decisions",
+            "events",
+            "holders",
+            "providers",
+            "tokens",
+            "audit",
+            "policies",
+        ):
             out[table] = [tuple(r) for r in conn.execute(f"SELECT * FROM {table} ORDER BY 1")]
         return out
 
@@ -93,15 +110,27 @@ class Api:
     def as_(self, token: str | None) -> Api:
         return Api(self.client, token)
 
-    async def call(self, method: str, path: str, body: Any = None, expect: int | None = None, code: str | None = None, **kw: Any) -> Any:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        expect: int | None = None,
+        code: str | None = None,
+        **kw: Any,
+    ) -> Any:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         resp = await self.client.request(method, path, json=body, headers=headers, **kw)
         data = await resp.json()
         if code is not None:
-            assert "error" in data, f"{method} {path}: expected error {code}, got {resp.status} {data}"
+            assert "error" in data, (
+                f"{method} {path}: expected error {code}, got {resp.status} {data}"
+            )
             assert data["error"]["code"] == code, f"{method} {path}: {resp.status} {data}"
         if expect is not None:
-            assert resp.status == expect, f"{method} {path}: expected {expect}, got {resp.status} {data}"
+            assert resp.status == expect, (
+                f"{method} {path}: expected {expect}, got {resp.status} {data}"
+            )
         return data
 
     async def get(self, path: str, **kw: Any) -> Any:
@@ -129,27 +158,52 @@ class World:
         self.provider_ids: dict[str, str] = {}
 
     async def holder(self, key: str, uscc: str, category: str = "enterprise", **extra: Any) -> Api:
-        data = await self.op.post("/v1/holders", {"uscc": uscc, "name": key, "category": category, **extra}, expect=201)
+        data = await self.op.post(
+            "/v1/holders", {"uscc": uscc, "name": key, "category": category, **extra}, expect=201
+        )
         self.holder_ids[key] = data["holder"]["id"]
         self.holders[key] = self.op.as_(data["token"])
         return self.holders[key]
 
     async def provider(self, key: str, uscc: str, approved: bool = True, **extra: Any) -> Api:
-        body = {"uscc": uscc, "name": key, "kind": "computing_centre", "approved": approved, **extra}
+        body = {
+            "uscc": uscc,
+            "name": key,
+            "kind": "computing_centre",
+            "approved": approved,
+            **extra,
+        }
         data = await self.op.post("/v1/providers", body, expect=201)
         self.provider_ids[key] = data["provider"]["id"]
         self.providers[key] = self.op.as_(data["token"])
         return self.providers[key]
 
-    async def voucher(self, holder: str, estimate: int, compute_class: str = "model_services") -> dict[str, Any]:
-        data = await self.holders[holder].post("/v1/demands", demand(compute_class, estimate), expect=201)
+    async def voucher(
+        self, holder: str, estimate: int, compute_class: str = "model_services"
+    ) -> dict[str, Any]:
+        data = await self.holders[holder].post(
+            "/v1/demands", demand(compute_class, estimate), expect=201
+        )
         assert data["decision"]["outcome"] == "issued", data
         voucher: dict[str, Any] = data["voucher"]
         return voucher
 
-    async def code(self, holder: str, voucher_id: str, provider: str, max_fen: int, expires: str = "2026-06-01T00:00:00Z") -> str:
-        body = {"provider_id": self.provider_ids[provider], "max_fen": max_fen, "expires_at": expires}
-        data = await self.holders[holder].post(f"/v1/vouchers/{voucher_id}/authorizations", body, expect=201)
+    async def code(
+        self,
+        holder: str,
+        voucher_id: str,
+        provider: str,
+        max_fen: int,
+        expires: str = "2026-06-01T00:00:00Z",
+    ) -> str:
+        body = {
+            "provider_id": self.provider_ids[provider],
+            "max_fen": max_fen,
+            "expires_at": expires,
+        }
+        data = await self.holders[holder].post(
+            f"/v1/vouchers/{voucher_id}/authorizations", body, expect=201
+        )
         code: str = data["code"]
         return code
 
@@ -164,8 +218,15 @@ def demand(compute_class: str, estimate: int, **extra: Any) -> dict[str, Any]:
     }
 
 
-def order(code: str, order_id: str, amount: int, compute_class: str = "model_services") -> dict[str, Any]:
-    return {"code": code, "order_id": order_id, "order_amount_fen": amount, "compute_class": compute_class}
+def order(
+    code: str, order_id: str, amount: int, compute_class: str = "model_services"
+) -> dict[str, Any]:
+    return {
+        "code": code,
+        "order_id": order_id,
+        "order_amount_fen": amount,
+        "compute_class": compute_class,
+    }
 
 
 # Two more real codes that pass the check, for providers: computed, not made up by hand.

@@ -15,7 +15,13 @@ from node.domain.money import apply_ratio, yuan
 from node.domain.policy import parse_policy
 from tests.conftest import policy_text
 
-VALID = ["91330100716105852F", "914403001922038216", "12100000400000624D", "1210000042500615X0", "91310000132260250X"]
+VALID = [
+    "91330100716105852F",
+    "914403001922038216",
+    "12100000400000624D",
+    "1210000042500615X0",
+    "91310000132260250X",
+]
 INVALID = ["914403001922038217", "9144030019220382I6"]
 
 
@@ -32,7 +38,11 @@ def test_invalid_uscc(code: str) -> None:
 
 @pytest.mark.parametrize(
     ("code", "reason"),
-    [("9133010071610585", "18 characters"), ("91330100716105852f", "not allowed"), ("91ABCDEF716105852F", "region")],
+    [
+        ("9133010071610585", "18 characters"),
+        ("91330100716105852f", "not allowed"),
+        ("91ABCDEF716105852F", "region"),
+    ],
 )
 def test_uscc_reasons(code: str, reason: str) -> None:
     assert reason in uscc.check(code).reason
@@ -70,10 +80,17 @@ def test_clock_helpers() -> None:
 def test_example_policies_parse() -> None:
     hz = parse_policy(policy_text("hangzhou"))
     assert hz.annual_budget_fen == 25_000_000_000
-    assert hz.compute_classes == {"model_services": 3000, "domestic_chips": 3000, "other_compute": 2000}
+    assert hz.compute_classes == {
+        "model_services": 3000,
+        "domestic_chips": 3000,
+        "other_compute": 2000,
+    }
     assert hz.categories["enterprise"].annual_cap_fen == 800_000_000
     qd = parse_policy(policy_text("qingdao"))
-    assert qd.annual_budget_fen == 2_000_000_000 and qd.categories["enterprise"].annual_cap_fen == 100_000_000
+    assert (
+        qd.annual_budget_fen == 2_000_000_000
+        and qd.categories["enterprise"].annual_cap_fen == 100_000_000
+    )
     gy = parse_policy(policy_text("guiyang"))
     assert gy.eligibility == "federation" and gy.annual_budget_fen == 8_000_000_000
 
@@ -97,23 +114,42 @@ def test_policy_errors_name_the_key(mutation: dict[str, str], message: str) -> N
 
 
 def test_policy_unknown_and_missing_keys() -> None:
-    with pytest.raises(errors.PolicyInvalid, match="policy.annual_budget_fen: missing"):
+    with pytest.raises(errors.PolicyInvalid, match=r"policy\.annual_budget_fen: missing"):
         parse_policy(policy_text().replace("annual_budget_fen", "anual_budget_fen"))
-    with pytest.raises(errors.PolicyInvalid, match="policy.hold_expiry_hour: unknown key"):
-        parse_policy(policy_text().replace("hold_expiry_hours = 72", "hold_expiry_hours = 72\nhold_expiry_hour = 2"))
+    with pytest.raises(errors.PolicyInvalid, match=r"policy\.hold_expiry_hour: unknown key"):
+        parse_policy(
+            policy_text().replace(
+                "hold_expiry_hours = 72", "hold_expiry_hours = 72\nhold_expiry_hour = 2"
+            )
+        )
     with pytest.raises(errors.PolicyInvalid, match="not valid TOML"):
         parse_policy("[policy\n")
-    with pytest.raises(errors.PolicyInvalid, match="compute_classes.storage: is an excluded service"):
+    with pytest.raises(
+        errors.PolicyInvalid, match=r"compute_classes\.storage: is an excluded service"
+    ):
         parse_policy(policy_text().replace("other_compute = 2000", "storage = 2000"))
 
 
 HOLDER = Holder("h_1", "91330100716105852F", "Acme", "enterprise", "330100", None, 0)
 
 
-def _decide(estimate: int = 1_000_000, standing: Standing | None = None, holder: Holder = HOLDER, provider: Provider | None = None, cls: str = "model_services", **policy: str):  # type: ignore[no-untyped-def]
+def _decide(
+    estimate: int = 1_000_000,
+    standing: Standing | None = None,
+    holder: Holder = HOLDER,
+    provider: Provider | None = None,
+    cls: str = "model_services",
+    **policy: str,
+):  # type: ignore[no-untyped-def]
     p = parse_policy(policy_text("hangzhou", **policy))
     s = standing or Standing(0, 50_000_000, p.annual_budget_fen, frozenset())
-    return decide(p, holder, provider, Demand(holder.id, cls, estimate, provider.id if provider else None, "a", "b"), s)
+    return decide(
+        p,
+        holder,
+        provider,
+        Demand(holder.id, cls, estimate, provider.id if provider else None, "a", "b"),
+        s,
+    )
 
 
 def test_decide_ratio_and_truncation() -> None:
@@ -124,9 +160,21 @@ def test_decide_ratio_and_truncation() -> None:
 
 def test_decide_small_contract_ratio() -> None:
     p = parse_policy(policy_text())
-    small = decide(p, HOLDER, None, Demand("h_1", "other_compute", 10_000_000, None, "a", "b"), Standing(0, 0, p.annual_budget_fen, frozenset()))
+    small = decide(
+        p,
+        HOLDER,
+        None,
+        Demand("h_1", "other_compute", 10_000_000, None, "a", "b"),
+        Standing(0, 0, p.annual_budget_fen, frozenset()),
+    )
     assert small.ratio_bp == 5000 and small.amount_fen == 5_000_000
-    big = decide(p, HOLDER, None, Demand("h_1", "other_compute", 10_000_000, None, "a", "b"), Standing(0, 45_000_000, p.annual_budget_fen, frozenset()))
+    big = decide(
+        p,
+        HOLDER,
+        None,
+        Demand("h_1", "other_compute", 10_000_000, None, "a", "b"),
+        Standing(0, 45_000_000, p.annual_budget_fen, frozenset()),
+    )
     assert big.ratio_bp == 2000
 
 
@@ -135,7 +183,10 @@ def test_decide_limits_by_cap_and_budget() -> None:
     assert by_cap.amount_fen == 1_000_000 and any(r.code == "limited" for r in by_cap.reasons)
     by_budget = _decide(10**10, Standing(0, 10**9, 12_345, frozenset()))
     assert by_budget.amount_fen == 12_345
-    assert _decide(10**6, Standing(800_000_000, 10**9, 10**12, frozenset())).reasons[-1].code == "cap_exhausted"
+    assert (
+        _decide(10**6, Standing(800_000_000, 10**9, 10**12, frozenset())).reasons[-1].code
+        == "cap_exhausted"
+    )
     assert _decide(10**6, Standing(0, 10**9, 0, frozenset())).reasons[-1].code == "budget_exhausted"
 
 
@@ -145,9 +196,20 @@ def test_decide_declines_with_reasons() -> None:
     dishonest = _decide(**{"uscc": '["91330100716105852F"]'})
     assert [r.code for r in dishonest.reasons] == ["dishonest"]
     assert [r.code for r in _decide(cls="storage").reasons] == ["out_of_scope"]
-    pending = Provider("p_1", "91330100MA2B3C4D5N", "P", "computing_centre", "330100", "pending", (), 0)
+    pending = Provider(
+        "p_1", "91330100MA2B3C4D5N", "P", "computing_centre", "330100", "pending", (), 0
+    )
     assert [r.code for r in _decide(provider=pending).reasons] == ["provider_not_approved"]
-    related = Provider("p_2", "91330100MA2B3C4D5N", "P", "computing_centre", "330100", "approved", (HOLDER.uscc,), 0)
+    related = Provider(
+        "p_2",
+        "91330100MA2B3C4D5N",
+        "P",
+        "computing_centre",
+        "330100",
+        "approved",
+        (HOLDER.uscc,),
+        0,
+    )
     assert [r.code for r in _decide(provider=related).reasons] == ["related_party"]
     assert _decide(3, cls="other_compute").reasons[-1].code == "amount_zero"
     below = _decide(1_000_000, minimum_voucher_fen="500_000")

@@ -19,14 +19,21 @@ async def test_hold_capture_releases_the_rest(world: World, node: Node) -> None:
     held = await p.post("/v1/holds", order(code, "ORD-1", 9_999_999), expect=201)
     hold = held["hold"]
     assert hold["amount_fen"] == 2_999_999  # 2,999,999.7 truncated
-    captured = await p.post(f"/v1/holds/{hold['id']}/capture", {"amount_fen": 2_000_000}, expect=200)
+    captured = await p.post(
+        f"/v1/holds/{hold['id']}/capture", {"amount_fen": 2_000_000}, expect=200
+    )
     assert captured["hold"]["state"] == "captured" and captured["hold"]["captured_fen"] == 2_000_000
     after = await world.holders["acme"].get(f"/v1/vouchers/{v['id']}", expect=200)
-    assert after["voucher"]["available_fen"] == 28_000_000 and after["voucher"]["captured_fen"] == 2_000_000
+    assert (
+        after["voucher"]["available_fen"] == 28_000_000
+        and after["voucher"]["captured_fen"] == 2_000_000
+    )
     # Retried capture with the same amount: the original answer, no second booking.
     again = await p.post(f"/v1/holds/{hold['id']}/capture", {"amount_fen": 2_000_000}, expect=200)
     assert again["replayed"] is True
-    await p.post(f"/v1/holds/{hold['id']}/capture", {"amount_fen": 1}, expect=409, code="hold_not_open")
+    await p.post(
+        f"/v1/holds/{hold['id']}/capture", {"amount_fen": 1}, expect=409, code="hold_not_open"
+    )
     await p.post(f"/v1/holds/{hold['id']}/void", expect=409, code="hold_not_open")
 
 
@@ -40,8 +47,15 @@ async def test_hold_is_limited_by_authorization_and_balance(world: World) -> Non
     hold2 = await p.post("/v1/holds", order(code2, "ORD-B", 500_000_000), expect=201)
     assert hold2["hold"]["amount_fen"] == 29_000_000  # what is left on the voucher
     code3 = await world.code("acme", v["id"], "alicloud", 1_000)
-    await p.post("/v1/holds", order(code3, "ORD-C", 10_000), expect=409, code="insufficient_balance")
-    await p.post(f"/v1/holds/{hold['hold']['id']}/capture", {"amount_fen": 1_000_001}, expect=422, code="capture_exceeds_hold")
+    await p.post(
+        "/v1/holds", order(code3, "ORD-C", 10_000), expect=409, code="insufficient_balance"
+    )
+    await p.post(
+        f"/v1/holds/{hold['hold']['id']}/capture",
+        {"amount_fen": 1_000_001},
+        expect=422,
+        code="capture_exceeds_hold",
+    )
     voided = await p.post(f"/v1/holds/{hold['hold']['id']}/void", expect=200)
     assert voided["hold"]["state"] == "voided"
     await p.post("/v1/holds", order(code3, "ORD-C", 10_000), expect=201)  # balance is back
@@ -57,10 +71,22 @@ async def test_one_time_code_and_one_subsidy_per_order(world: World, node: Node)
     retry = await p.post("/v1/redemptions", order(code, "ORD-9", 1_000_000), expect=200)
     assert retry["replayed"] and retry["hold"]["id"] == first["hold"]["id"]
     before = snapshot(node)
-    await p.post("/v1/redemptions", order(code, "ORD-10", 1_000_000), expect=409, code="authorization_used")
+    await p.post(
+        "/v1/redemptions", order(code, "ORD-10", 1_000_000), expect=409, code="authorization_used"
+    )
     code2 = await world.code("acme", v["id"], "alicloud", 5_000_000)
-    await p.post("/v1/redemptions", order(code2, "ORD-9", 1_000_000), expect=409, code="order_already_subsidised")
-    await p.post("/v1/redemptions", order(code, "ORD-9", 2_000_000), expect=409, code="order_already_subsidised")
+    await p.post(
+        "/v1/redemptions",
+        order(code2, "ORD-9", 1_000_000),
+        expect=409,
+        code="order_already_subsidised",
+    )
+    await p.post(
+        "/v1/redemptions",
+        order(code, "ORD-9", 2_000_000),
+        expect=409,
+        code="order_already_subsidised",
+    )
     after = snapshot(node)
     assert after["ledger"] == before["ledger"] and after["holds"] == before["holds"]
 
@@ -70,21 +96,52 @@ async def test_provider_rules(world: World, node: Node) -> None:
     p = world.providers["alicloud"]
     code = await world.code("acme", v["id"], "alicloud", 5_000_000)
     # Only the authorized provider may use the code (R6).
-    await world.providers["sugon"].post("/v1/holds", order(code, "X-1", 1_000), expect=403, code="wrong_provider")
-    await p.post("/v1/holds", order("sac_not-a-real-code", "X-2", 1_000), expect=403, code="authorization_invalid")
+    await world.providers["sugon"].post(
+        "/v1/holds", order(code, "X-1", 1_000), expect=403, code="wrong_provider"
+    )
+    await p.post(
+        "/v1/holds",
+        order("sac_not-a-real-code", "X-2", 1_000),
+        expect=403,
+        code="authorization_invalid",
+    )
     await p.post("/v1/holds", order(code, "X-3", 1_000, "storage"), expect=422, code="out_of_scope")
-    await p.post("/v1/holds", order(code, "X-4", 1_000, "other_compute"), expect=422, code="compute_class_mismatch")
+    await p.post(
+        "/v1/holds",
+        order(code, "X-4", 1_000, "other_compute"),
+        expect=422,
+        code="compute_class_mismatch",
+    )
     # A suspended provider cannot redeem; related parties are refused (R5).
-    await world.op.post(f"/v1/providers/{world.provider_ids['alicloud']}/state", {"state": "suspended", "reason": "audit"}, expect=200)
+    await world.op.post(
+        f"/v1/providers/{world.provider_ids['alicloud']}/state",
+        {"state": "suspended", "reason": "audit"},
+        expect=200,
+    )
     await p.post("/v1/holds", order(code, "X-5", 1_000), expect=403, code="provider_not_approved")
-    await world.op.post(f"/v1/providers/{world.provider_ids['alicloud']}/state", {"state": "approved", "reason": "cleared"}, expect=200)
-    await world.op.call("PUT", f"/v1/providers/{world.provider_ids['alicloud']}/related", {"related_uscc": [valid_uscc("91330100716105852")[:17] + "F"]}, expect=200)
+    await world.op.post(
+        f"/v1/providers/{world.provider_ids['alicloud']}/state",
+        {"state": "approved", "reason": "cleared"},
+        expect=200,
+    )
+    await world.op.call(
+        "PUT",
+        f"/v1/providers/{world.provider_ids['alicloud']}/related",
+        {"related_uscc": [valid_uscc("91330100716105852")[:17] + "F"]},
+        expect=200,
+    )
     await p.post("/v1/holds", order(code, "X-6", 1_000), expect=403, code="related_party")
-    related = await world.provider("acme-own-centre", valid_uscc("91330100MA2RELATD"), related_uscc=["91330100716105852F"])
+    related = await world.provider(
+        "acme-own-centre", valid_uscc("91330100MA2RELATD"), related_uscc=["91330100716105852F"]
+    )
     assert related is not None
     await world.holders["acme"].post(
         f"/v1/vouchers/{v['id']}/authorizations",
-        {"provider_id": world.provider_ids["acme-own-centre"], "max_fen": 100, "expires_at": "2026-06-01T00:00:00Z"},
+        {
+            "provider_id": world.provider_ids["acme-own-centre"],
+            "max_fen": 100,
+            "expires_at": "2026-06-01T00:00:00Z",
+        },
         expect=403,
         code="related_party",
     )
@@ -96,7 +153,9 @@ async def test_expiry_with_injected_clock(world: World, node: Node, clock: Manua
     code = await world.code("acme", v["id"], "alicloud", 5_000_000)
     hold = (await p.post("/v1/holds", order(code, "E-1", 1_000_000), expect=201))["hold"]
     clock.advance(72 * 3600 * 1000)  # the policy's hold expiry
-    await p.post(f"/v1/holds/{hold['id']}/capture", {"amount_fen": 1}, expect=409, code="hold_expired")
+    await p.post(
+        f"/v1/holds/{hold['id']}/capture", {"amount_fen": 1}, expect=409, code="hold_expired"
+    )
     swept = await node.spending.sweep()
     assert swept == {"holds_expired": 1, "vouchers_expired": 0}
     got = await p.get(f"/v1/holds/{hold['id']}", expect=200)
@@ -119,7 +178,11 @@ async def test_expiry_with_injected_clock(world: World, node: Node, clock: Manua
     assert budget_after["remaining_fen"] == budget_before["remaining_fen"] + 29_700_000
     await world.holders["acme"].post(
         f"/v1/vouchers/{v['id']}/authorizations",
-        {"provider_id": world.provider_ids["alicloud"], "max_fen": 100, "expires_at": "2028-01-01T00:00:00Z"},
+        {
+            "provider_id": world.provider_ids["alicloud"],
+            "max_fen": 100,
+            "expires_at": "2028-01-01T00:00:00Z",
+        },
         expect=409,
         code="voucher_not_active",
     )
@@ -131,15 +194,30 @@ async def test_revoke_voids_holds_and_reclaims(world: World, node: Node) -> None
     code = await world.code("acme", v["id"], "alicloud", 5_000_000)
     hold = (await p.post("/v1/holds", order(code, "R-1", 1_000_000), expect=201))["hold"]
     open_code = await world.code("acme", v["id"], "alicloud", 5_000_000)
-    revoked = await world.op.post(f"/v1/vouchers/{v['id']}/revoke", {"reason": "fraud investigation"}, expect=200)
+    revoked = await world.op.post(
+        f"/v1/vouchers/{v['id']}/revoke", {"reason": "fraud investigation"}, expect=200
+    )
     assert revoked["state"] == "revoked" and revoked["reclaimed_fen"] == 30_000_000
     assert (await p.get(f"/v1/holds/{hold['id']}"))["state"] == "voided"
-    await p.post("/v1/holds", order(open_code, "R-2", 1_000), expect=409, code="authorization_expired")
-    await world.op.post(f"/v1/vouchers/{v['id']}/revoke", {"reason": "again"}, expect=409, code="voucher_not_active")
-    cap_back = await world.holders["acme"].post(
-        "/v1/demands", {"compute_class": "model_services", "estimated_amount_fen": 2_666_666_667, "period_start": "a", "period_end": "b"}, expect=201
+    await p.post(
+        "/v1/holds", order(open_code, "R-2", 1_000), expect=409, code="authorization_expired"
     )
-    assert cap_back["voucher"]["face_fen"] == 800_000_000  # reclaimed money no longer counts against the cap
+    await world.op.post(
+        f"/v1/vouchers/{v['id']}/revoke", {"reason": "again"}, expect=409, code="voucher_not_active"
+    )
+    cap_back = await world.holders["acme"].post(
+        "/v1/demands",
+        {
+            "compute_class": "model_services",
+            "estimated_amount_fen": 2_666_666_667,
+            "period_start": "a",
+            "period_end": "b",
+        },
+        expect=201,
+    )
+    assert (
+        cap_back["voucher"]["face_fen"] == 800_000_000
+    )  # reclaimed money no longer counts against the cap
 
 
 async def test_200_concurrent_holds_never_overspend(world: World, node: Node) -> None:
@@ -147,7 +225,9 @@ async def test_200_concurrent_holds_never_overspend(world: World, node: Node) ->
     assert v["face_fen"] == 5_000_000
     codes = [await world.code("acme", v["id"], "alicloud", 100_000) for _ in range(200)]
     p = world.providers["alicloud"]
-    results = await asyncio.gather(*(p.post("/v1/holds", order(c, f"C-{i}", 1_000_000)) for i, c in enumerate(codes)))
+    results = await asyncio.gather(
+        *(p.post("/v1/holds", order(c, f"C-{i}", 1_000_000)) for i, c in enumerate(codes))
+    )
     held = [r["hold"]["amount_fen"] for r in results if "hold" in r]
     refused = [r["error"]["code"] for r in results if "error" in r]
     assert sum(held) == 5_000_000  # every fen, never more
@@ -159,10 +239,15 @@ async def test_200_concurrent_holds_never_overspend(world: World, node: Node) ->
 async def test_provider_payable_in_ledger(world: World, node: Node, api: Api) -> None:
     v = await world.voucher("acme", BIG)
     code = await world.code("acme", v["id"], "alicloud", 5_000_000)
-    await world.providers["alicloud"].post("/v1/redemptions", order(code, "L-1", 1_000_000), expect=201)
+    await world.providers["alicloud"].post(
+        "/v1/redemptions", order(code, "L-1", 1_000_000), expect=201
+    )
     ledger = (await api.get("/v1/journal?kind=ledger&limit=500"))["items"]
     kinds = [e["kind"] for e in ledger]
     assert kinds[:1] == ["fund"] and kinds[-3:] == ["issue", "hold", "capture"]
-    assert ledger[-1]["dest"] == f"payable:{world.provider_ids['alicloud']}" and ledger[-1]["amount_fen"] == 300_000
+    assert (
+        ledger[-1]["dest"] == f"payable:{world.provider_ids['alicloud']}"
+        and ledger[-1]["amount_fen"] == 300_000
+    )
     events = (await api.get("/v1/journal?kind=events&limit=500"))["items"]
     assert [e["kind"] for e in events if e["entity"] == "hold"] == ["held", "captured"]

@@ -6,8 +6,10 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from node.services.common import Principal
+
 if TYPE_CHECKING:
     from node.app import Node
 
 NODE: web.AppKey[Node] = web.AppKey("node")
-PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal", Principal)

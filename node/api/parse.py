@@ -48,7 +48,9 @@ class Body:
             return None
         return self._data[name]
 
-    def text(self, name: str, *, max_len: int = 200, required: bool = True, multiline: bool = False) -> Any:
+    def text(
+        self, name: str, *, max_len: int = 200, required: bool = True, multiline: bool = False
+    ) -> Any:
         value = self._get(name, required)
         if value is None:
             return None

@@ -1,0 +1,107 @@
+"""Real node processes for tests: start, wait until serving, kill -9, stop, restart.
+
+Conditions are waited on, never slept for; one TIMEOUT_FACTOR scales every timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT_FACTOR = float(os.environ.get("TIMEOUT_FACTOR", "1"))
+
+T = TypeVar("T")
+
+
+def wait_until(
+    condition: Callable[[], T], what: str, timeout: float = 10.0, interval: float = 0.02
+) -> T:
+    """Poll ``condition`` until it returns something truthy; fail saying what was awaited."""
+    deadline = time.monotonic() + timeout * TIMEOUT_FACTOR
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(
+        f"timed out after {timeout * TIMEOUT_FACTOR:.1f}s waiting for {what}; last value {last!r}"
+    )
+
+
+def suanli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "node.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60 * TIMEOUT_FACTOR,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"suanli {' '.join(args)} exited {result.returncode}: {result.stderr}")
+    return result
+
+
+class NodeProcess:
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> NodeProcess:
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        (self.data / "serve.json").unlink(missing_ok=True)
+        log = open(self.data / "node.log", "ab")  # noqa: SIM115 - owned by the child
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "node.cli", "serve", "--data", str(self.data), "--port", "0"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+        log.close()
+
+        def ready() -> int:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"node exited {self.proc.returncode}:\n{(self.data / 'node.log').read_text()}"
+                )
+            state = self.data / "serve.json"
+            return int(json.loads(state.read_text())["http_port"]) if state.exists() else 0
+
+        self.port = wait_until(ready, f"node in {self.data} to serve")
+        return self
+
+    def kill(self) -> None:
+        """kill -9: no cleanup, no flush, as in a crash."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        assert self.proc.wait(timeout=10 * TIMEOUT_FACTOR) == -9
+
+    def stop(self) -> int:
+        """SIGTERM, then SIGKILL if it does not stop in time. Returns the exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.terminate()
+        try:
+            return self.proc.wait(timeout=10 * TIMEOUT_FACTOR)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("node did not stop on SIGTERM") from None
+
+    def log(self) -> str:
+        path = self.data / "node.log"
+        return path.read_text() if path.exists() else ""

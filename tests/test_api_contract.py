@@ -1,0 +1,45 @@
+"""The served OpenAPI document and the route table describe exactly the same API."""
+
+from __future__ import annotations
+
+from node.api.app import make_app
+from node.api.openapi import OPERATIONS, openapi_document
+from node.app import Node
+from node.errors import ALL_ERRORS
+from tests.conftest import Api
+
+
+def test_every_route_is_documented_and_every_documented_route_exists(node: Node) -> None:
+    app = make_app(node, sweep=False)
+    served = set()
+    for route in app.router.routes():
+        if route.method == "HEAD":
+            continue
+        info = route.resource.get_info() if route.resource else {}
+        path = info.get("path") or info.get("formatter")
+        served.add((route.method.lower(), path))
+    documented = {(m, p) for m, p, *_ in OPERATIONS}
+    assert served == documented
+
+
+def test_documented_error_codes_exist() -> None:
+    codes = {cls.code for cls in ALL_ERRORS}
+    for _, path, _, _, _, _, errs in OPERATIONS:
+        assert set(errs) <= codes, path
+    doc = openapi_document()
+    assert doc["openapi"].startswith("3.")
+    assert doc["paths"]["/v1/holds"]["post"]["security"] == [{"bearer": []}]
+    assert "security" not in doc["paths"]["/health"]["get"]
+
+
+async def test_served_document_and_statuses_match(api: Api) -> None:
+    doc = await api.as_(None).get("/openapi.json")
+    assert doc == openapi_document()
+    # A documented success status is what the node answers.
+    created = await api.post("/v1/tokens", {"role": "operator"}, expect=201)
+    assert "201" in doc["paths"]["/v1/tokens"]["post"]["responses"]
+    assert created["token"].startswith("slo_")
+    err = await api.post(
+        "/v1/holders", {"uscc": "x", "name": "n", "category": "enterprise"}, expect=422
+    )
+    assert err["error"]["code"] in doc["paths"]["/v1/holders"]["post"]["x-error-codes"]

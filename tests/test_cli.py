@@ -1,0 +1,232 @@
+"""The CLI and real node processes: init, serve, check, tokens, policy, kill -9, demo."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import stat
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from node.clock import SystemClock, year_of
+from tests.conftest import HZ_ENTERPRISE, PROVIDER_A, policy_text
+from tests.proc import NodeProcess, suanli, wait_until
+
+
+def http(method: str, url: str, token: str | None = None, body: Any = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            raw = resp.read()
+            return resp.status, json.loads(
+                raw
+            ) if resp.headers.get_content_type() == "application/json" else raw.decode()
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+# Real processes run on the wall clock: their policy is for the current fiscal year.
+YEAR = year_of(SystemClock().now_ms())
+
+
+def this_year(**replace: str) -> str:
+    return policy_text(fiscal_year=str(YEAR), **replace)
+
+
+def init(tmp_path: Path, text: str | None = None) -> tuple[Path, str]:
+    data = tmp_path / "hz"
+    policy = tmp_path / "policy.toml"
+    policy.write_text(text or this_year())
+    out = suanli(
+        "init",
+        "--data",
+        str(data),
+        "--region",
+        "330100",
+        "--name",
+        "Hangzhou",
+        "--policy",
+        str(policy),
+    )
+    token = out.stdout.split("stored hashed): ")[1].strip()
+    return data, token
+
+
+def test_init_secures_its_files(tmp_path: Path) -> None:
+    data, token = init(tmp_path)
+    assert token.startswith("slo_")
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert stat.S_IMODE((data / "node.key").stat().st_mode) == 0o600
+    with sqlite3.connect(data / "suanli.db") as conn:
+        hashes = [r[0] for r in conn.execute("SELECT token_sha256 FROM tokens")]
+        assert token not in hashes and len(hashes) == 1
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] >= 1
+    again = suanli(
+        "init",
+        "--data",
+        str(data),
+        "--region",
+        "330100",
+        "--name",
+        "x",
+        "--policy",
+        str(tmp_path / "policy.toml"),
+        check=False,
+    )
+    assert again.returncode == 2 and "refusing to overwrite" in again.stderr
+    (data / "node.key").chmod(0o644)
+    loose = suanli("check", "--data", str(data), check=False)
+    assert loose.returncode == 2 and "chmod 600" in loose.stderr
+
+
+def test_init_with_a_bad_policy_creates_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(policy_text(annual_budget_fen="-1"))
+    out = suanli(
+        "init",
+        "--data",
+        str(tmp_path / "n"),
+        "--region",
+        "330100",
+        "--name",
+        "x",
+        "--policy",
+        str(bad),
+        check=False,
+    )
+    assert out.returncode == 2 and "policy.annual_budget_fen" in out.stderr
+    assert not (tmp_path / "n").exists()
+
+
+def test_serve_tokens_policy_check_and_kill9(tmp_path: Path) -> None:
+    data, op = init(tmp_path)
+    node = NodeProcess(data).start()
+    try:
+        assert http("GET", f"{node.url}/health")[0] == 200
+        status, metrics = http("GET", f"{node.url}/metrics")
+        assert status == 200
+        samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in text_string_to_metric_families(metrics)
+            for s in f.samples
+        }
+        assert samples[("suanli_budget_total_fen", (("year", str(YEAR)),))] == 25_000_000_000
+        # A token made from the CLI works against the running node; revoked, it stops.
+        made = suanli(
+            "token", "create", "--data", str(data), "--role", "operator", "--label", "cli"
+        ).stdout
+        token_id, token = made.split()[1], made.rsplit(" ", 1)[1].strip()
+        assert http("GET", f"{node.url}/v1/budget", token)[0] == 200
+        suanli("token", "revoke", "--data", str(data), token_id)
+        assert http("GET", f"{node.url}/v1/budget", token)[0] == 401
+        # A policy loaded from the CLI reaches the running node within a sweep interval.
+        bigger = tmp_path / "bigger.toml"
+        bigger.write_text(this_year(annual_budget_fen="30_000_000_000"))
+        suanli("policy", "load", "--data", str(data), str(bigger))
+        wait_until(
+            lambda: (
+                http("GET", f"{node.url}/v1/policy", op)[1]["annual_budget_fen"] == 30_000_000_000
+            ),
+            "the new policy",
+            timeout=15,
+        )
+        # Money moves, the answer comes back, then the process dies without warning.
+        _, h = http(
+            "POST",
+            f"{node.url}/v1/holders",
+            op,
+            {"uscc": HZ_ENTERPRISE, "name": "a", "category": "enterprise"},
+        )
+        _, p = http(
+            "POST",
+            f"{node.url}/v1/providers",
+            op,
+            {"uscc": PROVIDER_A, "name": "p", "kind": "computing_centre", "approved": True},
+        )
+        _, d = http(
+            "POST",
+            f"{node.url}/v1/demands",
+            h["token"],
+            {
+                "compute_class": "model_services",
+                "estimated_amount_fen": 100_000_000,
+                "period_start": "a",
+                "period_end": "b",
+            },
+        )
+        _, a = http(
+            "POST",
+            f"{node.url}/v1/vouchers/{d['voucher']['id']}/authorizations",
+            h["token"],
+            {
+                "provider_id": p["provider"]["id"],
+                "max_fen": 5_000_000,
+                "expires_at": d["voucher"]["expires_at"],
+            },
+        )
+        status, r = http(
+            "POST",
+            f"{node.url}/v1/redemptions",
+            p["token"],
+            {
+                "code": a["code"],
+                "order_id": "K9-1",
+                "order_amount_fen": 1_000_000,
+                "compute_class": "model_services",
+            },
+        )
+        assert status == 201
+        node.kill()
+        node.start()
+        status, after = http("GET", f"{node.url}/v1/holds/{r['hold']['id']}", op)
+        assert status == 200 and after["state"] == "captured" and after["captured_fen"] == 300_000
+        assert "every invariant holds" in suanli("check", "--data", str(data)).stdout
+        assert node.stop() == 0
+        assert not (data / "serve.json").exists()
+    finally:
+        node.stop()
+
+
+def test_check_finds_tampering(tmp_path: Path) -> None:
+    data, _ = init(tmp_path)
+    with sqlite3.connect(data / "suanli.db") as conn:
+        conn.execute(
+            "UPDATE accounts SET balance_fen = balance_fen + 1 WHERE name = ?",
+            (f"budget:{YEAR}:pool",),
+        )
+    out = suanli("check", "--data", str(data), check=False)
+    assert out.returncode == 1
+    assert f"account budget:{YEAR}:pool: cached 25000000001 ≠ transfers 25000000000" in out.stdout
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    data, _ = init(tmp_path)
+    with sqlite3.connect(data / "suanli.db") as conn:
+        conn.execute("PRAGMA user_version = 999")
+    out = suanli("check", "--data", str(data), check=False)
+    assert out.returncode == 2 and "newer than this node" in out.stderr
+
+
+def test_policy_show(tmp_path: Path) -> None:
+    data, _ = init(tmp_path)
+    shown = json.loads(suanli("policy", "show", "--data", str(data), "--year", str(YEAR)).stdout)
+    assert (
+        shown["annual_budget_fen"] == 25_000_000_000
+        and shown["compute_classes"]["model_services"] == 3000
+    )
+
+
+def test_demo_once(tmp_path: Path) -> None:
+    out = suanli("demo", "--once", "--port", "0", "--data", str(tmp_path / "demo"))
+    assert "every invariant holds" in out.stdout
+    assert "order_already_subsidised" in out.stdout and "not_eligible_region" in out.stdout

@@ -43,3 +43,11 @@ async def test_served_document_and_statuses_match(api: Api) -> None:
         "/v1/holders", {"uscc": "x", "name": "n", "category": "enterprise"}, expect=422
     )
     assert err["error"]["code"] in doc["paths"]["/v1/holders"]["post"]["x-error-codes"]
+
+
+def test_api_reference_lists_every_operation() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text()
+    for method, path, *_ in OPERATIONS:
+        assert f"| {method.upper()} | `{path}` |" in doc, (method, path)

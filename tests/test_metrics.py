@@ -1,0 +1,67 @@
+"""/metrics agrees with the books."""
+
+from __future__ import annotations
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from node.app import Node
+from tests.conftest import World, demand, order
+
+
+async def scrape(world: World) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    resp = await world.op.client.get("/metrics")
+    assert resp.status == 200
+    text = await resp.text()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def total(
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], metric: str, **labels: str
+) -> float:
+    return sum(
+        v
+        for (n, lab), v in samples.items()
+        if n == metric and all((k, val) in lab for k, val in labels.items())
+    )
+
+
+async def test_metrics_match_the_books(world: World, node: Node) -> None:
+    v1 = await world.voucher("acme", 100_000_000)
+    v2 = await world.voucher("zju", 10_000_000, "other_compute")
+    await world.holders["acme"].post(
+        "/v1/demands", demand("storage", 1_000), expect=201
+    )  # declined
+    p = world.providers["alicloud"]
+    code = await world.code("acme", v1["id"], "alicloud", 10_000_000)
+    await p.post("/v1/redemptions", order(code, "M-1", 2_000_000), expect=201)
+    code = await world.code("zju", v2["id"], "alicloud", 10_000_000)
+    hold = (await p.post("/v1/holds", order(code, "M-2", 1_000_000, "other_compute"), expect=201))[
+        "hold"
+    ]
+    await p.post(f"/v1/holds/{hold['id']}/void", expect=200)
+    await world.op.post(f"/v1/vouchers/{v2['id']}/revoke", {"reason": "test"}, expect=200)
+
+    s = await scrape(world)
+    budget = (await world.op.get("/v1/budget"))["items"][0]
+    assert s[("suanli_budget_total_fen", (("year", "2026"),))] == budget["budget_fen"]
+    assert s[("suanli_budget_committed_fen", (("year", "2026"),))] == budget["committed_fen"]
+    assert s[("suanli_budget_remaining_fen", (("year", "2026"),))] == budget["remaining_fen"]
+    assert total(s, "suanli_issued_fen_total") == v1["face_fen"] + v2["face_fen"]
+    assert total(s, "suanli_issuance_decisions_total", outcome="issued") == 2
+    assert (
+        total(s, "suanli_issuance_decisions_total", outcome="declined", reason="out_of_scope") == 1
+    )
+    assert total(s, "suanli_redemptions_fen_total", outcome="captured") == 600_000
+    assert total(s, "suanli_redemptions_total", outcome="voided") == 1
+    assert total(s, "suanli_redemptions_fen_total", outcome="reclaimed") == v2["face_fen"]
+    vouchers = await world.op.get("/v1/vouchers")
+    for state in ("available", "held", "captured", "reclaimed"):
+        assert s[("suanli_vouchers_fen", (("state", state),))] == sum(
+            v[f"{state}_fen"] for v in vouchers["items"]
+        )
+    assert total(s, "suanli_db_transaction_seconds_count", name="redeem") == 1
+    assert total(s, "suanli_http_requests_total", route="/v1/redemptions", status="201") == 1

@@ -12,9 +12,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -41,6 +43,14 @@ PROVIDERS = [
     ("match", "91330100MA2H7J8K9R", "杭州算力撮合平台", "matchmaking_partner", True),
     ("pending", "91330106MA27XYW01W", "待审批算力中心", "computing_centre", False),
 ]
+
+
+def die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM it when the demo process dies."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 class Client:
@@ -251,7 +261,12 @@ async def run_demo(args: argparse.Namespace) -> int:
         stderr=subprocess.STDOUT,
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
+        preexec_fn=die_with_parent,
     )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     try:
         port = await _wait_ready(data, proc)
         base = f"http://127.0.0.1:{port}"
@@ -266,10 +281,11 @@ async def run_demo(args: argparse.Namespace) -> int:
         print(check.stdout.strip() or check.stderr.strip())
         if args.once:
             return check.returncode
-        print("\nServing until Ctrl-C. Logs:", data / "node.log")
-        with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
-            while proc.poll() is None:
-                await asyncio.sleep(0.5)
+        print("\nServing until Ctrl-C. Logs:", data / "node.log", flush=True)
+        while proc.poll() is None and not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=0.5)
+        print("stopping")
         return 0
     finally:
         if proc.poll() is None:

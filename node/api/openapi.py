@@ -27,6 +27,28 @@ S = {"type": "string"}
 FEN = {"type": "integer", "minimum": 1, "description": "integer fen (分)"}
 TIME = {"type": "string", "format": "date-time"}
 
+ORDER = _schema(
+    ["code", "order_id", "order_amount_fen", "compute_class"],
+    code=S,
+    order_id=S,
+    order_amount_fen=FEN,
+    compute_class=S,
+)
+ORDER_ERRORS = (
+    "authorization_invalid",
+    "authorization_used",
+    "authorization_expired",
+    "wrong_provider",
+    "order_already_subsidised",
+    "voucher_not_active",
+    "voucher_expired",
+    "insufficient_balance",
+    "provider_not_approved",
+    "related_party",
+    "compute_class_mismatch",
+    "out_of_scope",
+)
+
 # (method, path, role, summary, request schema or None, success status, error codes)
 OPERATIONS: list[tuple[str, str, str, str, dict[str, Any] | None, int, tuple[str, ...]]] = [
     ("get", "/health", "public", "Liveness and the loaded policy years", None, 200, ()),
@@ -233,28 +255,9 @@ OPERATIONS: list[tuple[str, str, str, str, dict[str, Any] | None, int, tuple[str
         "/v1/holds",
         "provider",
         "Place a hold for an order with a holder's code (200 on an identical retry)",
-        _schema(
-            ["code", "order_id", "order_amount_fen", "compute_class"],
-            code=S,
-            order_id=S,
-            order_amount_fen=FEN,
-            compute_class=S,
-        ),
+        ORDER,
         201,
-        (
-            "authorization_invalid",
-            "authorization_used",
-            "authorization_expired",
-            "wrong_provider",
-            "order_already_subsidised",
-            "voucher_not_active",
-            "voucher_expired",
-            "insufficient_balance",
-            "provider_not_approved",
-            "related_party",
-            "compute_class_mismatch",
-            "out_of_scope",
-        ),
+        ORDER_ERRORS,
     ),
     ("get", "/v1/holds", "operator, or a provider for its own", "List holds", None, 200, ()),
     (
@@ -289,28 +292,9 @@ OPERATIONS: list[tuple[str, str, str, str, dict[str, Any] | None, int, tuple[str
         "/v1/redemptions",
         "provider",
         "One-step redeem: hold and capture at once",
-        _schema(
-            ["code", "order_id", "order_amount_fen", "compute_class"],
-            code=S,
-            order_id=S,
-            order_amount_fen=FEN,
-            compute_class=S,
-        ),
+        ORDER,
         201,
-        (
-            "authorization_invalid",
-            "authorization_used",
-            "authorization_expired",
-            "wrong_provider",
-            "order_already_subsidised",
-            "voucher_not_active",
-            "voucher_expired",
-            "insufficient_balance",
-            "provider_not_approved",
-            "related_party",
-            "compute_class_mismatch",
-            "out_of_scope",
-        ),
+        ORDER_ERRORS,
     ),
     (
         "get",

@@ -7,31 +7,15 @@ import sqlite3
 
 from node import errors
 from node.domain.model import Holder, Provider
+from node.store.rows import from_row
 
 
 def _holder(row: sqlite3.Row) -> Holder:
-    return Holder(
-        id=row["id"],
-        uscc=row["uscc"],
-        name=row["name"],
-        category=row["category"],
-        region=row["region"],
-        uscc_override=row["uscc_override"],
-        created_at=row["created_at"],
-    )
+    return from_row(Holder, row)
 
 
 def _provider(row: sqlite3.Row) -> Provider:
-    return Provider(
-        id=row["id"],
-        uscc=row["uscc"],
-        name=row["name"],
-        kind=row["kind"],
-        region=row["region"],
-        state=row["state"],
-        related_uscc=tuple(json.loads(row["related_uscc"])),
-        created_at=row["created_at"],
-    )
+    return from_row(Provider, row, related_uscc=tuple(json.loads(row["related_uscc"])))
 
 
 def insert_holder(conn: sqlite3.Connection, holder: Holder) -> None:

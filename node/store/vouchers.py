@@ -13,57 +13,19 @@ from typing import Any
 
 from node import errors
 from node.domain.model import Authorization, Hold, Voucher
+from node.store.rows import from_row
 
 
 def _voucher(row: sqlite3.Row) -> Voucher:
-    return Voucher(
-        id=row["id"],
-        holder_id=row["holder_id"],
-        fiscal_year=row["fiscal_year"],
-        compute_class=row["compute_class"],
-        ratio_bp=row["ratio_bp"],
-        face_fen=row["face_fen"],
-        available_fen=row["available_fen"],
-        held_fen=row["held_fen"],
-        captured_fen=row["captured_fen"],
-        reclaimed_fen=row["reclaimed_fen"],
-        state=row["state"],
-        issued_at=row["issued_at"],
-        expires_at=row["expires_at"],
-        decision_id=row["decision_id"],
-    )
+    return from_row(Voucher, row)
 
 
 def _authorization(row: sqlite3.Row) -> Authorization:
-    return Authorization(
-        id=row["id"],
-        voucher_id=row["voucher_id"],
-        holder_id=row["holder_id"],
-        provider_id=row["provider_id"],
-        max_fen=row["max_fen"],
-        expires_at=row["expires_at"],
-        state=row["state"],
-        hold_id=row["hold_id"],
-        created_at=row["created_at"],
-    )
+    return from_row(Authorization, row)
 
 
 def _hold(row: sqlite3.Row) -> Hold:
-    return Hold(
-        id=row["id"],
-        voucher_id=row["voucher_id"],
-        provider_id=row["provider_id"],
-        authorization_id=row["authorization_id"],
-        order_id=row["order_id"],
-        order_amount_fen=row["order_amount_fen"],
-        compute_class=row["compute_class"],
-        amount_fen=row["amount_fen"],
-        captured_fen=row["captured_fen"],
-        state=row["state"],
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        closed_at=row["closed_at"],
-    )
+    return from_row(Hold, row)
 
 
 # Decisions ----------------------------------------------------------------------------------

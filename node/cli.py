@@ -164,6 +164,20 @@ def _cmd_policy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from node.config import load as load_config
+    from node.reports import export
+
+    config = load_config(args.data)
+    if args.out:
+        with open(args.out, "w", newline="", encoding="utf-8") as out:
+            n = export(config.db_path, args.report, args.format, out)
+        print(f"{n} rows written to {args.out}", file=sys.stderr)
+    else:
+        export(config.db_path, args.report, args.format, sys.stdout)
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from node.demo import run_demo
 
@@ -216,6 +230,14 @@ def parser() -> argparse.ArgumentParser:
     sp = with_data(psub.add_parser("load"))
     sp.add_argument("file")
     pp.set_defaults(fn=_cmd_policy)
+
+    from node.reports import FORMATS, REPORTS
+
+    sp = with_data(sub.add_parser("export", help="reports for the finance bureau and auditors"))
+    sp.add_argument("report", choices=sorted(REPORTS))
+    sp.add_argument("--format", default="csv", choices=FORMATS)
+    sp.add_argument("--out", help="file to write (default: standard output)")
+    sp.set_defaults(fn=_cmd_export)
 
     sp = sub.add_parser("demo", help="start a demo node with example holders, providers and flows")
     sp.add_argument(

@@ -191,6 +191,24 @@ def test_serve_tokens_policy_check_and_kill9(tmp_path: Path) -> None:
         status, after = http("GET", f"{node.url}/v1/holds/{r['hold']['id']}", op)
         assert status == 200 and after["state"] == "captured" and after["captured_fen"] == 300_000
         assert "every invariant holds" in suanli("check", "--data", str(data)).stdout
+        # Reports read beside the running node.
+        captures = suanli("export", "--data", str(data), "captures").stdout.splitlines()
+        assert captures[0].startswith("hold_id,provider_uscc,") and len(captures) == 2
+        assert ",K9-1,1000000,model_services,300000," in captures[1]
+        payables = [
+            json.loads(line)
+            for line in suanli(
+                "export", "--data", str(data), "payables", "--format", "json"
+            ).stdout.splitlines()
+        ]
+        assert payables == [
+            {
+                "provider_id": p["provider"]["id"],
+                "provider_uscc": PROVIDER_A,
+                "provider_name": "p",
+                "payable_fen": 300_000,
+            }
+        ]
         assert node.stop() == 0
         assert not (data / "serve.json").exists()
     finally:

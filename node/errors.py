@@ -218,6 +218,97 @@ class Invariant(SuanliError):
     status = 500
 
 
+# Federation: policy between cities --------------------------------------------------------
+class PeerNotFound(NotFound):
+    code = "peer_not_found"
+
+
+class OutboundNotAllowed(SuanliError):
+    """The issuing city does not let its vouchers be spent in that region (R10)."""
+
+    code = "outbound_not_allowed"
+    status = 403
+
+
+class InboundNotAllowed(SuanliError):
+    """This city's providers do not accept that city's vouchers (R10)."""
+
+    code = "inbound_not_allowed"
+    status = 403
+
+
+class ExposureCapExceeded(SuanliError):
+    """The issuer would owe the acquirer's city more than its cap in this window (R10)."""
+
+    code = "exposure_cap_exceeded"
+    status = 409
+
+
+class HoldPending(SuanliError):
+    """The issuer has not answered yet; the node keeps asking. Try again shortly."""
+
+    code = "hold_pending"
+    status = 409
+
+
+# Federation: envelope refusals, each distinct (BRIEF §5) ---------------------------------
+class EnvelopeRefused(SuanliError):
+    status = 401
+
+
+class UnknownOrigin(EnvelopeRefused):
+    code = "unknown_origin"
+
+
+class UnknownKey(EnvelopeRefused):
+    code = "unknown_key"
+
+
+class KeyExpired(EnvelopeRefused):
+    code = "key_expired"
+
+
+class KeyRevoked(EnvelopeRefused):
+    code = "key_revoked"
+
+
+class BadSignature(EnvelopeRefused):
+    code = "bad_signature"
+
+
+class OriginMismatch(EnvelopeRefused):
+    """The body's origin is not the region whose key signed it."""
+
+    code = "origin_mismatch"
+
+
+class WrongDestination(EnvelopeRefused):
+    code = "wrong_destination"
+    status = 421
+
+
+class ClockSkew(EnvelopeRefused):
+    code = "clock_skew"
+    status = 400
+
+
+class MalformedMessage(EnvelopeRefused):
+    code = "malformed_message"
+    status = 400
+
+
+class WrongMessageType(EnvelopeRefused):
+    code = "wrong_message_type"
+    status = 400
+
+
+class ModifiedReplay(EnvelopeRefused):
+    """A known message id arrived with a different payload (Mojaloop's MODIFIED_REQUEST)."""
+
+    code = "modified_replay"
+    status = 409
+
+
 ALL_ERRORS: tuple[type[SuanliError], ...] = tuple(
     cls
     for cls in list(globals().values())

@@ -13,6 +13,7 @@ from node.api import render
 from node.api.keys import NODE, PRINCIPAL
 from node.api.parse import json_body, page
 from node.domain.issuance import Demand
+from node.domain.model import RemoteHold
 from node.domain.policy import policy_summary
 from node.services.common import Principal
 from node.services.spending import HoldResult, Order
@@ -262,11 +263,17 @@ async def _order(request: web.Request) -> Order:
     return order
 
 
-def _hold_response(result: HoldResult) -> web.Response:
-    return _ok(
-        {"hold": render.hold(result.hold), "replayed": result.replayed},
-        200 if result.replayed else 201,
-    )
+def _hold_response(result: HoldResult, created: bool = True) -> web.Response:
+    """201 for a new hold, 200 for a replay or an action; 202 while the issuing city has not
+    answered yet (the node keeps asking; GET the hold to follow it)."""
+    hold = result.hold
+    if hold.state == "pending" or (isinstance(hold, RemoteHold) and hold.wanted is not None):
+        status = 202
+    elif created and not result.replayed:
+        status = 201
+    else:
+        status = 200
+    return _ok({"hold": render.hold(hold), "replayed": result.replayed}, status)
 
 
 async def place_hold(request: web.Request) -> web.Response:
@@ -286,12 +293,12 @@ async def capture_hold(request: web.Request) -> web.Response:
     result = await request.app[NODE].spending.capture(
         _who(request), request.match_info["id"], amount
     )
-    return _ok({"hold": render.hold(result.hold), "replayed": result.replayed})
+    return _hold_response(result, created=False)
 
 
 async def void_hold(request: web.Request) -> web.Response:
     result = await request.app[NODE].spending.void(_who(request), request.match_info["id"])
-    return _ok({"hold": render.hold(result.hold), "replayed": result.replayed})
+    return _hold_response(result, created=False)
 
 
 async def get_hold(request: web.Request) -> web.Response:

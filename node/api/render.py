@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from node.clock import iso
-from node.domain.model import Authorization, Hold, Holder, Provider, Voucher
+from node.domain.model import Authorization, Hold, Holder, Provider, RemoteHold, Voucher
 
 
 def record(value: Any) -> dict[str, Any]:
@@ -37,7 +37,8 @@ def authorization(a: Authorization) -> dict[str, Any]:
     return record(a)
 
 
-def hold(h: Hold) -> dict[str, Any]:
+def hold(h: Hold | RemoteHold) -> dict[str, Any]:
+    """A hold: local (``hd_…``, on this city's voucher) or remote (``rh_…``, a peer's voucher)."""
     return record(h)
 
 

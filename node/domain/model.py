@@ -62,6 +62,7 @@ class Authorization:
     id: str
     voucher_id: str
     holder_id: str
+    provider_region: str  # this node's region, or a peer's for a cross-region provider
     provider_id: str
     max_fen: int
     expires_at: int
@@ -74,6 +75,7 @@ class Authorization:
 class Hold:
     id: str
     voucher_id: str
+    acquirer_region: str  # this node's region for local providers, else the redeeming peer
     provider_id: str
     authorization_id: str
     order_id: str
@@ -84,4 +86,55 @@ class Hold:
     state: str  # held | captured | voided | expired
     created_at: int
     expires_at: int
+    closed_at: int | None
+    settlement_window: str | None = None
+
+
+@dataclass(frozen=True)
+class PeerKey:
+    key_id: str
+    public_key: bytes
+    not_before: int
+    not_after: int  # 0: open-ended
+    revoked: bool
+
+    def valid_at(self, ms: int) -> bool:
+        return self.not_before <= ms and (self.not_after == 0 or ms < self.not_after)
+
+
+@dataclass(frozen=True)
+class Peer:
+    region: str
+    name: str
+    endpoint: str
+    fingerprint: str
+    outbound: bool  # this city's vouchers may be spent at the peer's providers
+    inbound: bool  # this city's providers accept the peer's vouchers
+    exposure_cap_fen: int
+    keys: tuple[PeerKey, ...] = ()
+
+
+@dataclass(frozen=True)
+class RemoteHold:
+    """Acquirer side: a peer's voucher redeemed by one of this node's providers."""
+
+    id: str
+    provider_id: str
+    issuer_region: str
+    kind: str  # hold | redeem
+    order_id: str
+    order_amount_fen: int
+    compute_class: str
+    state: str  # pending | held | captured | voided | expired | refused
+    amount_fen: int
+    captured_fen: int
+    issuer_hold_id: str | None
+    voucher_id: str | None
+    expires_at: int | None
+    settlement_window: str | None
+    refusal_code: str | None
+    refusal_message: str | None
+    wanted: str | None  # capture | void, requested while an answer is outstanding
+    wanted_fen: int | None
+    created_at: int
     closed_at: int | None

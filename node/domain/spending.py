@@ -36,8 +36,8 @@ def check_provider_may_redeem(provider: Provider, holder_uscc: str) -> None:
         raise errors.RelatedParty("holder and provider are the same entity or declared related")
 
 
-def check_authorization(auth: Authorization, provider_id: str, now_ms: int) -> None:
-    if auth.provider_id != provider_id:
+def check_authorization(auth: Authorization, region: str, provider_id: str, now_ms: int) -> None:
+    if auth.provider_id != provider_id or auth.provider_region != region:
         raise errors.WrongProvider("this authorization is for another provider")
     if auth.state == "used":
         raise errors.AuthorizationUsed("this one-time code was already used")

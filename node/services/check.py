@@ -39,7 +39,7 @@ def check_books(
     for name in set(derived) | set(cached):
         if derived.get(name, 0) != cached.get(name, 0):
             add(f"account {name}: cached {cached.get(name, 0)} ≠ transfers {derived.get(name, 0)}")
-        if not name.endswith(":appropriation") and cached.get(name, 0) < 0:
+        if not ledger.may_be_negative(name) and cached.get(name, 0) < 0:
             add(f"account {name} is negative: {cached[name]}")
 
     # 2. Vouchers: cached columns agree with the ledger and with their holds.

@@ -1,10 +1,15 @@
-"""Local spending: spend authorizations, holds, captures, voids, one-step redemptions, expiry.
+"""Spending: spend authorizations, holds, captures, voids, one-step redemptions, expiry.
 
 Every operation is one write transaction that moves money in the ledger and the cached
 balance columns together and appends the state change to the history. Retries are safe: a
 provider repeating a hold or redemption for the same order with the same code and amounts gets
 the original hold back; the same order with anything else is refused, because one provider
 order is subsidised once (R3).
+
+The same transaction functions serve a local provider (through REST) and a peer's provider
+(through the federation, where this node is the issuer): ``Redeemer`` says which. A spend
+authorization's code names its issuing region (``sac_<region>_<secret>``), so a provider's
+node knows whether to redeem locally or ask the issuer (``RemoteSpending``).
 """
 
 from __future__ import annotations
@@ -12,12 +17,13 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from node import errors
 from node.clock import Clock
 from node.domain import spending as rules
-from node.domain.model import Authorization, Hold, Voucher
+from node.domain.model import Authorization, Hold, Provider, RemoteHold, Voucher
+from node.domain.settlement import window_of
 from node.services.common import (
     Principal,
     may_see,
@@ -28,10 +34,10 @@ from node.services.common import (
     sha256_hex,
 )
 from node.services.policies import PolicyBook
-from node.store import ledger, registry, vouchers
+from node.store import ledger, peers, registry, vouchers
 from node.store.db import Database
 
-# (outcome, compute_class, amount_fen): outcome is captured | voided | expired | reclaimed …
+# (outcome, compute_class, amount_fen): outcome is held | captured | voided | expired | reclaimed
 FlowObserver = Callable[[str, str, int], None]
 
 
@@ -45,55 +51,38 @@ class Order:
 
 @dataclass(frozen=True)
 class HoldResult:
-    hold: Hold
+    hold: Hold | RemoteHold
     replayed: bool
 
 
-def _release(
-    conn: sqlite3.Connection, hold: Hold, state: str, captured: int, now: int, actor: str
-) -> None:
-    """End an open hold: ``captured`` goes to the provider, the rest back to the voucher."""
-    rest = hold.amount_fen - captured
-    vouchers.close_hold(conn, hold.id, state, captured, now)
-    vouchers.move_voucher(
-        conn, hold.voucher_id, held_fen=-hold.amount_fen, captured_fen=captured, available_fen=rest
-    )
-    hold_acct = ledger.hold_account(hold.id)
-    ledger.transfer(
-        conn, now, "capture", hold.id, hold_acct, ledger.payable(hold.provider_id), captured
-    )
-    ledger.transfer(
-        conn, now, "release", hold.id, hold_acct, ledger.voucher_account(hold.voucher_id), rest
-    )
-    ledger.event(
-        conn, now, "hold", hold.id, state, actor, captured if state == "captured" else rest
-    )
+@dataclass(frozen=True)
+class Redeemer:
+    """Who redeems: a local provider (region = this node's), or a peer's, vouched for by it."""
+
+    region: str
+    provider: Provider
 
 
-def _reclaim(
-    conn: sqlite3.Connection, voucher: Voucher, state: str, now: int, actor: str, reason: str
-) -> int:
-    """Close a voucher: end its holds, cancel its codes, return its balance to the budget."""
-    for hold in vouchers.open_holds(conn, voucher.id):
-        _release(conn, hold, "voided" if state == "revoked" else "expired", 0, now, actor)
-    vouchers.close_open_authorizations(
-        conn, voucher.id, "cancelled" if state == "revoked" else "expired"
-    )
-    current = vouchers.get_voucher(conn, voucher.id)
-    amount = current.available_fen
-    vouchers.move_voucher(conn, voucher.id, available_fen=-amount, reclaimed_fen=amount)
-    vouchers.set_voucher_state(conn, voucher.id, state)
-    ledger.transfer(
-        conn,
-        now,
-        "reclaim",
-        voucher.id,
-        ledger.voucher_account(voucher.id),
-        ledger.pool(voucher.fiscal_year),
-        amount,
-    )
-    ledger.event(conn, now, "voucher", voucher.id, state, actor, amount, reason=reason)
-    return amount
+class RemoteSpending(Protocol):
+    """The acquirer side of the federation, for codes issued by another city."""
+
+    async def hold(self, provider_id: str, order: Order, issuer: str, redeem: bool) -> HoldResult: ...
+    async def capture(self, provider_id: str, hold_id: str, amount_fen: int) -> HoldResult: ...
+    async def void(self, provider_id: str, hold_id: str) -> HoldResult: ...
+
+
+def code_region(code: str) -> str | None:
+    """The issuing region named in a code ``sac_<region>_<secret>``, if it has that form."""
+    parts = code.split("_", 2)
+    if len(parts) == 3 and parts[0] == "sac" and len(parts[1]) == 6 and parts[1].isdigit():
+        return parts[1]
+    return None
+
+
+def _settle_account(hold: Hold, own_region: str) -> str:
+    if hold.acquirer_region == own_region:
+        return ledger.payable(hold.provider_id)
+    return ledger.due(hold.acquirer_region)
 
 
 class Spending:
@@ -108,80 +97,48 @@ class Spending:
         self._clock = clock
         self._policies = policies
         self._observer = observer
+        self.region = policies.region
+        self.remote: RemoteSpending | None = None
 
     def _observe(self, outcome: str, compute_class: str, amount: int) -> None:
         if self._observer is not None:
             self._observer(outcome, compute_class, amount)
 
-    # Authorizations ---------------------------------------------------------------------------
+    # Transaction functions, shared by the REST path and the federation's issuer -----------
 
-    async def authorize(
-        self, who: Principal, voucher_id: str, provider_id: str, max_fen: int, expires_at: int
-    ) -> tuple[Authorization, str]:
-        """A holder lets one provider spend up to ``max_fen`` of a voucher until ``expires_at``.
+    def release(self, conn: sqlite3.Connection, hold: Hold, state: str, captured: int, now: int, actor: str) -> Hold:
+        """End an open hold: ``captured`` goes to whoever is owed, the rest back to the voucher."""
+        rest = hold.amount_fen - captured
+        window = None
+        if state == "captured":
+            voucher = vouchers.get_voucher(conn, hold.voucher_id)
+            window = window_of(self._policies.for_year(voucher.fiscal_year), now)
+        vouchers.close_hold(conn, hold.id, state, captured, now, window)
+        vouchers.move_voucher(
+            conn, hold.voucher_id, held_fen=-hold.amount_fen, captured_fen=captured, available_fen=rest
+        )
+        hold_acct = ledger.hold_account(hold.id)
+        ledger.transfer(conn, now, "capture", hold.id, hold_acct, _settle_account(hold, self.region), captured)
+        ledger.transfer(conn, now, "release", hold.id, hold_acct, ledger.voucher_account(hold.voucher_id), rest)
+        ledger.event(conn, now, "hold", hold.id, state, actor, captured if state == "captured" else rest)
+        return vouchers.get_hold(conn, hold.id)
 
-        Returns the authorization and its one-time code, shown only here.
-        """
-        holder_id = require_role(who, "holder")
-        now = self._clock.now_ms()
-        if expires_at <= now:
-            raise errors.InvalidRequest("expires_at: must be in the future")
-        code = new_secret("sac")
+    def _reclaim(self, conn: sqlite3.Connection, voucher: Voucher, state: str, now: int, actor: str, reason: str) -> int:
+        """Close a voucher: end its holds, cancel its codes, return its balance to the budget."""
+        for hold in vouchers.open_holds(conn, voucher.id):
+            self.release(conn, hold, "voided" if state == "revoked" else "expired", 0, now, actor)
+        vouchers.close_open_authorizations(conn, voucher.id, "cancelled" if state == "revoked" else "expired")
+        amount = vouchers.get_voucher(conn, voucher.id).available_fen
+        vouchers.move_voucher(conn, voucher.id, available_fen=-amount, reclaimed_fen=amount)
+        vouchers.set_voucher_state(conn, voucher.id, state)
+        ledger.transfer(conn, now, "reclaim", voucher.id, ledger.voucher_account(voucher.id), ledger.pool(voucher.fiscal_year), amount)
+        ledger.event(conn, now, "voucher", voucher.id, state, actor, amount, reason=reason)
+        return amount
 
-        def txn(conn: sqlite3.Connection) -> Authorization:
-            voucher = vouchers.get_voucher(conn, voucher_id)
-            if voucher.holder_id != holder_id:
-                raise errors.Forbidden(
-                    "a voucher can be spent only by its own holder's authorization (R6)"
-                )
-            rules.check_voucher_spendable(voucher, now)
-            if expires_at > voucher.expires_at:
-                raise errors.InvalidRequest("expires_at: must not be after the voucher expires")
-            holder = registry.get_holder(conn, holder_id)
-            provider = registry.get_provider(conn, provider_id)
-            rules.check_provider_may_redeem(provider, holder.uscc)
-            auth = Authorization(
-                id=new_id("a"),
-                voucher_id=voucher.id,
-                holder_id=holder_id,
-                provider_id=provider_id,
-                max_fen=max_fen,
-                expires_at=expires_at,
-                state="open",
-                hold_id=None,
-                created_at=now,
-            )
-            vouchers.insert_authorization(conn, auth, sha256_hex(code))
-            ledger.event(
-                conn,
-                now,
-                "authorization",
-                auth.id,
-                "created",
-                who.actor,
-                max_fen,
-                voucher_id=voucher.id,
-                provider_id=provider_id,
-            )
-            return auth
-
-        return await self._db.run("authorization_create", txn), code
-
-    async def authorizations(self, who: Principal, voucher_id: str) -> list[Authorization]:
-        def txn(conn: sqlite3.Connection) -> list[Authorization]:
-            voucher = vouchers.get_voucher(conn, voucher_id)
-            if not may_see(who, "holder", voucher.holder_id):
-                raise errors.Forbidden("a holder sees only its own vouchers")
-            return vouchers.list_authorizations(conn, voucher_id)
-
-        return await self._db.read("authorization_list", txn)
-
-    # Holds ------------------------------------------------------------------------------------
-
-    def _place(
-        self, conn: sqlite3.Connection, provider_id: str, order: Order, now: int, actor: str
-    ) -> HoldResult:
-        existing = vouchers.hold_for_order(conn, provider_id, order.order_id)
+    def place(self, conn: sqlite3.Connection, redeemer: Redeemer, order: Order, now: int, actor: str) -> HoldResult:
+        """Place a hold for an order. A repeated identical request returns the original hold."""
+        provider = redeemer.provider
+        existing = vouchers.hold_for_order(conn, redeemer.region, provider.id, order.order_id)
         code_hash = sha256_hex(order.code)
         if existing is not None:
             auth = vouchers.authorization_by_code(conn, code_hash)
@@ -196,19 +153,28 @@ class Spending:
                 f"order {order.order_id} of this provider already has a subsidy (hold {existing.id})"
             )
         auth = vouchers.authorization_by_code(conn, code_hash)
-        rules.check_authorization(auth, provider_id, now)
+        rules.check_authorization(auth, redeemer.region, provider.id, now)
         voucher = vouchers.get_voucher(conn, auth.voucher_id)
         rules.check_voucher_spendable(voucher, now)
         holder = registry.get_holder(conn, voucher.holder_id)
-        provider = registry.get_provider(conn, provider_id)
         rules.check_provider_may_redeem(provider, holder.uscc)
         policy = self._policies.for_year(voucher.fiscal_year)
         rules.check_order_class(policy, voucher, order.compute_class)
         amount = rules.hold_amount(order.order_amount_fen, voucher, auth)
+        if redeemer.region != self.region:
+            peer = peers.get_peer(conn, redeemer.region)
+            if not peer.outbound:
+                raise errors.OutboundNotAllowed(f"this city's vouchers may not be spent in {peer.region}")
+            owed = peers.exposure(conn, peer.region, window_of(policy, now))
+            if owed + amount > peer.exposure_cap_fen:
+                raise errors.ExposureCapExceeded(
+                    f"exposure to {peer.region} would be {owed + amount} fen, over its cap of {peer.exposure_cap_fen}"
+                )
         hold = Hold(
             id=new_id("hd"),
             voucher_id=voucher.id,
-            provider_id=provider_id,
+            acquirer_region=redeemer.region,
+            provider_id=provider.id,
             authorization_id=auth.id,
             order_id=order.order_id,
             order_amount_fen=order.order_amount_fen,
@@ -223,105 +189,177 @@ class Spending:
         vouchers.insert_hold(conn, hold)
         vouchers.use_authorization(conn, auth.id, hold.id)
         vouchers.move_voucher(conn, voucher.id, available_fen=-amount, held_fen=amount)
-        ledger.transfer(
-            conn,
-            now,
-            "hold",
-            hold.id,
-            ledger.voucher_account(voucher.id),
-            ledger.hold_account(hold.id),
-            amount,
-        )
+        ledger.transfer(conn, now, "hold", hold.id, ledger.voucher_account(voucher.id), ledger.hold_account(hold.id), amount)
         ledger.event(conn, now, "authorization", auth.id, "used", actor, amount, hold_id=hold.id)
-        ledger.event(
-            conn,
-            now,
-            "hold",
-            hold.id,
-            "held",
-            actor,
-            amount,
-            order_id=order.order_id,
-            voucher_id=voucher.id,
-        )
+        ledger.event(conn, now, "hold", hold.id, "held", actor, amount, order_id=order.order_id, voucher_id=voucher.id)
         return HoldResult(hold, replayed=False)
+
+    def place_and_capture(self, conn: sqlite3.Connection, redeemer: Redeemer, order: Order, now: int, actor: str) -> HoldResult:
+        placed = self.place(conn, redeemer, order, now, actor)
+        hold = placed.hold
+        assert isinstance(hold, Hold)
+        if placed.replayed:
+            if hold.state != "captured" or hold.captured_fen != hold.amount_fen:
+                raise errors.OrderAlreadySubsidised(f"order {order.order_id} has a hold {hold.id} that is {hold.state}")
+            return placed
+        return HoldResult(self.release(conn, hold, "captured", hold.amount_fen, now, actor), replayed=False)
+
+    def capture_txn(self, conn: sqlite3.Connection, redeemer: Redeemer, hold_id: str, amount_fen: int, now: int, actor: str) -> HoldResult:
+        hold = vouchers.get_hold(conn, hold_id)
+        if hold.provider_id != redeemer.provider.id or hold.acquirer_region != redeemer.region:
+            raise errors.Forbidden("a provider captures only its own holds")
+        if hold.state == "captured" and hold.captured_fen == amount_fen:
+            return HoldResult(hold, replayed=True)
+        rules.check_capture(hold, amount_fen, now)
+        return HoldResult(self.release(conn, hold, "captured", amount_fen, now, actor), replayed=False)
+
+    def void_txn(self, conn: sqlite3.Connection, redeemer: Redeemer, hold_id: str, now: int, actor: str) -> HoldResult:
+        hold = vouchers.get_hold(conn, hold_id)
+        if hold.provider_id != redeemer.provider.id or hold.acquirer_region != redeemer.region:
+            raise errors.Forbidden("a provider voids only its own holds")
+        if hold.state == "voided":
+            return HoldResult(hold, replayed=True)
+        rules.check_hold_open(hold, now)
+        return HoldResult(self.release(conn, hold, "voided", 0, now, actor), replayed=False)
+
+    def observe(self, result: HoldResult, outcome: str) -> None:
+        hold = result.hold
+        if not result.replayed:
+            amount = hold.captured_fen if outcome == "captured" else hold.amount_fen
+            self._observe(outcome, hold.compute_class, amount)
+
+    # Authorizations ---------------------------------------------------------------------------
+
+    async def authorize(
+        self,
+        who: Principal,
+        voucher_id: str,
+        provider_id: str,
+        max_fen: int,
+        expires_at: int,
+        provider_region: str | None = None,
+    ) -> tuple[Authorization, str]:
+        """A holder lets one provider spend up to ``max_fen`` of a voucher until ``expires_at``.
+
+        The provider may be this city's or, where the policy lets vouchers travel, a peer's
+        (``provider_region``). Returns the authorization and its one-time code, shown only here.
+        """
+        holder_id = require_role(who, "holder")
+        region = provider_region or self.region
+        now = self._clock.now_ms()
+        if expires_at <= now:
+            raise errors.InvalidRequest("expires_at: must be in the future")
+        code = f"sac_{self.region}_{new_secret('x')[2:]}"
+
+        def txn(conn: sqlite3.Connection) -> Authorization:
+            voucher = vouchers.get_voucher(conn, voucher_id)
+            if voucher.holder_id != holder_id:
+                raise errors.Forbidden("a voucher can be spent only by its own holder's authorization (R6)")
+            rules.check_voucher_spendable(voucher, now)
+            if expires_at > voucher.expires_at:
+                raise errors.InvalidRequest("expires_at: must not be after the voucher expires")
+            if region == self.region:
+                holder = registry.get_holder(conn, holder_id)
+                rules.check_provider_may_redeem(registry.get_provider(conn, provider_id), holder.uscc)
+            elif not peers.get_peer(conn, region).outbound:
+                raise errors.OutboundNotAllowed(f"this city's vouchers may not be spent in {region}")
+            auth = Authorization(
+                id=new_id("a"),
+                voucher_id=voucher.id,
+                holder_id=holder_id,
+                provider_region=region,
+                provider_id=provider_id,
+                max_fen=max_fen,
+                expires_at=expires_at,
+                state="open",
+                hold_id=None,
+                created_at=now,
+            )
+            vouchers.insert_authorization(conn, auth, sha256_hex(code))
+            ledger.event(
+                conn, now, "authorization", auth.id, "created", who.actor, max_fen,
+                voucher_id=voucher.id, provider_id=provider_id, provider_region=region,
+            )
+            return auth
+
+        return await self._db.run("authorization_create", txn), code
+
+    async def authorizations(self, who: Principal, voucher_id: str) -> list[Authorization]:
+        def txn(conn: sqlite3.Connection) -> list[Authorization]:
+            voucher = vouchers.get_voucher(conn, voucher_id)
+            if not may_see(who, "holder", voucher.holder_id):
+                raise errors.Forbidden("a holder sees only its own vouchers")
+            return vouchers.list_authorizations(conn, voucher_id)
+
+        return await self._db.read("authorization_list", txn)
+
+    # A local provider's requests (REST) -------------------------------------------------------
+
+    def _local(self, conn: sqlite3.Connection, provider_id: str) -> Redeemer:
+        return Redeemer(self.region, registry.get_provider(conn, provider_id))
+
+    def _remote_for(self, code: str) -> tuple[RemoteSpending, str] | None:
+        region = code_region(code)
+        if region is None or region == self.region:
+            return None
+        if self.remote is None:
+            raise errors.InboundNotAllowed("this node is not part of a federation")
+        return self.remote, region
 
     async def hold(self, who: Principal, order: Order) -> HoldResult:
         provider_id = require_role(who, "provider")
+        remote = self._remote_for(order.code)
+        if remote is not None:
+            return await remote[0].hold(provider_id, order, remote[1], redeem=False)
         now = self._clock.now_ms()
-        result = await self._db.run(
-            "hold_place", lambda c: self._place(c, provider_id, order, now, who.actor)
-        )
-        if not result.replayed:
-            self._observe("held", order.compute_class, result.hold.amount_fen)
+        result = await self._db.run("hold_place", lambda c: self.place(c, self._local(c, provider_id), order, now, who.actor))
+        self.observe(result, "held")
         return result
 
     async def redeem(self, who: Principal, order: Order) -> HoldResult:
         """Hold and capture the whole subsidy at once, for orders whose amount is known."""
         provider_id = require_role(who, "provider")
+        remote = self._remote_for(order.code)
+        if remote is not None:
+            return await remote[0].hold(provider_id, order, remote[1], redeem=True)
         now = self._clock.now_ms()
-
-        def txn(conn: sqlite3.Connection) -> HoldResult:
-            placed = self._place(conn, provider_id, order, now, who.actor)
-            if placed.replayed:
-                if (
-                    placed.hold.state != "captured"
-                    or placed.hold.captured_fen != placed.hold.amount_fen
-                ):
-                    raise errors.OrderAlreadySubsidised(
-                        f"order {order.order_id} has a hold {placed.hold.id} that is {placed.hold.state}"
-                    )
-                return placed
-            _release(conn, placed.hold, "captured", placed.hold.amount_fen, now, who.actor)
-            return HoldResult(vouchers.get_hold(conn, placed.hold.id), replayed=False)
-
-        result = await self._db.run("redeem", txn)
-        if not result.replayed:
-            self._observe("captured", order.compute_class, result.hold.captured_fen)
+        result = await self._db.run(
+            "redeem", lambda c: self.place_and_capture(c, self._local(c, provider_id), order, now, who.actor)
+        )
+        self.observe(result, "captured")
         return result
 
     async def capture(self, who: Principal, hold_id: str, amount_fen: int) -> HoldResult:
         provider_id = require_role(who, "provider")
+        if hold_id.startswith("rh_") and self.remote is not None:
+            return await self.remote.capture(provider_id, hold_id, amount_fen)
         now = self._clock.now_ms()
-
-        def txn(conn: sqlite3.Connection) -> HoldResult:
-            hold = vouchers.get_hold(conn, hold_id)
-            if hold.provider_id != provider_id:
-                raise errors.Forbidden("a provider captures only its own holds")
-            if hold.state == "captured" and hold.captured_fen == amount_fen:
-                return HoldResult(hold, replayed=True)
-            rules.check_capture(hold, amount_fen, now)
-            _release(conn, hold, "captured", amount_fen, now, who.actor)
-            return HoldResult(vouchers.get_hold(conn, hold_id), replayed=False)
-
-        result = await self._db.run("hold_capture", txn)
-        if not result.replayed:
-            self._observe("captured", result.hold.compute_class, amount_fen)
+        result = await self._db.run(
+            "hold_capture", lambda c: self.capture_txn(c, self._local(c, provider_id), hold_id, amount_fen, now, who.actor)
+        )
+        self.observe(result, "captured")
         return result
 
     async def void(self, who: Principal, hold_id: str) -> HoldResult:
         provider_id = require_role(who, "provider")
+        if hold_id.startswith("rh_") and self.remote is not None:
+            return await self.remote.void(provider_id, hold_id)
         now = self._clock.now_ms()
-
-        def txn(conn: sqlite3.Connection) -> HoldResult:
-            hold = vouchers.get_hold(conn, hold_id)
-            if hold.provider_id != provider_id:
-                raise errors.Forbidden("a provider voids only its own holds")
-            if hold.state == "voided":
-                return HoldResult(hold, replayed=True)
-            rules.check_hold_open(hold, now)
-            _release(conn, hold, "voided", 0, now, who.actor)
-            return HoldResult(vouchers.get_hold(conn, hold_id), replayed=False)
-
-        result = await self._db.run("hold_void", txn)
-        if not result.replayed:
-            self._observe("voided", result.hold.compute_class, result.hold.amount_fen)
+        result = await self._db.run(
+            "hold_void", lambda c: self.void_txn(c, self._local(c, provider_id), hold_id, now, who.actor)
+        )
+        self.observe(result, "voided")
         return result
 
-    async def get_hold(self, who: Principal, hold_id: str) -> Hold:
-        def txn(conn: sqlite3.Connection) -> Hold:
+    async def get_hold(self, who: Principal, hold_id: str) -> Hold | RemoteHold:
+        def txn(conn: sqlite3.Connection) -> Hold | RemoteHold:
+            if hold_id.startswith("rh_"):
+                remote = peers.get_remote_hold(conn, hold_id)
+                if may_see(who, "provider", remote.provider_id):
+                    return remote
+                raise errors.Forbidden("this hold belongs to another provider")
             hold = vouchers.get_hold(conn, hold_id)
-            if may_see(who, "provider", hold.provider_id):
+            if hold.acquirer_region == self.region and may_see(who, "provider", hold.provider_id):
                 return hold
             voucher = vouchers.get_voucher(conn, hold.voucher_id)
             if may_see(who, "holder", voucher.holder_id):
@@ -330,15 +368,19 @@ class Spending:
 
         return await self._db.read("hold_get", txn)
 
-    async def holds(self, who: Principal, limit: int, after: str) -> list[Hold]:
+    async def holds(self, who: Principal, limit: int, after: str) -> list[Hold | RemoteHold]:
         if who.role == "provider":
             provider: str | None = who.subject_id
         else:
             require_operator(who)
             provider = None
-        return await self._db.read(
-            "hold_list", lambda c: vouchers.list_holds(c, provider, None, limit, after)
-        )
+
+        def txn(conn: sqlite3.Connection) -> list[Hold | RemoteHold]:
+            local: list[Hold | RemoteHold] = list(vouchers.list_holds(conn, provider, None, limit, after))
+            remote = peers.list_remote_holds(conn, provider, limit, after)
+            return sorted([*local, *remote], key=lambda h: h.id)[:limit]
+
+        return await self._db.read("hold_list", txn)
 
     # Operator and sweeper ---------------------------------------------------------------------
 
@@ -350,16 +392,8 @@ class Spending:
             voucher = vouchers.get_voucher(conn, voucher_id)
             if voucher.state != "active":
                 raise errors.VoucherNotActive(f"voucher {voucher_id} is already {voucher.state}")
-            amount = _reclaim(conn, voucher, "revoked", now, who.actor, reason)
-            ledger.audit(
-                conn,
-                now,
-                who.actor,
-                "voucher.revoke",
-                voucher_id,
-                reason=reason,
-                reclaimed_fen=amount,
-            )
+            amount = self._reclaim(conn, voucher, "revoked", now, who.actor, reason)
+            ledger.audit(conn, now, who.actor, "voucher.revoke", voucher_id, reason=reason, reclaimed_fen=amount)
             return vouchers.get_voucher(conn, voucher_id), amount
 
         voucher, amount = await self._db.run("voucher_revoke", txn)
@@ -374,13 +408,13 @@ class Spending:
             flows: list[tuple[str, str, int]] = []
             holds = vouchers.expired_holds(conn, now, batch)
             for hold in holds:
-                _release(conn, hold, "expired", 0, now, "system:sweeper")
+                self.release(conn, hold, "expired", 0, now, "system:sweeper")
                 flows.append(("expired", hold.compute_class, hold.amount_fen))
             vouchers.expire_authorizations(conn, now)
             expired = vouchers.expired_vouchers(conn, now, batch)
             for voucher_id in expired:
                 voucher = vouchers.get_voucher(conn, voucher_id)
-                amount = _reclaim(conn, voucher, "expired", now, "system:sweeper", "validity ended")
+                amount = self._reclaim(conn, voucher, "expired", now, "system:sweeper", "validity ended")
                 flows.append(("reclaimed", voucher.compute_class, amount))
             return {"holds": len(holds), "vouchers": len(expired), "flows": flows}
 

@@ -7,6 +7,8 @@ Accounts (balances in fen):
     voucher:<id>                 a voucher's available balance
     hold:<id>                    the amount reserved by an open hold
     payable:<provider id>        captured subsidy owed to a provider
+    due:<region>                 issuer side: captured subsidy owed to an acquirer city
+    issuer:<region>              acquirer side: −what an issuer city owes us for our providers
 
 Every transfer moves a positive amount from one account to another, so all balances sum to
 zero by construction; ``accounts`` caches each balance in the same transaction and
@@ -38,6 +40,19 @@ def hold_account(hold_id: str) -> str:
 
 def payable(provider_id: str) -> str:
     return f"payable:{provider_id}"
+
+
+def due(region: str) -> str:
+    return f"due:{region}"
+
+
+def issuer(region: str) -> str:
+    return f"issuer:{region}"
+
+
+def may_be_negative(account: str) -> bool:
+    """Source accounts: the year's appropriation, and what issuer cities owe us."""
+    return account.endswith(":appropriation") or account.startswith("issuer:")
 
 
 def transfer(

@@ -7,7 +7,7 @@ import sqlite3
 
 from node import errors
 from node.domain.model import Holder, Provider
-from node.store.rows import from_row
+from node.store.rows import from_row, insert
 
 
 def _holder(row: sqlite3.Row) -> Holder:
@@ -21,19 +21,7 @@ def _provider(row: sqlite3.Row) -> Provider:
 def insert_holder(conn: sqlite3.Connection, holder: Holder) -> None:
     if conn.execute("SELECT 1 FROM holders WHERE uscc = ?", (holder.uscc,)).fetchone():
         raise errors.AlreadyExists(f"a holder with USCC {holder.uscc} is already registered")
-    conn.execute(
-        "INSERT INTO holders (id, uscc, name, category, region, uscc_override, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (
-            holder.id,
-            holder.uscc,
-            holder.name,
-            holder.category,
-            holder.region,
-            holder.uscc_override,
-            holder.created_at,
-        ),
-    )
+    insert(conn, "holders", holder)
 
 
 def get_holder(conn: sqlite3.Connection, holder_id: str) -> Holder:
@@ -53,20 +41,7 @@ def list_holders(conn: sqlite3.Connection, limit: int, after: str) -> list[Holde
 def insert_provider(conn: sqlite3.Connection, provider: Provider) -> None:
     if conn.execute("SELECT 1 FROM providers WHERE uscc = ?", (provider.uscc,)).fetchone():
         raise errors.AlreadyExists(f"a provider with USCC {provider.uscc} is already registered")
-    conn.execute(
-        "INSERT INTO providers (id, uscc, name, kind, region, state, related_uscc, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            provider.id,
-            provider.uscc,
-            provider.name,
-            provider.kind,
-            provider.region,
-            provider.state,
-            json.dumps(list(provider.related_uscc)),
-            provider.created_at,
-        ),
-    )
+    insert(conn, "providers", provider, related_uscc=json.dumps(list(provider.related_uscc)))
 
 
 def get_provider(conn: sqlite3.Connection, provider_id: str) -> Provider:

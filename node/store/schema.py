@@ -98,11 +98,13 @@ CREATE TABLE vouchers (
 CREATE INDEX vouchers_holder ON vouchers(holder_id);
 CREATE INDEX vouchers_expiry ON vouchers(expires_at) WHERE state = 'active';
 
+-- provider_id is a provider of provider_region: this node's own, or a peer's (not in providers).
 CREATE TABLE authorizations (
     id TEXT PRIMARY KEY,
     voucher_id TEXT NOT NULL REFERENCES vouchers(id),
     holder_id TEXT NOT NULL REFERENCES holders(id),
-    provider_id TEXT NOT NULL REFERENCES providers(id),
+    provider_region TEXT NOT NULL,
+    provider_id TEXT NOT NULL,
     max_fen INTEGER NOT NULL CHECK (max_fen > 0),
     code_sha256 TEXT NOT NULL UNIQUE,
     expires_at INTEGER NOT NULL,
@@ -112,10 +114,13 @@ CREATE TABLE authorizations (
 );
 CREATE INDEX authorizations_voucher ON authorizations(voucher_id);
 
+-- Holds on this node's vouchers. acquirer_region is this node's region for local providers, or
+-- the peer whose provider redeems (cross-region; then provider_id is that peer's id).
 CREATE TABLE holds (
     id TEXT PRIMARY KEY,
     voucher_id TEXT NOT NULL REFERENCES vouchers(id),
-    provider_id TEXT NOT NULL REFERENCES providers(id),
+    acquirer_region TEXT NOT NULL,
+    provider_id TEXT NOT NULL,
     authorization_id TEXT NOT NULL UNIQUE REFERENCES authorizations(id),
     order_id TEXT NOT NULL,
     order_amount_fen INTEGER NOT NULL CHECK (order_amount_fen > 0),
@@ -126,7 +131,8 @@ CREATE TABLE holds (
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL,
     closed_at INTEGER,
-    UNIQUE (provider_id, order_id)
+    settlement_window TEXT,
+    UNIQUE (acquirer_region, provider_id, order_id)
 );
 CREATE INDEX holds_voucher ON holds(voucher_id);
 CREATE INDEX holds_open_expiry ON holds(expires_at) WHERE state = 'held';
@@ -161,6 +167,97 @@ CREATE TABLE accounts (
     name TEXT PRIMARY KEY,
     balance_fen INTEGER NOT NULL
 );
+
+-- Federation ------------------------------------------------------------------------------
+
+-- Peers imported explicitly from their node cards. outbound: this city's vouchers may be spent
+-- at the peer's providers; inbound: this city's providers accept the peer's vouchers.
+CREATE TABLE peers (
+    region TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    card BLOB NOT NULL,
+    fingerprint TEXT NOT NULL,
+    outbound INTEGER NOT NULL DEFAULT 1,
+    inbound INTEGER NOT NULL DEFAULT 1,
+    exposure_cap_fen INTEGER NOT NULL CHECK (exposure_cap_fen >= 0),
+    added_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+
+CREATE TABLE peer_keys (
+    region TEXT NOT NULL REFERENCES peers(region),
+    key_id TEXT NOT NULL,
+    public_key BLOB NOT NULL,
+    not_before INTEGER NOT NULL,
+    not_after INTEGER NOT NULL,  -- 0: open-ended
+    revoked INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (region, key_id)
+);
+
+-- Issuer side: every request received, with the exact signed reply, for idempotent replays.
+CREATE TABLE inbox (
+    origin TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    type INTEGER NOT NULL,
+    payload_sha256 TEXT NOT NULL,
+    reply BLOB NOT NULL,
+    hold_id TEXT,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (origin, message_id)
+);
+
+-- Acquirer side: a redemption of a peer's voucher by one of this node's providers.
+CREATE TABLE remote_holds (
+    id TEXT PRIMARY KEY,
+    provider_id TEXT NOT NULL REFERENCES providers(id),
+    issuer_region TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('hold', 'redeem')),
+    order_id TEXT NOT NULL,
+    order_amount_fen INTEGER NOT NULL CHECK (order_amount_fen > 0),
+    compute_class TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'held', 'captured', 'voided', 'expired', 'refused')),
+    amount_fen INTEGER NOT NULL DEFAULT 0 CHECK (amount_fen >= 0),
+    captured_fen INTEGER NOT NULL DEFAULT 0 CHECK (captured_fen >= 0 AND captured_fen <= amount_fen),
+    issuer_hold_id TEXT,
+    voucher_id TEXT,
+    expires_at INTEGER,
+    settlement_window TEXT,
+    refusal_code TEXT,
+    refusal_message TEXT,
+    wanted TEXT CHECK (wanted IN ('capture', 'void')),
+    wanted_fen INTEGER,
+    created_at INTEGER NOT NULL,
+    closed_at INTEGER,
+    UNIQUE (provider_id, order_id)
+);
+CREATE INDEX remote_holds_issuer ON remote_holds(issuer_region, state);
+
+-- Acquirer side: intent written before sending; resent until a definitive answer.
+CREATE TABLE outbox (
+    message_id TEXT PRIMARY KEY,
+    peer TEXT NOT NULL,
+    type INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    remote_hold_id TEXT REFERENCES remote_holds(id),
+    state TEXT NOT NULL CHECK (state IN ('pending', 'done')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_error TEXT,
+    created_at INTEGER NOT NULL,
+    done_at INTEGER
+);
+CREATE INDEX outbox_due ON outbox(peer, next_attempt_at) WHERE state = 'pending';
+
+-- Acquirer side: the issuer's signed replies, kept as settlement evidence.
+CREATE TABLE receipts (
+    message_id TEXT PRIMARY KEY,
+    remote_hold_id TEXT NOT NULL REFERENCES remote_holds(id),
+    type INTEGER NOT NULL,
+    envelope BLOB NOT NULL,
+    received_at INTEGER NOT NULL
+);
+CREATE INDEX receipts_hold ON receipts(remote_hold_id);
 
 -- Operator actions that change no money but matter to auditors (overrides, approvals,
 -- revocations, policy loads, tokens).

@@ -13,7 +13,7 @@ from typing import Any
 
 from node import errors
 from node.domain.model import Authorization, Hold, Voucher
-from node.store.rows import from_row
+from node.store.rows import from_row, insert
 
 
 def _voucher(row: sqlite3.Row) -> Voucher:
@@ -94,33 +94,8 @@ def holder_standing(conn: sqlite3.Connection, holder_id: str, year: int) -> tupl
 # Vouchers -----------------------------------------------------------------------------------
 
 
-def insert_voucher(
-    conn: sqlite3.Connection, v: Voucher, record: bytes, signature: bytes, key_id: str
-) -> None:
-    conn.execute(
-        "INSERT INTO vouchers (id, holder_id, fiscal_year, compute_class, ratio_bp, face_fen, "
-        "available_fen, held_fen, captured_fen, reclaimed_fen, state, issued_at, expires_at, "
-        "decision_id, record, signature, key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            v.id,
-            v.holder_id,
-            v.fiscal_year,
-            v.compute_class,
-            v.ratio_bp,
-            v.face_fen,
-            v.available_fen,
-            v.held_fen,
-            v.captured_fen,
-            v.reclaimed_fen,
-            v.state,
-            v.issued_at,
-            v.expires_at,
-            v.decision_id,
-            record,
-            signature,
-            key_id,
-        ),
-    )
+def insert_voucher(conn: sqlite3.Connection, v: Voucher, record: bytes, signature: bytes, key_id: str) -> None:
+    insert(conn, "vouchers", v, record=record, signature=signature, key_id=key_id)
 
 
 def get_voucher(conn: sqlite3.Connection, voucher_id: str) -> Voucher:
@@ -178,22 +153,7 @@ def expired_vouchers(conn: sqlite3.Connection, now_ms: int, limit: int) -> list[
 
 
 def insert_authorization(conn: sqlite3.Connection, a: Authorization, code_sha256: str) -> None:
-    conn.execute(
-        "INSERT INTO authorizations (id, voucher_id, holder_id, provider_id, max_fen, code_sha256, "
-        "expires_at, state, hold_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            a.id,
-            a.voucher_id,
-            a.holder_id,
-            a.provider_id,
-            a.max_fen,
-            code_sha256,
-            a.expires_at,
-            a.state,
-            a.hold_id,
-            a.created_at,
-        ),
-    )
+    insert(conn, "authorizations", a, code_sha256=code_sha256)
 
 
 def authorization_by_code(conn: sqlite3.Connection, code_sha256: str) -> Authorization:
@@ -239,26 +199,7 @@ def expire_authorizations(conn: sqlite3.Connection, now_ms: int) -> int:
 
 
 def insert_hold(conn: sqlite3.Connection, h: Hold) -> None:
-    conn.execute(
-        "INSERT INTO holds (id, voucher_id, provider_id, authorization_id, order_id, order_amount_fen, "
-        "compute_class, amount_fen, captured_fen, state, created_at, expires_at, closed_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            h.id,
-            h.voucher_id,
-            h.provider_id,
-            h.authorization_id,
-            h.order_id,
-            h.order_amount_fen,
-            h.compute_class,
-            h.amount_fen,
-            h.captured_fen,
-            h.state,
-            h.created_at,
-            h.expires_at,
-            h.closed_at,
-        ),
-    )
+    insert(conn, "holds", h)
 
 
 def get_hold(conn: sqlite3.Connection, hold_id: str) -> Hold:
@@ -268,9 +209,10 @@ def get_hold(conn: sqlite3.Connection, hold_id: str) -> Hold:
     return _hold(row)
 
 
-def hold_for_order(conn: sqlite3.Connection, provider_id: str, order_id: str) -> Hold | None:
+def hold_for_order(conn: sqlite3.Connection, acquirer_region: str, provider_id: str, order_id: str) -> Hold | None:
     row = conn.execute(
-        "SELECT * FROM holds WHERE provider_id = ? AND order_id = ?", (provider_id, order_id)
+        "SELECT * FROM holds WHERE acquirer_region = ? AND provider_id = ? AND order_id = ?",
+        (acquirer_region, provider_id, order_id),
     ).fetchone()
     return None if row is None else _hold(row)
 
@@ -295,10 +237,11 @@ def list_holds(
     return [_hold(r) for r in rows]
 
 
-def close_hold(conn: sqlite3.Connection, hold_id: str, state: str, captured: int, at: int) -> None:
+def close_hold(conn: sqlite3.Connection, hold_id: str, state: str, captured: int, at: int, window: str | None) -> None:
     cur = conn.execute(
-        "UPDATE holds SET state = ?, captured_fen = ?, closed_at = ? WHERE id = ? AND state = 'held'",
-        (state, captured, at, hold_id),
+        "UPDATE holds SET state = ?, captured_fen = ?, closed_at = ?, settlement_window = ? "
+        "WHERE id = ? AND state = 'held'",
+        (state, captured, at, window, hold_id),
     )
     if cur.rowcount != 1:
         raise errors.HoldNotOpen(f"hold {hold_id} is not open")

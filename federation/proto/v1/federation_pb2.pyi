@@ -1,0 +1,211 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class MessageType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MESSAGE_TYPE_UNSPECIFIED: _ClassVar[MessageType]
+    AUTHORIZE: _ClassVar[MessageType]
+    CAPTURE: _ClassVar[MessageType]
+    VOID: _ClassVar[MessageType]
+    REDEEM: _ClassVar[MessageType]
+    STATUS: _ClassVar[MessageType]
+    CARD: _ClassVar[MessageType]
+    RECEIPT: _ClassVar[MessageType]
+    REFUSAL: _ClassVar[MessageType]
+    ACK: _ClassVar[MessageType]
+MESSAGE_TYPE_UNSPECIFIED: MessageType
+AUTHORIZE: MessageType
+CAPTURE: MessageType
+VOID: MessageType
+REDEEM: MessageType
+STATUS: MessageType
+CARD: MessageType
+RECEIPT: MessageType
+REFUSAL: MessageType
+ACK: MessageType
+
+class Envelope(_message.Message):
+    __slots__ = ("body", "signer_region", "key_id", "signature")
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    SIGNER_REGION_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    body: bytes
+    signer_region: str
+    key_id: str
+    signature: bytes
+    def __init__(self, body: _Optional[bytes] = ..., signer_region: _Optional[str] = ..., key_id: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class Header(_message.Message):
+    __slots__ = ("origin", "destination", "message_id", "sent_at_ms", "type", "in_reply_to")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    SENT_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    IN_REPLY_TO_FIELD_NUMBER: _ClassVar[int]
+    origin: str
+    destination: str
+    message_id: str
+    sent_at_ms: int
+    type: MessageType
+    in_reply_to: str
+    def __init__(self, origin: _Optional[str] = ..., destination: _Optional[str] = ..., message_id: _Optional[str] = ..., sent_at_ms: _Optional[int] = ..., type: _Optional[_Union[MessageType, str]] = ..., in_reply_to: _Optional[str] = ...) -> None: ...
+
+class Body(_message.Message):
+    __slots__ = ("header", "payload")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    header: Header
+    payload: bytes
+    def __init__(self, header: _Optional[_Union[Header, _Mapping]] = ..., payload: _Optional[bytes] = ...) -> None: ...
+
+class Provider(_message.Message):
+    __slots__ = ("region", "id", "uscc", "name", "kind")
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    USCC_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    region: str
+    id: str
+    uscc: str
+    name: str
+    kind: str
+    def __init__(self, region: _Optional[str] = ..., id: _Optional[str] = ..., uscc: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
+
+class Order(_message.Message):
+    __slots__ = ("order_id", "order_amount_fen", "compute_class")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    ORDER_AMOUNT_FEN_FIELD_NUMBER: _ClassVar[int]
+    COMPUTE_CLASS_FIELD_NUMBER: _ClassVar[int]
+    order_id: str
+    order_amount_fen: int
+    compute_class: str
+    def __init__(self, order_id: _Optional[str] = ..., order_amount_fen: _Optional[int] = ..., compute_class: _Optional[str] = ...) -> None: ...
+
+class AuthorizeRequest(_message.Message):
+    __slots__ = ("code", "provider", "order")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    provider: Provider
+    order: Order
+    def __init__(self, code: _Optional[str] = ..., provider: _Optional[_Union[Provider, _Mapping]] = ..., order: _Optional[_Union[Order, _Mapping]] = ...) -> None: ...
+
+class RedeemRequest(_message.Message):
+    __slots__ = ("code", "provider", "order")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    provider: Provider
+    order: Order
+    def __init__(self, code: _Optional[str] = ..., provider: _Optional[_Union[Provider, _Mapping]] = ..., order: _Optional[_Union[Order, _Mapping]] = ...) -> None: ...
+
+class CaptureRequest(_message.Message):
+    __slots__ = ("hold_id", "amount_fen")
+    HOLD_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FEN_FIELD_NUMBER: _ClassVar[int]
+    hold_id: str
+    amount_fen: int
+    def __init__(self, hold_id: _Optional[str] = ..., amount_fen: _Optional[int] = ...) -> None: ...
+
+class VoidRequest(_message.Message):
+    __slots__ = ("hold_id",)
+    HOLD_ID_FIELD_NUMBER: _ClassVar[int]
+    hold_id: str
+    def __init__(self, hold_id: _Optional[str] = ...) -> None: ...
+
+class StatusRequest(_message.Message):
+    __slots__ = ("request_message_id",)
+    REQUEST_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    request_message_id: str
+    def __init__(self, request_message_id: _Optional[str] = ...) -> None: ...
+
+class Receipt(_message.Message):
+    __slots__ = ("request_message_id", "request_type", "hold_id", "voucher_id", "state", "amount_fen", "captured_fen", "ratio_bp", "expires_at_ms", "order_id", "provider_id", "decided_at_ms", "settlement_window", "unknown")
+    REQUEST_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_TYPE_FIELD_NUMBER: _ClassVar[int]
+    HOLD_ID_FIELD_NUMBER: _ClassVar[int]
+    VOUCHER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FEN_FIELD_NUMBER: _ClassVar[int]
+    CAPTURED_FEN_FIELD_NUMBER: _ClassVar[int]
+    RATIO_BP_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_ID_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    SETTLEMENT_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    UNKNOWN_FIELD_NUMBER: _ClassVar[int]
+    request_message_id: str
+    request_type: MessageType
+    hold_id: str
+    voucher_id: str
+    state: str
+    amount_fen: int
+    captured_fen: int
+    ratio_bp: int
+    expires_at_ms: int
+    order_id: str
+    provider_id: str
+    decided_at_ms: int
+    settlement_window: str
+    unknown: bool
+    def __init__(self, request_message_id: _Optional[str] = ..., request_type: _Optional[_Union[MessageType, str]] = ..., hold_id: _Optional[str] = ..., voucher_id: _Optional[str] = ..., state: _Optional[str] = ..., amount_fen: _Optional[int] = ..., captured_fen: _Optional[int] = ..., ratio_bp: _Optional[int] = ..., expires_at_ms: _Optional[int] = ..., order_id: _Optional[str] = ..., provider_id: _Optional[str] = ..., decided_at_ms: _Optional[int] = ..., settlement_window: _Optional[str] = ..., unknown: _Optional[bool] = ...) -> None: ...
+
+class Refusal(_message.Message):
+    __slots__ = ("request_message_id", "code", "message")
+    REQUEST_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    request_message_id: str
+    code: str
+    message: str
+    def __init__(self, request_message_id: _Optional[str] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class Key(_message.Message):
+    __slots__ = ("key_id", "public_key", "not_before_ms", "not_after_ms", "revoked")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    NOT_BEFORE_MS_FIELD_NUMBER: _ClassVar[int]
+    NOT_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    public_key: bytes
+    not_before_ms: int
+    not_after_ms: int
+    revoked: bool
+    def __init__(self, key_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., not_before_ms: _Optional[int] = ..., not_after_ms: _Optional[int] = ..., revoked: _Optional[bool] = ...) -> None: ...
+
+class NodeCard(_message.Message):
+    __slots__ = ("region", "name", "endpoint", "keys", "issued_at_ms")
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    region: str
+    name: str
+    endpoint: str
+    keys: _containers.RepeatedCompositeFieldContainer[Key]
+    issued_at_ms: int
+    def __init__(self, region: _Optional[str] = ..., name: _Optional[str] = ..., endpoint: _Optional[str] = ..., keys: _Optional[_Iterable[_Union[Key, _Mapping]]] = ..., issued_at_ms: _Optional[int] = ...) -> None: ...
+
+class Ack(_message.Message):
+    __slots__ = ("request_message_id",)
+    REQUEST_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    request_message_id: str
+    def __init__(self, request_message_id: _Optional[str] = ...) -> None: ...
+
+class CardQuery(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -6,14 +6,23 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
 
+from federation.acquirer import Acquirer
+from federation.cards import OwnKey, build_card
+from federation.client import Clients, Tls
+from federation.directory import Directory
+from federation.envelope import Door
+from federation.issuer import Issuer
+from federation.outbox import Backoff, Outbox
+from federation.proto.v1 import federation_pb2 as pb
+from federation.server import ServerTls, Servicer, start_server
 from node.clock import Clock, SystemClock
-from node.config import NodeConfig
+from node.config import FederationConfig, NodeConfig
 from node.config import load as load_config
 from node.keys import NodeKey
 from node.metrics import BooksCollector, Metrics
@@ -26,6 +35,25 @@ from node.services.views import Views
 from node.store.db import Database
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Federation:
+    """The federation parts of a node, present when ``[federation]`` is configured."""
+
+    config: FederationConfig
+    directory: Directory
+    door: Door
+    issuer: Issuer
+    outbox: Outbox
+    acquirer: Acquirer
+    clients: Clients
+    servicer: Servicer
+    server_tls: ServerTls | None
+
+    def card(self, key: NodeKey, region: str, name: str, now_ms: int) -> bytes:
+        own = [OwnKey(key.key_id, key.public_key, 0)]
+        return build_card(key, region, name, self.config.advertised, own, now_ms)
 
 
 @dataclass
@@ -42,6 +70,8 @@ class Node:
     issuance: Issuance
     spending: Spending
     views: Views
+    federation: Federation | None = None
+    grpc_port: int = 0
 
     def check(self) -> list[str]:
         """The money invariants, from the current books."""
@@ -72,6 +102,14 @@ def build_node(data_dir: Path, clock: Clock | None = None) -> Node:
         config.db_path, lambda: {y: policies.for_year(y) for y in policies.years()}
     )
     metrics.registry.register(books)
+    spending = Spending(db, clock, policies, observer=metrics.observe_flow)
+    directory = Directory(db)
+    directory.load_sync()
+    federation = None
+    if config.federation is not None:
+        federation = _build_federation(
+            config, config.federation, clock, db, key, metrics, spending, directory
+        )
     return Node(
         config=config,
         clock=clock,
@@ -82,10 +120,87 @@ def build_node(data_dir: Path, clock: Clock | None = None) -> Node:
         policies=policies,
         registry=Registry(db, clock, policies),
         tokens=Tokens(db, clock),
-        issuance=Issuance(db, clock, policies, key, observer=metrics.observe_decision),
-        spending=Spending(db, clock, policies, observer=metrics.observe_flow),
+        issuance=Issuance(
+            db,
+            clock,
+            policies,
+            key,
+            member_regions=directory.regions,
+            observer=metrics.observe_decision,
+        ),
+        spending=spending,
         views=Views(db, clock, policies),
+        federation=federation,
     )
+
+
+def _path(config: NodeConfig, name: str) -> Path:
+    path = Path(name)
+    return path if path.is_absolute() else config.data_dir / path
+
+
+def _build_federation(
+    config: NodeConfig,
+    fed: FederationConfig,
+    clock: Clock,
+    db: Database,
+    key: NodeKey,
+    metrics: Metrics,
+    spending: Spending,
+    directory: Directory,
+) -> Federation:
+    region = config.region
+    door = Door(region, directory.get, int(fed.max_skew_seconds * 1000))
+    client_tls = server_tls = None
+    if not fed.plaintext:
+        mutual = fed.mutual_tls
+        cert, tls_key, ca = (
+            _path(config, fed.tls_cert),
+            _path(config, fed.tls_key),
+            _path(config, fed.tls_ca),
+        )
+        client_tls = Tls(ca, cert if mutual else None, tls_key if mutual else None)
+        server_tls = ServerTls(cert, tls_key, ca if mutual else None)
+    clients = Clients(client_tls)
+
+    def known(peer: str) -> str:
+        return peer if directory.get(peer) is not None else "unknown"
+
+    def on_call(peer: str, method: str, outcome: str, seconds: float) -> None:
+        metrics.federation_call_seconds.labels(peer, method, outcome).observe(seconds)
+
+    def on_issuer(peer: str, kind: int, outcome: str) -> None:
+        metrics.federation_requests.labels(peer, pb.MessageType.Name(kind).lower(), outcome).inc()
+
+    def on_refusal(peer: str, code: str) -> None:
+        metrics.envelope_refusals.labels(known(peer), code).inc()
+
+    def on_acquired(issuer: str, outcome: str, compute_class: str, amount: int) -> None:
+        metrics.cross_region_fen.labels(issuer, region, outcome).inc(amount)
+
+    outbox = Outbox(
+        db,
+        clock,
+        region,
+        key,
+        directory,
+        door,
+        clients,
+        Backoff(fed.call_timeout_seconds, fed.backoff_base_seconds, fed.backoff_cap_seconds),
+        on_call,
+    )
+    acquirer = Acquirer(db, clock, region, outbox, on_acquired)
+    spending.remote = acquirer
+    issuer = Issuer(db, clock, region, key, spending, on_issuer)
+    parts = Federation(fed, directory, door, issuer, outbox, acquirer, clients, None, server_tls)  # type: ignore[arg-type]
+    parts.servicer = Servicer(
+        door,
+        issuer,
+        clock,
+        lambda: parts.card(key, region, config.name, clock.now_ms()),
+        on_refusal,
+    )
+    return parts
 
 
 async def sweeper(node: Node) -> None:
@@ -93,6 +208,10 @@ async def sweeper(node: Node) -> None:
     while True:
         try:
             await node.policies.refresh()
+            if node.federation is not None:
+                await node.federation.directory.refresh()
+                node.federation.outbox.ensure_workers()
+                await node.federation.acquirer.sweep()
             result = await node.spending.sweep()
             if any(result.values()):
                 logger.info("sweep: %s", result)
@@ -103,12 +222,37 @@ async def sweeper(node: Node) -> None:
         await asyncio.sleep(node.config.sweep_interval_seconds)
 
 
-def sweeper_ctx(node: Node):  # type: ignore[no-untyped-def]
+def sweeper_ctx(node: Node) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(sweeper(node), name="sweeper")
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+    return ctx
+
+
+def federation_ctx(node: Node) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The gRPC server and the outbox workers, for the app's lifetime."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        fed = node.federation
+        assert fed is not None
+        server, bound = await start_server(
+            fed.servicer, fed.config.host, fed.config.port, fed.server_tls
+        )
+        node.grpc_port = bound
+        logger.info(
+            "federation gRPC on %s:%d (%s)",
+            fed.config.host,
+            bound,
+            "plaintext" if fed.server_tls is None else "TLS",
+        )
+        fed.outbox.ensure_workers()
+        yield
+        await fed.outbox.close()
+        await server.stop(grace=2.0)
+        await fed.clients.close()
 
     return ctx

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from node import errors, logs
 from node.app import Node, build_node
-from node.config import CONFIG_FILE, ConfigError, NodeConfig, render
+from node.config import CONFIG_FILE, ConfigError, FederationConfig, NodeConfig, render
 from node.domain.money import yuan
 from node.domain.policy import parse_policy, policy_summary
 from node.keys import NodeKey
@@ -36,6 +36,7 @@ def init_node(
     port: int,
     synchronous: str = "FULL",
     sweep_interval: float = 5.0,
+    federation: FederationConfig | None = None,
 ) -> str:
     """Create a node's data folder, key, database and policy; return the first operator token."""
     if (data_dir / CONFIG_FILE).exists():
@@ -50,6 +51,7 @@ def init_node(
         http_port=port,
         synchronous=synchronous,
         sweep_interval_seconds=sweep_interval,
+        federation=federation,
     )
     (data_dir / CONFIG_FILE).write_text(render(config))
     NodeKey.generate().save(config.key_path)
@@ -88,7 +90,11 @@ async def serve(node: Node, host: str, port: int) -> None:
     bound = runner.addresses[0][1]
     state = node.config.data_dir / SERVE_FILE
     tmp = state.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"pid": os.getpid(), "host": host, "http_port": bound}))
+    tmp.write_text(
+        json.dumps(
+            {"pid": os.getpid(), "host": host, "http_port": bound, "grpc_port": node.grpc_port}
+        )
+    )
     tmp.replace(state)
     logger.info("node %s serving http://%s:%d", node.config.region, host, bound)
     stop = asyncio.Event()
@@ -178,6 +184,81 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_card(args: argparse.Namespace) -> int:
+    from federation.cards import card_text
+
+    node = build_node(args.data)
+    try:
+        if node.federation is None:
+            raise ConfigError("this node has no [federation] section: init it with --grpc-port")
+        text = card_text(
+            node.federation.card(
+                node.key, node.config.region, node.config.name, node.clock.now_ms()
+            )
+        )
+    finally:
+        node.close()
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"card written to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _cmd_peer(args: argparse.Namespace) -> int:
+    from federation.peering import Peering
+
+    node = build_node(args.data)
+    try:
+        peering = Peering(node.db, node.clock, node.config.region)
+        if args.action == "add":
+            card = peering.read_card(Path(args.card).read_text())
+            print(f"peer {card.card.region} {card.card.name} at {card.card.endpoint}")
+            print(f"fingerprint: {card.fingerprint}")
+            if args.fingerprint is not None and args.fingerprint.replace(
+                " ", ""
+            ) != card.fingerprint.replace(" ", ""):
+                print("the fingerprint does not match: not imported", file=sys.stderr)
+                return 1
+            if (
+                not args.yes
+                and args.fingerprint is None
+                and (
+                    not sys.stdin.isatty()
+                    or input("trust this card? [y/N] ").strip().lower() != "y"
+                )
+            ):
+                print("not imported", file=sys.stderr)
+                return 1
+            fed = node.config.federation
+            cap = (
+                args.exposure_cap_fen
+                if args.exposure_cap_fen is not None
+                else (fed.default_exposure_cap_fen if fed else 0)
+            )
+            peering.add(card, not args.no_outbound, not args.no_inbound, cap, SYSTEM)
+            print(f"peer {card.card.region} imported")
+        elif args.action == "list":
+            for peer in peering.list():
+                print(json.dumps(peer, ensure_ascii=False))
+        elif args.action == "set":
+            peering.set_policy(
+                args.region,
+                None if args.outbound is None else args.outbound == "on",
+                None if args.inbound is None else args.inbound == "on",
+                args.exposure_cap_fen,
+                SYSTEM,
+            )
+            print(f"peer {args.region} updated")
+        else:
+            peering.revoke_key(args.region, args.key_id, SYSTEM)
+            print(f"key {args.key_id} of {args.region} revoked")
+    finally:
+        node.close()
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from node.demo import run_demo
 
@@ -201,6 +282,16 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--policy", required=True, help="the fiscal year's policy TOML")
     sp.add_argument("--port", type=int, default=8330)
     sp.add_argument("--synchronous", default="FULL", choices=["NORMAL", "FULL", "EXTRA"])
+    sp.add_argument("--grpc-port", type=int, help="join a federation: serve gRPC on this port")
+    sp.add_argument("--grpc-host", default="127.0.0.1")
+    sp.add_argument("--endpoint", help="host:port peers should dial (default grpc-host:grpc-port)")
+    sp.add_argument(
+        "--plaintext", action="store_true", help="no TLS: loopback demos and tests only"
+    )
+    sp.add_argument("--tls-cert")
+    sp.add_argument("--tls-key")
+    sp.add_argument("--tls-ca", help="CA that signs the federation's certificates")
+    sp.add_argument("--mutual-tls", action="store_true")
     sp.set_defaults(fn=_cmd_init)
 
     sp = with_data(sub.add_parser("serve", help="serve the REST API"))
@@ -230,6 +321,38 @@ def parser() -> argparse.ArgumentParser:
     sp = with_data(psub.add_parser("load"))
     sp.add_argument("file")
     pp.set_defaults(fn=_cmd_policy)
+
+    cp = sub.add_parser("card", help="this node's card, for peers to import")
+    csub = cp.add_subparsers(dest="action", required=True)
+    sp = with_data(csub.add_parser("export"))
+    sp.add_argument("--out", help="file to write (default: standard output)")
+    cp.set_defaults(fn=_cmd_card)
+
+    pp = sub.add_parser("peer", help="the federation's other cities")
+    psub = pp.add_subparsers(dest="action", required=True)
+    sp = with_data(
+        psub.add_parser("add", help="import a peer's card, after comparing its fingerprint")
+    )
+    sp.add_argument("card", help="the peer's card file")
+    sp.add_argument(
+        "--fingerprint", help="the fingerprint the peer's operator read to you; must match"
+    )
+    sp.add_argument("--yes", action="store_true", help="trust the card without asking")
+    sp.add_argument(
+        "--no-outbound", action="store_true", help="our vouchers may not be spent there"
+    )
+    sp.add_argument("--no-inbound", action="store_true", help="our providers do not accept theirs")
+    sp.add_argument("--exposure-cap-fen", type=int, help="most we may owe them in one window")
+    with_data(psub.add_parser("list"))
+    sp = with_data(psub.add_parser("set", help="change what may travel to and from a peer"))
+    sp.add_argument("region")
+    sp.add_argument("--outbound", choices=["on", "off"])
+    sp.add_argument("--inbound", choices=["on", "off"])
+    sp.add_argument("--exposure-cap-fen", type=int)
+    sp = with_data(psub.add_parser("revoke-key", help="stop trusting one of a peer's keys"))
+    sp.add_argument("region")
+    sp.add_argument("key_id")
+    pp.set_defaults(fn=_cmd_peer)
 
     from node.reports import FORMATS, REPORTS
 

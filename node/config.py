@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,27 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class FederationConfig:
+    host: str = "127.0.0.1"
+    port: int = 9330
+    endpoint: str = ""  # advertised host:port in the node card; default host:port
+    plaintext: bool = False  # only when the operator asks: demos and tests on loopback
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_ca: str = ""  # trusted CA for peers' certificates
+    mutual_tls: bool = False  # require and present client certificates
+    max_skew_seconds: float = 300.0
+    call_timeout_seconds: float = 2.0
+    backoff_base_seconds: float = 0.2
+    backoff_cap_seconds: float = 30.0
+    default_exposure_cap_fen: int = 100_000_000_00  # ¥100,000,000 per partner per window
+
+    @property
+    def advertised(self) -> str:
+        return self.endpoint or f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     data_dir: Path
     region: str
@@ -27,6 +49,7 @@ class NodeConfig:
     max_body_bytes: int = 64 * 1024
     synchronous: str = "FULL"
     sweep_interval_seconds: float = 5.0
+    federation: FederationConfig | None = None
 
     @property
     def db_path(self) -> Path:
@@ -51,7 +74,48 @@ def render(config: NodeConfig) -> str:
         f'synchronous = "{config.synchronous}"\n\n'
         "[sweeper]\n"
         f"interval_seconds = {config.sweep_interval_seconds}\n"
+        + (_render_federation(config.federation) if config.federation else "")
     )
+
+
+def _render_federation(f: FederationConfig) -> str:
+    return (
+        "\n[federation]\n"
+        f'host = "{f.host}"\n'
+        f"port = {f.port}\n"
+        f'endpoint = "{f.endpoint}"\n'
+        f"plaintext = {str(f.plaintext).lower()}\n"
+        f'tls_cert = "{f.tls_cert}"\n'
+        f'tls_key = "{f.tls_key}"\n'
+        f'tls_ca = "{f.tls_ca}"\n'
+        f"mutual_tls = {str(f.mutual_tls).lower()}\n"
+        f"max_skew_seconds = {f.max_skew_seconds}\n"
+        f"call_timeout_seconds = {f.call_timeout_seconds}\n"
+        f"backoff_base_seconds = {f.backoff_base_seconds}\n"
+        f"backoff_cap_seconds = {f.backoff_cap_seconds}\n"
+        f"default_exposure_cap_fen = {f.default_exposure_cap_fen}\n"
+    )
+
+
+def _load_federation(table: dict[str, object]) -> FederationConfig:
+    known = {f.name: f for f in dataclasses.fields(FederationConfig)}
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise ConfigError(f"federation.{unknown[0]}: unknown key")
+    values: dict[str, object] = {}
+    for name, value in table.items():
+        kind = type(getattr(FederationConfig(), name))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ConfigError(f"federation.{name}: must be {kind.__name__}, got {value!r}")
+        values[name] = value
+    config = FederationConfig(**values)  # type: ignore[arg-type]
+    if not config.plaintext and not (config.tls_cert and config.tls_key and config.tls_ca):
+        raise ConfigError(
+            "federation: set tls_cert, tls_key and tls_ca, or plaintext = true (loopback demos and tests only)"
+        )
+    return config
 
 
 def load(data_dir: Path) -> NodeConfig:
@@ -76,6 +140,7 @@ def load(data_dir: Path) -> NodeConfig:
             max_body_bytes=int(http.get("max_body_bytes", 64 * 1024)),
             synchronous=str(storage.get("synchronous", "FULL")).upper(),
             sweep_interval_seconds=float(sweeper.get("interval_seconds", 5.0)),
+            federation=_load_federation(doc["federation"]) if "federation" in doc else None,
         )
     except KeyError as exc:
         raise ConfigError(f"{path}: missing key {exc}") from None

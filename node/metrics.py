@@ -121,6 +121,31 @@ class Metrics:
             buckets=DB_BUCKETS,
             registry=r,
         )
+        self.federation_call_seconds = Histogram(
+            "suanli_federation_call_seconds",
+            "Outgoing federation calls by peer, method and outcome (answered, unreachable, a refusal code)",
+            ["peer", "method", "outcome"],
+            buckets=DB_BUCKETS,
+            registry=r,
+        )
+        self.envelope_refusals = Counter(
+            "suanli_envelope_refusals_total",
+            "Incoming federation envelopes refused at the door, by claimed peer and reason",
+            ["peer", "reason"],
+            registry=r,
+        )
+        self.federation_requests = Counter(
+            "suanli_federation_requests_total",
+            "Incoming federation requests answered as issuer, by peer, type and outcome",
+            ["peer", "type", "outcome"],
+            registry=r,
+        )
+        self.cross_region_fen = Counter(
+            "suanli_cross_region_fen_total",
+            "Cross-region money by issuer region, acquirer region and outcome (held, captured…), fen",
+            ["issuer", "acquirer", "outcome"],
+            registry=r,
+        )
         self.http_requests = Counter(
             "suanli_http_requests_total",
             "REST requests by route and status",

@@ -12,7 +12,7 @@ from node import errors
 from node.api import handlers as h
 from node.api.keys import NODE, PRINCIPAL
 from node.api.openapi import openapi_document
-from node.app import Node, sweeper_ctx
+from node.app import Node, federation_ctx, sweeper_ctx
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +133,8 @@ def make_app(node: Node, *, sweep: bool = True) -> web.Application:
     )
     app[NODE] = node
     app.add_routes(routes(make_aiohttp_handler(node.metrics.registry)))
+    if node.federation is not None:
+        app.cleanup_ctx.append(federation_ctx(node))
     if sweep:
         app.cleanup_ctx.append(sweeper_ctx(node))
     return app

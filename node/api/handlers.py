@@ -236,12 +236,15 @@ async def revoke_voucher(request: web.Request) -> web.Response:
 
 async def create_authorization(request: web.Request) -> web.Response:
     body = await json_body(request)
-    provider_id = body.text("provider_id", max_len=40)
+    provider_id = body.text("provider_id", max_len=60)
+    provider_region = body.text("provider_region", max_len=6, required=False)
     max_fen = body.fen("max_fen")
     expires_at = body.time("expires_at")
     body.done()
+    if provider_region is not None and (len(provider_region) != 6 or not provider_region.isdigit()):
+        raise errors.InvalidRequest("provider_region: must be a 6-digit GB/T 2260 code")
     auth, code = await request.app[NODE].spending.authorize(
-        _who(request), request.match_info["id"], provider_id, max_fen, expires_at
+        _who(request), request.match_info["id"], provider_id, max_fen, expires_at, provider_region
     )
     return _ok({"authorization": render.authorization(auth), "code": code}, 201)
 

@@ -35,6 +35,10 @@ ORDER = _schema(
     compute_class=S,
 )
 ORDER_ERRORS = (
+    "inbound_not_allowed",
+    "outbound_not_allowed",
+    "exposure_cap_exceeded",
+    "peer_not_found",
     "authorization_invalid",
     "authorization_used",
     "authorization_expired",
@@ -229,7 +233,11 @@ OPERATIONS: list[tuple[str, str, str, str, dict[str, Any] | None, int, tuple[str
         "holder",
         "Authorize a provider; returns a one-time code",
         _schema(
-            ["provider_id", "max_fen", "expires_at"], provider_id=S, max_fen=FEN, expires_at=TIME
+            ["provider_id", "max_fen", "expires_at"],
+            provider_id=S,
+            provider_region={"type": "string", "description": "a peer's region, for its provider"},
+            max_fen=FEN,
+            expires_at=TIME,
         ),
         201,
         (

@@ -66,7 +66,9 @@ class Redeemer:
 class RemoteSpending(Protocol):
     """The acquirer side of the federation, for codes issued by another city."""
 
-    async def hold(self, provider_id: str, order: Order, issuer: str, redeem: bool) -> HoldResult: ...
+    async def hold(
+        self, provider_id: str, order: Order, issuer: str, redeem: bool
+    ) -> HoldResult: ...
     async def capture(self, provider_id: str, hold_id: str, amount_fen: int) -> HoldResult: ...
     async def void(self, provider_id: str, hold_id: str) -> HoldResult: ...
 
@@ -106,7 +108,9 @@ class Spending:
 
     # Transaction functions, shared by the REST path and the federation's issuer -----------
 
-    def release(self, conn: sqlite3.Connection, hold: Hold, state: str, captured: int, now: int, actor: str) -> Hold:
+    def release(
+        self, conn: sqlite3.Connection, hold: Hold, state: str, captured: int, now: int, actor: str
+    ) -> Hold:
         """End an open hold: ``captured`` goes to whoever is owed, the rest back to the voucher."""
         rest = hold.amount_fen - captured
         window = None
@@ -115,27 +119,57 @@ class Spending:
             window = window_of(self._policies.for_year(voucher.fiscal_year), now)
         vouchers.close_hold(conn, hold.id, state, captured, now, window)
         vouchers.move_voucher(
-            conn, hold.voucher_id, held_fen=-hold.amount_fen, captured_fen=captured, available_fen=rest
+            conn,
+            hold.voucher_id,
+            held_fen=-hold.amount_fen,
+            captured_fen=captured,
+            available_fen=rest,
         )
         hold_acct = ledger.hold_account(hold.id)
-        ledger.transfer(conn, now, "capture", hold.id, hold_acct, _settle_account(hold, self.region), captured)
-        ledger.transfer(conn, now, "release", hold.id, hold_acct, ledger.voucher_account(hold.voucher_id), rest)
-        ledger.event(conn, now, "hold", hold.id, state, actor, captured if state == "captured" else rest)
+        ledger.transfer(
+            conn, now, "capture", hold.id, hold_acct, _settle_account(hold, self.region), captured
+        )
+        ledger.transfer(
+            conn, now, "release", hold.id, hold_acct, ledger.voucher_account(hold.voucher_id), rest
+        )
+        ledger.event(
+            conn, now, "hold", hold.id, state, actor, captured if state == "captured" else rest
+        )
         return vouchers.get_hold(conn, hold.id)
 
-    def _reclaim(self, conn: sqlite3.Connection, voucher: Voucher, state: str, now: int, actor: str, reason: str) -> int:
+    def _reclaim(
+        self,
+        conn: sqlite3.Connection,
+        voucher: Voucher,
+        state: str,
+        now: int,
+        actor: str,
+        reason: str,
+    ) -> int:
         """Close a voucher: end its holds, cancel its codes, return its balance to the budget."""
         for hold in vouchers.open_holds(conn, voucher.id):
             self.release(conn, hold, "voided" if state == "revoked" else "expired", 0, now, actor)
-        vouchers.close_open_authorizations(conn, voucher.id, "cancelled" if state == "revoked" else "expired")
+        vouchers.close_open_authorizations(
+            conn, voucher.id, "cancelled" if state == "revoked" else "expired"
+        )
         amount = vouchers.get_voucher(conn, voucher.id).available_fen
         vouchers.move_voucher(conn, voucher.id, available_fen=-amount, reclaimed_fen=amount)
         vouchers.set_voucher_state(conn, voucher.id, state)
-        ledger.transfer(conn, now, "reclaim", voucher.id, ledger.voucher_account(voucher.id), ledger.pool(voucher.fiscal_year), amount)
+        ledger.transfer(
+            conn,
+            now,
+            "reclaim",
+            voucher.id,
+            ledger.voucher_account(voucher.id),
+            ledger.pool(voucher.fiscal_year),
+            amount,
+        )
         ledger.event(conn, now, "voucher", voucher.id, state, actor, amount, reason=reason)
         return amount
 
-    def place(self, conn: sqlite3.Connection, redeemer: Redeemer, order: Order, now: int, actor: str) -> HoldResult:
+    def place(
+        self, conn: sqlite3.Connection, redeemer: Redeemer, order: Order, now: int, actor: str
+    ) -> HoldResult:
         """Place a hold for an order. A repeated identical request returns the original hold."""
         provider = redeemer.provider
         existing = vouchers.hold_for_order(conn, redeemer.region, provider.id, order.order_id)
@@ -152,6 +186,12 @@ class Spending:
             raise errors.OrderAlreadySubsidised(
                 f"order {order.order_id} of this provider already has a subsidy (hold {existing.id})"
             )
+        if redeemer.region == self.region and peers.remote_hold_for_order(
+            conn, provider.id, order.order_id
+        ):
+            raise errors.OrderAlreadySubsidised(
+                f"order {order.order_id} already has a subsidy from another city"
+            )
         auth = vouchers.authorization_by_code(conn, code_hash)
         rules.check_authorization(auth, redeemer.region, provider.id, now)
         voucher = vouchers.get_voucher(conn, auth.voucher_id)
@@ -164,7 +204,9 @@ class Spending:
         if redeemer.region != self.region:
             peer = peers.get_peer(conn, redeemer.region)
             if not peer.outbound:
-                raise errors.OutboundNotAllowed(f"this city's vouchers may not be spent in {peer.region}")
+                raise errors.OutboundNotAllowed(
+                    f"this city's vouchers may not be spent in {peer.region}"
+                )
             owed = peers.exposure(conn, peer.region, window_of(policy, now))
             if owed + amount > peer.exposure_cap_fen:
                 raise errors.ExposureCapExceeded(
@@ -189,31 +231,67 @@ class Spending:
         vouchers.insert_hold(conn, hold)
         vouchers.use_authorization(conn, auth.id, hold.id)
         vouchers.move_voucher(conn, voucher.id, available_fen=-amount, held_fen=amount)
-        ledger.transfer(conn, now, "hold", hold.id, ledger.voucher_account(voucher.id), ledger.hold_account(hold.id), amount)
+        ledger.transfer(
+            conn,
+            now,
+            "hold",
+            hold.id,
+            ledger.voucher_account(voucher.id),
+            ledger.hold_account(hold.id),
+            amount,
+        )
         ledger.event(conn, now, "authorization", auth.id, "used", actor, amount, hold_id=hold.id)
-        ledger.event(conn, now, "hold", hold.id, "held", actor, amount, order_id=order.order_id, voucher_id=voucher.id)
+        ledger.event(
+            conn,
+            now,
+            "hold",
+            hold.id,
+            "held",
+            actor,
+            amount,
+            order_id=order.order_id,
+            voucher_id=voucher.id,
+        )
         return HoldResult(hold, replayed=False)
 
-    def place_and_capture(self, conn: sqlite3.Connection, redeemer: Redeemer, order: Order, now: int, actor: str) -> HoldResult:
+    def place_and_capture(
+        self, conn: sqlite3.Connection, redeemer: Redeemer, order: Order, now: int, actor: str
+    ) -> HoldResult:
         placed = self.place(conn, redeemer, order, now, actor)
         hold = placed.hold
         assert isinstance(hold, Hold)
         if placed.replayed:
             if hold.state != "captured" or hold.captured_fen != hold.amount_fen:
-                raise errors.OrderAlreadySubsidised(f"order {order.order_id} has a hold {hold.id} that is {hold.state}")
+                raise errors.OrderAlreadySubsidised(
+                    f"order {order.order_id} has a hold {hold.id} that is {hold.state}"
+                )
             return placed
-        return HoldResult(self.release(conn, hold, "captured", hold.amount_fen, now, actor), replayed=False)
+        return HoldResult(
+            self.release(conn, hold, "captured", hold.amount_fen, now, actor), replayed=False
+        )
 
-    def capture_txn(self, conn: sqlite3.Connection, redeemer: Redeemer, hold_id: str, amount_fen: int, now: int, actor: str) -> HoldResult:
+    def capture_txn(
+        self,
+        conn: sqlite3.Connection,
+        redeemer: Redeemer,
+        hold_id: str,
+        amount_fen: int,
+        now: int,
+        actor: str,
+    ) -> HoldResult:
         hold = vouchers.get_hold(conn, hold_id)
         if hold.provider_id != redeemer.provider.id or hold.acquirer_region != redeemer.region:
             raise errors.Forbidden("a provider captures only its own holds")
         if hold.state == "captured" and hold.captured_fen == amount_fen:
             return HoldResult(hold, replayed=True)
         rules.check_capture(hold, amount_fen, now)
-        return HoldResult(self.release(conn, hold, "captured", amount_fen, now, actor), replayed=False)
+        return HoldResult(
+            self.release(conn, hold, "captured", amount_fen, now, actor), replayed=False
+        )
 
-    def void_txn(self, conn: sqlite3.Connection, redeemer: Redeemer, hold_id: str, now: int, actor: str) -> HoldResult:
+    def void_txn(
+        self, conn: sqlite3.Connection, redeemer: Redeemer, hold_id: str, now: int, actor: str
+    ) -> HoldResult:
         hold = vouchers.get_hold(conn, hold_id)
         if hold.provider_id != redeemer.provider.id or hold.acquirer_region != redeemer.region:
             raise errors.Forbidden("a provider voids only its own holds")
@@ -254,15 +332,21 @@ class Spending:
         def txn(conn: sqlite3.Connection) -> Authorization:
             voucher = vouchers.get_voucher(conn, voucher_id)
             if voucher.holder_id != holder_id:
-                raise errors.Forbidden("a voucher can be spent only by its own holder's authorization (R6)")
+                raise errors.Forbidden(
+                    "a voucher can be spent only by its own holder's authorization (R6)"
+                )
             rules.check_voucher_spendable(voucher, now)
             if expires_at > voucher.expires_at:
                 raise errors.InvalidRequest("expires_at: must not be after the voucher expires")
             if region == self.region:
                 holder = registry.get_holder(conn, holder_id)
-                rules.check_provider_may_redeem(registry.get_provider(conn, provider_id), holder.uscc)
+                rules.check_provider_may_redeem(
+                    registry.get_provider(conn, provider_id), holder.uscc
+                )
             elif not peers.get_peer(conn, region).outbound:
-                raise errors.OutboundNotAllowed(f"this city's vouchers may not be spent in {region}")
+                raise errors.OutboundNotAllowed(
+                    f"this city's vouchers may not be spent in {region}"
+                )
             auth = Authorization(
                 id=new_id("a"),
                 voucher_id=voucher.id,
@@ -277,8 +361,16 @@ class Spending:
             )
             vouchers.insert_authorization(conn, auth, sha256_hex(code))
             ledger.event(
-                conn, now, "authorization", auth.id, "created", who.actor, max_fen,
-                voucher_id=voucher.id, provider_id=provider_id, provider_region=region,
+                conn,
+                now,
+                "authorization",
+                auth.id,
+                "created",
+                who.actor,
+                max_fen,
+                voucher_id=voucher.id,
+                provider_id=provider_id,
+                provider_region=region,
             )
             return auth
 
@@ -312,7 +404,10 @@ class Spending:
         if remote is not None:
             return await remote[0].hold(provider_id, order, remote[1], redeem=False)
         now = self._clock.now_ms()
-        result = await self._db.run("hold_place", lambda c: self.place(c, self._local(c, provider_id), order, now, who.actor))
+        result = await self._db.run(
+            "hold_place",
+            lambda c: self.place(c, self._local(c, provider_id), order, now, who.actor),
+        )
         self.observe(result, "held")
         return result
 
@@ -324,7 +419,8 @@ class Spending:
             return await remote[0].hold(provider_id, order, remote[1], redeem=True)
         now = self._clock.now_ms()
         result = await self._db.run(
-            "redeem", lambda c: self.place_and_capture(c, self._local(c, provider_id), order, now, who.actor)
+            "redeem",
+            lambda c: self.place_and_capture(c, self._local(c, provider_id), order, now, who.actor),
         )
         self.observe(result, "captured")
         return result
@@ -335,7 +431,10 @@ class Spending:
             return await self.remote.capture(provider_id, hold_id, amount_fen)
         now = self._clock.now_ms()
         result = await self._db.run(
-            "hold_capture", lambda c: self.capture_txn(c, self._local(c, provider_id), hold_id, amount_fen, now, who.actor)
+            "hold_capture",
+            lambda c: self.capture_txn(
+                c, self._local(c, provider_id), hold_id, amount_fen, now, who.actor
+            ),
         )
         self.observe(result, "captured")
         return result
@@ -346,7 +445,8 @@ class Spending:
             return await self.remote.void(provider_id, hold_id)
         now = self._clock.now_ms()
         result = await self._db.run(
-            "hold_void", lambda c: self.void_txn(c, self._local(c, provider_id), hold_id, now, who.actor)
+            "hold_void",
+            lambda c: self.void_txn(c, self._local(c, provider_id), hold_id, now, who.actor),
         )
         self.observe(result, "voided")
         return result
@@ -376,7 +476,9 @@ class Spending:
             provider = None
 
         def txn(conn: sqlite3.Connection) -> list[Hold | RemoteHold]:
-            local: list[Hold | RemoteHold] = list(vouchers.list_holds(conn, provider, None, limit, after))
+            local: list[Hold | RemoteHold] = list(
+                vouchers.list_holds(conn, provider, None, limit, after)
+            )
             remote = peers.list_remote_holds(conn, provider, limit, after)
             return sorted([*local, *remote], key=lambda h: h.id)[:limit]
 
@@ -393,7 +495,15 @@ class Spending:
             if voucher.state != "active":
                 raise errors.VoucherNotActive(f"voucher {voucher_id} is already {voucher.state}")
             amount = self._reclaim(conn, voucher, "revoked", now, who.actor, reason)
-            ledger.audit(conn, now, who.actor, "voucher.revoke", voucher_id, reason=reason, reclaimed_fen=amount)
+            ledger.audit(
+                conn,
+                now,
+                who.actor,
+                "voucher.revoke",
+                voucher_id,
+                reason=reason,
+                reclaimed_fen=amount,
+            )
             return vouchers.get_voucher(conn, voucher_id), amount
 
         voucher, amount = await self._db.run("voucher_revoke", txn)
@@ -414,7 +524,9 @@ class Spending:
             expired = vouchers.expired_vouchers(conn, now, batch)
             for voucher_id in expired:
                 voucher = vouchers.get_voucher(conn, voucher_id)
-                amount = self._reclaim(conn, voucher, "expired", now, "system:sweeper", "validity ended")
+                amount = self._reclaim(
+                    conn, voucher, "expired", now, "system:sweeper", "validity ended"
+                )
                 flows.append(("reclaimed", voucher.compute_class, amount))
             return {"holds": len(holds), "vouchers": len(expired), "flows": flows}
 

@@ -47,19 +47,38 @@ def upsert_peer(conn: sqlite3.Connection, peer: Peer, card: bytes, at: int) -> N
         "added_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(region) DO UPDATE SET "
         "name = excluded.name, endpoint = excluded.endpoint, card = excluded.card, "
         "fingerprint = excluded.fingerprint, updated_at = excluded.updated_at",
-        (peer.region, peer.name, peer.endpoint, card, peer.fingerprint, int(peer.outbound), int(peer.inbound),
-         peer.exposure_cap_fen, at, at),
+        (
+            peer.region,
+            peer.name,
+            peer.endpoint,
+            card,
+            peer.fingerprint,
+            int(peer.outbound),
+            int(peer.inbound),
+            peer.exposure_cap_fen,
+            at,
+            at,
+        ),
     )
     for key in peer.keys:
         conn.execute(
             "INSERT INTO peer_keys (region, key_id, public_key, not_before, not_after, revoked) VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(region, key_id) DO UPDATE SET not_after = excluded.not_after, "
             "revoked = MAX(peer_keys.revoked, excluded.revoked)",
-            (peer.region, key.key_id, key.public_key, key.not_before, key.not_after, int(key.revoked)),
+            (
+                peer.region,
+                key.key_id,
+                key.public_key,
+                key.not_before,
+                key.not_after,
+                int(key.revoked),
+            ),
         )
 
 
-def set_peer_policy(conn: sqlite3.Connection, region: str, outbound: bool, inbound: bool, cap: int) -> None:
+def set_peer_policy(
+    conn: sqlite3.Connection, region: str, outbound: bool, inbound: bool, cap: int
+) -> None:
     cur = conn.execute(
         "UPDATE peers SET outbound = ?, inbound = ?, exposure_cap_fen = ? WHERE region = ?",
         (int(outbound), int(inbound), cap, region),
@@ -69,7 +88,9 @@ def set_peer_policy(conn: sqlite3.Connection, region: str, outbound: bool, inbou
 
 
 def revoke_peer_key(conn: sqlite3.Connection, region: str, key_id: str) -> None:
-    cur = conn.execute("UPDATE peer_keys SET revoked = 1 WHERE region = ? AND key_id = ?", (region, key_id))
+    cur = conn.execute(
+        "UPDATE peer_keys SET revoked = 1 WHERE region = ? AND key_id = ?", (region, key_id)
+    )
     if cur.rowcount != 1:
         raise errors.NotFound(f"no key {key_id} for peer {region}")
 
@@ -97,8 +118,14 @@ def inbox_get(conn: sqlite3.Connection, origin: str, message_id: str) -> sqlite3
 
 
 def inbox_put(
-    conn: sqlite3.Connection, origin: str, message_id: str, kind: int, payload_sha256: str,
-    reply: bytes, hold_id: str | None, at: int,
+    conn: sqlite3.Connection,
+    origin: str,
+    message_id: str,
+    kind: int,
+    payload_sha256: str,
+    reply: bytes,
+    hold_id: str | None,
+    at: int,
 ) -> None:
     conn.execute(
         "INSERT INTO inbox (origin, message_id, type, payload_sha256, reply, hold_id, received_at) "
@@ -121,16 +148,23 @@ def get_remote_hold(conn: sqlite3.Connection, hold_id: str) -> RemoteHold:
     return from_row(RemoteHold, row)
 
 
-def remote_hold_for_order(conn: sqlite3.Connection, provider_id: str, order_id: str) -> RemoteHold | None:
+def remote_hold_for_order(
+    conn: sqlite3.Connection, provider_id: str, order_id: str
+) -> RemoteHold | None:
     row = conn.execute(
-        "SELECT * FROM remote_holds WHERE provider_id = ? AND order_id = ?", (provider_id, order_id)
+        "SELECT * FROM remote_holds WHERE provider_id = ? AND order_id = ? AND state != 'refused'",
+        (provider_id, order_id),
     ).fetchone()
     return None if row is None else from_row(RemoteHold, row)
 
 
-def list_remote_holds(conn: sqlite3.Connection, provider_id: str | None, limit: int, after: str) -> list[RemoteHold]:
+def list_remote_holds(
+    conn: sqlite3.Connection, provider_id: str | None, limit: int, after: str
+) -> list[RemoteHold]:
     if provider_id is None:
-        rows = conn.execute("SELECT * FROM remote_holds WHERE id > ? ORDER BY id LIMIT ?", (after, limit))
+        rows = conn.execute(
+            "SELECT * FROM remote_holds WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+        )
     else:
         rows = conn.execute(
             "SELECT * FROM remote_holds WHERE provider_id = ? AND id > ? ORDER BY id LIMIT ?",
@@ -141,8 +175,18 @@ def list_remote_holds(conn: sqlite3.Connection, provider_id: str | None, limit: 
 
 def update_remote_hold(conn: sqlite3.Connection, hold_id: str, **columns: object) -> None:
     allowed = {
-        "state", "amount_fen", "captured_fen", "issuer_hold_id", "voucher_id", "expires_at",
-        "settlement_window", "refusal_code", "refusal_message", "wanted", "wanted_fen", "closed_at",
+        "state",
+        "amount_fen",
+        "captured_fen",
+        "issuer_hold_id",
+        "voucher_id",
+        "expires_at",
+        "settlement_window",
+        "refusal_code",
+        "refusal_message",
+        "wanted",
+        "wanted_fen",
+        "closed_at",
     }
     if not columns or set(columns) - allowed:
         raise ValueError(f"bad remote hold columns {sorted(columns)}")
@@ -151,8 +195,14 @@ def update_remote_hold(conn: sqlite3.Connection, hold_id: str, **columns: object
 
 
 def outbox_put(
-    conn: sqlite3.Connection, message_id: str, peer: str, kind: int, payload: bytes,
-    remote_hold_id: str | None, at: int, first_attempt_at: int,
+    conn: sqlite3.Connection,
+    message_id: str,
+    peer: str,
+    kind: int,
+    payload: bytes,
+    remote_hold_id: str | None,
+    at: int,
+    first_attempt_at: int,
 ) -> None:
     conn.execute(
         "INSERT INTO outbox (message_id, peer, type, payload, remote_hold_id, state, next_attempt_at, created_at) "
@@ -162,7 +212,9 @@ def outbox_put(
 
 
 def outbox_get(conn: sqlite3.Connection, message_id: str) -> sqlite3.Row:
-    row: sqlite3.Row | None = conn.execute("SELECT * FROM outbox WHERE message_id = ?", (message_id,)).fetchone()
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT * FROM outbox WHERE message_id = ?", (message_id,)
+    ).fetchone()
     if row is None:
         raise errors.NotFound(f"no outbox message {message_id}")
     return row
@@ -207,8 +259,24 @@ def outbox_depth(conn: sqlite3.Connection) -> list[tuple[str, int, int]]:
     return [(r[0], int(r[1]), int(r[2])) for r in rows]
 
 
-def put_receipt(conn: sqlite3.Connection, message_id: str, remote_hold_id: str, kind: int, envelope: bytes, at: int) -> None:
+def put_receipt(
+    conn: sqlite3.Connection,
+    message_id: str,
+    remote_hold_id: str,
+    kind: int,
+    envelope: bytes,
+    at: int,
+) -> None:
     conn.execute(
         "INSERT OR IGNORE INTO receipts (message_id, remote_hold_id, type, envelope, received_at) VALUES (?, ?, ?, ?, ?)",
         (message_id, remote_hold_id, kind, envelope, at),
     )
+
+
+def expire_remote_holds(conn: sqlite3.Connection, now: int) -> int:
+    cur = conn.execute(
+        "UPDATE remote_holds SET state = 'expired', closed_at = ? "
+        "WHERE state = 'held' AND wanted IS NULL AND expires_at <= ?",
+        (now, now),
+    )
+    return cur.rowcount

@@ -228,9 +228,10 @@ CREATE TABLE remote_holds (
     wanted TEXT CHECK (wanted IN ('capture', 'void')),
     wanted_fen INTEGER,
     created_at INTEGER NOT NULL,
-    closed_at INTEGER,
-    UNIQUE (provider_id, order_id)
+    closed_at INTEGER
 );
+-- One live subsidy per provider order; a refused attempt leaves the order free.
+CREATE UNIQUE INDEX remote_holds_order ON remote_holds(provider_id, order_id) WHERE state != 'refused';
 CREATE INDEX remote_holds_issuer ON remote_holds(issuer_region, state);
 
 -- Acquirer side: intent written before sending; resent until a definitive answer.

@@ -94,7 +94,9 @@ def holder_standing(conn: sqlite3.Connection, holder_id: str, year: int) -> tupl
 # Vouchers -----------------------------------------------------------------------------------
 
 
-def insert_voucher(conn: sqlite3.Connection, v: Voucher, record: bytes, signature: bytes, key_id: str) -> None:
+def insert_voucher(
+    conn: sqlite3.Connection, v: Voucher, record: bytes, signature: bytes, key_id: str
+) -> None:
     insert(conn, "vouchers", v, record=record, signature=signature, key_id=key_id)
 
 
@@ -209,7 +211,9 @@ def get_hold(conn: sqlite3.Connection, hold_id: str) -> Hold:
     return _hold(row)
 
 
-def hold_for_order(conn: sqlite3.Connection, acquirer_region: str, provider_id: str, order_id: str) -> Hold | None:
+def hold_for_order(
+    conn: sqlite3.Connection, acquirer_region: str, provider_id: str, order_id: str
+) -> Hold | None:
     row = conn.execute(
         "SELECT * FROM holds WHERE acquirer_region = ? AND provider_id = ? AND order_id = ?",
         (acquirer_region, provider_id, order_id),
@@ -237,7 +241,9 @@ def list_holds(
     return [_hold(r) for r in rows]
 
 
-def close_hold(conn: sqlite3.Connection, hold_id: str, state: str, captured: int, at: int, window: str | None) -> None:
+def close_hold(
+    conn: sqlite3.Connection, hold_id: str, state: str, captured: int, at: int, window: str | None
+) -> None:
     cur = conn.execute(
         "UPDATE holds SET state = ?, captured_fen = ?, closed_at = ?, settlement_window = ? "
         "WHERE id = ? AND state = 'held'",

@@ -1,0 +1,411 @@
+"""The acquirer side: this node's providers redeem other cities' vouchers through it.
+
+A provider talks only to its own node. When the code it presents names another city, this node
+checks the provider (registered, approved), its inbound policy (whose vouchers it accepts) and
+that the order was never subsidised here, writes a pending remote hold and the message to the
+outbox in one transaction, sends, and applies the issuer's signed answer (also kept as
+evidence in ``receipts``). If no answer comes in time, the provider gets 202 and the hold stays
+``pending`` while the outbox keeps asking; GET the hold to follow it.
+
+A capture or void is recorded as ``wanted`` on the hold and sent the same way; a void asked for
+while the hold is still pending is sent as soon as the issuer's hold is known. Money moves in
+this node's ledger only on a capture receipt: the issuer's city owes this city
+(``issuer:<region>``) what this city owes its provider (``payable:<provider>``).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+
+from google.protobuf.message import DecodeError
+
+from federation.envelope import Opened
+from federation.outbox import Outbox
+from federation.proto.v1 import federation_pb2 as pb
+from node import errors
+from node.clock import Clock
+from node.domain.model import RemoteHold
+from node.services.common import new_id
+from node.services.spending import HoldResult, Order
+from node.store import ledger, peers, registry, vouchers
+from node.store.db import Database
+
+logger = logging.getLogger(__name__)
+
+FlowObserver = Callable[[str, str, str, int], None]  # issuer region, outcome, compute class, fen
+
+
+class Acquirer:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        region: str,
+        outbox: Outbox,
+        observer: FlowObserver | None = None,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self.region = region
+        self._outbox = outbox
+        self._observer = observer
+        outbox.set_apply(self.apply)
+
+    # Requests from this node's providers (RemoteSpending) ---------------------------------
+
+    async def hold(self, provider_id: str, order: Order, issuer: str, redeem: bool) -> HoldResult:
+        now = self._clock.now_ms()
+        kind = "redeem" if redeem else "hold"
+
+        def txn(conn: sqlite3.Connection) -> tuple[RemoteHold, str | None]:
+            provider = registry.get_provider(conn, provider_id)
+            if not provider.approved:
+                raise errors.ProviderNotApproved(
+                    f"provider {provider.id} is {provider.state}, not approved"
+                )
+            peer = peers.get_peer(conn, issuer)
+            if not peer.inbound:
+                raise errors.InboundNotAllowed(
+                    f"this city's providers do not accept vouchers of {issuer}"
+                )
+            existing = peers.remote_hold_for_order(conn, provider_id, order.order_id)  # not refused
+            if existing is not None:
+                same = (
+                    existing.kind == kind
+                    and existing.issuer_region == issuer
+                    and existing.order_amount_fen == order.order_amount_fen
+                    and existing.compute_class == order.compute_class
+                )
+                if same:
+                    return existing, None
+                raise errors.OrderAlreadySubsidised(
+                    f"order {order.order_id} already has a subsidy (hold {existing.id})"
+                )
+            if vouchers.hold_for_order(conn, self.region, provider_id, order.order_id) is not None:
+                raise errors.OrderAlreadySubsidised(
+                    f"order {order.order_id} already has a local subsidy"
+                )
+            remote = RemoteHold(
+                id=new_id("rh"),
+                provider_id=provider_id,
+                issuer_region=issuer,
+                kind=kind,
+                order_id=order.order_id,
+                order_amount_fen=order.order_amount_fen,
+                compute_class=order.compute_class,
+                state="pending",
+                amount_fen=0,
+                captured_fen=0,
+                issuer_hold_id=None,
+                voucher_id=None,
+                expires_at=None,
+                settlement_window=None,
+                refusal_code=None,
+                refusal_message=None,
+                wanted=None,
+                wanted_fen=None,
+                created_at=now,
+                closed_at=None,
+            )
+            peers.insert_remote_hold(conn, remote)
+            request = pb.AuthorizeRequest if not redeem else pb.RedeemRequest
+            payload = request(
+                code=order.code,
+                provider=pb.Provider(
+                    region=self.region,
+                    id=provider.id,
+                    uscc=provider.uscc,
+                    name=provider.name,
+                    kind=provider.kind,
+                ),
+                order=pb.Order(
+                    order_id=order.order_id,
+                    order_amount_fen=order.order_amount_fen,
+                    compute_class=order.compute_class,
+                ),
+            ).SerializeToString(deterministic=True)
+            message_id = new_id("m")
+            mtype = pb.REDEEM if redeem else pb.AUTHORIZE
+            peers.outbox_put(
+                conn,
+                message_id,
+                issuer,
+                mtype,
+                payload,
+                remote.id,
+                now,
+                self._outbox.first_attempt_at(now),
+            )
+            ledger.event(
+                conn,
+                now,
+                "remote_hold",
+                remote.id,
+                "requested",
+                f"provider:{provider_id}",
+                None,
+                issuer=issuer,
+                order_id=order.order_id,
+                message_id=message_id,
+            )
+            return remote, message_id
+
+        remote, message_id = await self._db.run("remote_hold_request", txn)
+        if message_id is None:
+            return HoldResult(remote, replayed=True)
+        await self._outbox.send_now(message_id)
+        answered = await self._get(remote.id)
+        if answered.state == "refused":
+            raise refusal_error(answered)
+        return HoldResult(answered, replayed=False)
+
+    async def capture(self, provider_id: str, hold_id: str, amount_fen: int) -> HoldResult:
+        return await self._want(provider_id, hold_id, "capture", amount_fen)
+
+    async def void(self, provider_id: str, hold_id: str) -> HoldResult:
+        return await self._want(provider_id, hold_id, "void", None)
+
+    async def _want(
+        self, provider_id: str, hold_id: str, action: str, amount: int | None
+    ) -> HoldResult:
+        now = self._clock.now_ms()
+
+        def txn(conn: sqlite3.Connection) -> tuple[RemoteHold, str | None]:
+            hold = peers.get_remote_hold(conn, hold_id)
+            if hold.provider_id != provider_id:
+                raise errors.Forbidden(f"a provider may {action} only its own holds")
+            final = "captured" if action == "capture" else "voided"
+            if hold.state == final and (action == "void" or hold.captured_fen == amount):
+                return hold, None
+            if hold.wanted is not None:
+                if hold.wanted == action and hold.wanted_fen == amount:
+                    return hold, None  # already asked; the outbox is on it
+                raise errors.HoldNotOpen(f"a {hold.wanted} of hold {hold.id} is already in flight")
+            if hold.state == "pending":
+                if action == "capture":
+                    raise errors.HoldPending(f"the issuer has not answered for hold {hold.id} yet")
+                peers.update_remote_hold(conn, hold.id, wanted="void")
+                return peers.get_remote_hold(conn, hold.id), None
+            if hold.state != "held":
+                raise errors.HoldNotOpen(f"hold {hold.id} is already {hold.state}")
+            assert hold.expires_at is not None and hold.issuer_hold_id is not None
+            if now >= hold.expires_at:
+                raise errors.HoldExpired(f"hold {hold.id} expired")
+            if amount is not None and amount > hold.amount_fen:
+                raise errors.CaptureExceedsHold(
+                    f"capture of {amount} fen exceeds the hold of {hold.amount_fen} fen"
+                )
+            return hold, self._enqueue(conn, hold, action, amount, now)
+
+        hold, message_id = await self._db.run(f"remote_{action}", txn)
+        if message_id is None:
+            return HoldResult(hold, replayed=hold.wanted is None)
+        await self._outbox.send_now(message_id)
+        answered = await self._get(hold.id)
+        final = "captured" if action == "capture" else "voided"
+        if answered.wanted is None and answered.state != final:
+            raise refusal_error(answered)
+        return HoldResult(answered, replayed=False)
+
+    def _enqueue(
+        self, conn: sqlite3.Connection, hold: RemoteHold, action: str, amount: int | None, now: int
+    ) -> str:
+        assert hold.issuer_hold_id is not None
+        if action == "capture":
+            assert amount is not None
+            payload = pb.CaptureRequest(
+                hold_id=hold.issuer_hold_id, amount_fen=amount
+            ).SerializeToString(deterministic=True)
+            kind = pb.CAPTURE
+        else:
+            payload = pb.VoidRequest(hold_id=hold.issuer_hold_id).SerializeToString(
+                deterministic=True
+            )
+            kind = pb.VOID
+        message_id = new_id("m")
+        peers.update_remote_hold(conn, hold.id, wanted=action, wanted_fen=amount)
+        peers.outbox_put(
+            conn,
+            message_id,
+            hold.issuer_region,
+            kind,
+            payload,
+            hold.id,
+            now,
+            self._outbox.first_attempt_at(now),
+        )
+        return message_id
+
+    async def _get(self, hold_id: str) -> RemoteHold:
+        return await self._db.read("remote_hold_get", lambda c: peers.get_remote_hold(c, hold_id))
+
+    # Answers from issuers -----------------------------------------------------------------
+
+    async def apply(self, row: sqlite3.Row, opened: Opened) -> None:
+        """Apply an issuer's signed answer to the outbox message ``row``, exactly once."""
+        now = self._clock.now_ms()
+        flows: list[tuple[str, str, int]] = []
+        queued: list[str] = []
+
+        def txn(conn: sqlite3.Connection) -> None:
+            if not peers.outbox_done(conn, row["message_id"], now):
+                return  # already applied (a retry's answer raced the first one)
+            hold = peers.get_remote_hold(conn, row["remote_hold_id"])
+            peers.put_receipt(
+                conn, opened.header.message_id, hold.id, opened.header.type, opened.raw, now
+            )
+            try:
+                if opened.header.type == pb.REFUSAL:
+                    self._refused(
+                        conn, hold, row["type"], pb.Refusal.FromString(opened.payload), now
+                    )
+                else:
+                    flow = self._receipt(
+                        conn, hold, row["type"], pb.Receipt.FromString(opened.payload), now, queued
+                    )
+                    if flow is not None:
+                        flows.append(flow)
+            except DecodeError:
+                raise errors.MalformedMessage("an answer's payload does not parse") from None
+
+        await self._db.run("remote_apply", txn)
+        for outcome, compute_class, amount in flows:
+            if self._observer is not None:
+                self._observer(row["peer"], outcome, compute_class, amount)
+        for message_id in queued:
+            await self._outbox.send_now(message_id)
+
+    def _receipt(
+        self,
+        conn: sqlite3.Connection,
+        hold: RemoteHold,
+        kind: int,
+        r: pb.Receipt,
+        now: int,
+        queued: list[str],
+    ) -> tuple[str, str, int] | None:
+        actor = f"peer:{hold.issuer_region}"
+        if kind in (pb.AUTHORIZE, pb.REDEEM):
+            peers.update_remote_hold(
+                conn,
+                hold.id,
+                state=r.state,
+                amount_fen=r.amount_fen,
+                captured_fen=r.captured_fen,
+                issuer_hold_id=r.hold_id,
+                voucher_id=r.voucher_id,
+                expires_at=r.expires_at_ms,
+                settlement_window=r.settlement_window or None,
+                closed_at=now if r.state != "held" else None,
+            )
+            ledger.event(
+                conn,
+                now,
+                "remote_hold",
+                hold.id,
+                r.state,
+                actor,
+                r.amount_fen,
+                issuer_hold_id=r.hold_id,
+            )
+            if r.state == "captured":
+                self._book_capture(conn, hold, r.captured_fen, now)
+                return ("captured", hold.compute_class, r.captured_fen)
+            if r.state == "held" and hold.wanted == "void":
+                current = peers.get_remote_hold(conn, hold.id)
+                peers.update_remote_hold(conn, hold.id, wanted=None)
+                queued.append(self._enqueue(conn, current, "void", None, now))
+            return ("held", hold.compute_class, r.amount_fen) if r.state == "held" else None
+        peers.update_remote_hold(
+            conn,
+            hold.id,
+            state=r.state,
+            captured_fen=r.captured_fen,
+            wanted=None,
+            wanted_fen=None,
+            settlement_window=r.settlement_window or None,
+            closed_at=now,
+        )
+        ledger.event(conn, now, "remote_hold", hold.id, r.state, actor, r.captured_fen)
+        if r.state == "captured":
+            self._book_capture(conn, hold, r.captured_fen, now)
+            return ("captured", hold.compute_class, r.captured_fen)
+        return (r.state, hold.compute_class, hold.amount_fen)
+
+    def _book_capture(
+        self, conn: sqlite3.Connection, hold: RemoteHold, amount: int, now: int
+    ) -> None:
+        ledger.transfer(
+            conn,
+            now,
+            "remote_capture",
+            hold.id,
+            ledger.issuer(hold.issuer_region),
+            ledger.payable(hold.provider_id),
+            amount,
+        )
+
+    def _refused(
+        self, conn: sqlite3.Connection, hold: RemoteHold, kind: int, r: pb.Refusal, now: int
+    ) -> None:
+        actor = f"peer:{hold.issuer_region}"
+        if kind in (pb.AUTHORIZE, pb.REDEEM):
+            peers.update_remote_hold(
+                conn,
+                hold.id,
+                state="refused",
+                refusal_code=r.code,
+                refusal_message=r.message,
+                wanted=None,
+                closed_at=now,
+            )
+        elif r.code == errors.HoldExpired.code:
+            peers.update_remote_hold(
+                conn,
+                hold.id,
+                state="expired",
+                wanted=None,
+                wanted_fen=None,
+                refusal_code=r.code,
+                refusal_message=r.message,
+                closed_at=now,
+            )
+        else:
+            peers.update_remote_hold(
+                conn,
+                hold.id,
+                wanted=None,
+                wanted_fen=None,
+                refusal_code=r.code,
+                refusal_message=r.message,
+            )
+        ledger.event(
+            conn,
+            now,
+            "remote_hold",
+            hold.id,
+            "refused",
+            actor,
+            None,
+            code=r.code,
+            message=r.message,
+        )
+
+    # Sweeper ------------------------------------------------------------------------------
+
+    async def sweep(self) -> int:
+        """Holds the issuer has expired by now, with nothing in flight, are expired here too."""
+        now = self._clock.now_ms()
+        return await self._db.run("remote_sweep", lambda c: peers.expire_remote_holds(c, now))
+
+
+def refusal_error(hold: RemoteHold) -> errors.SuanliError:
+    """The issuer's refusal, as the same error a local redemption would raise."""
+    for cls in errors.ALL_ERRORS:
+        if cls.code == hold.refusal_code:
+            return cls(f"the issuing city refused: {hold.refusal_message}", hold_id=hold.id)
+    return errors.SuanliError(
+        f"the issuing city refused ({hold.refusal_code}): {hold.refusal_message}"
+    )

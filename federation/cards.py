@@ -1,0 +1,127 @@
+"""Node cards: who a node is, where it listens, and which keys it signs with.
+
+A card is a ``NodeCard`` sealed in an Envelope of type CARD, addressed to nobody (destination
+""), signed by one of the keys it lists: possession of the key is proved, and the operator who
+imports it compares the fingerprint with the peer's operator over another channel (phone,
+letter) before trusting it. Cards travel as text files: the envelope in base64.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
+
+from federation.envelope import TAG, seal
+from federation.proto.v1 import federation_pb2 as pb
+from node import errors
+from node.domain.model import Peer, PeerKey
+from node.keys import NodeKey, verify
+
+
+@dataclass(frozen=True)
+class OwnKey:
+    key_id: str
+    public_key: bytes
+    not_before: int
+    not_after: int = 0
+    revoked: bool = False
+
+
+def fingerprint(region: str, keys: list[tuple[str, bytes]]) -> str:
+    """SHA-256 over the region and its keys, shown in groups of four hex digits."""
+    digest = hashlib.sha256(region.encode())
+    for key_id, public in sorted(keys):
+        digest.update(key_id.encode() + public)
+    hexed = digest.hexdigest()[:32]
+    return " ".join(hexed[i : i + 4] for i in range(0, 32, 4))
+
+
+def build_card(
+    key: NodeKey, region: str, name: str, endpoint: str, keys: list[OwnKey], now_ms: int
+) -> bytes:
+    card = pb.NodeCard(
+        region=region,
+        name=name,
+        endpoint=endpoint,
+        keys=[
+            pb.Key(
+                key_id=k.key_id,
+                public_key=k.public_key,
+                not_before_ms=k.not_before,
+                not_after_ms=k.not_after,
+                revoked=k.revoked,
+            )
+            for k in keys
+        ],
+        issued_at_ms=now_ms,
+    )
+    return seal(
+        key,
+        region,
+        "",
+        f"card-{now_ms}",
+        pb.CARD,
+        card.SerializeToString(deterministic=True),
+        now_ms,
+    )
+
+
+def card_text(envelope: bytes) -> str:
+    return base64.b64encode(envelope).decode() + "\n"
+
+
+@dataclass(frozen=True)
+class ParsedCard:
+    card: pb.NodeCard
+    envelope: bytes
+    fingerprint: str
+
+    def peer(self, outbound: bool, inbound: bool, exposure_cap_fen: int) -> Peer:
+        return Peer(
+            region=self.card.region,
+            name=self.card.name,
+            endpoint=self.card.endpoint,
+            fingerprint=self.fingerprint,
+            outbound=outbound,
+            inbound=inbound,
+            exposure_cap_fen=exposure_cap_fen,
+            keys=tuple(
+                PeerKey(k.key_id, bytes(k.public_key), k.not_before_ms, k.not_after_ms, k.revoked)
+                for k in self.card.keys
+            ),
+        )
+
+
+def parse_card(data: bytes | str) -> ParsedCard:
+    """Parse a card (base64 text or envelope bytes) and check it is signed by a key it lists."""
+    raw = base64.b64decode(data.strip()) if isinstance(data, str) else data
+    try:
+        envelope = pb.Envelope.FromString(raw)
+        body = pb.Body.FromString(envelope.body)
+        card = pb.NodeCard.FromString(body.payload)
+    except (DecodeError, ValueError):
+        raise errors.MalformedMessage("not a node card") from None
+    if (
+        body.header.type != pb.CARD
+        or card.region != envelope.signer_region
+        or body.header.origin != card.region
+    ):
+        raise errors.MalformedMessage("not a node card, or its regions disagree")
+    if len(card.region) != 6 or not card.region.isdigit() or not card.endpoint:
+        raise errors.MalformedMessage("a card needs a 6-digit region and an endpoint")
+    signer = next((k for k in card.keys if k.key_id == envelope.key_id), None)
+    if signer is None or signer.revoked:
+        raise errors.UnknownKey("the card is not signed by one of its own valid keys")
+    if not verify(bytes(signer.public_key), TAG, envelope.body, envelope.signature):
+        raise errors.BadSignature("the card's signature does not verify")
+    for k in card.keys:
+        if (
+            hashlib.sha256(bytes(k.public_key)).hexdigest()[:16] != k.key_id
+            or len(k.public_key) != 32
+        ):
+            raise errors.MalformedMessage(f"key {k.key_id} does not match its public key")
+    keys = [(k.key_id, bytes(k.public_key)) for k in card.keys]
+    return ParsedCard(card, raw, fingerprint(card.region, keys))

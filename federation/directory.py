@@ -1,0 +1,50 @@
+"""The peers this node knows, cached in memory, refreshed when the operator changes them.
+
+``suanli peer add`` may run in another process while the node serves; the node notices the
+change (a cheap fingerprint of the peers tables) on its sweep tick and reloads.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from node.domain.model import Peer
+from node.store import peers
+from node.store.db import Database
+
+
+def _signature(conn: sqlite3.Connection) -> tuple[int, ...]:
+    row = conn.execute(
+        "SELECT (SELECT COUNT(*) FROM peers), (SELECT COALESCE(MAX(updated_at), 0) FROM peers), "
+        "(SELECT COUNT(*) FROM peer_keys), (SELECT COALESCE(SUM(revoked), 0) FROM peer_keys), "
+        "(SELECT COALESCE(SUM(outbound * 2 + inbound + exposure_cap_fen), 0) FROM peers)"
+    ).fetchone()
+    return tuple(int(v) for v in row)
+
+
+class Directory:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._peers: dict[str, Peer] = {}
+        self._signature: tuple[int, ...] = ()
+
+    def load_sync(self) -> None:
+        self._peers = {p.region: p for p in self._db.run_sync("peers_load", peers.list_peers)}
+        self._signature = self._db.run_sync("peers_signature", _signature)
+
+    async def refresh(self) -> bool:
+        signature = await self._db.read("peers_signature", _signature)
+        if signature == self._signature:
+            return False
+        self._peers = {p.region: p for p in await self._db.read("peers_load", peers.list_peers)}
+        self._signature = signature
+        return True
+
+    def get(self, region: str) -> Peer | None:
+        return self._peers.get(region)
+
+    def all(self) -> list[Peer]:
+        return sorted(self._peers.values(), key=lambda p: p.region)
+
+    def regions(self) -> frozenset[str]:
+        return frozenset(self._peers)

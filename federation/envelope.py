@@ -1,0 +1,144 @@
+"""The signing envelope: sign exact bytes, verify before parsing, one door for every message.
+
+A message is an ``Envelope`` holding the exact bytes of a ``Body`` and an Ed25519 signature
+over ``TAG || body``. Protobuf serialization is not canonical, so nothing is ever
+re-serialized to be verified: the receiver checks the signature over the bytes it received,
+and only then parses them.
+
+``Door.open`` performs every check, in this order, each with its own error code:
+
+1. ``unknown_origin``   the signer region is not an imported peer
+2. ``unknown_key``      the key id is not one of that peer's keys
+3. ``key_revoked``      the key was revoked
+4. ``key_expired``      now is outside the key's validity period
+5. ``bad_signature``    the signature does not verify over TAG || body
+6. ``malformed_message`` the verified bytes are not a Body, or the header is incomplete
+7. ``origin_mismatch``  header.origin is not the signer region
+8. ``wrong_destination`` header.destination is not this node
+9. ``wrong_message_type`` header.type is not what this RPC carries
+10. ``clock_skew``      header.sent_at is further than the allowed skew from now (requests)
+
+A known message id with a different payload (``modified_replay``) is refused by the
+receiver's inbox, which is where message ids are remembered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
+
+from federation.proto.v1 import federation_pb2 as pb
+from node import errors
+from node.domain.model import Peer
+from node.keys import NodeKey, verify
+
+TAG = b"suanli/federation/v1\x00"
+
+PeerLookup = Callable[[str], Peer | None]
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A verified message: its header, its payload bytes and their SHA-256."""
+
+    header: pb.Header
+    payload: bytes
+    payload_sha256: str
+    raw: bytes  # the envelope exactly as received, kept as evidence
+
+
+def seal(
+    key: NodeKey,
+    origin: str,
+    destination: str,
+    message_id: str,
+    kind: int,
+    payload: bytes,
+    sent_at_ms: int,
+    in_reply_to: str = "",
+) -> bytes:
+    """Sign a payload for ``destination``; returns the serialized Envelope."""
+    header = pb.Header(
+        origin=origin,
+        destination=destination,
+        message_id=message_id,
+        sent_at_ms=sent_at_ms,
+        type=kind,  # type: ignore[arg-type]
+        in_reply_to=in_reply_to,
+    )
+    body = pb.Body(header=header, payload=payload).SerializeToString(deterministic=True)
+    envelope = pb.Envelope(
+        body=body, signer_region=origin, key_id=key.key_id, signature=key.sign(TAG, body)
+    )
+    return envelope.SerializeToString(deterministic=True)
+
+
+class Door:
+    """Verifies envelopes addressed to this node."""
+
+    def __init__(self, region: str, peers: PeerLookup, max_skew_ms: int) -> None:
+        self.region = region
+        self._peers = peers
+        self.max_skew_ms = max_skew_ms
+
+    def open(
+        self,
+        message: bytes | pb.Envelope,
+        expect: tuple[int, ...],
+        now_ms: int,
+        check_skew: bool = True,
+    ) -> Opened:
+        if isinstance(message, pb.Envelope):
+            envelope = message
+            raw = message.SerializeToString(deterministic=True)
+        else:
+            raw = message
+            try:
+                envelope = pb.Envelope.FromString(raw)
+            except DecodeError:
+                raise errors.MalformedMessage(
+                    "the envelope is not a valid Envelope message"
+                ) from None
+        peer = self._peers(envelope.signer_region)
+        if peer is None:
+            raise errors.UnknownOrigin(f"{envelope.signer_region!r} is not a peer of {self.region}")
+        key = next((k for k in peer.keys if k.key_id == envelope.key_id), None)
+        if key is None:
+            raise errors.UnknownKey(f"{peer.region} has no key {envelope.key_id!r} known here")
+        if key.revoked:
+            raise errors.KeyRevoked(f"key {key.key_id} of {peer.region} was revoked")
+        if not key.valid_at(now_ms):
+            raise errors.KeyExpired(f"key {key.key_id} of {peer.region} is not valid now")
+        if not verify(key.public_key, TAG, envelope.body, envelope.signature):
+            raise errors.BadSignature(
+                f"the signature does not verify with key {key.key_id} of {peer.region}"
+            )
+        try:
+            body = pb.Body.FromString(envelope.body)
+        except DecodeError:
+            raise errors.MalformedMessage("the signed body is not a valid Body message") from None
+        header = body.header
+        if not header.message_id or not header.origin:
+            raise errors.MalformedMessage("the header needs an origin and a message id")
+        if header.origin != envelope.signer_region:
+            raise errors.OriginMismatch(
+                f"signed by {envelope.signer_region} but claims origin {header.origin}"
+            )
+        if header.destination != self.region:
+            raise errors.WrongDestination(
+                f"addressed to {header.destination!r}, this node is {self.region}"
+            )
+        if header.type not in expect:
+            names = ", ".join(pb.MessageType.Name(t) for t in expect)
+            raise errors.WrongMessageType(
+                f"expected {names}, got {pb.MessageType.Name(header.type)}"
+            )
+        if check_skew and abs(now_ms - header.sent_at_ms) > self.max_skew_ms:
+            raise errors.ClockSkew(
+                f"sent at {header.sent_at_ms}, {abs(now_ms - header.sent_at_ms)} ms from now; "
+                f"at most {self.max_skew_ms} ms allowed"
+            )
+        return Opened(header, body.payload, hashlib.sha256(body.payload).hexdigest(), raw)

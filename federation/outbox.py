@@ -1,0 +1,217 @@
+"""The acquirer's outbox: intent is written before sending, and resent until answered.
+
+Why: a redemption through another city crosses two databases and a network. The acquirer
+writes the message (its id and exact payload) in the same transaction as the provider's
+pending redemption, then sends. Whatever happens next (a timeout, the issuer crashing after
+committing, this node crashing before reading the reply), the message is still in the outbox
+and is sent again, with the same id and payload, until a definitive answer comes back: a
+signed RECEIPT or REFUSAL. The issuer's inbox makes the repeats harmless: it answers a known
+id with the reply it stored the first time.
+
+Per peer, one worker sends what is due, oldest first. After a failed attempt a message waits
+``base × 2^attempts`` seconds, capped, times a random factor in [0.5, 1.5) (jitter, so a
+healed peer is not hit by every node at once). Each call has the peer's deadline. A dead or
+slow peer only delays its own queue: other peers' workers and local redemptions never wait
+for it.
+
+Each outbox row is marked done in the same transaction that applies its reply, so a reply is
+applied exactly once even if it arrives twice (the first attempt's answer racing a retry's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import random
+import sqlite3
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from federation.client import Clients, PeerRefused, PeerUnreachable
+from federation.directory import Directory
+from federation.envelope import Door, Opened, seal
+from federation.proto.v1 import federation_pb2 as pb
+from node import errors
+from node.clock import Clock
+from node.keys import NodeKey
+from node.store import peers
+from node.store.db import Database
+
+logger = logging.getLogger(__name__)
+
+Apply = Callable[[sqlite3.Row, Opened], Awaitable[None]]
+CallObserver = Callable[[str, str, str, float], None]  # peer, method, outcome, seconds
+
+
+@dataclass(frozen=True)
+class Backoff:
+    timeout_seconds: float = 2.0
+    base_seconds: float = 0.2
+    cap_seconds: float = 30.0
+
+    def delay_ms(self, attempts: int) -> int:
+        raw = min(self.cap_seconds, self.base_seconds * (2 ** min(attempts, 30)))
+        return int(raw * random.uniform(0.5, 1.5) * 1000)
+
+
+def _due(conn: sqlite3.Connection, region: str, now: int) -> list[sqlite3.Row]:
+    return peers.outbox_due(conn, region, now, 100)
+
+
+class Outbox:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        region: str,
+        key: NodeKey,
+        directory: Directory,
+        door: Door,
+        clients: Clients,
+        backoff: Backoff,
+        observer: CallObserver | None = None,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self.region = region
+        self._key = key
+        self._directory = directory
+        self._door = door
+        self._clients = clients
+        self.backoff = backoff
+        self._observer = observer
+        self._apply: Apply | None = None
+        self._wake: dict[str, asyncio.Event] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._inflight: set[str] = set()
+
+    def set_apply(self, apply: Apply) -> None:
+        self._apply = apply
+
+    def first_attempt_at(self, now: int) -> int:
+        """When the worker may first pick up a new message: after the caller's own attempt."""
+        return now + int(self.backoff.timeout_seconds * 1000) + 500
+
+    async def send_now(self, message_id: str) -> bool:
+        """One attempt, right away (the REST caller's). True if a definitive answer was applied."""
+        row = await self._db.read("outbox_get", lambda c: peers.outbox_get(c, message_id))
+        if row["state"] != "pending":
+            return True
+        return await self._attempt(row)
+
+    async def _attempt(self, row: sqlite3.Row) -> bool:
+        message_id = row["message_id"]
+        if message_id in self._inflight:
+            return False
+        self._inflight.add(message_id)
+        try:
+            return await self._attempt_once(row)
+        finally:
+            self._inflight.discard(message_id)
+
+    async def _attempt_once(self, row: sqlite3.Row) -> bool:
+        region, message_id, kind = row["peer"], row["message_id"], row["type"]
+        peer = self._directory.get(region)
+        method = pb.MessageType.Name(kind).lower()
+        if peer is None:
+            await self._later(row, f"{region} is not a peer")
+            return False
+        now = self._clock.now_ms()
+        envelope = seal(
+            self._key, self.region, region, message_id, kind, bytes(row["payload"]), now
+        )
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            raw = await self._clients.call(
+                region, peer.endpoint, kind, envelope, self.backoff.timeout_seconds
+            )
+        except PeerUnreachable as exc:
+            self._observe(region, method, "unreachable", loop.time() - started)
+            await self._later(row, str(exc))
+            return False
+        except PeerRefused as exc:
+            # The peer's door refused the envelope (a key not yet imported, clocks apart…).
+            # That may be fixed by an operator: keep the intent, retry with backoff, say so.
+            self._observe(region, method, exc.code, loop.time() - started)
+            logger.warning("%s refused %s %s: %s", region, method, message_id, exc)
+            await self._later(row, str(exc))
+            return False
+        try:
+            opened = self._door.open(
+                raw, (pb.RECEIPT, pb.REFUSAL), self._clock.now_ms(), check_skew=False
+            )
+            if opened.header.origin != region or opened.header.in_reply_to != message_id:
+                raise errors.MalformedMessage(
+                    f"reply from {opened.header.origin} to {opened.header.in_reply_to}"
+                )
+        except errors.SuanliError as exc:
+            self._observe(region, method, exc.code, loop.time() - started)
+            logger.error("bad reply from %s to %s: %s", region, message_id, exc.message)
+            await self._later(row, f"bad reply: {exc.message}")
+            return False
+        self._observe(region, method, "answered", loop.time() - started)
+        assert self._apply is not None, "Outbox.set_apply was not called"
+        await self._apply(row, opened)
+        return True
+
+    def _observe(self, peer: str, method: str, outcome: str, seconds: float) -> None:
+        if self._observer is not None:
+            self._observer(peer, method, outcome, seconds)
+
+    async def _later(self, row: sqlite3.Row, error: str) -> None:
+        at = self._clock.now_ms() + self.backoff.delay_ms(int(row["attempts"]))
+        await self._db.run(
+            "outbox_retry", lambda c: peers.outbox_retry_later(c, row["message_id"], at, error)
+        )
+        self.wake(row["peer"])
+
+    # Workers ----------------------------------------------------------------------------------
+
+    def wake(self, region: str) -> None:
+        event = self._wake.get(region)
+        if event is not None:
+            event.set()
+
+    def ensure_workers(self) -> None:
+        for peer in self._directory.all():
+            if peer.region not in self._workers:
+                self._wake[peer.region] = asyncio.Event()
+                self._workers[peer.region] = asyncio.create_task(
+                    self._work(peer.region), name=f"outbox-{peer.region}"
+                )
+
+    async def _work(self, region: str) -> None:
+        event = self._wake[region]
+        while True:
+            try:
+                due = await self._db.read(
+                    "outbox_due", functools.partial(_due, region=region, now=self._clock.now_ms())
+                )
+                await asyncio.gather(*(self._attempt(row) for row in due))
+                next_at = await self._db.read(
+                    "outbox_next", lambda c: peers.outbox_next_due(c, region)
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("outbox worker for %s failed; retrying", region)
+                next_at = None
+            wait = (
+                1.0
+                if next_at is None
+                else max(0.0, min(1.0, (next_at - self._clock.now_ms()) / 1000))
+            )
+            event.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout=wait)
+
+    async def close(self) -> None:
+        for task in self._workers.values():
+            task.cancel()
+        for task in self._workers.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._workers.clear()

@@ -1,0 +1,124 @@
+"""Operator actions on peers: import a card, set what may travel, revoke a key. All audited."""
+
+from __future__ import annotations
+
+import base64
+import sqlite3
+from typing import Any
+
+from federation.cards import ParsedCard, parse_card
+from node import errors
+from node.clock import Clock, iso
+from node.services.common import Principal, require_operator
+from node.store import ledger, peers
+from node.store.db import Database
+
+
+class Peering:
+    def __init__(self, db: Database, clock: Clock, region: str) -> None:
+        self._db = db
+        self._clock = clock
+        self.region = region
+
+    def read_card(self, text: str) -> ParsedCard:
+        card = parse_card(text)
+        if card.card.region == self.region:
+            raise errors.InvalidRequest("that is this node's own card")
+        return card
+
+    def add(
+        self, card: ParsedCard, outbound: bool, inbound: bool, cap: int, who: Principal
+    ) -> None:
+        require_operator(who)
+        if cap < 0:
+            raise errors.InvalidRequest("exposure cap: must not be negative")
+        now = self._clock.now_ms()
+        peer = card.peer(outbound, inbound, cap)
+
+        def txn(conn: sqlite3.Connection) -> None:
+            peers.upsert_peer(conn, peer, card.envelope, now)
+            ledger.audit(
+                conn,
+                now,
+                who.actor,
+                "peer.add",
+                peer.region,
+                name=peer.name,
+                endpoint=peer.endpoint,
+                fingerprint=card.fingerprint,
+                keys=[k.key_id for k in peer.keys],
+                outbound=outbound,
+                inbound=inbound,
+                exposure_cap_fen=cap,
+            )
+
+        self._db.run_sync("peer_add", txn)
+
+    def set_policy(
+        self,
+        region: str,
+        outbound: bool | None,
+        inbound: bool | None,
+        cap: int | None,
+        who: Principal,
+    ) -> None:
+        require_operator(who)
+        now = self._clock.now_ms()
+
+        def txn(conn: sqlite3.Connection) -> None:
+            peer = peers.get_peer(conn, region)
+            out = peer.outbound if outbound is None else outbound
+            inn = peer.inbound if inbound is None else inbound
+            new_cap = peer.exposure_cap_fen if cap is None else cap
+            if new_cap < 0:
+                raise errors.InvalidRequest("exposure cap: must not be negative")
+            peers.set_peer_policy(conn, region, out, inn, new_cap)
+            conn.execute("UPDATE peers SET updated_at = ? WHERE region = ?", (now, region))
+            ledger.audit(
+                conn,
+                now,
+                who.actor,
+                "peer.policy",
+                region,
+                outbound=out,
+                inbound=inn,
+                exposure_cap_fen=new_cap,
+            )
+
+        self._db.run_sync("peer_policy", txn)
+
+    def revoke_key(self, region: str, key_id: str, who: Principal) -> None:
+        require_operator(who)
+        now = self._clock.now_ms()
+
+        def txn(conn: sqlite3.Connection) -> None:
+            peers.revoke_peer_key(conn, region, key_id)
+            ledger.audit(conn, now, who.actor, "peer.revoke_key", region, key_id=key_id)
+
+        self._db.run_sync("peer_revoke_key", txn)
+
+    def list(self) -> list[dict[str, Any]]:
+        out = []
+        for p in self._db.run_sync("peer_list", peers.list_peers):
+            out.append(
+                {
+                    "region": p.region,
+                    "name": p.name,
+                    "endpoint": p.endpoint,
+                    "fingerprint": p.fingerprint,
+                    "outbound": p.outbound,
+                    "inbound": p.inbound,
+                    "exposure_cap_fen": p.exposure_cap_fen,
+                    "keys": [
+                        {
+                            "key_id": k.key_id,
+                            "public_key": base64.b64encode(k.public_key).decode(),
+                            "not_before": iso(k.not_before),
+                            "not_after": iso(k.not_after) if k.not_after else None,
+                            "revoked": k.revoked,
+                        }
+                        for k in p.keys
+                    ],
+                }
+            )
+        return out

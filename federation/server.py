@@ -1,0 +1,154 @@
+"""The gRPC servicer: verify the envelope at the door, hand it to the issuer, map errors once.
+
+It runs in the node's process and event loop, beside the REST API (grpc.aio). Nothing here
+decides anything: the door checks the envelope, ``Issuer.handle`` applies the request, and
+``GRPC_STATUS`` maps every envelope refusal to a gRPC status with the stable code in the
+``suanli-code`` trailing metadata. Business refusals are not gRPC errors: they are signed
+REFUSAL replies, the issuer's evidence as much as a receipt is.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from federation.envelope import Door
+from federation.issuer import Issuer
+from federation.proto.v1 import federation_pb2 as pb
+from federation.proto.v1 import federation_pb2_grpc as pb_grpc
+from node import errors
+from node.clock import Clock
+
+logger = logging.getLogger(__name__)
+
+GRPC_STATUS: dict[type[errors.SuanliError], grpc.StatusCode] = {
+    errors.UnknownOrigin: grpc.StatusCode.UNAUTHENTICATED,
+    errors.UnknownKey: grpc.StatusCode.UNAUTHENTICATED,
+    errors.KeyExpired: grpc.StatusCode.UNAUTHENTICATED,
+    errors.KeyRevoked: grpc.StatusCode.UNAUTHENTICATED,
+    errors.BadSignature: grpc.StatusCode.UNAUTHENTICATED,
+    errors.OriginMismatch: grpc.StatusCode.UNAUTHENTICATED,
+    errors.WrongDestination: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.ClockSkew: grpc.StatusCode.OUT_OF_RANGE,
+    errors.MalformedMessage: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.WrongMessageType: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.ModifiedReplay: grpc.StatusCode.ALREADY_EXISTS,
+}
+
+RefusalObserver = Callable[[str, str], None]  # signer region (as claimed), code
+
+
+class Servicer(pb_grpc.FederationServicer):
+    def __init__(
+        self,
+        door: Door,
+        issuer: Issuer,
+        clock: Clock,
+        card: Callable[[], bytes],
+        observer: RefusalObserver | None = None,
+    ) -> None:
+        self._door = door
+        self._issuer = issuer
+        self._clock = clock
+        self._card = card
+        self._observer = observer
+
+    async def _serve(
+        self,
+        request: pb.Envelope,
+        context: grpc.aio.ServicerContext[pb.Envelope, pb.Envelope],
+        kind: int,
+    ) -> pb.Envelope:
+        try:
+            opened = self._door.open(request, (kind,), self._clock.now_ms())
+            reply = await self._issuer.handle(opened)
+        except errors.SuanliError as exc:
+            status = GRPC_STATUS.get(type(exc), grpc.StatusCode.INTERNAL)
+            if self._observer is not None:
+                self._observer(request.signer_region[:6] or "none", exc.code)
+            logger.warning(
+                "refused %s from %r: %s %s",
+                pb.MessageType.Name(kind),
+                request.signer_region[:6],
+                exc.code,
+                exc.message,
+            )
+            context.set_trailing_metadata((("suanli-code", exc.code),))
+            await context.abort(status, f"{exc.code}: {exc.message}")
+        except Exception:
+            logger.exception("federation request failed")
+            context.set_trailing_metadata((("suanli-code", "internal"),))
+            await context.abort(grpc.StatusCode.INTERNAL, "internal: see the issuer's log")
+        return pb.Envelope.FromString(reply)
+
+    async def Authorize(
+        self, request: pb.Envelope, context: grpc.aio.ServicerContext[pb.Envelope, pb.Envelope]
+    ) -> pb.Envelope:
+        return await self._serve(request, context, pb.AUTHORIZE)
+
+    async def Capture(
+        self, request: pb.Envelope, context: grpc.aio.ServicerContext[pb.Envelope, pb.Envelope]
+    ) -> pb.Envelope:
+        return await self._serve(request, context, pb.CAPTURE)
+
+    async def Void(
+        self, request: pb.Envelope, context: grpc.aio.ServicerContext[pb.Envelope, pb.Envelope]
+    ) -> pb.Envelope:
+        return await self._serve(request, context, pb.VOID)
+
+    async def Redeem(
+        self, request: pb.Envelope, context: grpc.aio.ServicerContext[pb.Envelope, pb.Envelope]
+    ) -> pb.Envelope:
+        return await self._serve(request, context, pb.REDEEM)
+
+    async def Status(
+        self, request: pb.Envelope, context: grpc.aio.ServicerContext[pb.Envelope, pb.Envelope]
+    ) -> pb.Envelope:
+        return await self._serve(request, context, pb.STATUS)
+
+    async def PushCard(
+        self, request: pb.Envelope, context: grpc.aio.ServicerContext[pb.Envelope, pb.Envelope]
+    ) -> pb.Envelope:
+        context.set_trailing_metadata((("suanli-code", "unimplemented"),))
+        await context.abort(
+            grpc.StatusCode.UNIMPLEMENTED, "unimplemented: import cards with `suanli peer add`"
+        )
+        raise AssertionError("unreachable")
+
+    async def GetCard(
+        self, request: pb.CardQuery, context: grpc.aio.ServicerContext[pb.CardQuery, pb.Envelope]
+    ) -> pb.Envelope:
+        return pb.Envelope.FromString(self._card())
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    cert: Path
+    key: Path
+    client_ca: Path | None  # set: mutual TLS, clients must present a certificate it signed
+
+    def credentials(self) -> grpc.ServerCredentials:
+        return grpc.ssl_server_credentials(
+            [(self.key.read_bytes(), self.cert.read_bytes())],
+            root_certificates=self.client_ca.read_bytes() if self.client_ca else None,
+            require_client_auth=self.client_ca is not None,
+        )
+
+
+async def start_server(
+    servicer: Servicer, host: str, port: int, tls: ServerTls | None
+) -> tuple[grpc.aio.Server, int]:
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", 1 << 20)])
+    pb_grpc.add_FederationServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    address = f"{host}:{port}"
+    bound = (
+        server.add_insecure_port(address)
+        if tls is None
+        else server.add_secure_port(address, tls.credentials())
+    )
+    await server.start()
+    return server, bound

@@ -27,7 +27,7 @@ from federation.proto.v1 import federation_pb2 as pb
 from node import errors
 from node.clock import Clock
 from node.domain.model import RemoteHold
-from node.services.common import new_id
+from node.services.common import new_id, sha256_hex
 from node.services.spending import HoldResult, Order
 from node.store import ledger, peers, registry, vouchers
 from node.store.db import Database
@@ -74,6 +74,7 @@ class Acquirer:
             if existing is not None:
                 same = (
                     existing.kind == kind
+                    and existing.code_sha256 == sha256_hex(order.code)
                     and existing.issuer_region == issuer
                     and existing.order_amount_fen == order.order_amount_fen
                     and existing.compute_class == order.compute_class
@@ -92,6 +93,7 @@ class Acquirer:
                 provider_id=provider_id,
                 issuer_region=issuer,
                 kind=kind,
+                code_sha256=sha256_hex(order.code),
                 order_id=order.order_id,
                 order_amount_fen=order.order_amount_fen,
                 compute_class=order.compute_class,

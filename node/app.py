@@ -80,7 +80,12 @@ class Node:
         def txn(conn: sqlite3.Connection) -> list[str]:
             years = {y: self.policies.for_year(y) for y in self.policies.years()}
             return check_books(
-                conn, years, self.clock.now_ms(), grace, {self.key.key_id: self.key.public_key}
+                conn,
+                self.config.region,
+                years,
+                self.clock.now_ms(),
+                grace,
+                {self.key.key_id: self.key.public_key},
             )
 
         return self.db.run_sync("check", txn)

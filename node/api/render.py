@@ -39,7 +39,9 @@ def authorization(a: Authorization) -> dict[str, Any]:
 
 def hold(h: Hold | RemoteHold) -> dict[str, Any]:
     """A hold: local (``hd_…``, on this city's voucher) or remote (``rh_…``, a peer's voucher)."""
-    return record(h)
+    out = record(h)
+    out.pop("code_sha256", None)
+    return out
 
 
 def decision(row: dict[str, Any]) -> dict[str, Any]:

@@ -122,6 +122,7 @@ class RemoteHold:
     provider_id: str
     issuer_region: str
     kind: str  # hold | redeem
+    code_sha256: str  # which authorization it used, to tell a retry from a second subsidy
     order_id: str
     order_amount_fen: int
     compute_class: str

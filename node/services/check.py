@@ -18,6 +18,7 @@ from node.store import ledger
 
 def check_books(
     conn: sqlite3.Connection,
+    own_region: str,
     policies: dict[int, Policy],
     now_ms: int,
     sweep_grace_ms: int,
@@ -97,21 +98,41 @@ def check_books(
         if row["state"] == "held" and now_ms > row["expires_at"] + sweep_grace_ms:
             add(f"hold {row['id']} is still open past its expiry plus the sweep interval")
 
-    # 4. Each capture is booked exactly once, to the right provider.
-    payables: dict[str, int] = defaultdict(int)
-    for hold_id, provider_id, captured, bookings, booked in conn.execute(
-        "SELECT h.id, h.provider_id, h.captured_fen, COUNT(l.seq), COALESCE(SUM(l.amount_fen), 0) "
+    # 4. Each capture is booked exactly once, to whoever is owed: a local provider, or the
+    #    acquiring city (due:<region>); on the acquirer side, from the issuing city to the provider.
+    owed: dict[str, int] = defaultdict(int)
+    for hold_id, region, provider_id, captured, bookings, booked, dest in conn.execute(
+        "SELECT h.id, h.acquirer_region, h.provider_id, h.captured_fen, COUNT(l.seq), "
+        "COALESCE(SUM(l.amount_fen), 0), MAX(l.dest) "
         "FROM holds h LEFT JOIN ledger l ON l.ref = h.id AND l.kind = 'capture' "
         "WHERE h.state = 'captured' GROUP BY h.id"
     ):
-        if bookings != 1 or booked != captured:
-            add(f"hold {hold_id}: captured {captured} booked {bookings} times for {booked}")
-        payables[provider_id] += captured
-    for provider_id, owed in payables.items():
-        if cached.get(ledger.payable(provider_id), 0) != owed:
+        account = ledger.payable(provider_id) if region == own_region else ledger.due(region)
+        if bookings != 1 or booked != captured or dest != account:
             add(
-                f"provider {provider_id}: payable {cached.get(ledger.payable(provider_id), 0)} ≠ captures {owed}"
+                f"hold {hold_id}: captured {captured} booked {bookings} times for {booked} to {dest}"
             )
+        owed[account] += captured
+    for hold_id, issuer, provider_id, captured, bookings, booked in conn.execute(
+        "SELECT r.id, r.issuer_region, r.provider_id, r.captured_fen, COUNT(l.seq), COALESCE(SUM(l.amount_fen), 0) "
+        "FROM remote_holds r LEFT JOIN ledger l ON l.ref = r.id AND l.kind = 'remote_capture' "
+        "WHERE r.state = 'captured' GROUP BY r.id"
+    ):
+        if bookings != 1 or booked != captured:
+            add(f"remote hold {hold_id}: captured {captured} booked {bookings} times for {booked}")
+        owed[ledger.payable(provider_id)] += captured
+        owed[ledger.issuer(issuer)] -= captured
+    for name in set(owed) | {n for n in cached if n.startswith(("payable:", "due:", "issuer:"))}:
+        if cached.get(name, 0) != owed.get(name, 0):
+            add(f"account {name}: {cached.get(name, 0)} ≠ captures {owed.get(name, 0)}")
+
+    # 4b. Nothing in flight is lost: a pending remote hold, or one with a wanted capture or
+    #     void, has a message in the outbox still being sent.
+    for (hold_id,) in conn.execute(
+        "SELECT r.id FROM remote_holds r WHERE (r.state = 'pending' OR r.wanted IS NOT NULL) AND NOT EXISTS "
+        "(SELECT 1 FROM outbox o WHERE o.remote_hold_id = r.id AND o.state = 'pending')"
+    ):
+        add(f"remote hold {hold_id} awaits an answer but no message is being sent for it")
 
     # 5. Budgets and caps.
     for year, policy in policies.items():

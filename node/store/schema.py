@@ -213,6 +213,7 @@ CREATE TABLE remote_holds (
     provider_id TEXT NOT NULL REFERENCES providers(id),
     issuer_region TEXT NOT NULL,
     kind TEXT NOT NULL CHECK (kind IN ('hold', 'redeem')),
+    code_sha256 TEXT NOT NULL,
     order_id TEXT NOT NULL,
     order_amount_fen INTEGER NOT NULL CHECK (order_amount_fen > 0),
     compute_class TEXT NOT NULL,

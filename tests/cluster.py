@@ -1,0 +1,420 @@
+"""A federation of real node processes for tests, in the manner of Bitcoin Core's functional
+test framework: start all or none, kill -9, restart, cut a node off the network and heal it,
+wait on conditions (never sleeps), keep the data folders of a failed test and merge the logs.
+
+Every node's gRPC endpoint, as its peers know it, is a small TCP proxy in the test process, so
+a node can be cut off (the proxy drops connections and refuses new ones) and healed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import socket
+import sqlite3
+import threading
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from federation.cards import parse_card
+from federation.peering import Peering
+from node.app import build_node
+from node.cli import init_node
+from node.clock import SystemClock, year_of
+from node.config import FederationConfig
+from node.services.common import SYSTEM
+from tests.conftest import policy_text
+from tests.proc import NodeProcess, suanli, wait_until
+
+YEAR = year_of(SystemClock().now_ms())
+
+
+def http(
+    method: str, url: str, token: str | None = None, body: Any = None, timeout: float = 15.0
+) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            raw = resp.read()
+            ctype = resp.headers.get_content_type()
+            return resp.status, json.loads(raw) if ctype == "application/json" else raw.decode()
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Proxy:
+    """A TCP proxy on loopback that can be cut (drop and refuse) and healed."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self.cut = False
+        self._loop = asyncio.new_event_loop()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        self._ready.wait(5)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._server = self._loop.run_until_complete(
+            asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        )
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.cut:
+            writer.close()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        self._writers.update((writer, up_writer))
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while not self.cut and (chunk := await src.read(65536)):
+                    dst.write(chunk)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._writers.difference_update((writer, up_writer))
+
+    def set_cut(self, cut: bool) -> None:
+        def apply() -> None:
+            self.cut = cut
+            if cut:
+                for w in list(self._writers):
+                    w.close()
+
+        self._loop.call_soon_threadsafe(apply)
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+
+@dataclass
+class Member:
+    region: str
+    name: str
+    data: Path
+    grpc_port: int
+    proxy: Proxy
+    operator: str
+    process: NodeProcess
+    tokens: dict[str, str] = field(default_factory=dict)
+    ids: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return self.process.url
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        token: str | None = None,
+        body: Any = None,
+        expect: int | None = None,
+    ) -> Any:
+        status, data = http(method, self.url + path, token or self.operator, body)
+        if expect is not None:
+            assert status == expect, (
+                f"{self.name} {method} {path}: expected {expect}, got {status} {data}"
+            )
+        return data
+
+    def db(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(f"file:{self.data / 'suanli.db'}?mode=ro", uri=True, timeout=10)
+        conn.row_factory = sqlite3.Row
+        return conn
+
+
+CITIES = {
+    "330100": ("Hangzhou", "hangzhou"),
+    "370200": ("Qingdao", "qingdao"),
+    "520100": ("Guiyang", "guiyang"),
+}
+
+
+class Cluster:
+    def __init__(
+        self, root: Path, regions: list[str], sweep_interval: float = 0.5, **federation: Any
+    ) -> None:
+        self.root = root
+        self.members: list[Member] = []
+        cards: list[str] = []
+        for region in regions:
+            name, policy = CITIES[region]
+            data = root / name.lower()
+            grpc_port = free_port()
+            proxy = Proxy(grpc_port)
+            fed = FederationConfig(
+                port=grpc_port,
+                endpoint=f"127.0.0.1:{proxy.port}",
+                plaintext=True,
+                call_timeout_seconds=federation.get("call_timeout_seconds", 1.0),
+                backoff_base_seconds=federation.get("backoff_base_seconds", 0.05),
+                backoff_cap_seconds=federation.get("backoff_cap_seconds", 1.0),
+                max_skew_seconds=federation.get("max_skew_seconds", 300.0),
+            )
+            token = init_node(
+                data,
+                region,
+                name,
+                policy_text(policy, fiscal_year=str(YEAR)),
+                0,
+                "FULL",
+                sweep_interval,
+                fed,
+            )
+            node = build_node(data)
+            assert node.federation is not None
+            cards.append(
+                base64.b64encode(
+                    node.federation.card(node.key, region, name, node.clock.now_ms())
+                ).decode()
+            )
+            node.close()
+            self.members.append(
+                Member(region, name, data, grpc_port, proxy, token, NodeProcess(data))
+            )
+        for member in self.members:
+            node = build_node(member.data)
+            peering = Peering(node.db, node.clock, member.region)
+            for other, card in zip(self.members, cards, strict=True):
+                if other is not member:
+                    (member.data / f"{other.region}.card").write_text(card)
+                    peering.add(
+                        parse_card(card),
+                        True,
+                        True,
+                        federation.get("exposure_cap_fen", 10**12),
+                        SYSTEM,
+                    )
+            node.close()
+
+    def __getitem__(self, region: str) -> Member:
+        return next(m for m in self.members if m.region == region)
+
+    def start(self) -> Cluster:
+        """Start every node, or none: if one fails, the started ones are stopped."""
+        try:
+            for m in self.members:
+                m.process.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for m in self.members:
+            m.process.stop()
+
+    def close(self) -> None:
+        self.stop()
+        for m in self.members:
+            m.proxy.close()
+
+    def kill(self, region: str) -> None:
+        self[region].process.kill()
+
+    def restart(self, region: str) -> None:
+        self[region].process.start()
+
+    def cut(self, region: str) -> None:
+        self[region].proxy.set_cut(True)
+
+    def heal(self, region: str) -> None:
+        self[region].proxy.set_cut(False)
+
+    def logs(self) -> str:
+        """Every node's log, merged and sorted by time (each line starts with UTC ms)."""
+        lines = []
+        for m in self.members:
+            lines += [line for line in m.process.log().splitlines() if line[:4].isdigit()]
+        return "\n".join(sorted(lines))
+
+    # Populating ---------------------------------------------------------------------------
+
+    def holder(
+        self,
+        region: str,
+        key: str,
+        uscc: str,
+        category: str = "enterprise",
+        home: str | None = None,
+    ) -> str:
+        m = self[region]
+        body = {"uscc": uscc, "name": key, "category": category, "region": home or region}
+        data = m.call("POST", "/v1/holders", body=body, expect=201)
+        m.tokens[key], m.ids[key] = data["token"], data["holder"]["id"]
+        return str(data["holder"]["id"])
+
+    def provider(self, region: str, key: str, uscc: str, approved: bool = True) -> str:
+        m = self[region]
+        body = {"uscc": uscc, "name": key, "kind": "computing_centre", "approved": approved}
+        data = m.call("POST", "/v1/providers", body=body, expect=201)
+        m.tokens[key], m.ids[key] = data["token"], data["provider"]["id"]
+        return str(data["provider"]["id"])
+
+    def voucher(
+        self, region: str, holder: str, estimate: int, compute_class: str = "model_services"
+    ) -> dict[str, Any]:
+        m = self[region]
+        body = {
+            "compute_class": compute_class,
+            "estimated_amount_fen": estimate,
+            "period_start": "a",
+            "period_end": "b",
+        }
+        data = m.call("POST", "/v1/demands", m.tokens[holder], body, expect=201)
+        assert data["voucher"], data
+        voucher: dict[str, Any] = data["voucher"]
+        return voucher
+
+    def code(
+        self,
+        region: str,
+        holder: str,
+        voucher: dict[str, Any],
+        provider_region: str,
+        provider: str,
+        max_fen: int,
+    ) -> str:
+        m = self[region]
+        body = {
+            "provider_id": self[provider_region].ids[provider],
+            "provider_region": provider_region,
+            "max_fen": max_fen,
+            "expires_at": voucher["expires_at"],
+        }
+        data = m.call(
+            "POST",
+            f"/v1/vouchers/{voucher['id']}/authorizations",
+            m.tokens[holder],
+            body,
+            expect=201,
+        )
+        return str(data["code"])
+
+    # Checks -------------------------------------------------------------------------------
+
+    def check_all(self) -> None:
+        """Every node's own invariants, and every pair's records agreeing."""
+        for m in self.members:
+            out = suanli("check", "--data", str(m.data), check=False)
+            assert out.returncode == 0, f"{m.name}: {out.stdout}{out.stderr}"
+        problems = self.disagreements()
+        assert problems == [], "\n".join(problems)
+
+    def disagreements(self) -> list[str]:
+        problems: list[str] = []
+        for issuer in self.members:
+            with issuer.db() as conn:
+                issued = {
+                    r["id"]: r
+                    for r in conn.execute(
+                        "SELECT * FROM holds WHERE acquirer_region != ?", (issuer.region,)
+                    )
+                }
+                due = {
+                    r["name"][4:]: r["balance_fen"]
+                    for r in conn.execute("SELECT * FROM accounts WHERE name LIKE 'due:%'")
+                }
+            for acquirer in self.members:
+                if acquirer is issuer:
+                    continue
+                with acquirer.db() as conn:
+                    remote = [
+                        r
+                        for r in conn.execute(
+                            "SELECT * FROM remote_holds WHERE issuer_region = ?", (issuer.region,)
+                        )
+                    ]
+                    claim = conn.execute(
+                        "SELECT balance_fen FROM accounts WHERE name = ?",
+                        (f"issuer:{issuer.region}",),
+                    ).fetchone()
+                mine = {
+                    r["id"]: r for r in issued.values() if r["acquirer_region"] == acquirer.region
+                }
+                matched = set()
+                for r in remote:
+                    if r["state"] in ("pending", "refused"):
+                        continue
+                    h = mine.get(r["issuer_hold_id"])
+                    if h is None:
+                        problems.append(
+                            f"{acquirer.name} hold {r['id']} has no {issuer.name} hold {r['issuer_hold_id']}"
+                        )
+                        continue
+                    matched.add(h["id"])
+                    if (h["state"], h["captured_fen"], h["amount_fen"]) != (
+                        r["state"],
+                        r["captured_fen"],
+                        r["amount_fen"],
+                    ):
+                        if not (
+                            h["state"] == "expired" and r["state"] == "held"
+                        ):  # the acquirer learns at its next sweep
+                            problems.append(
+                                f"{issuer.name} hold {h['id']} is {h['state']} {h['captured_fen']}/{h['amount_fen']}, "
+                                f"{acquirer.name} {r['id']} is {r['state']} {r['captured_fen']}/{r['amount_fen']}"
+                            )
+                for hid in set(mine) - matched:
+                    problems.append(
+                        f"{issuer.name} hold {hid} for {acquirer.name} is unknown to {acquirer.name}"
+                    )
+                owed = due.get(acquirer.region, 0)
+                claimed = -(claim["balance_fen"] if claim else 0)
+                if owed != claimed:
+                    problems.append(
+                        f"{issuer.name} owes {acquirer.name} {owed}, {acquirer.name} claims {claimed}"
+                    )
+        return problems
+
+    def wait_agree(self, timeout: float = 20.0) -> None:
+        """Wait until nothing is in flight anywhere and every pair agrees."""
+
+        def settled() -> bool:
+            for m in self.members:
+                with m.db() as conn:
+                    if conn.execute(
+                        "SELECT COUNT(*) FROM outbox WHERE state = 'pending'"
+                    ).fetchone()[0]:
+                        return False
+            return not self.disagreements()
+
+        try:
+            wait_until(
+                settled, "every outbox to drain and every pair of cities to agree", timeout=timeout
+            )
+        except AssertionError:
+            raise AssertionError(
+                f"{self.disagreements()}\n--- merged logs ---\n{self.logs()[-6000:]}"
+            ) from None

@@ -374,18 +374,13 @@ class Cluster:
                         )
                         continue
                     matched.add(h["id"])
-                    if (h["state"], h["captured_fen"], h["amount_fen"]) != (
-                        r["state"],
-                        r["captured_fen"],
-                        r["amount_fen"],
-                    ):
-                        if not (
-                            h["state"] == "expired" and r["state"] == "held"
-                        ):  # the acquirer learns at its next sweep
-                            problems.append(
-                                f"{issuer.name} hold {h['id']} is {h['state']} {h['captured_fen']}/{h['amount_fen']}, "
-                                f"{acquirer.name} {r['id']} is {r['state']} {r['captured_fen']}/{r['amount_fen']}"
-                            )
+                    theirs = (h["state"], h["captured_fen"], h["amount_fen"])
+                    ours = (r["state"], r["captured_fen"], r["amount_fen"])
+                    # An expired hold is learnt by the acquirer at its next sweep.
+                    if theirs != ours and not (h["state"] == "expired" and r["state"] == "held"):
+                        problems.append(
+                            f"{issuer.name} hold {h['id']} is {theirs}, {acquirer.name} {r['id']} is {ours}"
+                        )
                 for hid in set(mine) - matched:
                     problems.append(
                         f"{issuer.name} hold {hid} for {acquirer.name} is unknown to {acquirer.name}"

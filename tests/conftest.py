@@ -49,10 +49,16 @@ def policy_text(name: str = "hangzhou", **replace: Any) -> str:
 
 
 def make_node(
-    tmp_path: Path, clock: ManualClock, policy: str | None = None, region: str = "330100"
+    tmp_path: Path,
+    clock: ManualClock,
+    policy: str | None = None,
+    region: str = "330100",
+    federation: Any = None,
 ) -> tuple[Node, str]:
     data = tmp_path / f"node-{region}"
-    token = init_node(data, region, "Test City", policy or policy_text(), 0, "FULL", 1.0)
+    token = init_node(
+        data, region, "Test City", policy or policy_text(), 0, "FULL", 1.0, federation
+    )
     return build_node(data, clock), token
 
 

@@ -1,0 +1,278 @@
+"""The federation door, tested with a fake peer holding a pre-loaded key and hand-made
+envelopes sent over real gRPC on loopback to a real servicer (Synapse's
+FederatingHomeserverTestCase does the same). Every refusal has its own code and changes
+nothing; a replay gets the original signed reply."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from federation.cards import OwnKey, build_card, parse_card
+from federation.envelope import TAG, seal
+from federation.peering import Peering
+from federation.proto.v1 import federation_pb2 as pb
+from federation.proto.v1 import federation_pb2_grpc as pb_grpc
+from federation.server import start_server
+from node.app import Node
+from node.clock import ManualClock
+from node.config import FederationConfig
+from node.domain.issuance import Demand
+from node.keys import NodeKey, verify
+from node.services.common import SYSTEM, Principal
+from tests.cluster import free_port
+from tests.conftest import HZ_ENTERPRISE, make_node, snapshot
+
+PEER = "520100"
+PEER_KEY = NodeKey(bytes(range(1, 33)))
+OLD_KEY = NodeKey(bytes(range(2, 34)))
+STRANGER = NodeKey(bytes(range(3, 35)))
+
+
+@dataclass
+class Rig:
+    node: Node
+    stub: Any
+    clock: ManualClock
+    code: str
+    voucher_id: str
+
+    def now(self) -> int:
+        return self.clock.now_ms()
+
+    def authorize(
+        self, order_id: str = "O-1", amount: int = 1_000_000, code: str | None = None
+    ) -> bytes:
+        return pb.AuthorizeRequest(
+            code=code or self.code,
+            provider=pb.Provider(
+                region=PEER,
+                id="p_gy",
+                uscc="91520100MA6DGY0015",
+                name="GY",
+                kind="computing_centre",
+            ),
+            order=pb.Order(
+                order_id=order_id, order_amount_fen=amount, compute_class="model_services"
+            ),
+        ).SerializeToString()
+
+    async def send(self, envelope: bytes, method: str = "Authorize") -> pb.Envelope:
+        result: pb.Envelope = await getattr(self.stub, method)(
+            pb.Envelope.FromString(envelope), timeout=5
+        )
+        return result
+
+    async def refused(
+        self, envelope: bytes, code: str, method: str = "Authorize"
+    ) -> grpc.StatusCode:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await self.send(envelope, method)
+        metadata = dict(err.value.trailing_metadata() or ())
+        assert metadata.get("suanli-code") == code, (err.value.code(), err.value.details())
+        assert err.value.details().startswith(code)
+        return err.value.code()
+
+
+@pytest.fixture
+async def rig(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Rig]:
+    fed = FederationConfig(port=free_port(), plaintext=True)
+    node, _ = make_node(tmp_path, clock, federation=fed)
+    assert node.federation is not None
+    card = build_card(
+        PEER_KEY,
+        PEER,
+        "Fake Guiyang",
+        "127.0.0.1:1",
+        [
+            OwnKey(PEER_KEY.key_id, PEER_KEY.public_key, 0),
+            OwnKey(OLD_KEY.key_id, OLD_KEY.public_key, 0, clock.now_ms() - 1000),
+        ],
+        clock.now_ms(),
+    )
+    Peering(node.db, clock, "330100").add(parse_card(card), True, True, 10**12, SYSTEM)
+    node.federation.directory.load_sync()
+    holder, _ = await node.registry.register_holder(
+        SYSTEM, HZ_ENTERPRISE, "h", "enterprise", None, None
+    )
+    who = Principal("holder", holder.id, "t")
+    issued = await node.issuance.submit(
+        who, Demand(holder.id, "model_services", 100_000_000, None, "a", "b")
+    )
+    voucher = issued["voucher"]
+    _, code = await node.spending.authorize(
+        who, voucher.id, "p_gy", 5_000_000, clock.now_ms() + 86_400_000, PEER
+    )
+    server, port = await start_server(node.federation.servicer, "127.0.0.1", 0, None)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield Rig(node, pb_grpc.FederationStub(channel), clock, code, voucher.id)
+    finally:
+        await channel.close()
+        await server.stop(None)
+        problems = node.check()
+        node.close()
+        assert problems == []
+
+
+def _reply(rig: Rig, envelope: pb.Envelope) -> tuple[pb.Header, bytes]:
+    assert verify(rig.node.key.public_key, TAG, envelope.body, envelope.signature), (
+        "reply not signed by the issuer"
+    )
+    body = pb.Body.FromString(envelope.body)
+    return body.header, body.payload
+
+
+async def test_authorize_receipt_and_replays(rig: Rig) -> None:
+    payload = rig.authorize()
+    first = await rig.send(seal(PEER_KEY, PEER, "330100", "m-1", pb.AUTHORIZE, payload, rig.now()))
+    header, body = _reply(rig, first)
+    assert header.type == pb.RECEIPT and header.in_reply_to == "m-1" and header.destination == PEER
+    receipt = pb.Receipt.FromString(body)
+    assert receipt.state == "held" and receipt.amount_fen == 300_000 and receipt.ratio_bp == 3000
+    # A retry: the same id and payload, freshly signed a little later: the very same reply.
+    rig.clock.advance(5_000)
+    again = await rig.send(seal(PEER_KEY, PEER, "330100", "m-1", pb.AUTHORIZE, payload, rig.now()))
+    assert again.body == first.body and again.signature == first.signature
+    # The same id with another payload is a modified replay, refused, changing nothing.
+    before = snapshot(rig.node)
+    changed = rig.authorize(amount=2_000_000)
+    code = await rig.refused(
+        seal(PEER_KEY, PEER, "330100", "m-1", pb.AUTHORIZE, changed, rig.now()), "modified_replay"
+    )
+    assert code == grpc.StatusCode.ALREADY_EXISTS
+    assert snapshot(rig.node) == before
+    # Capture through the federation, by the issuer's hold id.
+    capture = pb.CaptureRequest(hold_id=receipt.hold_id, amount_fen=250_000).SerializeToString()
+    captured = pb.Receipt.FromString(
+        _reply(
+            rig,
+            await rig.send(
+                seal(PEER_KEY, PEER, "330100", "m-2", pb.CAPTURE, capture, rig.now()), "Capture"
+            ),
+        )[1]
+    )
+    assert (
+        captured.state == "captured"
+        and captured.captured_fen == 250_000
+        and captured.settlement_window == "2026-Q1"
+    )
+    status = pb.StatusRequest(request_message_id="m-1").SerializeToString()
+    known = pb.Receipt.FromString(
+        _reply(
+            rig,
+            await rig.send(
+                seal(PEER_KEY, PEER, "330100", "m-3", pb.STATUS, status, rig.now()), "Status"
+            ),
+        )[1]
+    )
+    assert known.state == "captured" and known.hold_id == receipt.hold_id
+    unknown = pb.StatusRequest(request_message_id="never").SerializeToString()
+    nothing = pb.Receipt.FromString(
+        _reply(
+            rig,
+            await rig.send(
+                seal(PEER_KEY, PEER, "330100", "m-4", pb.STATUS, unknown, rig.now()), "Status"
+            ),
+        )[1]
+    )
+    assert nothing.unknown
+
+
+async def test_business_refusal_is_signed_and_stored(rig: Rig) -> None:
+    bad_code = rig.authorize(code="sac_330100_forged")
+    reply = await rig.send(seal(PEER_KEY, PEER, "330100", "m-9", pb.AUTHORIZE, bad_code, rig.now()))
+    header, body = _reply(rig, reply)
+    refusal = pb.Refusal.FromString(body)
+    assert (
+        header.type == pb.REFUSAL
+        and refusal.code == "authorization_invalid"
+        and refusal.request_message_id == "m-9"
+    )
+    again = await rig.send(seal(PEER_KEY, PEER, "330100", "m-9", pb.AUTHORIZE, bad_code, rig.now()))
+    assert again.body == reply.body
+
+
+async def test_every_bad_envelope_is_refused_with_its_own_code(rig: Rig) -> None:
+    payload = rig.authorize()
+    now = rig.now()
+    before = snapshot(rig.node)
+
+    def sealed(**kw: Any) -> bytes:
+        args = {
+            "key": PEER_KEY,
+            "origin": PEER,
+            "destination": "330100",
+            "message_id": "x",
+            "kind": pb.AUTHORIZE,
+            "payload": payload,
+            "sent_at_ms": now,
+        }
+        args.update(kw)
+        return seal(**args)
+
+    assert (
+        await rig.refused(sealed(origin="440300"), "unknown_origin")
+        == grpc.StatusCode.UNAUTHENTICATED
+    )
+    await rig.refused(sealed(key=STRANGER), "unknown_key")
+    await rig.refused(sealed(key=OLD_KEY), "key_expired")
+    tampered = pb.Envelope.FromString(sealed())
+    tampered.signature = bytes([tampered.signature[0] ^ 1]) + tampered.signature[1:]
+    await rig.refused(tampered.SerializeToString(), "bad_signature")
+    body_swapped = pb.Envelope.FromString(sealed())
+    body_swapped.body = pb.Envelope.FromString(sealed(message_id="y")).body
+    await rig.refused(body_swapped.SerializeToString(), "bad_signature")
+    lying = pb.Body(
+        header=pb.Header(
+            origin="370200", destination="330100", message_id="z", sent_at_ms=now, type=pb.AUTHORIZE
+        ),
+        payload=payload,
+    ).SerializeToString()
+    await rig.refused(
+        pb.Envelope(
+            body=lying,
+            signer_region=PEER,
+            key_id=PEER_KEY.key_id,
+            signature=PEER_KEY.sign(TAG, lying),
+        ).SerializeToString(),
+        "origin_mismatch",
+    )
+    assert (
+        await rig.refused(sealed(destination="370200"), "wrong_destination")
+        == grpc.StatusCode.FAILED_PRECONDITION
+    )
+    assert (
+        await rig.refused(sealed(sent_at_ms=now - 301_000), "clock_skew")
+        == grpc.StatusCode.OUT_OF_RANGE
+    )
+    await rig.refused(sealed(sent_at_ms=now + 301_000), "clock_skew")
+    garbage = b"\xff\xff\xff not a body"
+    await rig.refused(
+        pb.Envelope(
+            body=garbage,
+            signer_region=PEER,
+            key_id=PEER_KEY.key_id,
+            signature=PEER_KEY.sign(TAG, garbage),
+        ).SerializeToString(),
+        "malformed_message",
+    )
+    assert (
+        await rig.refused(sealed(kind=pb.CAPTURE), "wrong_message_type")
+        == grpc.StatusCode.INVALID_ARGUMENT
+    )
+    await rig.refused(sealed(), "wrong_message_type", method="Capture")
+    # Revoked: the operator stops trusting the key; the node picks it up.
+    Peering(rig.node.db, rig.clock, "330100").revoke_key(PEER, PEER_KEY.key_id, SYSTEM)
+    assert rig.node.federation is not None
+    await rig.node.federation.directory.refresh()
+    await rig.refused(sealed(), "key_revoked")
+    after = snapshot(rig.node)
+    assert after["audit"][-1][3] == "peer.revoke_key"
+    after["audit"] = after["audit"][:-1]
+    assert after == before

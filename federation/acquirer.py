@@ -27,6 +27,7 @@ from federation.proto.v1 import federation_pb2 as pb
 from node import errors
 from node.clock import Clock
 from node.domain.model import RemoteHold
+from node.faults import crash_point
 from node.services.common import new_id, sha256_hex
 from node.services.spending import HoldResult, Order
 from node.store import ledger, peers, registry, vouchers
@@ -157,6 +158,7 @@ class Acquirer:
         remote, message_id = await self._db.run("remote_hold_request", txn)
         if message_id is None:
             return HoldResult(remote, replayed=True)
+        crash_point(f"acquirer.before_send.{kind if redeem else 'authorize'}")
         await self._outbox.send_now(message_id)
         answered = await self._get(remote.id)
         if answered.state == "refused":
@@ -204,6 +206,7 @@ class Acquirer:
         hold, message_id = await self._db.run(f"remote_{action}", txn)
         if message_id is None:
             return HoldResult(hold, replayed=hold.wanted is None)
+        crash_point(f"acquirer.before_send.{action}")
         await self._outbox.send_now(message_id)
         answered = await self._get(hold.id)
         final = "captured" if action == "capture" else "voided"

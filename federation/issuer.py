@@ -24,6 +24,7 @@ from federation.proto.v1 import federation_pb2 as pb
 from node import errors
 from node.clock import Clock
 from node.domain.model import Hold, Provider
+from node.faults import crash_point
 from node.keys import NodeKey
 from node.services.common import new_id
 from node.services.spending import HoldResult, Order, Redeemer, Spending
@@ -144,6 +145,7 @@ class Issuer:
             return reply
 
         reply = await self._db.run(f"issuer_{pb.MessageType.Name(header.type).lower()}", txn)
+        crash_point(f"issuer.after_commit.{pb.MessageType.Name(header.type).lower()}")
         for result, flow in observed:
             self._spending.observe(result, flow)
         if self._observer is not None:

@@ -35,6 +35,7 @@ from federation.envelope import Door, Opened, seal
 from federation.proto.v1 import federation_pb2 as pb
 from node import errors
 from node.clock import Clock
+from node.faults import crash_point
 from node.keys import NodeKey
 from node.store import peers
 from node.store.db import Database
@@ -153,6 +154,7 @@ class Outbox:
             await self._later(row, f"bad reply: {exc.message}")
             return False
         self._observe(region, method, "answered", loop.time() - started)
+        crash_point(f"acquirer.before_apply.{method}")
         assert self._apply is not None, "Outbox.set_apply was not called"
         await self._apply(row, opened)
         return True

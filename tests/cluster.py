@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import http.client as http_client
 import json
 import socket
 import sqlite3
@@ -49,6 +50,13 @@ def http(
             return resp.status, json.loads(raw) if ctype == "application/json" else raw.decode()
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())
+    except (
+        ConnectionError,
+        urllib.error.URLError,
+        TimeoutError,
+        http_client.RemoteDisconnected,
+    ) as err:
+        return 0, {"error": {"code": "connection", "message": str(err)}}
 
 
 def free_port() -> int:
@@ -148,6 +156,11 @@ class Member:
             )
         return data
 
+    def call_raw(
+        self, method: str, path: str, token: str | None = None, body: Any = None
+    ) -> tuple[int, Any]:
+        return http(method, self.url + path, token or self.operator, body)
+
     def db(self) -> sqlite3.Connection:
         conn = sqlite3.connect(f"file:{self.data / 'suanli.db'}?mode=ro", uri=True, timeout=10)
         conn.row_factory = sqlite3.Row
@@ -221,11 +234,11 @@ class Cluster:
     def __getitem__(self, region: str) -> Member:
         return next(m for m in self.members if m.region == region)
 
-    def start(self) -> Cluster:
+    def start(self, env: dict[str, dict[str, str]] | None = None) -> Cluster:
         """Start every node, or none: if one fails, the started ones are stopped."""
         try:
             for m in self.members:
-                m.process.start()
+                m.process.start((env or {}).get(m.region))
         except BaseException:
             self.stop()
             raise
@@ -243,8 +256,8 @@ class Cluster:
     def kill(self, region: str) -> None:
         self[region].process.kill()
 
-    def restart(self, region: str) -> None:
-        self[region].process.start()
+    def restart(self, region: str, env: dict[str, str] | None = None) -> None:
+        self[region].process.start(env)
 
     def cut(self, region: str) -> None:
         self[region].proxy.set_cut(True)

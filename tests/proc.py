@@ -60,7 +60,7 @@ class NodeProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> NodeProcess:
+    def start(self, env: dict[str, str] | None = None) -> NodeProcess:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         (self.data / "serve.json").unlink(missing_ok=True)
         log = open(self.data / "node.log", "ab")  # noqa: SIM115 - owned by the child
@@ -69,6 +69,7 @@ class NodeProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
+            env={**os.environ, **(env or {})},
         )
         log.close()
 
@@ -83,6 +84,11 @@ class NodeProcess:
 
         self.port = wait_until(ready, f"node in {self.data} to serve")
         return self
+
+    def wait_exit(self, timeout: float = 10.0) -> int:
+        """Wait for the process to end by itself (a crash point); returns its exit code."""
+        assert self.proc is not None
+        return self.proc.wait(timeout=timeout * TIMEOUT_FACTOR)
 
     def kill(self) -> None:
         """kill -9: no cleanup, no flush, as in a crash."""

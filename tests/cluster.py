@@ -17,6 +17,7 @@ import sqlite3
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,9 @@ def free_port() -> int:
 
 
 class Proxy:
-    """A TCP proxy on loopback that can be cut (drop and refuse) and healed."""
+    """A TCP proxy on loopback that can be cut and healed. Cut, it drops the connections it
+    carries and black-holes new ones (accepts, then never answers), as a partitioned network
+    does: callers wait out their deadlines."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
@@ -74,6 +77,7 @@ class Proxy:
         self.cut = False
         self._loop = asyncio.new_event_loop()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._held: set[asyncio.StreamWriter] = set()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -89,7 +93,7 @@ class Proxy:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.cut:
-            writer.close()
+            self._held.add(writer)
             return
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
@@ -114,9 +118,10 @@ class Proxy:
     def set_cut(self, cut: bool) -> None:
         def apply() -> None:
             self.cut = cut
-            if cut:
-                for w in list(self._writers):
-                    w.close()
+            for w in list(self._writers if cut else self._held):
+                w.close()
+            if not cut:
+                self._held.clear()
 
         self._loop.call_soon_threadsafe(apply)
 
@@ -176,7 +181,13 @@ CITIES = {
 
 class Cluster:
     def __init__(
-        self, root: Path, regions: list[str], sweep_interval: float = 0.5, **federation: Any
+        self,
+        root: Path,
+        regions: list[str],
+        sweep_interval: float = 0.5,
+        policy_edit: Callable[[str, str], str] | None = None,
+        call_timeout_seconds: float = 1.0,
+        exposure_cap_fen: int = 10**12,
     ) -> None:
         self.root = root
         self.members: list[Member] = []
@@ -190,16 +201,18 @@ class Cluster:
                 port=grpc_port,
                 endpoint=f"127.0.0.1:{proxy.port}",
                 plaintext=True,
-                call_timeout_seconds=federation.get("call_timeout_seconds", 1.0),
-                backoff_base_seconds=federation.get("backoff_base_seconds", 0.05),
-                backoff_cap_seconds=federation.get("backoff_cap_seconds", 1.0),
-                max_skew_seconds=federation.get("max_skew_seconds", 300.0),
+                call_timeout_seconds=call_timeout_seconds,
+                backoff_base_seconds=0.05,
+                backoff_cap_seconds=1.0,
             )
+            text = policy_text(policy, fiscal_year=str(YEAR))
+            if policy_edit is not None:
+                text = policy_edit(region, text)
             token = init_node(
                 data,
                 region,
                 name,
-                policy_text(policy, fiscal_year=str(YEAR)),
+                text,
                 0,
                 "FULL",
                 sweep_interval,
@@ -226,7 +239,7 @@ class Cluster:
                         parse_card(card),
                         True,
                         True,
-                        federation.get("exposure_cap_fen", 10**12),
+                        exposure_cap_fen,
                         SYSTEM,
                     )
             node.close()

@@ -133,3 +133,155 @@ def test_issuer_refusals_reach_the_provider(fed: Cluster) -> None:
     good = fed.code("330100", "startup", v, "520100", "gy-centre", 1_000_000)
     gy.call("POST", "/v1/redemptions", token, order(good, "GY-5", 1_000_000), expect=201)
     fed.wait_agree()
+
+
+QD_ENTERPRISE = valid_uscc("91370200MA3QD0001")
+GY_ENTERPRISE = valid_uscc("91520100MA6GYE001")
+QD, HZ, GY = "370200", "330100", "520100"
+
+
+@pytest.fixture
+def trio(tmp_path: Path) -> Iterator[Cluster]:
+    cluster = Cluster(tmp_path, [HZ, QD, GY], call_timeout_seconds=3.0)
+    cluster.start()
+    try:
+        cluster.holder(HZ, "startup", HZ_ENTERPRISE)
+        cluster.holder(QD, "qd-co", QD_ENTERPRISE)
+        cluster.holder(GY, "gy-co", GY_ENTERPRISE)
+        cluster.provider(GY, "gy-centre", GY_CENTRE)
+        yield cluster
+        cluster.check_all()
+    except BaseException:
+        print(f"data kept in {tmp_path}\n--- merged logs ---\n{cluster.logs()[-8000:]}")
+        raise
+    finally:
+        cluster.close()
+
+
+def test_a_dead_peer_does_not_slow_other_traffic(trio: Cluster) -> None:
+    import threading
+
+    gy = trio[GY]
+    token = gy.tokens["gy-centre"]
+    qd_voucher = trio.voucher(QD, "qd-co", 100_000_000)
+    qd_code = trio.code(QD, "qd-co", qd_voucher, GY, "gy-centre", 1_000_000)
+    hz_voucher = trio.voucher(HZ, "startup", 100_000_000)
+    gy_voucher = trio.voucher(GY, "gy-co", 100_000_000)
+    hz_codes = [trio.code(HZ, "startup", hz_voucher, GY, "gy-centre", 10_000) for _ in range(5)]
+    gy_codes = [trio.code(GY, "gy-co", gy_voucher, GY, "gy-centre", 10_000) for _ in range(5)]
+    trio.cut(QD)
+    stuck: dict[str, object] = {}
+
+    def to_qingdao() -> None:
+        started = time.monotonic()
+        stuck["status"], stuck["data"] = gy.call_raw(
+            "POST", "/v1/redemptions", token, order(qd_code, "Q-1", 1_000_000)
+        )
+        stuck["seconds"] = time.monotonic() - started
+
+    thread = threading.Thread(target=to_qingdao)
+    thread.start()
+    time.sleep(0.1)  # let the Qingdao call be in flight first: the point is what happens meanwhile
+    latencies = []
+    for i, code in enumerate([*hz_codes, *gy_codes]):
+        started = time.monotonic()
+        gy.call("POST", "/v1/redemptions", token, order(code, f"OK-{i}", 10_000), expect=201)
+        latencies.append(time.monotonic() - started)
+    thread.join(timeout=30)
+    assert stuck["status"] == 202, stuck  # the Qingdao one is pending, not failed
+    assert max(latencies) < 1.0, latencies  # while it waited out its 3 s deadline, nothing else did
+    assert stuck["seconds"] >= 2.5  # type: ignore[operator]
+    trio.heal(QD)
+    trio.wait_agree(timeout=30)
+    held = gy.call("GET", f"/v1/holds/{stuck['data']['hold']['id']}", token, expect=200)  # type: ignore[index]
+    assert held["state"] == "captured" and held["captured_fen"] == 200_000
+
+
+def test_policies_between_cities(trio: Cluster) -> None:
+    from tests.proc import suanli, wait_until
+
+    gy, hz = trio[GY], trio[HZ]
+    token = gy.tokens["gy-centre"]
+    v = trio.voucher(HZ, "startup", 100_000_000)
+    code = trio.code(HZ, "startup", v, GY, "gy-centre", 30_000_000)
+    # Guiyang stops accepting Hangzhou's vouchers: refused at home, nothing sent.
+    suanli("peer", "set", "--data", str(gy.data), HZ, "--inbound", "off")
+    wait_until(
+        lambda: gy.call_raw("POST", "/v1/holds", token, order(code, "P-1", 1_000_000))[0] == 403,
+        "Guiyang to apply its new inbound rule",
+    )
+    err = gy.call("POST", "/v1/holds", token, order(code, "P-1", 1_000_000), expect=403)
+    assert err["error"]["code"] == "inbound_not_allowed"
+    suanli("peer", "set", "--data", str(gy.data), HZ, "--inbound", "on")
+    # Hangzhou caps what it may owe Guiyang in a window: ¥1,000.
+    suanli("peer", "set", "--data", str(hz.data), GY, "--exposure-cap-fen", "100000")
+    wait_until(
+        lambda: gy.call_raw("POST", "/v1/holds", token, order(code, "P-2", 1_000_000))[0] == 409,
+        "the exposure cap",
+    )
+    err = gy.call("POST", "/v1/holds", token, order(code, "P-2", 1_000_000), expect=409)
+    assert err["error"]["code"] == "exposure_cap_exceeded"
+    ok = gy.call(
+        "POST", "/v1/redemptions", token, order(code, "P-3", 300_000), expect=201
+    )  # ¥900 fits
+    assert ok["hold"]["captured_fen"] == 90_000
+    # Hangzhou stops letting its vouchers travel to Guiyang: no new code can name a Guiyang provider.
+    suanli("peer", "set", "--data", str(hz.data), GY, "--outbound", "off")
+
+    def refused_code() -> bool:
+        body = {
+            "provider_id": gy.ids["gy-centre"],
+            "provider_region": GY,
+            "max_fen": 1,
+            "expires_at": v["expires_at"],
+        }
+        status, data = hz.call_raw(
+            "POST", f"/v1/vouchers/{v['id']}/authorizations", hz.tokens["startup"], body
+        )
+        return status == 403 and data["error"]["code"] == "outbound_not_allowed"
+
+    wait_until(refused_code, "Hangzhou to apply its outbound rule")
+    trio.wait_agree()
+
+
+def test_hold_expires_at_the_issuer(tmp_path: Path) -> None:
+    def short_holds(region: str, text: str) -> str:
+        return text.replace("hold_expiry_hours = 72", "hold_expiry_seconds = 2")
+
+    cluster = Cluster(tmp_path, [HZ, GY], policy_edit=short_holds)
+    cluster.start()
+    try:
+        cluster.holder(HZ, "startup", HZ_ENTERPRISE)
+        cluster.provider(GY, "gy-centre", GY_CENTRE)
+        gy = cluster[GY]
+        v = cluster.voucher(HZ, "startup", 100_000_000)
+        code = cluster.code(HZ, "startup", v, GY, "gy-centre", 5_000_000)
+        hold = gy.call(
+            "POST", "/v1/holds", gy.tokens["gy-centre"], order(code, "X-1", 1_000_000), expect=201
+        )["hold"]
+        from tests.proc import wait_until
+
+        def expired_here() -> bool:
+            return (
+                gy.call("GET", f"/v1/holds/{hold['id']}", gy.tokens["gy-centre"])["state"]
+                == "expired"
+            )
+
+        wait_until(expired_here, "the hold to expire at both cities", timeout=15)
+        hz = cluster[HZ]
+        voucher = hz.call("GET", f"/v1/vouchers/{v['id']}", hz.tokens["startup"], expect=200)[
+            "voucher"
+        ]
+        assert voucher["held_fen"] == 0 and voucher["available_fen"] == voucher["face_fen"]
+        err = gy.call(
+            "POST",
+            f"/v1/holds/{hold['id']}/capture",
+            gy.tokens["gy-centre"],
+            {"amount_fen": 1},
+            expect=409,
+        )
+        assert err["error"]["code"] == "hold_not_open"
+        cluster.wait_agree()
+        cluster.check_all()
+    finally:
+        cluster.close()

@@ -1,0 +1,49 @@
+"""docs/protocol.md's test vectors are what this implementation produces and accepts."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from federation.envelope import TAG, Door, seal
+from federation.proto.v1 import federation_pb2 as pb
+from node.domain.model import Peer, PeerKey
+from node.keys import NodeKey, verify
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
+
+
+def vectors() -> dict[str, str]:
+    block = DOC.read_text().split("## 7. Test vectors")[1].split("```")[1]
+    return dict(line.split(None, 1) for line in block.strip().splitlines())
+
+
+def test_keys_and_signatures() -> None:
+    v = vectors()
+    acquirer, issuer = NodeKey(bytes.fromhex(v["acquirer_seed"])), NodeKey(bytes.fromhex(v["issuer_seed"]))
+    assert acquirer.public_key.hex() == v["acquirer_public_key"] and acquirer.key_id == v["acquirer_key_id"]
+    assert issuer.public_key.hex() == v["issuer_public_key"] and issuer.key_id == v["issuer_key_id"]
+    assert TAG.hex() == v["tag_hex"]
+    body = bytes.fromhex(v["request_body_hex"])
+    assert verify(acquirer.public_key, TAG, body, bytes.fromhex(v["request_signature_hex"]))
+    assert acquirer.sign(TAG, body).hex() == v["request_signature_hex"]
+    reply_body = bytes.fromhex(v["reply_body_hex"])
+    assert issuer.sign(TAG, reply_body).hex() == v["reply_signature_hex"]
+
+
+def test_request_vector_is_what_the_code_seals_and_the_door_opens() -> None:
+    v = vectors()
+    acquirer = NodeKey(bytes.fromhex(v["acquirer_seed"]))
+    payload = bytes.fromhex(v["request_payload_hex"])
+    assert hashlib.sha256(payload).hexdigest() == v["request_payload_sha256"]
+    request = pb.AuthorizeRequest.FromString(payload)
+    assert request.code == "sac_330100_example-one-time-code" and request.order.order_amount_fen == 10_000_000
+    envelope = seal(acquirer, "520100", "330100", "m_00000000000000a1", pb.AUTHORIZE, payload, 1795000000000)
+    assert envelope.hex() == v["request_envelope_hex"]
+    peer = Peer("520100", "Guiyang", "x", "", True, True, 0, (PeerKey(acquirer.key_id, acquirer.public_key, 0, 0, False),))
+    opened = Door("330100", {"520100": peer}.get, 300_000).open(envelope, (pb.AUTHORIZE,), 1795000000000)
+    assert opened.payload == payload and opened.header.message_id == "m_00000000000000a1"
+    reply = pb.Body.FromString(bytes.fromhex(v["reply_body_hex"]))
+    assert reply.header.in_reply_to == "m_00000000000000a1" and reply.payload.hex() == v["reply_payload_hex"]
+    receipt = pb.Receipt.FromString(reply.payload)
+    assert (receipt.state, receipt.amount_fen, receipt.ratio_bp) == ("held", 3_000_000, 3000)

@@ -1,48 +1,71 @@
-"""``suanli demo``: a Hangzhou node as a real process, driven through its REST API.
+"""``suanli demo``: a three-city federation on loopback, driven through the REST APIs.
 
-It creates a data folder, starts ``suanli serve`` as a child process, registers realistic
-holders and providers, submits demands (granted and declined), spends vouchers (hold and
-capture, one-step redeem, void, a refused double subsidy), checks the books, prints a summary
-and how to reach the node, then serves until Ctrl-C. ``--once`` exits after the check, 0 only
-if every invariant holds. The three-city federation arrives with the federation issue.
+Hangzhou (330100), Qingdao (370200) and Guiyang (520100) each run as their own process
+(``suanli serve``) with their own SQLite file, key and policy, peered with each other over
+plaintext gRPC on 127.0.0.1. The scenario registers realistic holders and providers, decides
+demands (granted and declined), redeems locally in every city and across cities (a Hangzhou
+start-up training on a Guiyang cluster; a Qingdao enterprise on a Hangzhou centre, in two
+phases), refuses a double subsidy, then checks every node's books and that every pair of
+cities agrees. It prints a summary and serves until Ctrl-C; ``--once`` exits after the checks,
+0 only if all of them pass.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import ctypes
-import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from federation.cards import parse_card
+from federation.crosscheck import compare, in_flight
+from federation.peering import Peering
+from node.app import build_node
 from node.clock import SystemClock, year_of
+from node.config import FederationConfig
 from node.domain.money import yuan
+from node.services.common import SYSTEM
 
 ROOT = Path(__file__).resolve().parent.parent
-POLICY = ROOT / "ops" / "policies" / "hangzhou-2026.toml"
+POLICIES = ROOT / "ops" / "policies"
 
-HOLDERS = [
-    ("acme", "91330100716105852F", "杭州云智科技有限公司", "enterprise", None),
-    ("zju", "12100000400000624D", "浙江大学", "university", "330100"),
-    ("lab", "1210000042500615X0", "之江实验室", "research_institute", "330100"),
-    ("shenzhen", "914403001922038216", "深圳某科技有限公司", "enterprise", None),
-]
-PROVIDERS = [
-    ("hzaicc", "91330100MA2B3C4D5N", "杭州人工智能计算中心", "computing_centre", True),
-    ("match", "91330100MA2H7J8K9R", "杭州算力撮合平台", "matchmaking_partner", True),
-    ("pending", "91330106MA27XYW01W", "待审批算力中心", "computing_centre", False),
-]
+
+@dataclass
+class City:
+    region: str
+    name: str
+    policy: str
+    http_port: int
+    grpc_port: int
+    data: Path = Path()
+    operator: str = ""
+    proc: subprocess.Popen[bytes] | None = None
+    tokens: dict[str, str] = field(default_factory=dict)
+    ids: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def die_with_parent() -> None:
@@ -53,245 +76,390 @@ def die_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-class Client:
-    def __init__(self, session: aiohttp.ClientSession, base: str, token: str) -> None:
-        self.session, self.base, self.token = session, base, token
-
-    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        headers = {"Authorization": f"Bearer {self.token}"}
-        async with self.session.request(
-            method, self.base + path, json=body, headers=headers
-        ) as resp:
-            return resp.status, await resp.json()
-
-    async def ok(self, method: str, path: str, body: Any = None) -> Any:
-        status, data = await self.call(method, path, body)
-        if status >= 300:
-            raise RuntimeError(f"{method} {path}: {status} {data}")
-        return data
-
-
-def _prepare(data: Path, port: int) -> str:
-    """Initialise the demo node with this year's copy of the Hangzhou policy."""
+def _setup(root: Path, cities: list[City]) -> None:
     from node.cli import init_node
 
     year = year_of(SystemClock().now_ms())
-    text = re.sub(r"^fiscal_year = \d+", f"fiscal_year = {year}", POLICY.read_text(), flags=re.M)
-    return init_node(data, "330100", "杭州 Hangzhou", text, port, "FULL", 2.0)
-
-
-async def _wait_ready(data: Path, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
-    deadline = time.monotonic() + timeout
-    state = data / "serve.json"
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the node exited with {proc.returncode}; see {data / 'node.log'}")
-        if state.exists():
-            port: int = json.loads(state.read_text())["http_port"]
-            return port
-        await asyncio.sleep(0.05)
-    raise RuntimeError(f"the node did not start within {timeout}s; see {data / 'node.log'}")
-
-
-async def scenario(base: str, operator_token: str) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as session:
-        op = Client(session, base, operator_token)
-        holders: dict[str, Client] = {}
-        ids: dict[str, str] = {}
-        for key, code, name, category, region in HOLDERS:
-            body = {"uscc": code, "name": name, "category": category}
-            if region:
-                body["region"] = region
-            data = await op.ok("POST", "/v1/holders", body)
-            holders[key], ids[key] = Client(session, base, data["token"]), data["holder"]["id"]
-        providers: dict[str, Client] = {}
-        for key, code, name, kind, approved in PROVIDERS:
-            data = await op.ok(
-                "POST",
-                "/v1/providers",
-                {"uscc": code, "name": name, "kind": kind, "approved": approved},
-            )
-            providers[key], ids[key] = Client(session, base, data["token"]), data["provider"]["id"]
-
-        def demand(cls: str, fen: int) -> dict[str, Any]:
-            return {
-                "compute_class": cls,
-                "estimated_amount_fen": fen,
-                "period_start": "Q1",
-                "period_end": "Q4",
-            }
-
-        decisions = []
-        for key, cls, fen in [
-            ("acme", "model_services", 1_200_000_000),  # ¥12,000,000 of model services → 30%
-            ("zju", "domestic_chips", 40_000_000),  # ¥400,000: small-contract rule, 50%
-            ("lab", "other_compute", 300_000_000),  # ¥3,000,000 → 20%
-            ("shenzhen", "model_services", 100_000_000),  # registered in Shenzhen: declined
-            ("acme", "storage", 10_000_000),  # storage is not intelligent compute: declined
-        ]:
-            decisions.append((key, await holders[key].ok("POST", "/v1/demands", demand(cls, fen))))
-        vouchers = {key: d["voucher"] for key, d in decisions if d["voucher"]}
-        expires = "2099-01-01T00:00:00Z"
-
-        async def authorize(holder: str, provider: str, max_fen: int) -> str:
-            v = vouchers[holder]
-            exp = min(expires, v["expires_at"])
-            data = await holders[holder].ok(
-                "POST",
-                f"/v1/vouchers/{v['id']}/authorizations",
-                {"provider_id": ids[provider], "max_fen": max_fen, "expires_at": exp},
-            )
-            return str(data["code"])
-
-        def order(c: str, oid: str, fen: int, cls: str) -> dict[str, Any]:
-            return {"code": c, "order_id": oid, "order_amount_fen": fen, "compute_class": cls}
-
-        flows = []
-        hold = await providers["hzaicc"].ok(
-            "POST",
-            "/v1/holds",
-            order(
-                await authorize("acme", "hzaicc", 100_000_000),
-                "HZAICC-2026-0001",
-                250_000_000,
-                "model_services",
-            ),
+    cards = []
+    for city in cities:
+        city.data = root / city.name.lower()
+        text = (POLICIES / f"{city.policy}-2026.toml").read_text()
+        text = re.sub(r"^fiscal_year = \d+", f"fiscal_year = {year}", text, flags=re.M)
+        fed = FederationConfig(port=city.grpc_port, plaintext=True, call_timeout_seconds=2.0)
+        city.operator = init_node(
+            city.data, city.region, city.name, text, city.http_port, "FULL", 1.0, fed
         )
-        flows.append(("hold", hold["hold"]))
-        cap = await providers["hzaicc"].ok(
-            "POST", f"/v1/holds/{hold['hold']['id']}/capture", {"amount_fen": 60_000_000}
+        node = build_node(city.data)
+        assert node.federation is not None
+        cards.append(
+            base64.b64encode(
+                node.federation.card(node.key, city.region, city.name, node.clock.now_ms())
+            ).decode()
         )
-        flows.append(("capture", cap["hold"]))
-        red = await providers["match"].ok(
-            "POST",
-            "/v1/redemptions",
-            order(
-                await authorize("zju", "match", 20_000_000),
-                "MATCH-88001",
-                30_000_000,
-                "domestic_chips",
-            ),
-        )
-        flows.append(("redeem", red["hold"]))
-        vh = await providers["hzaicc"].ok(
-            "POST",
-            "/v1/holds",
-            order(
-                await authorize("lab", "hzaicc", 5_000_000),
-                "HZAICC-2026-0002",
-                10_000_000,
-                "other_compute",
-            ),
-        )
-        flows.append(
-            (
-                "void",
-                (await providers["hzaicc"].ok("POST", f"/v1/holds/{vh['hold']['id']}/void"))[
-                    "hold"
-                ],
-            )
-        )
-        twice_status, twice = await providers["match"].call(
-            "POST",
-            "/v1/redemptions",
-            order(
-                await authorize("zju", "match", 1_000_000),
-                "MATCH-88001",
-                30_000_000,
-                "domestic_chips",
-            ),
-        )
-        budget = (await op.ok("GET", "/v1/budget"))["items"]
-        return {
-            "decisions": decisions,
-            "flows": flows,
-            "double_subsidy": (twice_status, twice["error"]["code"]),
-            "budget": budget,
-            "tokens": {
-                "operator": operator_token,
-                "acme (holder)": holders["acme"].token,
-                "hzaicc (provider)": providers["hzaicc"].token,
-            },
-        }
+        node.close()
+    for city in cities:
+        node = build_node(city.data)
+        peering = Peering(node.db, node.clock, city.region)
+        for other, card in zip(cities, cards, strict=True):
+            if other is not city:
+                (city.data / f"{other.region}.card").write_text(card + "\n")
+                peering.add(
+                    parse_card(card), True, True, 50_000_000_00, SYSTEM
+                )  # ¥50,000,000 per window
+        node.close()
 
 
-def _summary(base: str, data: Path, result: dict[str, Any]) -> str:
-    lines = [
-        f"\nSuanli demo: Hangzhou (330100) at {base}   data: {data}",
-        "",
-        "Issuance decisions (免申即享):",
-    ]
-    for key, d in result["decisions"]:
-        dec = d["decision"]
-        what = yuan(dec["amount_fen"]) if dec["outcome"] == "issued" else dec["reasons"][-1]["code"]
-        lines.append(f"  {key:<9} {dec['compute_class']:<15} {dec['outcome']:<9} {what}")
-    lines.append("Spending:")
-    for kind, h in result["flows"]:
-        lines.append(
-            f"  {kind:<8} order {h['order_id']:<17} hold {yuan(h['amount_fen']):>14}  captured {yuan(h['captured_fen']):>14}  {h['state']}"
-        )
-    status, code = result["double_subsidy"]
-    lines.append(f"  the same order again with a new code: refused {status} {code}")
-    for b in result["budget"]:
-        lines.append(
-            f"Budget {b['fiscal_year']}: {yuan(b['budget_fen'])}, committed {yuan(b['committed_fen'])}, remaining {yuan(b['remaining_fen'])}"
-        )
-    lines += ["", "Reach it:"]
-    for who, token in result["tokens"].items():
-        lines.append(f"  {who:<18} {token}")
-    op = result["tokens"]["operator"]
-    lines += [
-        f"  curl {base}/health",
-        f"  curl {base}/metrics | grep suanli_",
-        f"  curl -H 'Authorization: Bearer {op}' {base}/v1/budget",
-        f"  curl {base}/openapi.json",
-    ]
-    return "\n".join(lines)
-
-
-async def run_demo(args: argparse.Namespace) -> int:
-    data = (
-        Path(args.data) if args.data else Path(tempfile.mkdtemp(prefix="suanli-demo-")) / "hangzhou"
-    )
-    token = _prepare(data, args.port)
-    log = open(data / "node.log", "ab")  # noqa: SIM115 - the child writes to it for its life
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "node.cli", "serve", "--data", str(data)],
+async def _start(city: City, timeout: float = 30.0) -> None:
+    log = open(city.data / "node.log", "ab")  # noqa: SIM115 - the child writes to it for its life
+    city.proc = subprocess.Popen(
+        [sys.executable, "-m", "node.cli", "serve", "--data", str(city.data)],
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         preexec_fn=die_with_parent,
     )
+    log.close()
+    deadline = time.monotonic() + timeout
+    state = city.data / "serve.json"
+    while time.monotonic() < deadline:
+        if city.proc.poll() is not None:
+            raise RuntimeError(
+                f"{city.name} exited with {city.proc.returncode}; see {city.data / 'node.log'}"
+            )
+        if state.exists():
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"{city.name} did not start within {timeout}s; see {city.data / 'node.log'}")
+
+
+class Api:
+    def __init__(self, session: aiohttp.ClientSession, city: City) -> None:
+        self.session, self.city = session, city
+
+    async def call(
+        self, method: str, path: str, token: str | None = None, body: Any = None
+    ) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {token or self.city.operator}"}
+        async with self.session.request(
+            method, self.city.base + path, json=body, headers=headers
+        ) as resp:
+            return resp.status, await resp.json()
+
+    async def ok(self, method: str, path: str, token: str | None = None, body: Any = None) -> Any:
+        status, data = await self.call(method, path, token, body)
+        if status >= 300:
+            raise RuntimeError(f"{self.city.name} {method} {path}: {status} {data}")
+        return data
+
+
+HOLDERS: dict[str, list[tuple[str, str, str, str, str | None]]] = {
+    "330100": [
+        ("hz-startup", "91330100716105852F", "杭州云智科技有限公司 (start-up)", "startup", None),
+        ("zju", "12100000400000624D", "浙江大学", "university", "330100"),
+    ],
+    "370200": [("qd-marine", "91370200MA3QD0001X", "青岛海洋智能有限公司", "enterprise", None)],
+    "520100": [
+        ("gy-bigdata", "91520100MA6GYE001Q", "贵阳大数据科技有限公司", "enterprise", None),
+        (
+            "hz-startup@gy",
+            "91330100716105852F",
+            "杭州云智科技有限公司 (applying in Guiyang)",
+            "enterprise",
+            "330100",
+        ),
+    ],
+}
+PROVIDERS: dict[str, list[tuple[str, str, str, str]]] = {
+    "330100": [("hz-aicc", "91330100MA2B3C4D5N", "杭州人工智能计算中心", "computing_centre")],
+    "370200": [("qd-cloud", "91370200MA3QDC0024", "青岛算力撮合平台", "matchmaking_partner")],
+    "520100": [("gy-cluster", "91520100MA6DGY0015", "贵安超算集群", "computing_centre")],
+}
+
+
+def _fix_uscc(code: str) -> str:
+    from node.domain.uscc import check_character
+
+    return code[:17] + check_character(code[:17])
+
+
+async def scenario(cities: dict[str, City]) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as session:
+        api = {r: Api(session, c) for r, c in cities.items()}
+        for region, holders in HOLDERS.items():
+            for key, code, name, category, home in holders:
+                body: dict[str, Any] = {"uscc": _fix_uscc(code), "name": name, "category": category}
+                if home:
+                    body["region"] = home
+                data = await api[region].ok("POST", "/v1/holders", body=body)
+                cities[region].tokens[key], cities[region].ids[key] = (
+                    data["token"],
+                    data["holder"]["id"],
+                )
+        for region, providers in PROVIDERS.items():
+            for key, code, name, kind in providers:
+                body = {"uscc": _fix_uscc(code), "name": name, "kind": kind, "approved": True}
+                data = await api[region].ok("POST", "/v1/providers", body=body)
+                cities[region].tokens[key], cities[region].ids[key] = (
+                    data["token"],
+                    data["provider"]["id"],
+                )
+
+        decisions: list[tuple[str, str, dict[str, Any]]] = []
+        vouchers: dict[str, dict[str, Any]] = {}
+
+        async def demand(region: str, holder: str, cls: str, fen: int) -> None:
+            body = {
+                "compute_class": cls,
+                "estimated_amount_fen": fen,
+                "period_start": "2026-Q1",
+                "period_end": "2026-Q4",
+            }
+            data = await api[region].ok("POST", "/v1/demands", cities[region].tokens[holder], body)
+            decisions.append((region, holder, data["decision"]))
+            if data["voucher"]:
+                vouchers[holder] = data["voucher"]
+
+        await demand(
+            "330100", "hz-startup", "model_services", 1_200_000_000
+        )  # ¥12M of model services
+        await demand("330100", "zju", "domestic_chips", 40_000_000)  # ¥400k: small-contract 50%
+        await demand("370200", "qd-marine", "other_compute", 200_000_000)  # ¥2M at Qingdao's 20%
+        await demand("520100", "gy-bigdata", "model_services", 500_000_000)
+        await demand("520100", "hz-startup@gy", "domestic_chips", 300_000_000)  # a hub: 省内外
+        await demand("330100", "zju", "storage", 10_000_000)  # storage is not compute: declined
+
+        async def authorize(region: str, holder: str, at: str, provider: str, max_fen: int) -> str:
+            v = vouchers[holder]
+            body = {
+                "provider_id": cities[at].ids[provider],
+                "provider_region": at,
+                "max_fen": max_fen,
+                "expires_at": v["expires_at"],
+            }
+            data = await api[region].ok(
+                "POST",
+                f"/v1/vouchers/{v['id']}/authorizations",
+                cities[region].tokens[holder],
+                body,
+            )
+            return str(data["code"])
+
+        def order(c: str, oid: str, fen: int, cls: str) -> dict[str, Any]:
+            return {"code": c, "order_id": oid, "order_amount_fen": fen, "compute_class": cls}
+
+        flows: list[tuple[str, str, dict[str, Any]]] = []
+
+        async def redeem(
+            at: str, provider: str, c: str, oid: str, fen: int, cls: str, label: str
+        ) -> dict[str, Any]:
+            data = await api[at].ok(
+                "POST", "/v1/redemptions", cities[at].tokens[provider], order(c, oid, fen, cls)
+            )
+            flows.append((label, at, data["hold"]))
+            return dict(data["hold"])
+
+        # The headline: a Hangzhou start-up's voucher pays part of a Guiyang cluster's order.
+        await redeem(
+            "520100",
+            "gy-cluster",
+            await authorize("330100", "hz-startup", "520100", "gy-cluster", 90_000_000),
+            "GA-2026-0042",
+            300_000_000,
+            "model_services",
+            "Hangzhou voucher at Guiyang cluster",
+        )
+        # Local redemptions in each city.
+        await redeem(
+            "330100",
+            "hz-aicc",
+            await authorize("330100", "zju", "330100", "hz-aicc", 20_000_000),
+            "HZAICC-0007",
+            30_000_000,
+            "domestic_chips",
+            "Hangzhou voucher at Hangzhou centre",
+        )
+        await redeem(
+            "520100",
+            "gy-cluster",
+            await authorize("520100", "gy-bigdata", "520100", "gy-cluster", 50_000_000),
+            "GA-2026-0043",
+            100_000_000,
+            "model_services",
+            "Guiyang voucher at Guiyang cluster",
+        )
+        # Qingdao's enterprise trains in Hangzhou: hold, then capture what was delivered.
+        qd_code = await authorize("370200", "qd-marine", "330100", "hz-aicc", 40_000_000)
+        held = await api["330100"].ok(
+            "POST",
+            "/v1/holds",
+            cities["330100"].tokens["hz-aicc"],
+            order(qd_code, "HZAICC-0008", 150_000_000, "other_compute"),
+        )
+        flows.append(("Qingdao voucher held at Hangzhou", "330100", held["hold"]))
+        cap = await api["330100"].ok(
+            "POST",
+            f"/v1/holds/{held['hold']['id']}/capture",
+            cities["330100"].tokens["hz-aicc"],
+            {"amount_fen": 24_000_000},
+        )
+        flows.append(("…and captured on delivery", "330100", cap["hold"]))
+        # Guiyang's hub voucher, held by the Hangzhou start-up, spent back home in Hangzhou.
+        await redeem(
+            "330100",
+            "hz-aicc",
+            await authorize("520100", "hz-startup@gy", "330100", "hz-aicc", 10_000_000),
+            "HZAICC-0009",
+            20_000_000,
+            "domestic_chips",
+            "Guiyang voucher at Hangzhou centre",
+        )
+        # The same order again, with a fresh code: one order is subsidised once, by any city.
+        again = await authorize("330100", "hz-startup", "520100", "gy-cluster", 1_000_000)
+        status, refused = await api["520100"].call(
+            "POST",
+            "/v1/redemptions",
+            cities["520100"].tokens["gy-cluster"],
+            order(again, "GA-2026-0042", 300_000_000, "model_services"),
+        )
+        budgets = {r: (await api[r].ok("GET", "/v1/budget"))["items"] for r in cities}
+        return {
+            "decisions": decisions,
+            "flows": flows,
+            "double": (status, refused["error"]["code"]),
+            "budgets": budgets,
+        }
+
+
+def _summary(
+    cities: dict[str, City], result: dict[str, Any], matrix: dict[tuple[str, str], int]
+) -> str:
+    names = {r: c.name for r, c in cities.items()}
+    out = ["", "Suanli demo: a three-city federation on 127.0.0.1", ""]
+    for c in cities.values():
+        out.append(
+            f"  {c.name:<9} {c.region}  REST {c.base}  gRPC 127.0.0.1:{c.grpc_port}  metrics {c.base}/metrics"
+        )
+    out += ["", "Issuance decisions (免申即享):"]
+    for region, holder, d in result["decisions"]:
+        what = yuan(d["amount_fen"]) if d["outcome"] == "issued" else d["reasons"][-1]["code"]
+        out.append(
+            f"  {names[region]:<9} {holder:<14} {d['compute_class']:<15} {d['outcome']:<9} {what}"
+        )
+    out.append("Redemptions:")
+    for label, _at, h in result["flows"]:
+        out.append(
+            f"  {label:<40} {h['order_id']:<13} held {yuan(h['amount_fen']):>13}  captured {yuan(h['captured_fen']):>13}  {h['state']}"
+        )
+    status, code = result["double"]
+    out.append(f"  the same Guiyang order again with a new code: refused {status} {code}")
+    out.append("Budgets:")
+    for region, items in result["budgets"].items():
+        for b in items:
+            out.append(
+                f"  {names[region]:<9} {b['fiscal_year']}: {yuan(b['budget_fen'])}, committed {yuan(b['committed_fen'])}, remaining {yuan(b['remaining_fen'])}"
+            )
+    out.append("Cross-region money (issuer → acquirer, captured):")
+    for (issuer, acquirer), fen in sorted(matrix.items()):
+        out.append(f"  {names[issuer]:<9} → {names[acquirer]:<9} {yuan(fen)}")
+    out += ["", "Tokens (operator):"]
+    for c in cities.values():
+        out.append(f"  {c.name:<9} {c.operator}")
+    first = next(iter(cities.values()))
+    out += [
+        "Try:",
+        f"  curl -H 'Authorization: Bearer {first.operator}' {first.base}/v1/holds",
+        f"  curl {first.base}/metrics | grep suanli_",
+    ]
+    return "\n".join(out)
+
+
+def _matrix(cities: dict[str, City]) -> dict[tuple[str, str], int]:
+    import sqlite3
+
+    matrix: dict[tuple[str, str], int] = {}
+    for region, city in cities.items():
+        with sqlite3.connect(f"file:{city.data / 'suanli.db'}?mode=ro", uri=True) as conn:
+            for issuer, fen in conn.execute(
+                "SELECT issuer_region, SUM(captured_fen) FROM remote_holds WHERE state = 'captured' GROUP BY issuer_region"
+            ):
+                matrix[(issuer, region)] = int(fen)
+    return matrix
+
+
+def _checks(cities: dict[str, City]) -> list[str]:
+    problems: list[str] = []
+    for city in cities.values():
+        result = subprocess.run(
+            [sys.executable, "-m", "node.cli", "check", "--data", str(city.data)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        if result.returncode != 0:
+            problems.append(f"{city.name}: {result.stdout.strip()} {result.stderr.strip()}")
+    for a in cities.values():
+        for b in cities.values():
+            if a is not b:
+                problems += compare(a.region, a.data / "suanli.db", b.region, b.data / "suanli.db")
+    return problems
+
+
+async def run_demo(args: argparse.Namespace) -> int:
+    root = Path(args.data) if args.data else Path(tempfile.mkdtemp(prefix="suanli-demo-"))
+    base = args.port
+    specs = [
+        ("330100", "Hangzhou", "hangzhou"),
+        ("370200", "Qingdao", "qingdao"),
+        ("520100", "Guiyang", "guiyang"),
+    ]
+    cities = {}
+    for i, (region, name, policy) in enumerate(specs):
+        http_port = _free_port() if base == 0 else base + i
+        grpc_port = _free_port() if base == 0 else base + 1000 + i
+        cities[region] = City(region, name, policy, http_port, grpc_port)
+    _setup(root, list(cities.values()))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        port = await _wait_ready(data, proc)
-        base = f"http://127.0.0.1:{port}"
-        result = await scenario(base, token)
-        print(_summary(base, data, result))
-        check = subprocess.run(
-            [sys.executable, "-m", "node.cli", "check", "--data", str(data)],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-        )
-        print(check.stdout.strip() or check.stderr.strip())
+        for city in cities.values():
+            await _start(city)
+        result = await scenario(cities)
+        deadline = time.monotonic() + 30
+        while (
+            any(in_flight(c.data / "suanli.db") for c in cities.values())
+            and time.monotonic() < deadline
+        ):
+            await asyncio.sleep(0.1)
+        problems = _checks(cities)
+        print(_summary(cities, result, _matrix(cities)))
+        print(f"\nData and logs: {root}")
+        if problems:
+            print("CHECKS FAILED:\n  " + "\n  ".join(problems))
+        else:
+            print("Every node's books balance and every pair of cities agrees.")
         if args.once:
-            return check.returncode
-        print("\nServing until Ctrl-C. Logs:", data / "node.log", flush=True)
-        while proc.poll() is None and not stop.is_set():
+            return 1 if problems else 0
+        print("\nServing until Ctrl-C.", flush=True)
+        while not stop.is_set() and all(
+            c.proc is not None and c.proc.poll() is None for c in cities.values()
+        ):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=0.5)
         print("stopping")
         return 0
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        log.close()
+        for city in cities.values():
+            if city.proc is not None and city.proc.poll() is None:
+                city.proc.terminate()
+        for city in cities.values():
+            if city.proc is not None:
+                try:
+                    city.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    city.proc.kill()
+
+
+__all__ = ["run_demo"]

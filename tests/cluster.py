@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from federation.cards import parse_card
+from federation.crosscheck import compare
 from federation.peering import Peering
 from node.app import build_node
 from node.cli import init_node
@@ -361,61 +362,13 @@ class Cluster:
     def disagreements(self) -> list[str]:
         problems: list[str] = []
         for issuer in self.members:
-            with issuer.db() as conn:
-                issued = {
-                    r["id"]: r
-                    for r in conn.execute(
-                        "SELECT * FROM holds WHERE acquirer_region != ?", (issuer.region,)
-                    )
-                }
-                due = {
-                    r["name"][4:]: r["balance_fen"]
-                    for r in conn.execute("SELECT * FROM accounts WHERE name LIKE 'due:%'")
-                }
             for acquirer in self.members:
-                if acquirer is issuer:
-                    continue
-                with acquirer.db() as conn:
-                    remote = [
-                        r
-                        for r in conn.execute(
-                            "SELECT * FROM remote_holds WHERE issuer_region = ?", (issuer.region,)
-                        )
-                    ]
-                    claim = conn.execute(
-                        "SELECT balance_fen FROM accounts WHERE name = ?",
-                        (f"issuer:{issuer.region}",),
-                    ).fetchone()
-                mine = {
-                    r["id"]: r for r in issued.values() if r["acquirer_region"] == acquirer.region
-                }
-                matched = set()
-                for r in remote:
-                    if r["state"] in ("pending", "refused"):
-                        continue
-                    h = mine.get(r["issuer_hold_id"])
-                    if h is None:
-                        problems.append(
-                            f"{acquirer.name} hold {r['id']} has no {issuer.name} hold {r['issuer_hold_id']}"
-                        )
-                        continue
-                    matched.add(h["id"])
-                    theirs = (h["state"], h["captured_fen"], h["amount_fen"])
-                    ours = (r["state"], r["captured_fen"], r["amount_fen"])
-                    # An expired hold is learnt by the acquirer at its next sweep.
-                    if theirs != ours and not (h["state"] == "expired" and r["state"] == "held"):
-                        problems.append(
-                            f"{issuer.name} hold {h['id']} is {theirs}, {acquirer.name} {r['id']} is {ours}"
-                        )
-                for hid in set(mine) - matched:
-                    problems.append(
-                        f"{issuer.name} hold {hid} for {acquirer.name} is unknown to {acquirer.name}"
-                    )
-                owed = due.get(acquirer.region, 0)
-                claimed = -(claim["balance_fen"] if claim else 0)
-                if owed != claimed:
-                    problems.append(
-                        f"{issuer.name} owes {acquirer.name} {owed}, {acquirer.name} claims {claimed}"
+                if acquirer is not issuer:
+                    problems += compare(
+                        issuer.region,
+                        issuer.data / "suanli.db",
+                        acquirer.region,
+                        acquirer.data / "suanli.db",
                     )
         return problems
 

@@ -20,8 +20,14 @@ def vectors() -> dict[str, str]:
 
 def test_keys_and_signatures() -> None:
     v = vectors()
-    acquirer, issuer = NodeKey(bytes.fromhex(v["acquirer_seed"])), NodeKey(bytes.fromhex(v["issuer_seed"]))
-    assert acquirer.public_key.hex() == v["acquirer_public_key"] and acquirer.key_id == v["acquirer_key_id"]
+    acquirer, issuer = (
+        NodeKey(bytes.fromhex(v["acquirer_seed"])),
+        NodeKey(bytes.fromhex(v["issuer_seed"])),
+    )
+    assert (
+        acquirer.public_key.hex() == v["acquirer_public_key"]
+        and acquirer.key_id == v["acquirer_key_id"]
+    )
     assert issuer.public_key.hex() == v["issuer_public_key"] and issuer.key_id == v["issuer_key_id"]
     assert TAG.hex() == v["tag_hex"]
     body = bytes.fromhex(v["request_body_hex"])
@@ -37,13 +43,32 @@ def test_request_vector_is_what_the_code_seals_and_the_door_opens() -> None:
     payload = bytes.fromhex(v["request_payload_hex"])
     assert hashlib.sha256(payload).hexdigest() == v["request_payload_sha256"]
     request = pb.AuthorizeRequest.FromString(payload)
-    assert request.code == "sac_330100_example-one-time-code" and request.order.order_amount_fen == 10_000_000
-    envelope = seal(acquirer, "520100", "330100", "m_00000000000000a1", pb.AUTHORIZE, payload, 1795000000000)
+    assert (
+        request.code == "sac_330100_example-one-time-code"
+        and request.order.order_amount_fen == 10_000_000
+    )
+    envelope = seal(
+        acquirer, "520100", "330100", "m_00000000000000a1", pb.AUTHORIZE, payload, 1795000000000
+    )
     assert envelope.hex() == v["request_envelope_hex"]
-    peer = Peer("520100", "Guiyang", "x", "", True, True, 0, (PeerKey(acquirer.key_id, acquirer.public_key, 0, 0, False),))
-    opened = Door("330100", {"520100": peer}.get, 300_000).open(envelope, (pb.AUTHORIZE,), 1795000000000)
+    peer = Peer(
+        "520100",
+        "Guiyang",
+        "x",
+        "",
+        True,
+        True,
+        0,
+        (PeerKey(acquirer.key_id, acquirer.public_key, 0, 0, False),),
+    )
+    opened = Door("330100", {"520100": peer}.get, 300_000).open(
+        envelope, (pb.AUTHORIZE,), 1795000000000
+    )
     assert opened.payload == payload and opened.header.message_id == "m_00000000000000a1"
     reply = pb.Body.FromString(bytes.fromhex(v["reply_body_hex"]))
-    assert reply.header.in_reply_to == "m_00000000000000a1" and reply.payload.hex() == v["reply_payload_hex"]
+    assert (
+        reply.header.in_reply_to == "m_00000000000000a1"
+        and reply.payload.hex() == v["reply_payload_hex"]
+    )
     receipt = pb.Receipt.FromString(reply.payload)
     assert (receipt.state, receipt.amount_fen, receipt.ratio_bp) == ("held", 3_000_000, 3000)

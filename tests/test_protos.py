@@ -25,5 +25,11 @@ def test_the_contract_is_versioned() -> None:
 
     assert pb.DESCRIPTOR.package == "suanli.federation.v1"
     assert {m.name for m in pb.DESCRIPTOR.services_by_name["Federation"].methods} == {
-        "Authorize", "Capture", "Void", "Redeem", "Status", "PushCard", "GetCard",
+        "Authorize",
+        "Capture",
+        "Void",
+        "Redeem",
+        "Status",
+        "PushCard",
+        "GetCard",
     }

@@ -41,7 +41,9 @@ def init_node(
     """Create a node's data folder, key, database and policy; return the first operator token."""
     if (data_dir / CONFIG_FILE).exists():
         raise ConfigError(f"{data_dir} already holds a node; refusing to overwrite it")
-    parse_policy(policy_text)  # fail before creating anything
+    policy = parse_policy(policy_text)  # fail before creating anything
+    if policy.region != region:
+        raise ConfigError(f"policy.region: {policy.region} is not this node's region {region}")
     data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(data_dir, 0o700)
     config = NodeConfig(
@@ -66,6 +68,24 @@ def init_node(
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
+    federation = None
+    if args.grpc_port is not None:
+        federation = FederationConfig(
+            host=args.grpc_host,
+            port=args.grpc_port,
+            endpoint=args.endpoint or "",
+            plaintext=args.plaintext,
+            tls_cert=args.tls_cert or "",
+            tls_key=args.tls_key or "",
+            tls_ca=args.tls_ca or "",
+            mutual_tls=args.mutual_tls,
+        )
+        if not federation.plaintext and not (
+            federation.tls_cert and federation.tls_key and federation.tls_ca
+        ):
+            raise ConfigError(
+                "federation needs --tls-cert, --tls-key and --tls-ca, or --plaintext (loopback only)"
+            )
     token = init_node(
         args.data,
         args.region,
@@ -73,6 +93,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
         Path(args.policy).read_text(),
         args.port,
         args.synchronous,
+        federation=federation,
     )
     print(f"node {args.region} ({args.name}) created in {args.data}")
     print(f"operator token (shown once, stored hashed): {token}")

@@ -14,6 +14,7 @@ import http.client as http_client
 import json
 import socket
 import sqlite3
+import subprocess
 import threading
 import urllib.error
 import urllib.request
@@ -65,6 +66,68 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def make_tls(folder: Path, name: str) -> tuple[Path, Path, Path]:
+    """A test CA (made once per folder) and a certificate for 127.0.0.1 signed by it, usable
+    as server and as client (mutual TLS). Returns (certificate, key, CA certificate)."""
+    folder.mkdir(exist_ok=True)
+    ca, ca_key = folder / "ca.pem", folder / "ca.key"
+    curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    if not ca.exists():
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                *curve,
+                "-keyout",
+                str(ca_key),
+                "-out",
+                str(ca),
+                "-days",
+                "2",
+                "-subj",
+                "/CN=Suanli test CA",
+            ],
+            check=True,
+            capture_output=True,
+        )
+    cert, key, csr, ext = (
+        folder / f"{name}{suffix}" for suffix in (".pem", ".tls.key", ".csr", ".ext")
+    )
+    ext.write_text(
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n"
+    )
+    subprocess.run(
+        ["openssl", "req", *curve, "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={name}"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            "openssl",
+            "x509",
+            "-req",
+            "-in",
+            str(csr),
+            "-CA",
+            str(ca),
+            "-CAkey",
+            str(ca_key),
+            "-CAcreateserial",
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-extfile",
+            str(ext),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    key.chmod(0o600)
+    return cert, key, ca
 
 
 class Proxy:
@@ -189,6 +252,7 @@ class Cluster:
         policy_edit: Callable[[str, str], str] | None = None,
         call_timeout_seconds: float = 1.0,
         exposure_cap_fen: int = 10**12,
+        mutual_tls: bool = False,
     ) -> None:
         self.root = root
         self.members: list[Member] = []
@@ -198,10 +262,15 @@ class Cluster:
             data = root / name.lower()
             grpc_port = free_port()
             proxy = Proxy(grpc_port)
+            tls = make_tls(root / "tls", region) if mutual_tls else None
             fed = FederationConfig(
                 port=grpc_port,
                 endpoint=f"127.0.0.1:{proxy.port}",
-                plaintext=True,
+                plaintext=tls is None,
+                tls_cert=str(tls[0]) if tls else "",
+                tls_key=str(tls[1]) if tls else "",
+                tls_ca=str(tls[2]) if tls else "",
+                mutual_tls=tls is not None,
                 call_timeout_seconds=call_timeout_seconds,
                 backoff_base_seconds=0.05,
                 backoff_cap_seconds=1.0,

@@ -261,24 +261,72 @@ def test_card_export_and_peer_add_with_fingerprint(tmp_path: Path) -> None:
         text = tmp_path / f"{region}.toml"
         text.write_text(policy_text(policy, fiscal_year=str(YEAR)))
         data = tmp_path / region
-        suanli("init", "--data", str(data), "--region", region, "--name", policy, "--policy", str(text),
-               "--grpc-port", str(free_port()), "--plaintext")
+        suanli(
+            "init",
+            "--data",
+            str(data),
+            "--region",
+            region,
+            "--name",
+            policy,
+            "--policy",
+            str(text),
+            "--grpc-port",
+            str(free_port()),
+            "--plaintext",
+        )
         nodes[region] = data
-    no_tls = suanli("init", "--data", str(tmp_path / "x"), "--region", "370200", "--name", "x",
-                    "--policy", str(tmp_path / "330100.toml"), "--grpc-port", "1", check=False)
+    no_tls = suanli(
+        "init",
+        "--data",
+        str(tmp_path / "x"),
+        "--region",
+        "370200",
+        "--name",
+        "x",
+        "--policy",
+        str(tmp_path / "330100.toml"),
+        "--grpc-port",
+        "1",
+        check=False,
+    )
     assert no_tls.returncode == 2 and "--plaintext" in no_tls.stderr
     card = tmp_path / "gy.card"
     suanli("card", "export", "--data", str(nodes["520100"]), "--out", str(card))
-    shown = suanli("peer", "add", "--data", str(nodes["330100"]), str(card), "--fingerprint", "0000 0000", check=False)
+    shown = suanli(
+        "peer",
+        "add",
+        "--data",
+        str(nodes["330100"]),
+        str(card),
+        "--fingerprint",
+        "0000 0000",
+        check=False,
+    )
     assert shown.returncode == 1 and "does not match" in shown.stderr
     fingerprint = shown.stdout.split("fingerprint: ")[1].splitlines()[0]
     assert len(fingerprint.split()) == 8
     unconfirmed = suanli("peer", "add", "--data", str(nodes["330100"]), str(card), check=False)
     assert unconfirmed.returncode == 1 and "not imported" in unconfirmed.stderr
     assert suanli("peer", "list", "--data", str(nodes["330100"])).stdout == ""
-    suanli("peer", "add", "--data", str(nodes["330100"]), str(card), "--fingerprint", fingerprint, "--exposure-cap-fen", "500000")
-    peers = [json.loads(line) for line in suanli("peer", "list", "--data", str(nodes["330100"])).stdout.splitlines()]
-    assert [(p["region"], p["fingerprint"], p["exposure_cap_fen"], p["outbound"]) for p in peers] == [("520100", fingerprint, 500000, True)]
+    suanli(
+        "peer",
+        "add",
+        "--data",
+        str(nodes["330100"]),
+        str(card),
+        "--fingerprint",
+        fingerprint,
+        "--exposure-cap-fen",
+        "500000",
+    )
+    peers = [
+        json.loads(line)
+        for line in suanli("peer", "list", "--data", str(nodes["330100"])).stdout.splitlines()
+    ]
+    assert [
+        (p["region"], p["fingerprint"], p["exposure_cap_fen"], p["outbound"]) for p in peers
+    ] == [("520100", fingerprint, 500000, True)]
     own = suanli("peer", "add", "--data", str(nodes["520100"]), str(card), "--yes", check=False)
     assert own.returncode == 2 and "own card" in own.stderr
     garbage = tmp_path / "garbage.card"

@@ -285,3 +285,57 @@ def test_hold_expires_at_the_issuer(tmp_path: Path) -> None:
         cluster.check_all()
     finally:
         cluster.close()
+
+
+def test_mutual_tls(tmp_path: Path) -> None:
+    """With TLS configured by file paths, nodes federate; a client without a certificate
+    signed by the federation's CA, or without TLS, gets nothing."""
+    import asyncio
+
+    import grpc
+
+    from federation.proto.v1 import federation_pb2 as pb
+    from federation.proto.v1 import federation_pb2_grpc as pb_grpc
+
+    cluster = Cluster(tmp_path, [HZ, GY], mutual_tls=True)
+    cluster.start()
+    try:
+        cluster.holder(HZ, "startup", HZ_ENTERPRISE)
+        cluster.provider(GY, "gy-centre", GY_CENTRE)
+        gy = cluster[GY]
+        v = cluster.voucher(HZ, "startup", 100_000_000)
+        code = cluster.code(HZ, "startup", v, GY, "gy-centre", 5_000_000)
+        done = gy.call(
+            "POST",
+            "/v1/redemptions",
+            gy.tokens["gy-centre"],
+            order(code, "TLS-1", 1_000_000),
+            expect=201,
+        )
+        assert done["hold"]["state"] == "captured"
+        target = f"127.0.0.1:{cluster[HZ].grpc_port}"
+        ca = (tmp_path / "tls" / "ca.pem").read_bytes()
+
+        async def try_card(tls: bool) -> grpc.StatusCode | None:
+            if tls:
+                channel = grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(ca))
+            else:
+                channel = grpc.aio.insecure_channel(target)
+            try:
+                await pb_grpc.FederationStub(channel).GetCard(pb.CardQuery(), timeout=2)
+                return None
+            except grpc.aio.AioRpcError as err:
+                return err.code()
+            finally:
+                await channel.close()
+
+        no_client_cert = asyncio.run(try_card(True))
+        plaintext = asyncio.run(try_card(False))
+        assert (
+            no_client_cert == grpc.StatusCode.UNAVAILABLE
+            and plaintext == grpc.StatusCode.UNAVAILABLE
+        )
+        cluster.wait_agree()
+        cluster.check_all()
+    finally:
+        cluster.close()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import grpc
 
+from federation.announce import CardReceiver
 from federation.envelope import Door
 from federation.issuer import Issuer
 from federation.proto.v1 import federation_pb2 as pb
@@ -47,12 +48,14 @@ class Servicer(pb_grpc.FederationServicer):
         self,
         door: Door,
         issuer: Issuer,
+        cards: CardReceiver,
         clock: Clock,
         card: Callable[[], bytes],
         observer: RefusalObserver | None = None,
     ) -> None:
         self._door = door
         self._issuer = issuer
+        self._cards = cards
         self._clock = clock
         self._card = card
         self._observer = observer
@@ -65,7 +68,10 @@ class Servicer(pb_grpc.FederationServicer):
     ) -> pb.Envelope:
         try:
             opened = self._door.open(request, (kind,), self._clock.now_ms())
-            reply = await self._issuer.handle(opened)
+            if kind == pb.CARD:
+                reply = await self._cards.receive(opened)
+            else:
+                reply = await self._issuer.handle(opened)
         except errors.SuanliError as exc:
             status = GRPC_STATUS.get(type(exc), grpc.StatusCode.INTERNAL)
             if self._observer is not None:
@@ -113,11 +119,7 @@ class Servicer(pb_grpc.FederationServicer):
     async def PushCard(
         self, request: pb.Envelope, context: grpc.aio.ServicerContext[pb.Envelope, pb.Envelope]
     ) -> pb.Envelope:
-        context.set_trailing_metadata((("suanli-code", "unimplemented"),))
-        await context.abort(
-            grpc.StatusCode.UNIMPLEMENTED, "unimplemented: import cards with `suanli peer add`"
-        )
-        raise AssertionError("unreachable")
+        return await self._serve(request, context, pb.CARD)
 
     async def GetCard(
         self, request: pb.CardQuery, context: grpc.aio.ServicerContext[pb.CardQuery, pb.Envelope]

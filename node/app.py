@@ -13,12 +13,14 @@ from pathlib import Path
 from aiohttp import web
 
 from federation.acquirer import Acquirer
-from federation.cards import OwnKey, build_card
+from federation.announce import Announcer, CardReceiver
+from federation.cards import build_card
 from federation.client import Clients, Tls
 from federation.directory import Directory
 from federation.envelope import Door
 from federation.issuer import Issuer
 from federation.outbox import Backoff, Outbox
+from federation.ownkeys import load as load_own_keys
 from federation.proto.v1 import federation_pb2 as pb
 from federation.server import ServerTls, Servicer, start_server
 from node.clock import Clock, SystemClock
@@ -50,9 +52,12 @@ class Federation:
     clients: Clients
     servicer: Servicer
     server_tls: ServerTls | None
+    announcer: Announcer
+    db: Database
 
     def card(self, key: NodeKey, region: str, name: str, now_ms: int) -> bytes:
-        own = [OwnKey(key.key_id, key.public_key, 0)]
+        """This node's card, listing every own key (retired and revoked ones included)."""
+        own = self.db.run_sync("own_keys", lambda c: load_own_keys(c, key))
         return build_card(key, region, name, self.config.advertised, own, now_ms)
 
 
@@ -79,14 +84,8 @@ class Node:
 
         def txn(conn: sqlite3.Connection) -> list[str]:
             years = {y: self.policies.for_year(y) for y in self.policies.years()}
-            return check_books(
-                conn,
-                self.config.region,
-                years,
-                self.clock.now_ms(),
-                grace,
-                {self.key.key_id: self.key.public_key},
-            )
+            own = {k.key_id: k.public_key for k in load_own_keys(conn, self.key)}
+            return check_books(conn, self.config.region, years, self.clock.now_ms(), grace, own)
 
         return self.db.run_sync("check", txn)
 
@@ -197,19 +196,34 @@ def _build_federation(
     acquirer = Acquirer(db, clock, region, outbox, on_acquired)
     spending.remote = acquirer
     issuer = Issuer(db, clock, region, key, spending, on_issuer)
-    parts = Federation(fed, directory, door, issuer, outbox, acquirer, clients, None, server_tls)  # type: ignore[arg-type]
-    parts.servicer = Servicer(
-        door,
-        issuer,
+    announcer = Announcer(
+        db,
         clock,
-        lambda: parts.card(key, region, config.name, clock.now_ms()),
-        on_refusal,
+        region,
+        config.name,
+        fed.advertised,
+        key,
+        config.data_dir,
+        directory,
+        door,
+        clients,
+        fed.call_timeout_seconds,
     )
-    return parts
+    cards = CardReceiver(db, clock, region, key, directory)
+
+    def own_card() -> bytes:
+        own = db.run_sync("own_keys", lambda c: load_own_keys(c, key))
+        return build_card(key, region, config.name, fed.advertised, own, clock.now_ms())
+
+    servicer = Servicer(door, issuer, cards, clock, own_card, on_refusal)
+    return Federation(
+        fed, directory, door, issuer, outbox, acquirer, clients, servicer, server_tls, announcer, db
+    )
 
 
 async def sweeper(node: Node) -> None:
     """Expire holds and vouchers, and pick up policies loaded from the CLI, forever."""
+    announcing: asyncio.Task[int] | None = None
     while True:
         try:
             await node.policies.refresh()
@@ -217,6 +231,11 @@ async def sweeper(node: Node) -> None:
                 await node.federation.directory.refresh()
                 node.federation.outbox.ensure_workers()
                 await node.federation.acquirer.sweep()
+                if announcing is None or announcing.done():
+                    # In the background: a dead peer must not hold up the sweeper.
+                    announcing = asyncio.create_task(
+                        node.federation.announcer.announce(), name="announce"
+                    )
             result = await node.spending.sweep()
             if any(result.values()):
                 logger.info("sweep: %s", result)

@@ -16,6 +16,7 @@ from aiohttp import web
 from node import errors, logs
 from node.app import Node, build_node
 from node.config import CONFIG_FILE, ConfigError, FederationConfig, NodeConfig, render
+from node.config import load as load_config
 from node.domain.money import yuan
 from node.domain.policy import parse_policy, policy_summary
 from node.keys import NodeKey
@@ -280,6 +281,47 @@ def _cmd_peer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_key(args: argparse.Namespace) -> int:
+    from federation import ownkeys
+
+    config = load_config(args.data)
+    node = build_node(args.data)
+    try:
+        now = node.clock.now_ms()
+        if args.action == "rotate":
+            old, new = ownkeys.rotate(
+                node.db,
+                args.data,
+                config.key_path,
+                int(args.overlap_hours * 3_600_000),
+                now,
+                "operator:cli",
+            )
+            print(
+                f"key {old} retired (valid {args.overlap_hours:g} h more); signing with {new} after a restart"
+            )
+            print("the running node announces the new card to its peers within a sweep interval")
+        elif args.action == "revoke":
+            ownkeys.revoke(node.db, config.key_path, args.key_id, now, "operator:cli")
+            print(f"key {args.key_id} revoked; peers are told within a sweep interval")
+        else:
+            for k in node.db.run_sync("own_keys", lambda c: ownkeys.load(c, node.key)):
+                print(
+                    json.dumps(
+                        {
+                            "key_id": k.key_id,
+                            "not_before": k.not_before,
+                            "not_after": k.not_after,
+                            "revoked": k.revoked,
+                            "current": k.key_id == node.key.key_id,
+                        }
+                    )
+                )
+    finally:
+        node.close()
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from node.demo import run_demo
 
@@ -374,6 +416,17 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("region")
     sp.add_argument("key_id")
     pp.set_defaults(fn=_cmd_peer)
+
+    kp = sub.add_parser("key", help="this node's own signing keys")
+    ksub = kp.add_subparsers(dest="action", required=True)
+    sp = with_data(
+        ksub.add_parser("rotate", help="start a new key; the old one stays valid for the overlap")
+    )
+    sp.add_argument("--overlap-hours", type=float, default=72.0)
+    sp = with_data(ksub.add_parser("revoke", help="stop a retired key being trusted by peers"))
+    sp.add_argument("key_id")
+    with_data(ksub.add_parser("list"))
+    kp.set_defaults(fn=_cmd_key)
 
     from node.reports import FORMATS, REPORTS
 

@@ -339,3 +339,78 @@ def test_mutual_tls(tmp_path: Path) -> None:
         cluster.check_all()
     finally:
         cluster.close()
+
+
+def test_key_rotation_is_announced_and_revocation_honoured(tmp_path: Path) -> None:
+    import asyncio
+    import json
+
+    import grpc
+
+    from federation.envelope import seal
+    from federation.proto.v1 import federation_pb2 as pb
+    from federation.proto.v1 import federation_pb2_grpc as pb_grpc
+    from node.keys import NodeKey
+    from tests.proc import suanli, wait_until
+
+    cluster = Cluster(tmp_path, [HZ, GY])
+    cluster.start()
+    try:
+        cluster.holder(HZ, "startup", HZ_ENTERPRISE)
+        cluster.provider(GY, "gy-centre", GY_CENTRE)
+        hz, gy = cluster[HZ], cluster[GY]
+        before = cluster.voucher(HZ, "startup", 100_000_000)  # signed with the first key
+        old = json.loads(suanli("key", "list", "--data", str(hz.data)).stdout)["key_id"]
+        suanli("key", "rotate", "--data", str(hz.data), "--overlap-hours", "1")
+
+        def gy_keys() -> list[tuple[str, int, int]]:
+            with gy.db() as conn:
+                return [
+                    tuple(r)
+                    for r in conn.execute(
+                        "SELECT key_id, not_after, revoked FROM peer_keys WHERE region = ? ORDER BY not_before",
+                        (HZ,),
+                    )
+                ]
+
+        wait_until(lambda: len(gy_keys()) == 2, "Guiyang to learn Hangzhou's new key")
+        assert gy_keys()[0][0] == old and gy_keys()[0][1] > 0  # the old key now has an end
+        new = gy_keys()[1][0]
+        # Restarted, Hangzhou signs with the new key; Guiyang verifies its receipts with it.
+        hz.process.stop()
+        cluster.restart(HZ)
+        after = cluster.voucher(HZ, "startup", 100_000_000)
+        code = cluster.code(HZ, "startup", after, GY, "gy-centre", 5_000_000)
+        gy.call(
+            "POST",
+            "/v1/redemptions",
+            gy.tokens["gy-centre"],
+            order(code, "R-1", 1_000_000),
+            expect=201,
+        )
+        with hz.db() as conn:
+            signers = dict(conn.execute("SELECT id, key_id FROM vouchers").fetchall())
+        assert signers == {before["id"]: old, after["id"]: new}
+        # Revoking the retired key: Guiyang is told, and refuses anything signed with it.
+        suanli("key", "revoke", "--data", str(hz.data), old)
+        wait_until(lambda: gy_keys()[0][2] == 1, "Guiyang to learn of the revocation")
+        retired = NodeKey.load(hz.data / "keys" / f"{old}.key")
+
+        async def forged() -> str:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{gy.grpc_port}") as channel:
+                envelope = seal(
+                    retired, HZ, GY, "m_forged", pb.AUTHORIZE, b"", time.time_ns() // 1_000_000
+                )
+                try:
+                    await pb_grpc.FederationStub(channel).Authorize(
+                        pb.Envelope.FromString(envelope), timeout=5
+                    )
+                except grpc.aio.AioRpcError as err:
+                    return dict(err.trailing_metadata() or ()).get("suanli-code", "")
+            return "accepted"
+
+        assert asyncio.run(forged()) == "key_revoked"
+        cluster.wait_agree()
+        cluster.check_all()  # vouchers signed with the revoked key still verify offline
+    finally:
+        cluster.close()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
-from federation.cards import OwnKey, ParsedCard, fingerprint
+from federation.cards import OwnKey, ParsedCard, card_payload, fingerprint
 from federation.client import Clients, PeerRefused, PeerUnreachable
 from federation.directory import Directory
 from federation.envelope import Door, Opened, seal
@@ -32,26 +32,6 @@ from node.store import ledger, peers, registry
 from node.store.db import Database
 
 logger = logging.getLogger(__name__)
-
-
-def card_payload(region: str, name: str, endpoint: str, keys: list[OwnKey], now: int) -> bytes:
-    card = pb.NodeCard(
-        region=region,
-        name=name,
-        endpoint=endpoint,
-        keys=[
-            pb.Key(
-                key_id=k.key_id,
-                public_key=k.public_key,
-                not_before_ms=k.not_before,
-                not_after_ms=k.not_after,
-                revoked=k.revoked,
-            )
-            for k in keys
-        ],
-        issued_at_ms=now,
-    )
-    return card.SerializeToString(deterministic=True)
 
 
 def _announced(conn: sqlite3.Connection, region: str, version: int) -> None:

@@ -39,9 +39,8 @@ def fingerprint(region: str, keys: list[tuple[str, bytes]]) -> str:
     return " ".join(hexed[i : i + 4] for i in range(0, 32, 4))
 
 
-def build_card(
-    key: NodeKey, region: str, name: str, endpoint: str, keys: list[OwnKey], now_ms: int
-) -> bytes:
+def card_payload(region: str, name: str, endpoint: str, keys: list[OwnKey], now_ms: int) -> bytes:
+    """The serialized NodeCard: carried by card files and by PushCard alike."""
     card = pb.NodeCard(
         region=region,
         name=name,
@@ -58,15 +57,15 @@ def build_card(
         ],
         issued_at_ms=now_ms,
     )
-    return seal(
-        key,
-        region,
-        "",
-        f"card-{now_ms}",
-        pb.CARD,
-        card.SerializeToString(deterministic=True),
-        now_ms,
-    )
+    return card.SerializeToString(deterministic=True)
+
+
+def build_card(
+    key: NodeKey, region: str, name: str, endpoint: str, keys: list[OwnKey], now_ms: int
+) -> bytes:
+    """A card file's envelope: addressed to nobody, signed by one of the keys it lists."""
+    payload = card_payload(region, name, endpoint, keys, now_ms)
+    return seal(key, region, "", f"card-{now_ms}", pb.CARD, payload, now_ms)
 
 
 def card_text(envelope: bytes) -> str:

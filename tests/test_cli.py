@@ -5,34 +5,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import stat
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from node.clock import SystemClock, year_of
+from tests.cluster import http
 from tests.conftest import HZ_ENTERPRISE, PROVIDER_A, policy_text
 from tests.proc import NodeProcess, suanli, wait_until
-
-
-def http(method: str, url: str, token: str | None = None, body: Any = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method)
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            raw = resp.read()
-            return resp.status, json.loads(
-                raw
-            ) if resp.headers.get_content_type() == "application/json" else raw.decode()
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
-
 
 # Real processes run on the wall clock: their policy is for the current fiscal year.
 YEAR = year_of(SystemClock().now_ms())

@@ -12,6 +12,7 @@ from tests.cluster import Cluster
 from tests.conftest import HZ_ENTERPRISE, valid_uscc
 
 GY_CENTRE = valid_uscc("91520100MA6DGY001")
+HZ_REGION = "330100"
 HZ_CENTRE = valid_uscc("91330100MA2B3C4D5")
 
 
@@ -89,6 +90,23 @@ def test_cross_region_redeem(fed: Cluster) -> None:
     assert refused["error"]["code"] == "order_already_subsidised"
     fed.wait_agree()
     assert elapsed < 5
+    # Guiyang keeps Hangzhou's signed receipt: evidence it can verify with Hangzhou's card alone.
+    from federation.cards import parse_card
+    from federation.envelope import TAG
+    from federation.proto.v1 import federation_pb2 as pb
+    from node.keys import verify
+
+    card = parse_card((gy.data / f"{HZ_REGION}.card").read_text())
+    public = {k.key_id: bytes(k.public_key) for k in card.card.keys}
+    with gy.db() as conn:
+        rows = conn.execute(
+            "SELECT envelope FROM receipts WHERE remote_hold_id = ?", (hold["id"],)
+        ).fetchall()
+    assert len(rows) == 1
+    envelope = pb.Envelope.FromString(rows[0][0])
+    assert verify(public[envelope.key_id], TAG, envelope.body, envelope.signature)
+    receipt = pb.Receipt.FromString(pb.Body.FromString(envelope.body).payload)
+    assert receipt.state == "captured" and receipt.captured_fen == 600_000
 
 
 def test_cross_region_hold_capture_void(fed: Cluster) -> None:

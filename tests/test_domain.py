@@ -222,3 +222,25 @@ def test_hub_accepts_federation_members_only() -> None:
     demand = Demand("h_3", "model_services", 10_000_000, None, "a", "b")
     assert decide(p, hz, None, demand, Standing(0, 0, 10**10, frozenset({"330100"}))).issued
     assert not decide(p, hz, None, demand, Standing(0, 0, 10**10, frozenset())).issued
+
+
+def test_window_ids_and_bounds() -> None:
+    from node.domain.settlement import open_window, window_bounds, window_of
+
+    p = parse_policy(policy_text())  # quarterly
+    ms = parse_iso("2026-12-31T16:30:00Z")  # 2027-01-01 00:30 in Beijing
+    assert window_of(p, ms) == "2027-Q1"
+    start, end = window_bounds("2027-Q1")
+    assert iso(start) == "2026-12-31T16:00:00.000Z" and iso(end) == "2027-03-31T16:00:00.000Z"
+    assert window_bounds("2026-Q4")[1] == start
+    for cycle, expected in (("monthly", "2027-01"), ("weekly", "2026-W53"), ("daily", "2027-01-01")):
+        q = parse_policy(policy_text(settlement_cycle=f'"{cycle}"'))
+        w = window_of(q, ms)
+        assert w == expected and window_bounds(w)[0] <= ms < window_bounds(w)[1]
+    m = parse_policy(policy_text(settlement_cycle='"minutes"').replace("settlement_grace_minutes", "settlement_window_minutes = 5\nsettlement_grace_minutes"))
+    w = window_of(m, ms)
+    assert w == "2026-12-31T16:30:00.000Z/5m" and window_bounds(w) == (ms, ms + 300_000)
+    nxt = open_window(m, ms, lambda x: x == w)
+    assert window_bounds(nxt)[0] == ms + 300_000
+    with pytest.raises(ValueError):
+        window_bounds("2026-Q5")

@@ -32,4 +32,6 @@ def test_the_contract_is_versioned() -> None:
         "Status",
         "PushCard",
         "GetCard",
+        "Settle",
+        "Statements",
     }

@@ -1,15 +1,24 @@
-"""Settlement windows (兑付周期): which window a moment belongs to, by the policy's cycle.
+"""Settlement windows (兑付周期): which window a moment belongs to, and a window's bounds.
 
 Windows are computed in China Standard Time, so "2026-Q1" is the first quarter as Beijing
-counts it. The issuer names the window of each capture in its signed receipt, so both cities
-agree on it whatever their clocks say.
+counts it. A window id alone gives its bounds (``window_bounds``), so a peer that names a
+window in its receipt tells every other city exactly which interval it means:
+
+    quarterly  2026-Q4          monthly  2026-11          weekly  2026-W48 (ISO week)
+    daily      2026-11-27       minutes  2026-11-27T02:05:00.000Z/5m (start, length)
+
+The issuer names the window of each capture in its signed receipt, so both cities agree on it
+whatever their clocks say. An operator may close the current window early: captures then go to
+the next one (``open_window``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Callable
 
-from node.clock import iso
+from node.clock import iso, parse_iso
 from node.domain.policy import Policy
 
 CST = dt.timezone(dt.timedelta(hours=8))
@@ -30,3 +39,42 @@ def window_of(policy: Policy, ms: int) -> str:
     size = policy.settlement_window_minutes * 60_000
     start = ms - ms % size
     return f"{iso(start)}/{policy.settlement_window_minutes}m"
+
+
+def _ms(moment: dt.datetime) -> int:
+    return int(moment.timestamp()) * 1000
+
+
+def window_bounds(window: str) -> tuple[int, int]:
+    """[start, end) in milliseconds for a window id of any cycle. Raises ValueError."""
+    if m := re.fullmatch(r"(\d{4})-Q([1-4])", window):
+        year, quarter = int(m[1]), int(m[2])
+        start = dt.datetime(year, 3 * quarter - 2, 1, tzinfo=CST)
+        end = dt.datetime(year + (quarter == 4), 1 if quarter == 4 else 3 * quarter + 1, 1, tzinfo=CST)
+        return _ms(start), _ms(end)
+    if m := re.fullmatch(r"(\d{4})-(\d{2})", window):
+        year, month = int(m[1]), int(m[2])
+        start = dt.datetime(year, month, 1, tzinfo=CST)
+        end = dt.datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=CST)
+        return _ms(start), _ms(end)
+    if m := re.fullmatch(r"(\d{4})-W(\d{2})", window):
+        monday = dt.date.fromisocalendar(int(m[1]), int(m[2]), 1)
+        start = dt.datetime(monday.year, monday.month, monday.day, tzinfo=CST)
+        return _ms(start), _ms(start + dt.timedelta(days=7))
+    if m := re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", window):
+        start = dt.datetime(int(m[1]), int(m[2]), int(m[3]), tzinfo=CST)
+        return _ms(start), _ms(start + dt.timedelta(days=1))
+    if m := re.fullmatch(r"(.+Z)/(\d+)m", window):
+        start_ms = parse_iso(m[1])
+        return start_ms, start_ms + int(m[2]) * 60_000
+    raise ValueError(f"not a settlement window: {window!r}")
+
+
+def open_window(policy: Policy, ms: int, closed: Callable[[str], bool]) -> str:
+    """The window a capture at ``ms`` belongs to: the current one, or the next that is open."""
+    window = window_of(policy, ms)
+    for _ in range(1000):
+        if not closed(window):
+            return window
+        window = window_of(policy, window_bounds(window)[1])
+    raise RuntimeError("a thousand consecutive windows are closed")

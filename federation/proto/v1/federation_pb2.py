@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$federation/proto/v1/federation.proto\x12\x14suanli.federation.v1\"R\n\x08\x45nvelope\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\x15\n\rsigner_region\x18\x02 \x01(\t\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"\x9b\x01\n\x06Header\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x02 \x01(\t\x12\x12\n\nmessage_id\x18\x03 \x01(\t\x12\x12\n\nsent_at_ms\x18\x04 \x01(\x03\x12/\n\x04type\x18\x05 \x01(\x0e\x32!.suanli.federation.v1.MessageType\x12\x13\n\x0bin_reply_to\x18\x06 \x01(\t\"E\n\x04\x42ody\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1c.suanli.federation.v1.Header\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\"P\n\x08Provider\x12\x0e\n\x06region\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04uscc\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x0c\n\x04kind\x18\x05 \x01(\t\"J\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x18\n\x10order_amount_fen\x18\x02 \x01(\x03\x12\x15\n\rcompute_class\x18\x03 \x01(\t\"~\n\x10\x41uthorizeRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x30\n\x08provider\x18\x02 \x01(\x0b\x32\x1e.suanli.federation.v1.Provider\x12*\n\x05order\x18\x03 \x01(\x0b\x32\x1b.suanli.federation.v1.Order\"{\n\rRedeemRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x30\n\x08provider\x18\x02 \x01(\x0b\x32\x1e.suanli.federation.v1.Provider\x12*\n\x05order\x18\x03 \x01(\x0b\x32\x1b.suanli.federation.v1.Order\"5\n\x0e\x43\x61ptureRequest\x12\x0f\n\x07hold_id\x18\x01 \x01(\t\x12\x12\n\namount_fen\x18\x02 \x01(\x03\"\x1e\n\x0bVoidRequest\x12\x0f\n\x07hold_id\x18\x01 \x01(\t\"+\n\rStatusRequest\x12\x1a\n\x12request_message_id\x18\x01 \x01(\t\"\xcf\x02\n\x07Receipt\x12\x1a\n\x12request_message_id\x18\x01 \x01(\t\x12\x37\n\x0crequest_type\x18\x02 \x01(\x0e\x32!.suanli.federation.v1.MessageType\x12\x0f\n\x07hold_id\x18\x03 \x01(\t\x12\x12\n\nvoucher_id\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12\x12\n\namount_fen\x18\x06 \x01(\x03\x12\x14\n\x0c\x63\x61ptured_fen\x18\x07 \x01(\x03\x12\x10\n\x08ratio_bp\x18\x08 \x01(\x05\x12\x15\n\rexpires_at_ms\x18\t \x01(\x03\x12\x10\n\x08order_id\x18\n \x01(\t\x12\x13\n\x0bprovider_id\x18\x0b \x01(\t\x12\x15\n\rdecided_at_ms\x18\x0c \x01(\x03\x12\x19\n\x11settlement_window\x18\r \x01(\t\x12\x0f\n\x07unknown\x18\x0e \x01(\x08\"D\n\x07Refusal\x12\x1a\n\x12request_message_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"g\n\x03Key\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x15\n\rnot_before_ms\x18\x03 \x01(\x03\x12\x14\n\x0cnot_after_ms\x18\x04 \x01(\x03\x12\x0f\n\x07revoked\x18\x05 \x01(\x08\"y\n\x08NodeCard\x12\x0e\n\x06region\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x03 \x01(\t\x12\'\n\x04keys\x18\x04 \x03(\x0b\x32\x19.suanli.federation.v1.Key\x12\x14\n\x0cissued_at_ms\x18\x05 \x01(\x03\"!\n\x03\x41\x63k\x12\x1a\n\x12request_message_id\x18\x01 \x01(\t\"\x0b\n\tCardQuery*\x96\x01\n\x0bMessageType\x12\x1c\n\x18MESSAGE_TYPE_UNSPECIFIED\x10\x00\x12\r\n\tAUTHORIZE\x10\x01\x12\x0b\n\x07\x43\x41PTURE\x10\x02\x12\x08\n\x04VOID\x10\x03\x12\n\n\x06REDEEM\x10\x04\x12\n\n\x06STATUS\x10\x05\x12\x08\n\x04\x43\x41RD\x10\x06\x12\x0b\n\x07RECEIPT\x10\x14\x12\x0b\n\x07REFUSAL\x10\x15\x12\x07\n\x03\x41\x43K\x10\x16\x32\x98\x04\n\nFederation\x12K\n\tAuthorize\x12\x1e.suanli.federation.v1.Envelope\x1a\x1e.suanli.federation.v1.Envelope\x12I\n\x07\x43\x61pture\x12\x1e.suanli.federation.v1.Envelope\x1a\x1e.suanli.federation.v1.Envelope\x12\x46\n\x04Void\x12\x1e.suanli.federation.v1.Envelope\x1a\x1e.suanli.federation.v1.Envelope\x12H\n\x06Redeem\x12\x1e.suanli.federation.v1.Envelope\x1a\x1e.suanli.federation.v1.Envelope\x12H\n\x06Status\x12\x1e.suanli.federation.v1.Envelope\x1a\x1e.suanli.federation.v1.Envelope\x12J\n\x08PushCard\x12\x1e.suanli.federation.v1.Envelope\x1a\x1e.suanli.federation.v1.Envelope\x12J\n\x07GetCard\x12\x1f.suanli.federation.v1.CardQuery\x1a\x1e.suanli.federation.v1.Envelopeb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$federation/proto/v1/federation.proto\x12\x14suanli.federation.v1\"R\n\x08\x45nvelope\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\x15\n\rsigner_region\x18\x02 \x01(\t\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"\x9b\x01\n\x06Header\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x02 \x01(\t\x12\x12\n\nmessage_id\x18\x03 \x01(\t\x12\x12\n\nsent_at_ms\x18\x04 \x01(\x03\x12/\n\x04type\x18\x05 \x01(\x0e\x32!.suanli.federation.v1.MessageType\x12\x13\n\x0bin_reply_to\x18\x06 \x01(\t\"E\n\x04\x42ody\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1c.suanli.federation.v1.Header\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\"P\n\x08Provider\x12\x0e\n\x06region\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04uscc\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x0c\n\x04kind\x18\x05 \x01(\t\"J\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x18\n\x10order_amount_fen\x18\x02 \x01(\x03\x12\x15\n\rcompute_class\x18\x03 \x01(\t\"~\n\x10\x41uthorizeRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x30\n\x08provider\x18\x02 \x01(\x0b\x32\x1e.suanli.federation.v1.Provider\x12*\n\x05order\x18\x03 \x01(\x0b\x32\x1b.suanli.federation.v1.Order\"{\n\rRedeemRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x30\n\x08provider\x18\x02 \x01(\x0b\x32\x1e.suanli.federation.v1.Provider\x12*\n\x05order\x18\x03 \x01(\x0b\x32\x1b.suanli.federation.v1.Order\"5\n\x0e\x43\x61ptureRequest\x12\x0f\n\x07hold_id\x18\x01 \x01(\t\x12\x12\n\namount_fen\x18\x02 \x01(\x03\"\x1e\n\x0bVoidRequest\x12\x0f\n\x07hold_id\x18\x01 \x01(\t\"+\n\rStatusRequest\x12\x1a\n\x12request_message_id\x18\x01 \x01(\t\"\xe4\x02\n\x07Receipt\x12\x1a\n\x12request_message_id\x18\x01 \x01(\t\x12\x37\n\x0crequest_type\x18\x02 \x01(\x0e\x32!.suanli.federation.v1.MessageType\x12\x0f\n\x07hold_id\x18\x03 \x01(\t\x12\x12\n\nvoucher_id\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12\x12\n\namount_fen\x18\x06 \x01(\x03\x12\x14\n\x0c\x63\x61ptured_fen\x18\x07 \x01(\x03\x12\x10\n\x08ratio_bp\x18\x08 \x01(\x05\x12\x15\n\rexpires_at_ms\x18\t \x01(\x03\x12\x10\n\x08order_id\x18\n \x01(\t\x12\x13\n\x0bprovider_id\x18\x0b \x01(\t\x12\x15\n\rdecided_at_ms\x18\x0c \x01(\x03\x12\x19\n\x11settlement_window\x18\r \x01(\t\x12\x0f\n\x07unknown\x18\x0e \x01(\x08\x12\x13\n\x0bholder_uscc\x18\x0f \x01(\t\"D\n\x07Refusal\x12\x1a\n\x12request_message_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"g\n\x03Key\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x15\n\rnot_before_ms\x18\x03 \x01(\x03\x12\x14\n\x0cnot_after_ms\x18\x04 \x01(\x03\x12\x0f\n\x07revoked\x18\x05 \x01(\x08\"y\n\x08NodeCard\x12\x0e\n\x06region\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x03 \x01(\t\x12\'\n\x04keys\x18\x04 \x03(\x0b\x32\x19.suanli.federation.v1.Key\x12\x14\n\x0cissued_at_ms\x18\x05 \x01(\x03\"!\n\x03\x41\x63k\x12\x1a\n\x12request_message_id\x18\x01 \x01(\t\"\x0b\n\tCardQuery\"f\n\x0fStatementRecord\x12\x16\n\x0eissuer_hold_id\x18\x01 \x01(\t\x12\x13\n\x0bprovider_id\x18\x02 \x01(\t\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\x14\n\x0c\x63\x61ptured_fen\x18\x04 \x01(\x03\"\x92\x01\n\x10StatementRequest\x12\x11\n\tstatement\x18\x01 \x01(\x0c\x12\x1a\n\x12\x61\x63quirer_signature\x18\x02 \x01(\x0c\x12\x17\n\x0f\x61\x63quirer_key_id\x18\x03 \x01(\t\x12\x36\n\x07records\x18\x04 \x03(\x0b\x32%.suanli.federation.v1.StatementRecord\"\x9e\x01\n\x0eStatementReply\x12\x0e\n\x06\x61greed\x18\x01 \x01(\x08\x12\x18\n\x10issuer_signature\x18\x02 \x01(\x0c\x12\x15\n\rissuer_key_id\x18\x03 \x01(\t\x12\x0c\n\x04\x63ode\x18\x04 \x01(\t\x12=\n\x0eissuer_records\x18\x05 \x03(\x0b\x32%.suanli.federation.v1.StatementRecord\"\x8a\x01\n\x0fSignedStatement\x12\x11\n\tstatement\x18\x01 \x01(\x0c\x12\x1a\n\x12\x61\x63quirer_signature\x18\x02 \x01(\x0c\x12\x17\n\x0f\x61\x63quirer_key_id\x18\x03 \x01(\t\x12\x18\n\x10issuer_signature\x18\x04 \x01(\x0c\x12\x15\n\rissuer_key_id\x18\x05 \x01(\t\"%\n\x11StatementsRequest\x12\x10\n\x08until_ms\x18\x01 \x01(\x03\"L\n\x0fStatementsReply\x12\x39\n\nstatements\x18\x01 \x03(\x0b\x32%.suanli.federation.v1.SignedStatement*\xe0\x01\n\x0bMessageType\x12\x1c\n\x18MESSAGE_TYPE_UNSPECIFIED\x10\x00\x12\r\n\tAUTHORIZE\x10\x01\x12\x0b\n\x07\x43\x41PTURE\x10\x02\x12\x08\n\x04VOID\x10\x03\x12\n\n\x06REDEEM\x10\x04\x12\n\n\x06STATUS\x10\x05\x12\x08\n\x04\x43\x41RD\x10\x06\x12\r\n\tSTATEMENT\x10\x07\x12\x0e\n\nSTATEMENTS\x10\x08\x12\x0b\n\x07RECEIPT\x10\x14\x12\x0b\n\x07REFUSAL\x10\x15\x12\x07\n\x03\x41\x43K\x10\x16\x12\x13\n\x0fSTATEMENT_REPLY\x10\x17\x12\x14\n\x10STATEMENTS_REPLY\x10\x18\x32\xb0\x05\n\nFederation\x12K\n\tAuthorize\x12\x1e.suanli.federation.v1.Envelope\x1a\x1e.suanli.federation.v1.Envelope\x12I\n\x07\x43\x61pture\x12\x1e.suanli.federation.v1.Envelope\x1a\x1e.suanli.federation.v1.Envelope\x12\x46\n\x04Void\x12\x1e.suanli.federation.v1.Envelope\x1a\x1e.suanli.federation.v1.Envelope\x12H\n\x06Redeem\x12\x1e.suanli.federation.v1.Envelope\x1a\x1e.suanli.federation.v1.Envelope\x12H\n\x06Status\x12\x1e.suanli.federation.v1.Envelope\x1a\x1e.suanli.federation.v1.Envelope\x12J\n\x08PushCard\x12\x1e.suanli.federation.v1.Envelope\x1a\x1e.suanli.federation.v1.Envelope\x12H\n\x06Settle\x12\x1e.suanli.federation.v1.Envelope\x1a\x1e.suanli.federation.v1.Envelope\x12L\n\nStatements\x12\x1e.suanli.federation.v1.Envelope\x1a\x1e.suanli.federation.v1.Envelope\x12J\n\x07GetCard\x12\x1f.suanli.federation.v1.CardQuery\x1a\x1e.suanli.federation.v1.Envelopeb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'federation.proto.v1.federation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MESSAGETYPE']._serialized_start=1603
-  _globals['_MESSAGETYPE']._serialized_end=1753
+  _globals['_MESSAGETYPE']._serialized_start=2296
+  _globals['_MESSAGETYPE']._serialized_end=2520
   _globals['_ENVELOPE']._serialized_start=62
   _globals['_ENVELOPE']._serialized_end=144
   _globals['_HEADER']._serialized_start=147
@@ -54,17 +54,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STATUSREQUEST']._serialized_start=873
   _globals['_STATUSREQUEST']._serialized_end=916
   _globals['_RECEIPT']._serialized_start=919
-  _globals['_RECEIPT']._serialized_end=1254
-  _globals['_REFUSAL']._serialized_start=1256
-  _globals['_REFUSAL']._serialized_end=1324
-  _globals['_KEY']._serialized_start=1326
-  _globals['_KEY']._serialized_end=1429
-  _globals['_NODECARD']._serialized_start=1431
-  _globals['_NODECARD']._serialized_end=1552
-  _globals['_ACK']._serialized_start=1554
-  _globals['_ACK']._serialized_end=1587
-  _globals['_CARDQUERY']._serialized_start=1589
-  _globals['_CARDQUERY']._serialized_end=1600
-  _globals['_FEDERATION']._serialized_start=1756
-  _globals['_FEDERATION']._serialized_end=2292
+  _globals['_RECEIPT']._serialized_end=1275
+  _globals['_REFUSAL']._serialized_start=1277
+  _globals['_REFUSAL']._serialized_end=1345
+  _globals['_KEY']._serialized_start=1347
+  _globals['_KEY']._serialized_end=1450
+  _globals['_NODECARD']._serialized_start=1452
+  _globals['_NODECARD']._serialized_end=1573
+  _globals['_ACK']._serialized_start=1575
+  _globals['_ACK']._serialized_end=1608
+  _globals['_CARDQUERY']._serialized_start=1610
+  _globals['_CARDQUERY']._serialized_end=1621
+  _globals['_STATEMENTRECORD']._serialized_start=1623
+  _globals['_STATEMENTRECORD']._serialized_end=1725
+  _globals['_STATEMENTREQUEST']._serialized_start=1728
+  _globals['_STATEMENTREQUEST']._serialized_end=1874
+  _globals['_STATEMENTREPLY']._serialized_start=1877
+  _globals['_STATEMENTREPLY']._serialized_end=2035
+  _globals['_SIGNEDSTATEMENT']._serialized_start=2038
+  _globals['_SIGNEDSTATEMENT']._serialized_end=2176
+  _globals['_STATEMENTSREQUEST']._serialized_start=2178
+  _globals['_STATEMENTSREQUEST']._serialized_end=2215
+  _globals['_STATEMENTSREPLY']._serialized_start=2217
+  _globals['_STATEMENTSREPLY']._serialized_end=2293
+  _globals['_FEDERATION']._serialized_start=2523
+  _globals['_FEDERATION']._serialized_end=3211
 # @@protoc_insertion_point(module_scope)

@@ -16,9 +16,13 @@ class MessageType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REDEEM: _ClassVar[MessageType]
     STATUS: _ClassVar[MessageType]
     CARD: _ClassVar[MessageType]
+    STATEMENT: _ClassVar[MessageType]
+    STATEMENTS: _ClassVar[MessageType]
     RECEIPT: _ClassVar[MessageType]
     REFUSAL: _ClassVar[MessageType]
     ACK: _ClassVar[MessageType]
+    STATEMENT_REPLY: _ClassVar[MessageType]
+    STATEMENTS_REPLY: _ClassVar[MessageType]
 MESSAGE_TYPE_UNSPECIFIED: MessageType
 AUTHORIZE: MessageType
 CAPTURE: MessageType
@@ -26,9 +30,13 @@ VOID: MessageType
 REDEEM: MessageType
 STATUS: MessageType
 CARD: MessageType
+STATEMENT: MessageType
+STATEMENTS: MessageType
 RECEIPT: MessageType
 REFUSAL: MessageType
 ACK: MessageType
+STATEMENT_REPLY: MessageType
+STATEMENTS_REPLY: MessageType
 
 class Envelope(_message.Message):
     __slots__ = ("body", "signer_region", "key_id", "signature")
@@ -131,7 +139,7 @@ class StatusRequest(_message.Message):
     def __init__(self, request_message_id: _Optional[str] = ...) -> None: ...
 
 class Receipt(_message.Message):
-    __slots__ = ("request_message_id", "request_type", "hold_id", "voucher_id", "state", "amount_fen", "captured_fen", "ratio_bp", "expires_at_ms", "order_id", "provider_id", "decided_at_ms", "settlement_window", "unknown")
+    __slots__ = ("request_message_id", "request_type", "hold_id", "voucher_id", "state", "amount_fen", "captured_fen", "ratio_bp", "expires_at_ms", "order_id", "provider_id", "decided_at_ms", "settlement_window", "unknown", "holder_uscc")
     REQUEST_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_TYPE_FIELD_NUMBER: _ClassVar[int]
     HOLD_ID_FIELD_NUMBER: _ClassVar[int]
@@ -146,6 +154,7 @@ class Receipt(_message.Message):
     DECIDED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     SETTLEMENT_WINDOW_FIELD_NUMBER: _ClassVar[int]
     UNKNOWN_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_USCC_FIELD_NUMBER: _ClassVar[int]
     request_message_id: str
     request_type: MessageType
     hold_id: str
@@ -160,7 +169,8 @@ class Receipt(_message.Message):
     decided_at_ms: int
     settlement_window: str
     unknown: bool
-    def __init__(self, request_message_id: _Optional[str] = ..., request_type: _Optional[_Union[MessageType, str]] = ..., hold_id: _Optional[str] = ..., voucher_id: _Optional[str] = ..., state: _Optional[str] = ..., amount_fen: _Optional[int] = ..., captured_fen: _Optional[int] = ..., ratio_bp: _Optional[int] = ..., expires_at_ms: _Optional[int] = ..., order_id: _Optional[str] = ..., provider_id: _Optional[str] = ..., decided_at_ms: _Optional[int] = ..., settlement_window: _Optional[str] = ..., unknown: _Optional[bool] = ...) -> None: ...
+    holder_uscc: str
+    def __init__(self, request_message_id: _Optional[str] = ..., request_type: _Optional[_Union[MessageType, str]] = ..., hold_id: _Optional[str] = ..., voucher_id: _Optional[str] = ..., state: _Optional[str] = ..., amount_fen: _Optional[int] = ..., captured_fen: _Optional[int] = ..., ratio_bp: _Optional[int] = ..., expires_at_ms: _Optional[int] = ..., order_id: _Optional[str] = ..., provider_id: _Optional[str] = ..., decided_at_ms: _Optional[int] = ..., settlement_window: _Optional[str] = ..., unknown: _Optional[bool] = ..., holder_uscc: _Optional[str] = ...) -> None: ...
 
 class Refusal(_message.Message):
     __slots__ = ("request_message_id", "code", "message")
@@ -209,3 +219,67 @@ class Ack(_message.Message):
 class CardQuery(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class StatementRecord(_message.Message):
+    __slots__ = ("issuer_hold_id", "provider_id", "order_id", "captured_fen")
+    ISSUER_HOLD_ID_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_ID_FIELD_NUMBER: _ClassVar[int]
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    CAPTURED_FEN_FIELD_NUMBER: _ClassVar[int]
+    issuer_hold_id: str
+    provider_id: str
+    order_id: str
+    captured_fen: int
+    def __init__(self, issuer_hold_id: _Optional[str] = ..., provider_id: _Optional[str] = ..., order_id: _Optional[str] = ..., captured_fen: _Optional[int] = ...) -> None: ...
+
+class StatementRequest(_message.Message):
+    __slots__ = ("statement", "acquirer_signature", "acquirer_key_id", "records")
+    STATEMENT_FIELD_NUMBER: _ClassVar[int]
+    ACQUIRER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    ACQUIRER_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    statement: bytes
+    acquirer_signature: bytes
+    acquirer_key_id: str
+    records: _containers.RepeatedCompositeFieldContainer[StatementRecord]
+    def __init__(self, statement: _Optional[bytes] = ..., acquirer_signature: _Optional[bytes] = ..., acquirer_key_id: _Optional[str] = ..., records: _Optional[_Iterable[_Union[StatementRecord, _Mapping]]] = ...) -> None: ...
+
+class StatementReply(_message.Message):
+    __slots__ = ("agreed", "issuer_signature", "issuer_key_id", "code", "issuer_records")
+    AGREED_FIELD_NUMBER: _ClassVar[int]
+    ISSUER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    ISSUER_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    ISSUER_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    agreed: bool
+    issuer_signature: bytes
+    issuer_key_id: str
+    code: str
+    issuer_records: _containers.RepeatedCompositeFieldContainer[StatementRecord]
+    def __init__(self, agreed: _Optional[bool] = ..., issuer_signature: _Optional[bytes] = ..., issuer_key_id: _Optional[str] = ..., code: _Optional[str] = ..., issuer_records: _Optional[_Iterable[_Union[StatementRecord, _Mapping]]] = ...) -> None: ...
+
+class SignedStatement(_message.Message):
+    __slots__ = ("statement", "acquirer_signature", "acquirer_key_id", "issuer_signature", "issuer_key_id")
+    STATEMENT_FIELD_NUMBER: _ClassVar[int]
+    ACQUIRER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    ACQUIRER_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    ISSUER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    ISSUER_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    statement: bytes
+    acquirer_signature: bytes
+    acquirer_key_id: str
+    issuer_signature: bytes
+    issuer_key_id: str
+    def __init__(self, statement: _Optional[bytes] = ..., acquirer_signature: _Optional[bytes] = ..., acquirer_key_id: _Optional[str] = ..., issuer_signature: _Optional[bytes] = ..., issuer_key_id: _Optional[str] = ...) -> None: ...
+
+class StatementsRequest(_message.Message):
+    __slots__ = ("until_ms",)
+    UNTIL_MS_FIELD_NUMBER: _ClassVar[int]
+    until_ms: int
+    def __init__(self, until_ms: _Optional[int] = ...) -> None: ...
+
+class StatementsReply(_message.Message):
+    __slots__ = ("statements",)
+    STATEMENTS_FIELD_NUMBER: _ClassVar[int]
+    statements: _containers.RepeatedCompositeFieldContainer[SignedStatement]
+    def __init__(self, statements: _Optional[_Iterable[_Union[SignedStatement, _Mapping]]] = ...) -> None: ...

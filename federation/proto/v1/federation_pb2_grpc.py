@@ -64,6 +64,16 @@ class FederationStub:
                 request_serializer=federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.SerializeToString,
                 response_deserializer=federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.FromString,
                 _registered_method=True)
+        self.Settle = channel.unary_unary(
+                '/suanli.federation.v1.Federation/Settle',
+                request_serializer=federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.SerializeToString,
+                response_deserializer=federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.FromString,
+                _registered_method=True)
+        self.Statements = channel.unary_unary(
+                '/suanli.federation.v1.Federation/Statements',
+                request_serializer=federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.SerializeToString,
+                response_deserializer=federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.FromString,
+                _registered_method=True)
         self.GetCard = channel.unary_unary(
                 '/suanli.federation.v1.Federation/GetCard',
                 request_serializer=federation_dot_proto_dot_v1_dot_federation__pb2.CardQuery.SerializeToString,
@@ -110,6 +120,18 @@ class FederationServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Settle(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Statements(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetCard(self, request, context):
         """The node card, self-signed: public, like the REST /v1/node.
         """
@@ -147,6 +169,16 @@ def add_FederationServicer_to_server(servicer, server):
             ),
             'PushCard': grpc.unary_unary_rpc_method_handler(
                     servicer.PushCard,
+                    request_deserializer=federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.FromString,
+                    response_serializer=federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.SerializeToString,
+            ),
+            'Settle': grpc.unary_unary_rpc_method_handler(
+                    servicer.Settle,
+                    request_deserializer=federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.FromString,
+                    response_serializer=federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.SerializeToString,
+            ),
+            'Statements': grpc.unary_unary_rpc_method_handler(
+                    servicer.Statements,
                     request_deserializer=federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.FromString,
                     response_serializer=federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.SerializeToString,
             ),
@@ -316,6 +348,60 @@ class Federation:
             request,
             target,
             '/suanli.federation.v1.Federation/PushCard',
+            federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.SerializeToString,
+            federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Settle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/suanli.federation.v1.Federation/Settle',
+            federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.SerializeToString,
+            federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Statements(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/suanli.federation.v1.Federation/Statements',
             federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.SerializeToString,
             federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.FromString,
             options,

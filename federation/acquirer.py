@@ -45,12 +45,14 @@ class Acquirer:
         clock: Clock,
         region: str,
         outbox: Outbox,
+        payout_window: Callable[[sqlite3.Connection, int], str],
         observer: FlowObserver | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
         self.region = region
         self._outbox = outbox
+        self._payout_window = payout_window
         self._observer = observer
         outbox.set_apply(self.apply)
 
@@ -316,7 +318,7 @@ class Acquirer:
                 issuer_hold_id=r.hold_id,
             )
             if r.state == "captured":
-                self._book_capture(conn, hold, r.captured_fen, now)
+                self._book_capture(conn, hold, r, now)
                 return ("captured", hold.compute_class, r.captured_fen)
             if r.state == "held" and hold.wanted == "void":
                 current = peers.get_remote_hold(conn, hold.id)
@@ -335,13 +337,20 @@ class Acquirer:
         )
         ledger.event(conn, now, "remote_hold", hold.id, r.state, actor, r.captured_fen)
         if r.state == "captured":
-            self._book_capture(conn, hold, r.captured_fen, now)
+            self._book_capture(conn, hold, r, now)
             return ("captured", hold.compute_class, r.captured_fen)
         return (r.state, hold.compute_class, hold.amount_fen)
 
     def _book_capture(
-        self, conn: sqlite3.Connection, hold: RemoteHold, amount: int, now: int
+        self, conn: sqlite3.Connection, hold: RemoteHold, r: pb.Receipt, now: int
     ) -> None:
+        amount = r.captured_fen
+        peers.update_remote_hold(
+            conn,
+            hold.id,
+            payout_window=self._payout_window(conn, now),
+            holder_uscc=r.holder_uscc or None,
+        )
         ledger.transfer(
             conn,
             now,

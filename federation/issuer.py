@@ -28,7 +28,7 @@ from node.faults import crash_point
 from node.keys import NodeKey
 from node.services.common import new_id
 from node.services.spending import HoldResult, Order, Redeemer, Spending
-from node.store import peers, vouchers
+from node.store import peers, registry, vouchers
 from node.store.db import Database
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ IssuerObserver = Callable[[str, int, str], None]
 
 
 def receipt(
-    request_message_id: str, request_type: int, hold: Hold, ratio_bp: int, at: int
+    request_message_id: str, request_type: int, hold: Hold, ratio_bp: int, at: int, holder_uscc: str
 ) -> pb.Receipt:
     return pb.Receipt(
         request_message_id=request_message_id,
@@ -62,6 +62,7 @@ def receipt(
         provider_id=hold.provider_id,
         decided_at_ms=at,
         settlement_window=hold.settlement_window or "",
+        holder_uscc=holder_uscc,
     )
 
 
@@ -69,6 +70,11 @@ def _text(value: str, field: str, limit: int = 100) -> str:
     if not value or len(value) > limit or any(ord(c) < 32 for c in value):
         raise errors.InvalidRequest(f"{field}: required, at most {limit} printable characters")
     return value
+
+
+def _holder_uscc(conn: sqlite3.Connection, hold: Hold) -> str:
+    voucher = vouchers.get_voucher(conn, hold.voucher_id)
+    return registry.get_holder(conn, voucher.holder_id).uscc
 
 
 class Issuer:
@@ -209,7 +215,9 @@ class Issuer:
         hold = result.hold
         assert isinstance(hold, Hold)
         ratio = vouchers.get_voucher(conn, hold.voucher_id).ratio_bp
-        return receipt(header.message_id, header.type, hold, ratio, now), hold.id
+        return receipt(
+            header.message_id, header.type, hold, ratio, now, _holder_uscc(conn, hold)
+        ), hold.id
 
     def _redeemer(self, origin: str, provider: pb.Provider) -> Redeemer:
         if provider.region != origin:
@@ -258,4 +266,4 @@ class Issuer:
             )
         hold = vouchers.get_hold(conn, seen["hold_id"])
         ratio = vouchers.get_voucher(conn, hold.voucher_id).ratio_bp
-        return receipt(message_id, pb.STATUS, hold, ratio, now)
+        return receipt(message_id, pb.STATUS, hold, ratio, now, _holder_uscc(conn, hold))

@@ -233,11 +233,19 @@ def test_window_ids_and_bounds() -> None:
     start, end = window_bounds("2027-Q1")
     assert iso(start) == "2026-12-31T16:00:00.000Z" and iso(end) == "2027-03-31T16:00:00.000Z"
     assert window_bounds("2026-Q4")[1] == start
-    for cycle, expected in (("monthly", "2027-01"), ("weekly", "2026-W53"), ("daily", "2027-01-01")):
+    for cycle, expected in (
+        ("monthly", "2027-01"),
+        ("weekly", "2026-W53"),
+        ("daily", "2027-01-01"),
+    ):
         q = parse_policy(policy_text(settlement_cycle=f'"{cycle}"'))
         w = window_of(q, ms)
         assert w == expected and window_bounds(w)[0] <= ms < window_bounds(w)[1]
-    m = parse_policy(policy_text(settlement_cycle='"minutes"').replace("settlement_grace_minutes", "settlement_window_minutes = 5\nsettlement_grace_minutes"))
+    m = parse_policy(
+        policy_text(settlement_cycle='"minutes"').replace(
+            "settlement_grace_minutes", "settlement_window_minutes = 5\nsettlement_grace_minutes"
+        )
+    )
     w = window_of(m, ms)
     assert w == "2026-12-31T16:30:00.000Z/5m" and window_bounds(w) == (ms, ms + 300_000)
     nxt = open_window(m, ms, lambda x: x == w)

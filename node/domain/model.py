@@ -139,3 +139,5 @@ class RemoteHold:
     wanted_fen: int | None
     created_at: int
     closed_at: int | None
+    payout_window: str | None = None  # this node's window whose payouts include the capture
+    holder_uscc: str | None = None  # named by the issuer in its receipt

@@ -50,7 +50,9 @@ def window_bounds(window: str) -> tuple[int, int]:
     if m := re.fullmatch(r"(\d{4})-Q([1-4])", window):
         year, quarter = int(m[1]), int(m[2])
         start = dt.datetime(year, 3 * quarter - 2, 1, tzinfo=CST)
-        end = dt.datetime(year + (quarter == 4), 1 if quarter == 4 else 3 * quarter + 1, 1, tzinfo=CST)
+        end = dt.datetime(
+            year + (quarter == 4), 1 if quarter == 4 else 3 * quarter + 1, 1, tzinfo=CST
+        )
         return _ms(start), _ms(end)
     if m := re.fullmatch(r"(\d{4})-(\d{2})", window):
         year, month = int(m[1]), int(m[2])

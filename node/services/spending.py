@@ -23,7 +23,7 @@ from node import errors
 from node.clock import Clock
 from node.domain import spending as rules
 from node.domain.model import Authorization, Hold, Provider, RemoteHold, Voucher
-from node.domain.settlement import window_of
+from node.domain.settlement import open_window, window_of
 from node.services.common import (
     Principal,
     may_see,
@@ -34,7 +34,7 @@ from node.services.common import (
     sha256_hex,
 )
 from node.services.policies import PolicyBook
-from node.store import ledger, peers, registry, vouchers
+from node.store import ledger, peers, registry, settlement, vouchers
 from node.store.db import Database
 
 # (outcome, compute_class, amount_fen): outcome is held | captured | voided | expired | reclaimed
@@ -116,7 +116,8 @@ class Spending:
         window = None
         if state == "captured":
             voucher = vouchers.get_voucher(conn, hold.voucher_id)
-            window = window_of(self._policies.for_year(voucher.fiscal_year), now)
+            policy = self._policies.for_year(voucher.fiscal_year)
+            window = open_window(policy, now, lambda w: settlement.is_closed(conn, w))
         vouchers.close_hold(conn, hold.id, state, captured, now, window)
         vouchers.move_voucher(
             conn,

@@ -187,6 +187,8 @@ def update_remote_hold(conn: sqlite3.Connection, hold_id: str, **columns: object
         "wanted",
         "wanted_fen",
         "closed_at",
+        "payout_window",
+        "holder_uscc",
     }
     if not columns or set(columns) - allowed:
         raise ValueError(f"bad remote hold columns {sorted(columns)}")

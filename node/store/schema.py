@@ -274,11 +274,79 @@ CREATE TABLE audit (
 """
 
 
-def _v1(conn: sqlite3.Connection) -> None:
-    for statement in V1.split(";\n"):
-        if statement.strip():
-            conn.execute(statement)
+V2 = """
+-- Settlement (issue 4). A capture's payout window on the acquirer side, and the holder it
+-- subsidised, named by the issuer in its receipt.
+ALTER TABLE remote_holds ADD COLUMN payout_window TEXT;
+ALTER TABLE remote_holds ADD COLUMN holder_uscc TEXT;
+
+-- This node's closed windows (open ones have no row).
+CREATE TABLE windows (
+    window_id TEXT PRIMARY KEY,
+    start_ms INTEGER NOT NULL,
+    end_ms INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('closed', 'settled')),
+    closed_at INTEGER NOT NULL,
+    closed_by TEXT NOT NULL,
+    settled_at INTEGER
+);
+
+-- Signed payout statements for this node's providers, one per provider and window.
+CREATE TABLE payouts (
+    window_id TEXT NOT NULL,
+    provider_id TEXT NOT NULL REFERENCES providers(id),
+    count INTEGER NOT NULL,
+    total_fen INTEGER NOT NULL CHECK (total_fen >= 0),
+    statement BLOB NOT NULL,
+    signature BLOB NOT NULL,
+    key_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (window_id, provider_id)
+);
+
+-- Pair statements: what issuer owes acquirer for one of the issuer's windows, held by both.
+CREATE TABLE statements (
+    issuer TEXT NOT NULL,
+    acquirer TEXT NOT NULL,
+    window_id TEXT NOT NULL,
+    window_end INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    total_fen INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    statement BLOB NOT NULL,
+    acquirer_signature BLOB,
+    acquirer_key_id TEXT,
+    issuer_signature BLOB,
+    issuer_key_id TEXT,
+    state TEXT NOT NULL CHECK (state IN ('sent', 'agreed', 'disputed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL DEFAULT 0,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (issuer, acquirer, window_id)
+);
+
+CREATE TABLE disputes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    issuer TEXT NOT NULL,
+    acquirer TEXT NOT NULL,
+    window_id TEXT NOT NULL,
+    opened_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    resolved_at INTEGER,
+    evidence TEXT NOT NULL
+);
+CREATE UNIQUE INDEX disputes_open ON disputes(issuer, acquirer, window_id) WHERE resolved_at IS NULL
+"""
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1}
+def _script(text: str) -> Callable[[sqlite3.Connection], None]:
+    def migrate(conn: sqlite3.Connection) -> None:
+        for statement in text.split(";\n"):
+            if statement.strip():
+                conn.execute(statement)
+
+    return migrate
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _script(V1), 2: _script(V2)}
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -1,0 +1,221 @@
+"""Settlement tables: closed windows, provider payouts, pair statements and disputes."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from node import errors
+
+
+def is_closed(conn: sqlite3.Connection, window_id: str) -> bool:
+    return (
+        conn.execute("SELECT 1 FROM windows WHERE window_id = ?", (window_id,)).fetchone()
+        is not None
+    )
+
+
+def close_window(
+    conn: sqlite3.Connection, window_id: str, start: int, end: int, at: int, by: str
+) -> None:
+    conn.execute(
+        "INSERT INTO windows (window_id, start_ms, end_ms, state, closed_at, closed_by) VALUES (?, ?, ?, 'closed', ?, ?)",
+        (window_id, start, end, at, by),
+    )
+
+
+def settle_window(conn: sqlite3.Connection, window_id: str, at: int) -> None:
+    conn.execute(
+        "UPDATE windows SET state = 'settled', settled_at = ? WHERE window_id = ? AND state = 'closed'",
+        (at, window_id),
+    )
+
+
+def windows(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    return [dict(r) for r in conn.execute("SELECT * FROM windows ORDER BY start_ms")]
+
+
+def active_windows(conn: sqlite3.Connection) -> list[str]:
+    """Windows named by this node's captures (as issuer or for payouts) that are not closed."""
+    rows = conn.execute(
+        "SELECT settlement_window FROM holds WHERE state = 'captured' AND settlement_window IS NOT NULL "
+        "UNION SELECT payout_window FROM remote_holds WHERE state = 'captured' AND payout_window IS NOT NULL"
+    ).fetchall()
+    return [r[0] for r in rows if not is_closed(conn, r[0])]
+
+
+# Payouts ------------------------------------------------------------------------------------
+
+
+def payout_lines(conn: sqlite3.Connection, own_region: str, window_id: str) -> list[dict[str, Any]]:
+    """Every capture owed to this node's providers for a window, local and cross-region."""
+    local = conn.execute(
+        "SELECT h.provider_id, h.id AS hold_id, h.order_id, ho.uscc AS holder_uscc, ? AS issuer_region, "
+        "h.compute_class, h.captured_fen FROM holds h JOIN vouchers v ON v.id = h.voucher_id "
+        "JOIN holders ho ON ho.id = v.holder_id "
+        "WHERE h.acquirer_region = ? AND h.state = 'captured' AND h.settlement_window = ?",
+        (own_region, own_region, window_id),
+    ).fetchall()
+    remote = conn.execute(
+        "SELECT provider_id, id AS hold_id, order_id, holder_uscc, issuer_region, compute_class, captured_fen "
+        "FROM remote_holds WHERE state = 'captured' AND payout_window = ?",
+        (window_id,),
+    ).fetchall()
+    return sorted(
+        (dict(r) for r in [*local, *remote]), key=lambda r: (r["provider_id"], r["hold_id"])
+    )
+
+
+def put_payout(
+    conn: sqlite3.Connection,
+    window_id: str,
+    provider_id: str,
+    count: int,
+    total: int,
+    statement: bytes,
+    signature: bytes,
+    key_id: str,
+    at: int,
+) -> None:
+    conn.execute(
+        "INSERT INTO payouts (window_id, provider_id, count, total_fen, statement, signature, key_id, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (window_id, provider_id, count, total, statement, signature, key_id, at),
+    )
+
+
+def payouts(
+    conn: sqlite3.Connection, window_id: str | None, provider_id: str | None
+) -> list[sqlite3.Row]:
+    clauses, args = ["1 = 1"], []
+    if window_id is not None:
+        clauses.append("window_id = ?")
+        args.append(window_id)
+    if provider_id is not None:
+        clauses.append("provider_id = ?")
+        args.append(provider_id)
+    return conn.execute(
+        f"SELECT * FROM payouts WHERE {' AND '.join(clauses)} ORDER BY window_id, provider_id", args
+    ).fetchall()
+
+
+# Pair statements ----------------------------------------------------------------------------
+
+
+def issuer_records(
+    conn: sqlite3.Connection, acquirer: str, window_id: str
+) -> list[tuple[str, str, str, int]]:
+    """As issuer: (hold id, provider id, order id, captured) owed to an acquirer for a window."""
+    rows = conn.execute(
+        "SELECT id, provider_id, order_id, captured_fen FROM holds WHERE acquirer_region = ? "
+        "AND state = 'captured' AND settlement_window = ? ORDER BY id",
+        (acquirer, window_id),
+    ).fetchall()
+    return [(r[0], r[1], r[2], int(r[3])) for r in rows]
+
+
+def acquirer_records(
+    conn: sqlite3.Connection, issuer: str, window_id: str
+) -> list[tuple[str, str, str, int]]:
+    """As acquirer: what the issuer owes this node for a window, by the issuer's hold ids."""
+    rows = conn.execute(
+        "SELECT issuer_hold_id, provider_id, order_id, captured_fen FROM remote_holds WHERE issuer_region = ? "
+        "AND state = 'captured' AND settlement_window = ? ORDER BY issuer_hold_id",
+        (issuer, window_id),
+    ).fetchall()
+    return [(r[0], r[1], r[2], int(r[3])) for r in rows]
+
+
+def acquirer_windows(conn: sqlite3.Connection, own_region: str) -> list[tuple[str, str]]:
+    """(issuer, window) pairs with captures here and no agreed statement yet."""
+    rows = conn.execute(
+        "SELECT DISTINCT r.issuer_region, r.settlement_window FROM remote_holds r "
+        "WHERE r.state = 'captured' AND r.settlement_window IS NOT NULL AND NOT EXISTS ("
+        "SELECT 1 FROM statements s WHERE s.issuer = r.issuer_region AND s.acquirer = ? "
+        "AND s.window_id = r.settlement_window AND s.state = 'agreed')",
+        (own_region,),
+    ).fetchall()
+    return [(r[0], r[1]) for r in rows]
+
+
+def get_statement(
+    conn: sqlite3.Connection, issuer: str, acquirer: str, window_id: str
+) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT * FROM statements WHERE issuer = ? AND acquirer = ? AND window_id = ?",
+        (issuer, acquirer, window_id),
+    ).fetchone()
+    return row
+
+
+def put_statement(conn: sqlite3.Connection, **row: Any) -> None:
+    names = ", ".join(row)
+    marks = ", ".join("?" * len(row))
+    updates = ", ".join(
+        f"{k} = excluded.{k}" for k in row if k not in ("issuer", "acquirer", "window_id")
+    )
+    conn.execute(
+        f"INSERT INTO statements ({names}) VALUES ({marks}) "
+        f"ON CONFLICT(issuer, acquirer, window_id) DO UPDATE SET {updates}",
+        tuple(row.values()),
+    )
+
+
+def statements(conn: sqlite3.Connection, state: str | None = None) -> list[sqlite3.Row]:
+    if state is None:
+        return conn.execute(
+            "SELECT * FROM statements ORDER BY window_end, issuer, acquirer"
+        ).fetchall()
+    return conn.execute(
+        "SELECT * FROM statements WHERE state = ? ORDER BY window_end, issuer, acquirer", (state,)
+    ).fetchall()
+
+
+def open_dispute(
+    conn: sqlite3.Connection,
+    issuer: str,
+    acquirer: str,
+    window_id: str,
+    evidence: dict[str, Any],
+    at: int,
+) -> None:
+    text = json.dumps(evidence, sort_keys=True, ensure_ascii=False)
+    cur = conn.execute(
+        "UPDATE disputes SET evidence = ?, updated_at = ? WHERE issuer = ? AND acquirer = ? AND window_id = ? "
+        "AND resolved_at IS NULL",
+        (text, at, issuer, acquirer, window_id),
+    )
+    if cur.rowcount == 0:
+        conn.execute(
+            "INSERT INTO disputes (issuer, acquirer, window_id, opened_at, updated_at, evidence) VALUES (?, ?, ?, ?, ?, ?)",
+            (issuer, acquirer, window_id, at, at, text),
+        )
+
+
+def resolve_disputes(
+    conn: sqlite3.Connection, issuer: str, acquirer: str, window_id: str, at: int
+) -> None:
+    conn.execute(
+        "UPDATE disputes SET resolved_at = ? WHERE issuer = ? AND acquirer = ? AND window_id = ? AND resolved_at IS NULL",
+        (at, issuer, acquirer, window_id),
+    )
+
+
+def disputes(conn: sqlite3.Connection, open_only: bool) -> list[dict[str, Any]]:
+    where = "WHERE resolved_at IS NULL" if open_only else ""
+    out = []
+    for r in conn.execute(f"SELECT * FROM disputes {where} ORDER BY id"):
+        item = dict(r)
+        item["evidence"] = json.loads(item["evidence"])
+        out.append(item)
+    return out
+
+
+def require_window(conn: sqlite3.Connection, window_id: str) -> sqlite3.Row:
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT * FROM windows WHERE window_id = ?", (window_id,)
+    ).fetchone()
+    if row is None:
+        raise errors.NotFound(f"window {window_id} is not closed")
+    return row

@@ -22,6 +22,8 @@ METHODS: dict[int, str] = {
     pb.REDEEM: "Redeem",
     pb.STATUS: "Status",
     pb.CARD: "PushCard",
+    pb.STATEMENT: "Settle",
+    pb.STATEMENTS: "Statements",
 }
 TRANSIENT = {
     grpc.StatusCode.UNAVAILABLE,

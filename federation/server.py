@@ -21,6 +21,7 @@ from federation.envelope import Door
 from federation.issuer import Issuer
 from federation.proto.v1 import federation_pb2 as pb
 from federation.proto.v1 import federation_pb2_grpc as pb_grpc
+from federation.settlement import StatementDesk
 from node import errors
 from node.clock import Clock
 
@@ -49,6 +50,7 @@ class Servicer(pb_grpc.FederationServicer):
         door: Door,
         issuer: Issuer,
         cards: CardReceiver,
+        desk: StatementDesk,
         clock: Clock,
         card: Callable[[], bytes],
         observer: RefusalObserver | None = None,
@@ -56,6 +58,7 @@ class Servicer(pb_grpc.FederationServicer):
         self._door = door
         self._issuer = issuer
         self._cards = cards
+        self._desk = desk
         self._clock = clock
         self._card = card
         self._observer = observer
@@ -70,6 +73,10 @@ class Servicer(pb_grpc.FederationServicer):
             opened = self._door.open(request, (kind,), self._clock.now_ms())
             if kind == pb.CARD:
                 reply = await self._cards.receive(opened)
+            elif kind == pb.STATEMENT:
+                reply = await self._desk.handle(opened)
+            elif kind == pb.STATEMENTS:
+                reply = await self._desk.statements(opened)
             else:
                 reply = await self._issuer.handle(opened)
         except errors.SuanliError as exc:
@@ -120,6 +127,16 @@ class Servicer(pb_grpc.FederationServicer):
         self, request: pb.Envelope, context: grpc.aio.ServicerContext[pb.Envelope, pb.Envelope]
     ) -> pb.Envelope:
         return await self._serve(request, context, pb.CARD)
+
+    async def Settle(
+        self, request: pb.Envelope, context: grpc.aio.ServicerContext[pb.Envelope, pb.Envelope]
+    ) -> pb.Envelope:
+        return await self._serve(request, context, pb.STATEMENT)
+
+    async def Statements(
+        self, request: pb.Envelope, context: grpc.aio.ServicerContext[pb.Envelope, pb.Envelope]
+    ) -> pb.Envelope:
+        return await self._serve(request, context, pb.STATEMENTS)
 
     async def GetCard(
         self, request: pb.CardQuery, context: grpc.aio.ServicerContext[pb.CardQuery, pb.Envelope]

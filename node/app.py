@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from federation.outbox import Backoff, Outbox
 from federation.ownkeys import load as load_own_keys
 from federation.proto.v1 import federation_pb2 as pb
 from federation.server import ServerTls, Servicer, start_server
+from federation.settlement import Netting, Settler, StatementDesk
 from node.clock import Clock, SystemClock
 from node.config import FederationConfig, NodeConfig
 from node.config import load as load_config
@@ -32,6 +33,7 @@ from node.services.check import check_books
 from node.services.issuance import Issuance
 from node.services.policies import PolicyBook
 from node.services.registry import Registry, Tokens
+from node.services.settlement import LocalSettlement, SettlementViews
 from node.services.spending import Spending
 from node.services.views import Views
 from node.store.db import Database
@@ -54,6 +56,8 @@ class Federation:
     server_tls: ServerTls | None
     announcer: Announcer
     db: Database
+    settler: Settler
+    netting: Netting
 
     def card(self, key: NodeKey, region: str, name: str, now_ms: int) -> bytes:
         """This node's card, listing every own key (retired and revoked ones included)."""
@@ -75,6 +79,8 @@ class Node:
     issuance: Issuance
     spending: Spending
     views: Views
+    settlement: LocalSettlement
+    settlement_views: SettlementViews
     federation: Federation | None = None
     grpc_port: int = 0
 
@@ -109,10 +115,19 @@ def build_node(data_dir: Path, clock: Clock | None = None) -> Node:
     spending = Spending(db, clock, policies, observer=metrics.observe_flow)
     directory = Directory(db)
     directory.load_sync()
+    local_settlement = LocalSettlement(db, clock, policies, key)
     federation = None
     if config.federation is not None:
         federation = _build_federation(
-            config, config.federation, clock, db, key, metrics, spending, directory
+            config,
+            config.federation,
+            clock,
+            db,
+            key,
+            metrics,
+            spending,
+            directory,
+            local_settlement,
         )
     return Node(
         config=config,
@@ -134,6 +149,8 @@ def build_node(data_dir: Path, clock: Clock | None = None) -> Node:
         ),
         spending=spending,
         views=Views(db, clock, policies),
+        settlement=local_settlement,
+        settlement_views=SettlementViews(db),
         federation=federation,
     )
 
@@ -152,6 +169,7 @@ def _build_federation(
     metrics: Metrics,
     spending: Spending,
     directory: Directory,
+    local_settlement: LocalSettlement,
 ) -> Federation:
     region = config.region
     door = Door(region, directory.get, int(fed.max_skew_seconds * 1000))
@@ -193,7 +211,7 @@ def _build_federation(
         Backoff(fed.call_timeout_seconds, fed.backoff_base_seconds, fed.backoff_cap_seconds),
         on_call,
     )
-    acquirer = Acquirer(db, clock, region, outbox, on_acquired)
+    acquirer = Acquirer(db, clock, region, outbox, local_settlement.payout_window, on_acquired)
     spending.remote = acquirer
     issuer = Issuer(db, clock, region, key, spending, on_issuer)
     announcer = Announcer(
@@ -215,35 +233,76 @@ def _build_federation(
         own = db.run_sync("own_keys", lambda c: load_own_keys(c, key))
         return build_card(key, region, config.name, fed.advertised, own, clock.now_ms())
 
-    servicer = Servicer(door, issuer, cards, clock, own_card, on_refusal)
+    desk = StatementDesk(db, clock, region, key, directory, lambda: local_settlement.grace_ms())
+    settler = Settler(
+        db,
+        clock,
+        region,
+        key,
+        directory,
+        door,
+        clients,
+        fed.call_timeout_seconds,
+        fed.statement_recheck_seconds,
+    )
+    netting = Netting(db, clock, region, key, directory, door, clients, fed.call_timeout_seconds)
+    servicer = Servicer(door, issuer, cards, desk, clock, own_card, on_refusal)
     return Federation(
-        fed, directory, door, issuer, outbox, acquirer, clients, servicer, server_tls, announcer, db
+        fed,
+        directory,
+        door,
+        issuer,
+        outbox,
+        acquirer,
+        clients,
+        servicer,
+        server_tls,
+        announcer,
+        db,
+        settler,
+        netting,
     )
 
 
 async def sweeper(node: Node) -> None:
-    """Expire holds and vouchers, and pick up policies loaded from the CLI, forever."""
-    announcing: asyncio.Task[int] | None = None
+    """Expire holds and vouchers, close due windows, pick up the CLI's changes, and (in the
+    background, so that a dead peer never holds it up) announce cards and send statements."""
+    background: dict[str, asyncio.Task[int]] = {}
+
+    def start(name: str, work: Callable[[], Awaitable[int]]) -> None:
+        task = background.get(name)
+        if task is None or task.done():
+            background[name] = asyncio.create_task(_logged(name, work), name=name)
+
     while True:
         try:
             await node.policies.refresh()
             if node.federation is not None:
-                await node.federation.directory.refresh()
-                node.federation.outbox.ensure_workers()
-                await node.federation.acquirer.sweep()
-                if announcing is None or announcing.done():
-                    # In the background: a dead peer must not hold up the sweeper.
-                    announcing = asyncio.create_task(
-                        node.federation.announcer.announce(), name="announce"
-                    )
+                fed = node.federation
+                await fed.directory.refresh()
+                fed.outbox.ensure_workers()
+                await fed.acquirer.sweep()
+                start("announce", fed.announcer.announce)
+                start("statements", fed.settler.tick)
             result = await node.spending.sweep()
             if any(result.values()):
                 logger.info("sweep: %s", result)
+            closed = await node.settlement.tick()
+            if closed:
+                logger.info("closed settlement windows %s", ", ".join(closed))
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.exception("sweep failed; will retry")
         await asyncio.sleep(node.config.sweep_interval_seconds)
+
+
+async def _logged(name: str, work: Callable[[], Awaitable[int]]) -> int:
+    try:
+        return await work()
+    except Exception:
+        logger.exception("%s failed; will retry", name)
+        return 0
 
 
 def sweeper_ctx(node: Node) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -33,6 +33,9 @@ class FederationConfig:
     backoff_base_seconds: float = 0.2
     backoff_cap_seconds: float = 30.0
     default_exposure_cap_fen: int = 100_000_000_00  # ¥100,000,000 per partner per window
+    statement_recheck_seconds: float = (
+        600.0  # ask again this often while an issuer's window is open
+    )
 
     @property
     def advertised(self) -> str:
@@ -94,6 +97,7 @@ def _render_federation(f: FederationConfig) -> str:
         f"backoff_base_seconds = {f.backoff_base_seconds}\n"
         f"backoff_cap_seconds = {f.backoff_cap_seconds}\n"
         f"default_exposure_cap_fen = {f.default_exposure_cap_fen}\n"
+        f"statement_recheck_seconds = {f.statement_recheck_seconds}\n"
     )
 
 

@@ -85,7 +85,12 @@ def _setup(root: Path, cities: list[City]) -> None:
         city.data = root / city.name.lower()
         text = (POLICIES / f"{city.policy}-2026.toml").read_text()
         text = re.sub(r"^fiscal_year = \d+", f"fiscal_year = {year}", text, flags=re.M)
-        fed = FederationConfig(port=city.grpc_port, plaintext=True, call_timeout_seconds=2.0)
+        fed = FederationConfig(
+            port=city.grpc_port,
+            plaintext=True,
+            call_timeout_seconds=2.0,
+            statement_recheck_seconds=2.0,
+        )
         city.operator = init_node(
             city.data, city.region, city.name, text, city.http_port, "FULL", 1.0, fed
         )

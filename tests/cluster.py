@@ -274,6 +274,7 @@ class Cluster:
                 call_timeout_seconds=call_timeout_seconds,
                 backoff_base_seconds=0.05,
                 backoff_cap_seconds=1.0,
+                statement_recheck_seconds=1.0,
             )
             text = policy_text(policy, fiscal_year=str(YEAR))
             if policy_edit is not None:

@@ -48,6 +48,11 @@ async def test_served_document_and_statuses_match(api: Api) -> None:
 def test_api_reference_lists_every_operation() -> None:
     from pathlib import Path
 
+    from node.api.openapi import markdown_table
+
     doc = (Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text()
+    assert markdown_table() in doc, (
+        "docs/api.md is stale: python -m node.api.openapi prints the table"
+    )
     for method, path, *_ in OPERATIONS:
         assert f"| {method.upper()} | `{path}` |" in doc, (method, path)

@@ -55,6 +55,12 @@ def routes(metrics_handler: Handler) -> list[web.RouteDef]:
         web.post("/v1/holds/{id}/void", h.void_hold),
         web.post("/v1/redemptions", h.redeem),
         web.get("/v1/journal", h.journal),
+        web.get("/v1/settlement/windows", h.settlement_windows),
+        web.post("/v1/settlement/windows/close", h.close_window),
+        web.get("/v1/settlement/payouts", h.payouts),
+        web.get("/v1/settlement/statements", h.statements),
+        web.get("/v1/settlement/disputes", h.disputes),
+        web.get("/v1/settlement/netting", h.netting),
     ]
 
 

@@ -12,10 +12,12 @@ from node import errors
 from node.api import render
 from node.api.keys import NODE, PRINCIPAL
 from node.api.parse import json_body, page
+from node.clock import parse_iso
 from node.domain.issuance import Demand
 from node.domain.model import RemoteHold
 from node.domain.policy import policy_summary
 from node.services.common import Principal
+from node.services.settlement import payouts_csv
 from node.services.spending import HoldResult, Order
 
 
@@ -324,3 +326,51 @@ async def journal(request: web.Request) -> web.Response:
     kind = request.query.get("kind", "ledger")
     items = await request.app[NODE].views.journal(_who(request), kind, seq, limit)
     return _ok(_items(items, limit, key="seq"))
+
+
+# Settlement ------------------------------------------------------------------------------------
+
+
+async def settlement_windows(request: web.Request) -> web.Response:
+    return _ok({"items": await request.app[NODE].settlement.windows(_who(request))})
+
+
+async def close_window(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    window = body.text("window", max_len=60, required=False)
+    body.done()
+    try:
+        result = await request.app[NODE].settlement.close(_who(request), window)
+    except ValueError as exc:
+        raise errors.InvalidRequest(f"window: {exc}") from None
+    return _ok(result, 201)
+
+
+async def payouts(request: web.Request) -> web.Response:
+    items = await request.app[NODE].settlement.payouts(_who(request), request.query.get("window"))
+    if request.query.get("format") == "csv":
+        return web.Response(text=payouts_csv(items), content_type="text/csv", charset="utf-8")
+    return _ok({"items": items})
+
+
+async def statements(request: web.Request) -> web.Response:
+    return _ok({"items": await request.app[NODE].settlement_views.statements(_who(request))})
+
+
+async def disputes(request: web.Request) -> web.Response:
+    open_only = request.query.get("all") not in ("1", "true")
+    return _ok(
+        {"items": await request.app[NODE].settlement_views.disputes(_who(request), open_only)}
+    )
+
+
+async def netting(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    if node.federation is None:
+        raise errors.InvalidRequest("this node is not part of a federation")
+    until = request.query.get("until")
+    try:
+        until_ms = parse_iso(until) if until else 0
+    except ValueError:
+        raise errors.InvalidRequest("until: must be an ISO 8601 time with a zone") from None
+    return _ok(await node.federation.netting.compute(_who(request), until_ms))

@@ -313,6 +313,52 @@ OPERATIONS: list[tuple[str, str, str, str, dict[str, Any] | None, int, tuple[str
         200,
         (),
     ),
+    ("get", "/v1/settlement/windows", "operator", "Closed windows and the open one", None, 200, ()),
+    (
+        "post",
+        "/v1/settlement/windows/close",
+        "operator",
+        "Close a window now (default: the current one); payouts are signed at once",
+        _schema([], window=S),
+        201,
+        ("already_exists",),
+    ),
+    (
+        "get",
+        "/v1/settlement/payouts",
+        "operator, or a provider for its own",
+        "Signed payout statements (?window=, ?format=csv)",
+        None,
+        200,
+        (),
+    ),
+    (
+        "get",
+        "/v1/settlement/statements",
+        "operator",
+        "Pair statements between cities, with signatures",
+        None,
+        200,
+        (),
+    ),
+    (
+        "get",
+        "/v1/settlement/disputes",
+        "operator",
+        "Open disputes with their evidence (?all=1 for resolved too)",
+        None,
+        200,
+        (),
+    ),
+    (
+        "get",
+        "/v1/settlement/netting",
+        "operator",
+        "Net positions and the fewest transfers, from countersigned statements (?until=)",
+        None,
+        200,
+        (),
+    ),
 ]
 
 COMMON_ERRORS = ("invalid_request", "payload_too_large", "unauthenticated", "forbidden")
@@ -381,3 +427,26 @@ def openapi_document() -> dict[str, Any]:
             },
         },
     }
+
+
+def markdown_table() -> str:
+    """The endpoint table of docs/api.md (``python -m node.api.openapi`` prints it)."""
+    lines = [
+        "| method | path | role | what | success | specific error codes |",
+        "|---|---|---|---|---|---|",
+    ]
+    for method, path, role, summary, schema, ok, codes in OPERATIONS:
+        body = ""
+        if schema:
+            required = schema["required"]
+            fields = [f"`{k}`" for k in required] + [
+                f"`{k}`?" for k in schema["properties"] if k not in required
+            ]
+            body = "<br>body: " + ", ".join(fields)
+        errs = ", ".join(f"`{c}`" for c in codes) or "—"
+        lines.append(f"| {method.upper()} | `{path}` | {role} | {summary}{body} | {ok} | {errs} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")

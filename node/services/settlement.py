@@ -21,6 +21,7 @@ from typing import Any
 from node import errors
 from node.clock import Clock, iso
 from node.domain.settlement import open_window, window_bounds, window_of
+from node.faults import crash_point
 from node.keys import NodeKey, canonical_json
 from node.services.common import Principal, require_operator
 from node.services.policies import PolicyBook
@@ -38,6 +39,9 @@ class LocalSettlement:
         self._policies = policies
         self._key = key
         self.region = policies.region
+
+    def grace_ms(self) -> int:
+        return self._policies.current().settlement_grace_minutes * 60_000
 
     def payout_window(self, conn: sqlite3.Connection, now: int) -> str:
         """The open window of this node at ``now`` (for captures of other cities' vouchers)."""
@@ -97,6 +101,9 @@ class LocalSettlement:
             payouts=len(by_provider),
             captures=len(lines),
         )
+        # Statements this node (as acquirer) is waiting to send go out now: operators close
+        # their windows together, so the issuers' windows are likely closed too.
+        store.statements_due_now(conn, self.region)
         return {"window": window_id, "payouts": len(by_provider), "captures": len(lines)}
 
     async def close(self, who: Principal, window_id: str | None) -> dict[str, Any]:
@@ -104,7 +111,11 @@ class LocalSettlement:
         require_operator(who)
         now = self._clock.now_ms()
         target = window_id or window_of(self._policies.current(), now)
-        return await self._db.run("window_close", lambda c: self._close(c, target, now, who.actor))
+        result = await self._db.run(
+            "window_close", lambda c: self._close(c, target, now, who.actor)
+        )
+        crash_point("settlement.after_close")
+        return result
 
     async def tick(self) -> list[str]:
         """Close every window with captures whose end plus the grace delay has passed."""
@@ -150,6 +161,52 @@ class LocalSettlement:
                 "statement": json.loads(r["statement"]),
                 "signature": bytes(r["signature"]).hex(),
                 "key_id": r["key_id"],
+            }
+            for r in rows
+        ]
+
+
+class SettlementViews:
+    """Pair statements and disputes, for operators."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def statements(self, who: Principal) -> list[dict[str, Any]]:
+        require_operator(who)
+        rows = await self._db.read("statements", store.statements)
+        return [
+            {
+                "issuer": r["issuer"],
+                "acquirer": r["acquirer"],
+                "window": r["window_id"],
+                "count": r["count"],
+                "total_fen": r["total_fen"],
+                "digest": r["digest"],
+                "state": r["state"],
+                "statement": json.loads(r["statement"]),
+                "acquirer_signature": bytes(r["acquirer_signature"]).hex()
+                if r["acquirer_signature"]
+                else None,
+                "acquirer_key_id": r["acquirer_key_id"],
+                "issuer_signature": bytes(r["issuer_signature"]).hex()
+                if r["issuer_signature"]
+                else None,
+                "issuer_key_id": r["issuer_key_id"],
+                "updated_at": iso(r["updated_at"]),
+            }
+            for r in rows
+        ]
+
+    async def disputes(self, who: Principal, open_only: bool) -> list[dict[str, Any]]:
+        require_operator(who)
+        rows = await self._db.read("disputes", lambda c: store.disputes(c, open_only))
+        return [
+            {
+                **r,
+                "opened_at": iso(r["opened_at"]),
+                "updated_at": iso(r["updated_at"]),
+                "resolved_at": iso(r["resolved_at"]) if r["resolved_at"] else None,
             }
             for r in rows
         ]

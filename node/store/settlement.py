@@ -172,6 +172,13 @@ def statements(conn: sqlite3.Connection, state: str | None = None) -> list[sqlit
     ).fetchall()
 
 
+def statements_due_now(conn: sqlite3.Connection, acquirer: str) -> None:
+    conn.execute(
+        "UPDATE statements SET next_attempt_at = 0 WHERE acquirer = ? AND state != 'agreed'",
+        (acquirer,),
+    )
+
+
 def open_dispute(
     conn: sqlite3.Connection,
     issuer: str,

@@ -245,18 +245,20 @@ class StatementRequest(_message.Message):
     def __init__(self, statement: _Optional[bytes] = ..., acquirer_signature: _Optional[bytes] = ..., acquirer_key_id: _Optional[str] = ..., records: _Optional[_Iterable[_Union[StatementRecord, _Mapping]]] = ...) -> None: ...
 
 class StatementReply(_message.Message):
-    __slots__ = ("agreed", "issuer_signature", "issuer_key_id", "code", "issuer_records")
+    __slots__ = ("agreed", "issuer_signature", "issuer_key_id", "code", "issuer_records", "closes_at_ms")
     AGREED_FIELD_NUMBER: _ClassVar[int]
     ISSUER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     ISSUER_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     ISSUER_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    CLOSES_AT_MS_FIELD_NUMBER: _ClassVar[int]
     agreed: bool
     issuer_signature: bytes
     issuer_key_id: str
     code: str
     issuer_records: _containers.RepeatedCompositeFieldContainer[StatementRecord]
-    def __init__(self, agreed: _Optional[bool] = ..., issuer_signature: _Optional[bytes] = ..., issuer_key_id: _Optional[str] = ..., code: _Optional[str] = ..., issuer_records: _Optional[_Iterable[_Union[StatementRecord, _Mapping]]] = ...) -> None: ...
+    closes_at_ms: int
+    def __init__(self, agreed: _Optional[bool] = ..., issuer_signature: _Optional[bytes] = ..., issuer_key_id: _Optional[str] = ..., code: _Optional[str] = ..., issuer_records: _Optional[_Iterable[_Union[StatementRecord, _Mapping]]] = ..., closes_at_ms: _Optional[int] = ...) -> None: ...
 
 class SignedStatement(_message.Message):
     __slots__ = ("statement", "acquirer_signature", "acquirer_key_id", "issuer_signature", "issuer_key_id")

@@ -1,0 +1,589 @@
+"""Settlement between cities: pair statements, countersignature, reconciliation, disputes.
+
+For each of the issuer's windows in which this node (the acquirer) recorded captures of the
+issuer's vouchers, the acquirer sends the issuer a statement of what it is owed: issuer,
+acquirer, window, count, total and a SHA-256 digest over the sorted records (``statement
+lines``), as canonical JSON signed by the acquirer (tag ``suanli/statement/v1``), with the
+records themselves. The issuer answers ``window_open`` until it has closed that window, then
+compares with its own books. Equal: it countersigns the same bytes and both keep the statement
+with both signatures; any member can verify it with the two cities' cards. Unequal: the issuer
+answers with its own records and both open a **dispute**.
+
+Before sending, the acquirer reconciles what it can automatically: it never sends while a
+message to that issuer is still in its outbox (an unknown outcome resolves itself by resending,
+so a capture in flight is never reported missing). What still differs then is a real
+disagreement: both operators see it as a dispute with the evidence: each side's records for
+the differing holds and the issuer's signed receipts the acquirer holds for them. It is never
+settled silently; the acquirer re-sends with backoff, so a dispute closes itself once the
+books are corrected, and the statement is then countersigned.
+
+A window is **settled** at the issuer when every acquirer with records in it has a
+countersigned statement.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import sqlite3
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from google.protobuf.message import DecodeError
+
+from federation.client import Clients, PeerRefused, PeerUnreachable
+from federation.directory import Directory
+from federation.envelope import Door, Opened, seal
+from federation.netting import positions, transfers
+from federation.proto.v1 import federation_pb2 as pb
+from node import errors
+from node.clock import Clock
+from node.domain.model import Peer
+from node.domain.settlement import window_bounds
+from node.faults import crash_point
+from node.keys import NodeKey, canonical_json, verify
+from node.services.common import Principal, new_id, require_operator
+from node.store import ledger, peers
+from node.store import settlement as store
+from node.store.db import Database
+
+logger = logging.getLogger(__name__)
+
+STATEMENT_TAG = b"suanli/statement/v1\x00"
+Record = tuple[str, str, str, int]  # issuer hold id, provider id, order id, captured fen
+
+
+def digest(records: Iterable[Record]) -> str:
+    lines = "".join(f"{h}|{p}|{o}|{fen}\n" for h, p, o, fen in sorted(records))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def statement_bytes(issuer: str, acquirer: str, window_id: str, records: list[Record]) -> bytes:
+    return canonical_json(
+        {
+            "type": "suanli.statement.v1",
+            "issuer": issuer,
+            "acquirer": acquirer,
+            "window": window_id,
+            "count": len(records),
+            "total_fen": sum(r[3] for r in records),
+            "digest": digest(records),
+        }
+    )
+
+
+def _records(msgs: Iterable[pb.StatementRecord]) -> list[Record]:
+    return sorted((m.issuer_hold_id, m.provider_id, m.order_id, m.captured_fen) for m in msgs)
+
+
+def _pb_records(records: list[Record]) -> list[pb.StatementRecord]:
+    return [
+        pb.StatementRecord(issuer_hold_id=h, provider_id=p, order_id=o, captured_fen=f)
+        for h, p, o, f in records
+    ]
+
+
+def _key_of(peer: Peer | None, key_id: str) -> bytes | None:
+    if peer is None:
+        return None
+    key = next((k for k in peer.keys if k.key_id == key_id and not k.revoked), None)
+    return key.public_key if key else None
+
+
+def _differences(ours: list[Record], theirs: list[Record]) -> list[dict[str, Any]]:
+    mine = {r[0]: r for r in ours}
+    other = {r[0]: r for r in theirs}
+    out = []
+    for hold_id in sorted(set(mine) | set(other)):
+        if mine.get(hold_id) != other.get(hold_id):
+            out.append(
+                {
+                    "issuer_hold_id": hold_id,
+                    "acquirer": _rec(mine.get(hold_id)),
+                    "issuer": _rec(other.get(hold_id)),
+                }
+            )
+    return out
+
+
+def _rec(r: Record | None) -> dict[str, Any] | None:
+    return None if r is None else {"provider_id": r[1], "order_id": r[2], "captured_fen": r[3]}
+
+
+class Settler:
+    """The acquirer side: send statements, keep countersignatures, open disputes."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        region: str,
+        key: NodeKey,
+        directory: Directory,
+        door: Door,
+        clients: Clients,
+        timeout: float,
+        recheck_seconds: float,
+        retry_seconds: float = 5.0,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self.region = region
+        self._key = key
+        self._directory = directory
+        self._door = door
+        self._clients = clients
+        self._timeout = timeout
+        self._retry_ms = int(retry_seconds * 1000)
+        self._recheck_ms = int(recheck_seconds * 1000)
+
+    async def tick(self) -> int:
+        """Send every statement that is due; returns how many were countersigned."""
+        now = self._clock.now_ms()
+
+        def due(conn: sqlite3.Connection) -> list[tuple[str, str, list[Record]]]:
+            out: list[tuple[str, str, list[Record]]] = []
+            busy = {p for p, _, _ in peers.outbox_depth(conn)}
+            for issuer, window_id in store.acquirer_windows(conn, self.region):
+                if issuer in busy:
+                    continue  # an answer is still outstanding: reconcile once it is in
+                row = store.get_statement(conn, issuer, self.region, window_id)
+                if row is not None and row["next_attempt_at"] > now:
+                    continue
+                out.append((issuer, window_id, store.acquirer_records(conn, issuer, window_id)))
+            return out
+
+        agreed = 0
+        for issuer, window_id, records in await self._db.read("statements_due", due):
+            if await self._send(issuer, window_id, records, now):
+                agreed += 1
+        return agreed
+
+    async def _send(self, issuer: str, window_id: str, records: list[Record], now: int) -> bool:
+        peer = self._directory.get(issuer)
+        if peer is None:
+            return False
+        body = statement_bytes(issuer, self.region, window_id, records)
+        signature = self._key.sign(STATEMENT_TAG, body)
+        request = pb.StatementRequest(
+            statement=body,
+            acquirer_signature=signature,
+            acquirer_key_id=self._key.key_id,
+            records=_pb_records(records),
+        ).SerializeToString(deterministic=True)
+        message_id = new_id("m")
+        envelope = seal(self._key, self.region, issuer, message_id, pb.STATEMENT, request, now)
+        base = {
+            "issuer": issuer,
+            "acquirer": self.region,
+            "window_id": window_id,
+            "window_end": window_bounds(window_id)[1],
+            "count": len(records),
+            "total_fen": sum(r[3] for r in records),
+            "digest": digest(records),
+            "statement": body,
+            "acquirer_signature": signature,
+            "acquirer_key_id": self._key.key_id,
+            "updated_at": now,
+        }
+        try:
+            raw = await self._clients.call(
+                issuer, peer.endpoint, pb.STATEMENT, envelope, self._timeout
+            )
+            opened = self._door.open(
+                raw, (pb.STATEMENT_REPLY,), self._clock.now_ms(), check_skew=False
+            )
+            if opened.header.in_reply_to != message_id:
+                raise errors.MalformedMessage("the statement reply answers another message")
+            reply = pb.StatementReply.FromString(opened.payload)
+        except (PeerUnreachable, PeerRefused, errors.SuanliError, DecodeError) as exc:
+            logger.info("statement %s/%s not answered yet: %s", issuer, window_id, exc)
+            await self._db.run("statement_retry", lambda c: self._later(c, base, "sent", now))
+            return False
+        crash_point("acquirer.before_statement_store")
+        if reply.agreed:
+            public = _key_of(peer, reply.issuer_key_id)
+            if public is None or not verify(public, STATEMENT_TAG, body, reply.issuer_signature):
+                logger.error(
+                    "%s countersigned %s with a signature that does not verify", issuer, window_id
+                )
+                await self._db.run("statement_retry", lambda c: self._later(c, base, "sent", now))
+                return False
+            await self._db.run("statement_agreed", lambda c: self._agreed(c, base, reply, now))
+            logger.info("statement %s→%s %s countersigned", issuer, self.region, window_id)
+            return True
+        if reply.code == "window_open":
+            # Ask again when the issuer closes it by time, or sooner in case it closes early.
+            at = min(reply.closes_at_ms or now, now + self._recheck_ms)
+            await self._db.run("statement_retry", lambda c: self._later(c, base, "sent", now, at))
+            return False
+        theirs = _records(reply.issuer_records)
+        await self._db.run(
+            "statement_dispute", lambda c: self._dispute(c, base, records, theirs, opened, now)
+        )
+        logger.warning("statement %s→%s %s disputed", issuer, self.region, window_id)
+        return False
+
+    def _later(
+        self,
+        conn: sqlite3.Connection,
+        base: dict[str, Any],
+        state: str,
+        now: int,
+        at: int | None = None,
+    ) -> None:
+        row = store.get_statement(conn, base["issuer"], base["acquirer"], base["window_id"])
+        attempts = (row["attempts"] if row else 0) + 1
+        if row is not None and row["state"] == "disputed":
+            state = "disputed"
+        if at is None:
+            at = now + min(self._retry_ms * 2 ** min(attempts, 6), 600_000)
+        store.put_statement(conn, **base, state=state, attempts=attempts, next_attempt_at=at)
+
+    def _agreed(
+        self, conn: sqlite3.Connection, base: dict[str, Any], reply: pb.StatementReply, now: int
+    ) -> None:
+        store.put_statement(
+            conn,
+            **base,
+            issuer_signature=reply.issuer_signature,
+            issuer_key_id=reply.issuer_key_id,
+            state="agreed",
+            next_attempt_at=0,
+        )
+        store.resolve_disputes(conn, base["issuer"], base["acquirer"], base["window_id"], now)
+        ledger.audit(
+            conn,
+            now,
+            f"peer:{base['issuer']}",
+            "statement.agreed",
+            base["window_id"],
+            issuer=base["issuer"],
+            total_fen=base["total_fen"],
+            count=base["count"],
+        )
+
+    def _dispute(
+        self,
+        conn: sqlite3.Connection,
+        base: dict[str, Any],
+        ours: list[Record],
+        theirs: list[Record],
+        opened: Opened,
+        now: int,
+    ) -> None:
+        differing = _differences(ours, theirs)
+        for item in differing:
+            item["receipts"] = [
+                base64.b64encode(bytes(r[0])).decode()
+                for r in conn.execute(
+                    "SELECT c.envelope FROM receipts c JOIN remote_holds h ON h.id = c.remote_hold_id "
+                    "WHERE h.issuer_hold_id = ? ORDER BY c.received_at",
+                    (item["issuer_hold_id"],),
+                )
+            ]
+        evidence = {
+            "ours": {
+                "count": len(ours),
+                "total_fen": sum(r[3] for r in ours),
+                "digest": digest(ours),
+            },
+            "theirs": {
+                "count": len(theirs),
+                "total_fen": sum(r[3] for r in theirs),
+                "digest": digest(theirs),
+            },
+            "differences": differing,
+            "issuer_reply": base64.b64encode(opened.raw).decode(),
+        }
+        store.open_dispute(conn, base["issuer"], base["acquirer"], base["window_id"], evidence, now)
+        self._later(conn, base, "disputed", now)
+        ledger.audit(
+            conn,
+            now,
+            "system:settlement",
+            "statement.disputed",
+            base["window_id"],
+            issuer=base["issuer"],
+            differences=len(differing),
+        )
+
+
+class StatementDesk:
+    """The issuer side: compare an acquirer's statement with the books; countersign or dispute."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        region: str,
+        key: NodeKey,
+        directory: Directory,
+        grace_ms: Callable[[], int],
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self.region = region
+        self._key = key
+        self._directory = directory
+        self._grace_ms = grace_ms
+
+    async def handle(self, opened: Opened) -> bytes:
+        origin = opened.header.origin
+        now = self._clock.now_ms()
+        try:
+            request = pb.StatementRequest.FromString(opened.payload)
+            claimed = json.loads(request.statement)
+        except (DecodeError, ValueError):
+            raise errors.MalformedMessage("the statement does not parse") from None
+        public = _key_of(self._directory.get(origin), request.acquirer_key_id)
+        if public is None or not verify(
+            public, STATEMENT_TAG, request.statement, request.acquirer_signature
+        ):
+            raise errors.BadSignature("the statement is not signed by the acquirer")
+        window_id = str(claimed.get("window", ""))
+        if claimed.get("issuer") != self.region or claimed.get("acquirer") != origin:
+            raise errors.MalformedMessage("the statement names other parties")
+        try:
+            window_end = window_bounds(window_id)[1]
+        except ValueError:
+            raise errors.MalformedMessage(f"not a window: {window_id!r}") from None
+        theirs = _records(request.records)
+        if statement_bytes(self.region, origin, window_id, theirs) != request.statement:
+            raise errors.MalformedMessage(
+                "the records do not match the statement's count, total or digest"
+            )
+
+        def txn(conn: sqlite3.Connection) -> pb.StatementReply:
+            if not store.is_closed(conn, window_id):
+                closes = window_end + self._grace_ms()
+                return pb.StatementReply(agreed=False, code="window_open", closes_at_ms=closes)
+            ours = store.issuer_records(conn, origin, window_id)
+            base = {
+                "issuer": self.region,
+                "acquirer": origin,
+                "window_id": window_id,
+                "window_end": window_end,
+                "count": len(ours),
+                "total_fen": sum(r[3] for r in ours),
+                "digest": digest(ours),
+                "statement": statement_bytes(self.region, origin, window_id, ours),
+                "updated_at": now,
+            }
+            if ours == theirs:
+                countersignature = self._key.sign(STATEMENT_TAG, request.statement)
+                store.put_statement(
+                    conn,
+                    **base,
+                    acquirer_signature=request.acquirer_signature,
+                    acquirer_key_id=request.acquirer_key_id,
+                    issuer_signature=countersignature,
+                    issuer_key_id=self._key.key_id,
+                    state="agreed",
+                )
+                store.resolve_disputes(conn, self.region, origin, window_id, now)
+                ledger.audit(
+                    conn,
+                    now,
+                    f"peer:{origin}",
+                    "statement.countersigned",
+                    window_id,
+                    acquirer=origin,
+                    total_fen=base["total_fen"],
+                    count=base["count"],
+                )
+                self._maybe_settled(conn, window_id, now)
+                return pb.StatementReply(
+                    agreed=True, issuer_signature=countersignature, issuer_key_id=self._key.key_id
+                )
+            store.put_statement(conn, **base, state="disputed")
+            evidence = {
+                "ours": {
+                    "count": len(ours),
+                    "total_fen": base["total_fen"],
+                    "digest": base["digest"],
+                },
+                "theirs": {
+                    "count": len(theirs),
+                    "total_fen": sum(r[3] for r in theirs),
+                    "digest": digest(theirs),
+                },
+                "differences": _differences(theirs, ours),
+                "acquirer_statement": base64.b64encode(opened.raw).decode(),
+            }
+            store.open_dispute(conn, self.region, origin, window_id, evidence, now)
+            ledger.audit(
+                conn, now, f"peer:{origin}", "statement.disputed", window_id, acquirer=origin
+            )
+            return pb.StatementReply(
+                agreed=False, code="statement_mismatch", issuer_records=_pb_records(ours)
+            )
+
+        reply = await self._db.run("statement_compare", txn)
+        crash_point("issuer.after_statement")
+        return seal(
+            self._key,
+            self.region,
+            origin,
+            new_id("m"),
+            pb.STATEMENT_REPLY,
+            reply.SerializeToString(deterministic=True),
+            now,
+            in_reply_to=opened.header.message_id,
+        )
+
+    def _maybe_settled(self, conn: sqlite3.Connection, window_id: str, now: int) -> None:
+        acquirers = {
+            r[0]
+            for r in conn.execute(
+                "SELECT DISTINCT acquirer_region FROM holds WHERE settlement_window = ? AND state = 'captured' "
+                "AND acquirer_region != ?",
+                (window_id, self.region),
+            )
+        }
+        agreed = {
+            r[0]
+            for r in conn.execute(
+                "SELECT acquirer FROM statements WHERE issuer = ? AND window_id = ? AND state = 'agreed'",
+                (self.region, window_id),
+            )
+        }
+        if acquirers <= agreed:
+            store.settle_window(conn, window_id, now)
+
+    async def statements(self, opened: Opened) -> bytes:
+        """STATEMENTS: the countersigned statements this node is party to, for netting."""
+        try:
+            request = pb.StatementsRequest.FromString(opened.payload)
+        except DecodeError:
+            raise errors.MalformedMessage("the request does not parse") from None
+        rows = await self._db.read("statements_agreed", lambda c: store.statements(c, "agreed"))
+        reply = pb.StatementsReply(
+            statements=[
+                _signed(r)
+                for r in rows
+                if request.until_ms == 0 or r["window_end"] <= request.until_ms
+            ]
+        )
+        return seal(
+            self._key,
+            self.region,
+            opened.header.origin,
+            new_id("m"),
+            pb.STATEMENTS_REPLY,
+            reply.SerializeToString(deterministic=True),
+            self._clock.now_ms(),
+            in_reply_to=opened.header.message_id,
+        )
+
+
+def _signed(row: sqlite3.Row) -> pb.SignedStatement:
+    return pb.SignedStatement(
+        statement=bytes(row["statement"]),
+        acquirer_signature=bytes(row["acquirer_signature"]),
+        acquirer_key_id=row["acquirer_key_id"],
+        issuer_signature=bytes(row["issuer_signature"]),
+        issuer_key_id=row["issuer_key_id"],
+    )
+
+
+class Netting:
+    """Any member computes the same net positions from countersigned statements alone."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        region: str,
+        key: NodeKey,
+        directory: Directory,
+        door: Door,
+        clients: Clients,
+        timeout: float,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self.region = region
+        self._key = key
+        self._directory = directory
+        self._door = door
+        self._clients = clients
+        self._timeout = timeout
+
+    def _public(self, region: str, key_id: str) -> bytes | None:
+        if region == self.region:
+            return self._key.public_key if key_id == self._key.key_id else None
+        return _key_of(self._directory.get(region), key_id)
+
+    def verified(self, signed: pb.SignedStatement) -> dict[str, Any] | None:
+        """The statement, if both of its signatures verify with keys known here."""
+        try:
+            st = json.loads(signed.statement)
+        except ValueError:
+            return None
+        acquirer_key = self._public(str(st.get("acquirer")), signed.acquirer_key_id)
+        issuer_key = self._public(str(st.get("issuer")), signed.issuer_key_id)
+        if acquirer_key is None or issuer_key is None:
+            return None
+        ok = verify(
+            acquirer_key, STATEMENT_TAG, signed.statement, signed.acquirer_signature
+        ) and verify(issuer_key, STATEMENT_TAG, signed.statement, signed.issuer_signature)
+        return dict(st) if ok else None
+
+    async def compute(self, who: Principal, until_ms: int) -> dict[str, Any]:
+        """Gather countersigned statements from this node and every peer, verify, and net."""
+        require_operator(who)
+        rows = await self._db.read("statements_agreed", lambda c: store.statements(c, "agreed"))
+        gathered = [_signed(r) for r in rows if until_ms == 0 or r["window_end"] <= until_ms]
+        unreachable = []
+        for peer in self._directory.all():
+            message_id = new_id("m")
+            payload = pb.StatementsRequest(until_ms=until_ms).SerializeToString()
+            envelope = seal(
+                self._key,
+                self.region,
+                peer.region,
+                message_id,
+                pb.STATEMENTS,
+                payload,
+                self._clock.now_ms(),
+            )
+            try:
+                raw = await self._clients.call(
+                    peer.region, peer.endpoint, pb.STATEMENTS, envelope, self._timeout
+                )
+                opened = self._door.open(
+                    raw, (pb.STATEMENTS_REPLY,), self._clock.now_ms(), check_skew=False
+                )
+                gathered += list(pb.StatementsReply.FromString(opened.payload).statements)
+            except (PeerUnreachable, PeerRefused, errors.SuanliError, DecodeError):
+                unreachable.append(peer.region)
+        used: dict[tuple[str, str, str], dict[str, Any]] = {}
+        rejected = 0
+        for signed in gathered:
+            st = self.verified(signed)
+            if st is None:
+                rejected += 1
+                continue
+            used[(st["issuer"], st["acquirer"], st["window"])] = st
+        obligations = [(i, a, int(st["total_fen"])) for (i, a, _), st in sorted(used.items())]
+        net = positions(obligations)
+        return {
+            "until": until_ms,
+            "statements": [
+                {
+                    "issuer": i,
+                    "acquirer": a,
+                    "window": w,
+                    "total_fen": st["total_fen"],
+                    "digest": st["digest"],
+                }
+                for (i, a, w), st in sorted(used.items())
+            ],
+            "positions": net,
+            "transfers": [{"from": f, "to": t, "amount_fen": fen} for f, t, fen in transfers(net)],
+            "unreachable_peers": unreachable,
+            "rejected_statements": rejected,
+        }

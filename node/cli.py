@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -322,6 +323,44 @@ def _cmd_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_settle(args: argparse.Namespace) -> int:
+    from node.clock import parse_iso
+    from node.services.settlement import payouts_csv
+
+    node = build_node(args.data)
+
+    async def run() -> Any:
+        try:
+            if args.action == "windows":
+                return await node.settlement.windows(SYSTEM)
+            if args.action == "close":
+                return await node.settlement.close(SYSTEM, args.window)
+            if args.action == "payouts":
+                items = await node.settlement.payouts(SYSTEM, args.window)
+                return payouts_csv(items) if args.format == "csv" else items
+            if args.action == "statements":
+                return await node.settlement_views.statements(SYSTEM)
+            if args.action == "disputes":
+                return await node.settlement_views.disputes(SYSTEM, not args.all)
+            if node.federation is None:
+                raise ConfigError("this node is not part of a federation")
+            until = parse_iso(args.until) if args.until else 0
+            return await node.federation.netting.compute(SYSTEM, until)
+        finally:
+            if node.federation is not None:
+                await node.federation.clients.close()
+
+    try:
+        result = asyncio.run(run())
+    finally:
+        node.close()
+    if isinstance(result, str):
+        sys.stdout.write(result)
+    else:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from node.demo import run_demo
 
@@ -427,6 +466,23 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("key_id")
     with_data(ksub.add_parser("list"))
     kp.set_defaults(fn=_cmd_key)
+
+    sp = sub.add_parser("settle", help="settlement windows, payouts, statements, disputes, netting")
+    ssub = sp.add_subparsers(dest="action", required=True)
+    with_data(ssub.add_parser("windows", help="closed windows and the open one"))
+    sc = with_data(ssub.add_parser("close", help="close a window now (default: the current one)"))
+    sc.add_argument("window", nargs="?")
+    sc = with_data(ssub.add_parser("payouts", help="signed payout statements for providers"))
+    sc.add_argument("--window")
+    sc.add_argument("--format", default="json", choices=["json", "csv"])
+    with_data(ssub.add_parser("statements", help="pair statements with other cities"))
+    sc = with_data(ssub.add_parser("disputes", help="open disputes with their evidence"))
+    sc.add_argument("--all", action="store_true", help="resolved ones too")
+    sc = with_data(
+        ssub.add_parser("netting", help="net positions and transfers across the federation")
+    )
+    sc.add_argument("--until", help="statements of windows ended by this ISO time (default: all)")
+    sp.set_defaults(fn=_cmd_settle)
 
     from node.reports import FORMATS, REPORTS
 

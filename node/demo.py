@@ -379,6 +379,85 @@ def _summary(
     return "\n".join(out)
 
 
+async def settle(cities: dict[str, City], timeout: float = 60.0) -> dict[str, Any]:
+    """Close the current window in every city, wait for every pair statement to be
+    countersigned, then fetch payouts, statements and the netting."""
+    async with aiohttp.ClientSession() as session:
+        api = {r: Api(session, c) for r, c in cities.items()}
+        closed = {
+            r: await api[r].ok("POST", "/v1/settlement/windows/close", body={}) for r in cities
+        }
+        deadline = time.monotonic() + timeout
+        agreed = False
+        while time.monotonic() < deadline:
+            states = [
+                s["state"]
+                for r in cities
+                for s in (await api[r].ok("GET", "/v1/settlement/statements"))["items"]
+            ]
+            if (
+                states and all(s == "agreed" for s in states) and len(states) == 6
+            ):  # three pairs, both sides
+                agreed = True
+                break
+            await asyncio.sleep(0.5)
+        payouts = {r: (await api[r].ok("GET", "/v1/settlement/payouts"))["items"] for r in cities}
+        statements = (await api["330100"].ok("GET", "/v1/settlement/statements"))["items"]
+        statements += [
+            s
+            for s in (await api["520100"].ok("GET", "/v1/settlement/statements"))["items"]
+            if s["issuer"] == "370200"
+        ]
+        nettings = [await api[r].ok("GET", "/v1/settlement/netting") for r in cities]
+        same = all(
+            n["transfers"] == nettings[0]["transfers"]
+            and n["positions"] == nettings[0]["positions"]
+            for n in nettings
+        )
+        return {
+            "closed": closed,
+            "agreed": agreed and same,
+            "payouts": payouts,
+            "statements": statements,
+            "netting": nettings[0],
+        }
+
+
+def _settlement_summary(cities: dict[str, City], settled: dict[str, Any]) -> str:
+    names = {r: c.name for r, c in cities.items()}
+    out = ["", "Settlement: each city closed its current window"]
+    for region, closed in settled["closed"].items():
+        out.append(
+            f"  {names[region]:<9} window {closed['window']}: {closed['payouts']} payout statement(s), {closed['captures']} capture(s)"
+        )
+    out.append("Provider payouts (signed by the provider's city):")
+    for region, items in settled["payouts"].items():
+        for p in items:
+            st = p["statement"]
+            out.append(
+                f"  {names[region]:<9} {st['provider_name']:<22} {p['count']} capture(s)  {yuan(p['total_fen']):>14}  key {p['key_id']}"
+            )
+    out.append("Pair statements (the acquirer's, countersigned by the issuer):")
+    seen = set()
+    for s in settled["statements"]:
+        key = (s["issuer"], s["acquirer"], s["window"])
+        if key in seen:
+            continue
+        seen.add(key)
+        signed = "countersigned" if s["state"] == "agreed" else s["state"]
+        out.append(
+            f"  {names[s['issuer']]:<9} owes {names[s['acquirer']]:<9} {yuan(s['total_fen']):>14}  ({s['count']} capture(s), {s['window']}, {signed})"
+        )
+    net = settled["netting"]
+    out.append("Net positions (every city computes the same, from countersigned statements):")
+    for region, fen in net["positions"].items():
+        out.append(f"  {names[region]:<9} {yuan(fen):>15}")
+    out.append(f"Fewest transfers ({len(net['transfers'])}):")
+    for t in net["transfers"]:
+        out.append(f"  {names[t['from']]:<9} pays {names[t['to']]:<9} {yuan(t['amount_fen']):>14}")
+    return "\n".join(out)
+
+
 def _matrix(cities: dict[str, City]) -> dict[tuple[str, str], int]:
     import sqlite3
 
@@ -438,8 +517,12 @@ async def run_demo(args: argparse.Namespace) -> int:
             and time.monotonic() < deadline
         ):
             await asyncio.sleep(0.1)
+        settled = await settle(cities)
         problems = _checks(cities)
+        if not settled["agreed"]:
+            problems.append("not every pair statement was countersigned within 60 s")
         print(_summary(cities, result, _matrix(cities)))
+        print(_settlement_summary(cities, settled))
         print(f"\nData and logs: {root}")
         if problems:
             print("CHECKS FAILED:\n  " + "\n  ".join(problems))

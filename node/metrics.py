@@ -70,9 +70,37 @@ class BooksCollector(Collector):
                 "SELECT COALESCE(SUM(available_fen), 0), COALESCE(SUM(held_fen), 0), "
                 "COALESCE(SUM(captured_fen), 0), COALESCE(SUM(reclaimed_fen), 0) FROM vouchers"
             ).fetchone()
+            positions = conn.execute(
+                "SELECT name, balance_fen FROM accounts WHERE name LIKE 'due:%' OR name LIKE 'issuer:%'"
+            ).fetchall()
+            disputes = conn.execute(
+                "SELECT COUNT(*) FROM disputes WHERE resolved_at IS NULL"
+            ).fetchone()[0]
+            states = conn.execute(
+                "SELECT state, COUNT(*) FROM statements GROUP BY state"
+            ).fetchall()
         for state, value in zip(("available", "held", "captured", "reclaimed"), row, strict=True):
             vouchers.add_metric([state], value)
-        return [total, remaining, committed, vouchers]
+        owed = GaugeMetricFamily(
+            "suanli_settlement_position_fen",
+            "Captured cross-region money not yet paid, by peer: owed_to_us (we acquired) or we_owe (we issued)",
+            labels=["peer", "direction"],
+        )
+        for name, balance in positions:
+            kind, peer = name.split(":", 1)
+            owed.add_metric([peer, "we_owe" if kind == "due" else "owed_to_us"], abs(balance))
+        open_disputes = GaugeMetricFamily(
+            "suanli_settlement_disputes_open", "Settlement disputes not yet resolved"
+        )
+        open_disputes.add_metric([], disputes)
+        statement_states = GaugeMetricFamily(
+            "suanli_settlement_statements",
+            "Pair statements by state (sent, agreed, disputed)",
+            labels=["state"],
+        )
+        for state, count in states:
+            statement_states.add_metric([state], count)
+        return [total, remaining, committed, vouchers, owed, open_disputes, statement_states]
 
     def close(self) -> None:
         with self._lock:

@@ -230,6 +230,8 @@ def test_demo_once(tmp_path: Path) -> None:
     assert "Every node's books balance and every pair of cities agrees." in out.stdout
     assert "order_already_subsidised" in out.stdout and "out_of_scope" in out.stdout
     assert "Hangzhou  → Guiyang   ¥900,000.00" in out.stdout
+    assert "Hangzhou  owes Guiyang      ¥900,000.00  (1 capture(s), " in out.stdout and "countersigned)" in out.stdout
+    assert "Hangzhou  pays Guiyang      ¥600,000.00" in out.stdout
 
 
 def test_card_export_and_peer_add_with_fingerprint(tmp_path: Path) -> None:

@@ -230,7 +230,10 @@ def test_demo_once(tmp_path: Path) -> None:
     assert "Every node's books balance and every pair of cities agrees." in out.stdout
     assert "order_already_subsidised" in out.stdout and "out_of_scope" in out.stdout
     assert "Hangzhou  → Guiyang   ¥900,000.00" in out.stdout
-    assert "Hangzhou  owes Guiyang      ¥900,000.00  (1 capture(s), " in out.stdout and "countersigned)" in out.stdout
+    assert (
+        "Hangzhou  owes Guiyang      ¥900,000.00  (1 capture(s), " in out.stdout
+        and "countersigned)" in out.stdout
+    )
     assert "Hangzhou  pays Guiyang      ¥600,000.00" in out.stdout
 
 

@@ -207,7 +207,12 @@ def test_a_corrupted_record_is_a_dispute_with_evidence(trio: Cluster) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
     metrics = gy.call_raw("GET", "/metrics")[1]
-    samples = {s.name: s.value for f in text_string_to_metric_families(metrics) for s in f.samples if not s.labels}
+    samples = {
+        s.name: s.value
+        for f in text_string_to_metric_families(metrics)
+        for s in f.samples
+        if not s.labels
+    }
     assert samples["suanli_settlement_disputes_open"] == 1
 
 

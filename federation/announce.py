@@ -18,12 +18,13 @@ from pathlib import Path
 from google.protobuf.message import DecodeError
 
 from federation.cards import OwnKey, ParsedCard, card_payload, fingerprint
-from federation.client import Clients, PeerRefused, PeerUnreachable
+from federation.client import PeerRefused, PeerUnreachable
 from federation.directory import Directory
-from federation.envelope import Door, Opened, seal
+from federation.envelope import Opened, seal
 from federation.ownkeys import announcing_key, card_version
 from federation.ownkeys import load as load_own_keys
 from federation.proto.v1 import federation_pb2 as pb
+from federation.wire import Wire
 from node import errors
 from node.clock import Clock
 from node.keys import NodeKey
@@ -39,31 +40,12 @@ def _announced(conn: sqlite3.Connection, region: str, version: int) -> None:
 
 
 class Announcer:
-    def __init__(
-        self,
-        db: Database,
-        clock: Clock,
-        region: str,
-        name: str,
-        endpoint: str,
-        key: NodeKey,
-        data_dir: Path,
-        directory: Directory,
-        door: Door,
-        clients: Clients,
-        timeout: float,
-    ) -> None:
+    def __init__(self, db: Database, wire: Wire, name: str, endpoint: str, data_dir: Path) -> None:
         self._db = db
-        self._clock = clock
-        self.region = region
+        self._wire = wire
         self.name = name
         self.endpoint = endpoint
-        self._key = key
         self._data_dir = data_dir
-        self._directory = directory
-        self._door = door
-        self._clients = clients
-        self._timeout = timeout
 
     async def announce(self) -> int:
         """Push the current card to every peer that lacks it; returns how many acknowledged."""
@@ -73,27 +55,21 @@ class Announcer:
                 p.region: int(registry.get_meta(conn, f"card_announced:{p.region}") or "0")
                 for p in peers.list_peers(conn)
             }
-            return card_version(conn), load_own_keys(conn, self._key), announced
+            return card_version(conn), load_own_keys(conn, self._wire.key), announced
 
         version, keys, announced = await self._db.read("card_state", state)
         if version == 0:
             return 0
         acked = 0
-        for peer in self._directory.all():
+        wire = self._wire
+        for peer in wire.directory.all():
             if announced.get(peer.region, 0) >= version:
                 continue
-            now = self._clock.now_ms()
-            signer = announcing_key(keys, self._data_dir, self._key, now)
-            payload = card_payload(self.region, self.name, self.endpoint, keys, now)
-            message_id = new_id("m")
-            envelope = seal(signer, self.region, peer.region, message_id, pb.CARD, payload, now)
+            now = wire.clock.now_ms()
+            signer = announcing_key(keys, self._data_dir, wire.key, now)
+            payload = card_payload(wire.region, self.name, self.endpoint, keys, now)
             try:
-                raw = await self._clients.call(
-                    peer.region, peer.endpoint, pb.CARD, envelope, self._timeout
-                )
-                opened = self._door.open(raw, (pb.ACK,), self._clock.now_ms(), check_skew=False)
-                if opened.header.in_reply_to != message_id:
-                    raise errors.MalformedMessage("the acknowledgement is for another message")
+                await wire.ask(peer.region, pb.CARD, payload, pb.ACK, key=signer)
             except (PeerUnreachable, PeerRefused, errors.SuanliError) as exc:
                 logger.warning("card v%d not yet announced to %s: %s", version, peer.region, exc)
                 continue

@@ -33,11 +33,12 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
-from federation.client import Clients, PeerRefused, PeerUnreachable
+from federation.client import PeerRefused, PeerUnreachable
 from federation.directory import Directory
-from federation.envelope import Door, Opened, seal
+from federation.envelope import Opened, seal
 from federation.netting import positions, transfers
 from federation.proto.v1 import federation_pb2 as pb
+from federation.wire import Wire
 from node import errors
 from node.clock import Clock
 from node.domain.model import Peer
@@ -116,26 +117,13 @@ class Settler:
     """The acquirer side: send statements, keep countersignatures, open disputes."""
 
     def __init__(
-        self,
-        db: Database,
-        clock: Clock,
-        region: str,
-        key: NodeKey,
-        directory: Directory,
-        door: Door,
-        clients: Clients,
-        timeout: float,
-        recheck_seconds: float,
-        retry_seconds: float = 5.0,
+        self, db: Database, wire: Wire, recheck_seconds: float, retry_seconds: float = 5.0
     ) -> None:
         self._db = db
-        self._clock = clock
-        self.region = region
-        self._key = key
-        self._directory = directory
-        self._door = door
-        self._clients = clients
-        self._timeout = timeout
+        self._wire = wire
+        self._clock = wire.clock
+        self.region = wire.region
+        self._key = wire.key
         self._retry_ms = int(retry_seconds * 1000)
         self._recheck_ms = int(recheck_seconds * 1000)
 
@@ -162,7 +150,7 @@ class Settler:
         return agreed
 
     async def _send(self, issuer: str, window_id: str, records: list[Record], now: int) -> bool:
-        peer = self._directory.get(issuer)
+        peer = self._wire.directory.get(issuer)
         if peer is None:
             return False
         body = statement_bytes(issuer, self.region, window_id, records)
@@ -173,8 +161,6 @@ class Settler:
             acquirer_key_id=self._key.key_id,
             records=_pb_records(records),
         ).SerializeToString(deterministic=True)
-        message_id = new_id("m")
-        envelope = seal(self._key, self.region, issuer, message_id, pb.STATEMENT, request, now)
         base = {
             "issuer": issuer,
             "acquirer": self.region,
@@ -189,14 +175,7 @@ class Settler:
             "updated_at": now,
         }
         try:
-            raw = await self._clients.call(
-                issuer, peer.endpoint, pb.STATEMENT, envelope, self._timeout
-            )
-            opened = self._door.open(
-                raw, (pb.STATEMENT_REPLY,), self._clock.now_ms(), check_skew=False
-            )
-            if opened.header.in_reply_to != message_id:
-                raise errors.MalformedMessage("the statement reply answers another message")
+            opened = await self._wire.ask(issuer, pb.STATEMENT, request, pb.STATEMENT_REPLY)
             reply = pb.StatementReply.FromString(opened.payload)
         except (PeerUnreachable, PeerRefused, errors.SuanliError, DecodeError) as exc:
             logger.info("statement %s/%s not answered yet: %s", issuer, window_id, exc)
@@ -492,25 +471,12 @@ def _signed(row: sqlite3.Row) -> pb.SignedStatement:
 class Netting:
     """Any member computes the same net positions from countersigned statements alone."""
 
-    def __init__(
-        self,
-        db: Database,
-        clock: Clock,
-        region: str,
-        key: NodeKey,
-        directory: Directory,
-        door: Door,
-        clients: Clients,
-        timeout: float,
-    ) -> None:
+    def __init__(self, db: Database, wire: Wire) -> None:
         self._db = db
-        self._clock = clock
-        self.region = region
-        self._key = key
-        self._directory = directory
-        self._door = door
-        self._clients = clients
-        self._timeout = timeout
+        self._wire = wire
+        self.region = wire.region
+        self._key = wire.key
+        self._directory = wire.directory
 
     def _public(self, region: str, key_id: str) -> bytes | None:
         if region == self.region:
@@ -538,24 +504,11 @@ class Netting:
         rows = await self._db.read("statements_agreed", lambda c: store.statements(c, "agreed"))
         gathered = [_signed(r) for r in rows if until_ms == 0 or r["window_end"] <= until_ms]
         unreachable = []
+        payload = pb.StatementsRequest(until_ms=until_ms).SerializeToString()
         for peer in self._directory.all():
-            message_id = new_id("m")
-            payload = pb.StatementsRequest(until_ms=until_ms).SerializeToString()
-            envelope = seal(
-                self._key,
-                self.region,
-                peer.region,
-                message_id,
-                pb.STATEMENTS,
-                payload,
-                self._clock.now_ms(),
-            )
             try:
-                raw = await self._clients.call(
-                    peer.region, peer.endpoint, pb.STATEMENTS, envelope, self._timeout
-                )
-                opened = self._door.open(
-                    raw, (pb.STATEMENTS_REPLY,), self._clock.now_ms(), check_skew=False
+                opened = await self._wire.ask(
+                    peer.region, pb.STATEMENTS, payload, pb.STATEMENTS_REPLY
                 )
                 gathered += list(pb.StatementsReply.FromString(opened.payload).statements)
             except (PeerUnreachable, PeerRefused, errors.SuanliError, DecodeError):

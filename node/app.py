@@ -24,6 +24,7 @@ from federation.ownkeys import load as load_own_keys
 from federation.proto.v1 import federation_pb2 as pb
 from federation.server import ServerTls, Servicer, start_server
 from federation.settlement import Netting, Settler, StatementDesk
+from federation.wire import Wire
 from node.clock import Clock, SystemClock
 from node.config import FederationConfig, NodeConfig
 from node.config import load as load_config
@@ -214,19 +215,8 @@ def _build_federation(
     acquirer = Acquirer(db, clock, region, outbox, local_settlement.payout_window, on_acquired)
     spending.remote = acquirer
     issuer = Issuer(db, clock, region, key, spending, on_issuer)
-    announcer = Announcer(
-        db,
-        clock,
-        region,
-        config.name,
-        fed.advertised,
-        key,
-        config.data_dir,
-        directory,
-        door,
-        clients,
-        fed.call_timeout_seconds,
-    )
+    wire = Wire(region, key, clock, directory, door, clients, fed.call_timeout_seconds)
+    announcer = Announcer(db, wire, config.name, fed.advertised, config.data_dir)
     cards = CardReceiver(db, clock, region, key, directory)
 
     def own_card() -> bytes:
@@ -234,18 +224,8 @@ def _build_federation(
         return build_card(key, region, config.name, fed.advertised, own, clock.now_ms())
 
     desk = StatementDesk(db, clock, region, key, directory, lambda: local_settlement.grace_ms())
-    settler = Settler(
-        db,
-        clock,
-        region,
-        key,
-        directory,
-        door,
-        clients,
-        fed.call_timeout_seconds,
-        fed.statement_recheck_seconds,
-    )
-    netting = Netting(db, clock, region, key, directory, door, clients, fed.call_timeout_seconds)
+    settler = Settler(db, wire, fed.statement_recheck_seconds)
+    netting = Netting(db, wire)
     servicer = Servicer(door, issuer, cards, desk, clock, own_card, on_refusal)
     return Federation(
         fed,

@@ -167,6 +167,22 @@ def test_statements_agree_payouts_and_netting(trio: Cluster) -> None:
     windows = trio[HZ].call("GET", "/v1/settlement/windows", expect=200)["items"]
     assert [w["state"] for w in windows if w["state"] != "open"] == ["settled"]
     assert trio[HZ].call("GET", "/v1/settlement/disputes", expect=200)["items"] == []
+    # The same from the CLI, beside the running nodes.
+    import json
+
+    from tests.proc import suanli
+
+    data = str(trio[GY].data)
+    cli_net = json.loads(suanli("settle", "netting", "--data", data).stdout)
+    assert cli_net["transfers"] == results[0]["transfers"]
+    cli_statements = json.loads(suanli("settle", "statements", "--data", data).stdout)
+    assert {s["state"] for s in cli_statements} == {"agreed"}
+    csv_lines = suanli("settle", "payouts", "--data", data, "--format", "csv").stdout.splitlines()
+    assert len(csv_lines) == 3 and csv_lines[1].split(",")[6] == HZ
+    assert json.loads(suanli("settle", "disputes", "--data", data).stdout) == []
+    assert any(
+        w["state"] == "open" for w in json.loads(suanli("settle", "windows", "--data", data).stdout)
+    )
     trio.check_all()
 
 

@@ -160,6 +160,15 @@ class Acquirer:
         remote, message_id = await self._db.run("remote_hold_request", txn)
         if message_id is None:
             return HoldResult(remote, replayed=True)
+        logger.info(
+            "remote hold %s for order %s of %s: %s %s to %s",
+            remote.id,
+            order.order_id,
+            provider_id,
+            "REDEEM" if redeem else "AUTHORIZE",
+            message_id,
+            issuer,
+        )
         crash_point(f"acquirer.before_send.{kind if redeem else 'authorize'}")
         await self._outbox.send_now(message_id)
         answered = await self._get(remote.id)
@@ -208,6 +217,9 @@ class Acquirer:
         hold, message_id = await self._db.run(f"remote_{action}", txn)
         if message_id is None:
             return HoldResult(hold, replayed=hold.wanted is None)
+        logger.info(
+            "remote hold %s: %s %s to %s", hold.id, action.upper(), message_id, hold.issuer_region
+        )
         crash_point(f"acquirer.before_send.{action}")
         await self._outbox.send_now(message_id)
         answered = await self._get(hold.id)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from federation.announce import CardReceiver
 from federation.envelope import Door
@@ -158,11 +159,20 @@ class ServerTls:
         )
 
 
+FEDERATION_SERVICE = "suanli.federation.v1.Federation"
+
+
 async def start_server(
     servicer: Servicer, host: str, port: int, tls: ServerTls | None
 ) -> tuple[grpc.aio.Server, int]:
+    """Serve the federation and the standard health service (``grpc.health.v1.Health``):
+    SERVING for "" and for the federation service while the node runs."""
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", 1 << 20)])
     pb_grpc.add_FederationServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    health_servicer = health.aio.HealthServicer()
+    for name in ("", FEDERATION_SERVICE):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     address = f"{host}:{port}"
     bound = (
         server.add_insecure_port(address)

@@ -27,6 +27,7 @@ from federation.settlement import Netting, Settler, StatementDesk
 from federation.wire import Wire
 from node.clock import Clock, SystemClock
 from node.config import FederationConfig, NodeConfig
+from node.domain.settlement import window_of
 from node.config import load as load_config
 from node.keys import NodeKey
 from node.metrics import BooksCollector, Metrics
@@ -110,10 +111,19 @@ def build_node(data_dir: Path, clock: Clock | None = None) -> Node:
     policies = PolicyBook(db, clock, config.region)
     policies.reload_sync()
     books = BooksCollector(
-        config.db_path, lambda: {y: policies.for_year(y) for y in policies.years()}
+        config.db_path,
+        config.region,
+        lambda: {y: policies.for_year(y) for y in policies.years()},
+        lambda now: window_of(policies.current(), now),
+        int(config.sweep_interval_seconds * 2000),
+        clock.now_ms,
     )
     metrics.registry.register(books)
-    spending = Spending(db, clock, policies, observer=metrics.observe_flow)
+
+    def on_flow(role: str, peer: str, outcome: str, compute_class: str, amount: int) -> None:
+        metrics.observe_flow(role, peer, outcome, compute_class, amount)
+
+    spending = Spending(db, clock, policies, observer=on_flow)
     directory = Directory(db)
     directory.load_sync()
     local_settlement = LocalSettlement(db, clock, policies, key)
@@ -191,6 +201,7 @@ def _build_federation(
 
     def on_call(peer: str, method: str, outcome: str, seconds: float) -> None:
         metrics.federation_call_seconds.labels(peer, method, outcome).observe(seconds)
+        metrics.peer_up.labels(peer).set(0 if outcome == "unreachable" else 1)
 
     def on_issuer(peer: str, kind: int, outcome: str) -> None:
         metrics.federation_requests.labels(peer, pb.MessageType.Name(kind).lower(), outcome).inc()
@@ -199,7 +210,7 @@ def _build_federation(
         metrics.envelope_refusals.labels(known(peer), code).inc()
 
     def on_acquired(issuer: str, outcome: str, compute_class: str, amount: int) -> None:
-        metrics.cross_region_fen.labels(issuer, region, outcome).inc(amount)
+        metrics.observe_flow("acquirer", issuer, outcome, compute_class, amount)
 
     outbox = Outbox(
         db,

@@ -134,7 +134,7 @@ async def serve(node: Node, host: str, port: int) -> None:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     node = build_node(args.data)
-    logs.setup(node.config.region)
+    logs.setup(node.config.region, fmt=args.log_format or node.config.log_format)
     host = args.host or node.config.http_host
     port = node.config.http_port if args.port is None else args.port
     try:
@@ -399,6 +399,9 @@ def parser() -> argparse.ArgumentParser:
     sp = with_data(sub.add_parser("serve", help="serve the REST API"))
     sp.add_argument("--host")
     sp.add_argument("--port", type=int)
+    sp.add_argument(
+        "--log-format", choices=["text", "json"], help="default: [logging] format, else text"
+    )
     sp.set_defaults(fn=_cmd_serve)
 
     with_data(sub.add_parser("check", help="verify the money invariants")).set_defaults(

@@ -52,6 +52,7 @@ class NodeConfig:
     max_body_bytes: int = 64 * 1024
     synchronous: str = "FULL"
     sweep_interval_seconds: float = 5.0
+    log_format: str = "text"
     federation: FederationConfig | None = None
 
     @property
@@ -76,7 +77,9 @@ def render(config: NodeConfig) -> str:
         "[storage]\n"
         f'synchronous = "{config.synchronous}"\n\n'
         "[sweeper]\n"
-        f"interval_seconds = {config.sweep_interval_seconds}\n"
+        f"interval_seconds = {config.sweep_interval_seconds}\n\n"
+        "[logging]\n"
+        f'format = "{config.log_format}"  # text or json (JSON lines)\n'
         + (_render_federation(config.federation) if config.federation else "")
     )
 
@@ -144,12 +147,15 @@ def load(data_dir: Path) -> NodeConfig:
             max_body_bytes=int(http.get("max_body_bytes", 64 * 1024)),
             synchronous=str(storage.get("synchronous", "FULL")).upper(),
             sweep_interval_seconds=float(sweeper.get("interval_seconds", 5.0)),
+            log_format=str(doc.get("logging", {}).get("format", "text")),
             federation=_load_federation(doc["federation"]) if "federation" in doc else None,
         )
     except KeyError as exc:
         raise ConfigError(f"{path}: missing key {exc}") from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    if config.log_format not in ("text", "json"):
+        raise ConfigError(f"{path}: logging.format must be text or json")
     if config.synchronous not in SYNCHRONOUS:
         raise ConfigError(f"{path}: storage.synchronous must be one of {', '.join(SYNCHRONOUS)}")
     if len(config.region) != 6 or not config.region.isdigit():

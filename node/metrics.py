@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -26,9 +26,21 @@ DB_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1
 class BooksCollector(Collector):
     """Budget and voucher gauges, read from the SQLite file at scrape time."""
 
-    def __init__(self, path: Path, policies: Callable[[], dict[int, Policy]]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        region: str,
+        policies: Callable[[], dict[int, Policy]],
+        window: Callable[[int], str],
+        sweep_grace_ms: int,
+        now: Callable[[], int],
+    ) -> None:
         self._path = path
+        self._region = region
         self._policies = policies
+        self._window = window
+        self._grace = sweep_grace_ms
+        self._now = now
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
 
@@ -100,7 +112,87 @@ class BooksCollector(Collector):
         )
         for state, count in states:
             statement_states.add_metric([state], count)
-        return [total, remaining, committed, vouchers, owed, open_disputes, statement_states]
+        return [
+            total,
+            remaining,
+            committed,
+            vouchers,
+            owed,
+            open_disputes,
+            statement_states,
+            *self._federation_and_holds(),
+        ]
+
+    def _federation_and_holds(self) -> list[Metric]:
+        now = self._now()
+        exposure = GaugeMetricFamily(
+            "suanli_exposure_fen",
+            "What this city may owe a partner city in the current window (open holds + captures)",
+            labels=["peer"],
+        )
+        cap = GaugeMetricFamily(
+            "suanli_exposure_cap_fen",
+            "The most this city may owe a partner city in one window",
+            labels=["peer"],
+        )
+        up_allowed = GaugeMetricFamily(
+            "suanli_peer_policy",
+            "1 where vouchers may travel: outbound (ours there), inbound (theirs here)",
+            labels=["peer", "direction"],
+        )
+        depth = GaugeMetricFamily(
+            "suanli_outbox_pending",
+            "Messages to a peer awaiting a definitive answer",
+            labels=["peer"],
+        )
+        age = GaugeMetricFamily(
+            "suanli_outbox_oldest_age_seconds",
+            "Age of the oldest message awaiting an answer",
+            labels=["peer"],
+        )
+        overdue = GaugeMetricFamily(
+            "suanli_holds_overdue",
+            "Open holds past their expiry plus two sweep intervals (should be 0)",
+        )
+        reclaimed = GaugeMetricFamily(
+            "suanli_vouchers_reclaimed_fen",
+            "Voucher money returned to the budget, by reason",
+            labels=["reason"],
+        )
+        window = self._window(now)
+        with self._lock:
+            conn = self._connection()
+            for region, outbound, inbound, limit in conn.execute(
+                "SELECT region, outbound, inbound, exposure_cap_fen FROM peers ORDER BY region"
+            ).fetchall():
+                owed = conn.execute(
+                    "SELECT COALESCE(SUM(CASE WHEN state = 'held' THEN amount_fen WHEN state = 'captured' "
+                    "AND settlement_window = ? THEN captured_fen ELSE 0 END), 0) FROM holds WHERE acquirer_region = ?",
+                    (window, region),
+                ).fetchone()[0]
+                exposure.add_metric([region], owed)
+                cap.add_metric([region], limit)
+                up_allowed.add_metric([region, "outbound"], outbound)
+                up_allowed.add_metric([region, "inbound"], inbound)
+                depth.add_metric([region], 0)
+                age.add_metric([region], 0)
+            for region, count, oldest in conn.execute(
+                "SELECT peer, COUNT(*), MIN(created_at) FROM outbox WHERE state = 'pending' GROUP BY peer"
+            ).fetchall():
+                depth.add_metric([region], count)
+                age.add_metric([region], max(0.0, (now - oldest) / 1000))
+            overdue.add_metric(
+                [],
+                conn.execute(
+                    "SELECT COUNT(*) FROM holds WHERE state = 'held' AND expires_at + ? < ?",
+                    (self._grace, now),
+                ).fetchone()[0],
+            )
+            for state, fen in conn.execute(
+                "SELECT state, COALESCE(SUM(reclaimed_fen), 0) FROM vouchers WHERE state != 'active' GROUP BY state"
+            ).fetchall():
+                reclaimed.add_metric(["expired" if state == "expired" else "revoked"], fen)
+        return [exposure, cap, up_allowed, depth, age, overdue, reclaimed]
 
     def close(self) -> None:
         with self._lock:
@@ -132,14 +224,14 @@ class Metrics:
         )
         self.redemptions = Counter(
             "suanli_redemptions_total",
-            "Local spending events by outcome (held, captured, voided, expired, reclaimed)",
-            ["outcome", "compute_class"],
+            "Spending events by role (local, issuer, acquirer), peer region, compute class and outcome",
+            ["role", "peer", "compute_class", "outcome"],
             registry=r,
         )
         self.redemptions_fen = Counter(
             "suanli_redemptions_fen_total",
-            "Money moved by local spending events, fen",
-            ["outcome", "compute_class"],
+            "Money moved by spending events, by role, peer, compute class and outcome, fen",
+            ["role", "peer", "compute_class", "outcome"],
             registry=r,
         )
         self.db_seconds = Histogram(
@@ -174,6 +266,18 @@ class Metrics:
             ["issuer", "acquirer", "outcome"],
             registry=r,
         )
+        self.peer_up = Gauge(
+            "suanli_peer_up",
+            "1 if the last call to the peer got an answer, 0 if it was unreachable",
+            ["peer"],
+            registry=r,
+        )
+        self.demand_fen = Counter(
+            "suanli_issuance_demand_fen_total",
+            "Estimated compute cost of decided demands, by category, outcome and deciding reason, fen",
+            ["category", "outcome", "reason"],
+            registry=r,
+        )
         self.http_requests = Counter(
             "suanli_http_requests_total",
             "REST requests by route and status",
@@ -184,12 +288,17 @@ class Metrics:
     def observe_db(self, name: str, seconds: float) -> None:
         self.db_seconds.labels(name).observe(seconds)
 
-    def observe_decision(self, category: str, decision: Decision, compute_class: str) -> None:
+    def observe_decision(
+        self, category: str, decision: Decision, compute_class: str, estimate_fen: int
+    ) -> None:
         reason = "" if decision.issued else decision.reasons[-1].code
         self.decisions.labels(category, decision.outcome, reason).inc()
+        self.demand_fen.labels(category, decision.outcome, reason).inc(estimate_fen)
         if decision.issued:
             self.issued_fen.labels(category, compute_class).inc(decision.amount_fen)
 
-    def observe_flow(self, outcome: str, compute_class: str, amount: int) -> None:
-        self.redemptions.labels(outcome, compute_class).inc()
-        self.redemptions_fen.labels(outcome, compute_class).inc(amount)
+    def observe_flow(
+        self, role: str, peer: str, outcome: str, compute_class: str, amount: int
+    ) -> None:
+        self.redemptions.labels(role, peer, compute_class, outcome).inc()
+        self.redemptions_fen.labels(role, peer, compute_class, outcome).inc(amount)

@@ -41,6 +41,7 @@ class Rig:
     clock: ManualClock
     code: str
     voucher_id: str
+    channel: Any = None
 
     def now(self) -> int:
         return self.clock.now_ms()
@@ -111,7 +112,7 @@ async def rig(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Rig]:
     server, port = await start_server(node.federation.servicer, "127.0.0.1", 0, None)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
-        yield Rig(node, pb_grpc.FederationStub(channel), clock, code, voucher.id)
+        yield Rig(node, pb_grpc.FederationStub(channel), clock, code, voucher.id, channel)
     finally:
         await channel.close()
         await server.stop(None)
@@ -276,3 +277,12 @@ async def test_every_bad_envelope_is_refused_with_its_own_code(rig: Rig) -> None
     assert after["audit"][-1][3] == "peer.revoke_key"
     after["audit"] = after["audit"][:-1]
     assert after == before
+
+
+async def test_grpc_health_service(rig: Rig) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    health = health_pb2_grpc.HealthStub(rig.channel)
+    for service in ("", "suanli.federation.v1.Federation"):
+        reply = await health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING

@@ -432,3 +432,43 @@ def test_key_rotation_is_announced_and_revocation_honoured(tmp_path: Path) -> No
         cluster.check_all()  # vouchers signed with the revoked key still verify offline
     finally:
         cluster.close()
+
+
+def test_json_logs_link_a_rest_call_to_its_federation_messages(tmp_path: Path) -> None:
+    import json
+
+    cluster = Cluster(tmp_path, [HZ, GY])
+    for m in cluster.members:
+        toml = m.data / "node.toml"
+        toml.write_text(toml.read_text().replace('format = "text"', 'format = "json"'))
+    cluster.start()
+    try:
+        cluster.holder(HZ, "startup", HZ_ENTERPRISE)
+        cluster.provider(GY, "gy-centre", GY_CENTRE)
+        gy = cluster[GY]
+        v = cluster.voucher(HZ, "startup", 100_000_000)
+        code = cluster.code(HZ, "startup", v, GY, "gy-centre", 5_000_000)
+        import urllib.request
+
+        req = urllib.request.Request(
+            gy.url + "/v1/redemptions",
+            data=json.dumps(order(code, "LOG-1", 1_000_000)).encode(),
+            headers={
+                "Authorization": f"Bearer {gy.tokens['gy-centre']}",
+                "Content-Type": "application/json",
+                "X-Request-Id": "provider-req-42",
+            },
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.status == 201 and resp.headers["X-Request-Id"] == "provider-req-42"
+        entries = [
+            json.loads(line) for line in gy.process.log().splitlines() if line.startswith("{")
+        ]
+        linked = [e for e in entries if e["request_id"] == "provider-req-42"]
+        assert linked and all(e["region"] == GY and e["ts"].endswith("Z") for e in linked)
+        assert any("REDEEM m_" in e["message"] and "to 330100" in e["message"] for e in linked)
+        generated = gy.call_raw("GET", "/health")
+        assert generated[0] == 200
+    finally:
+        cluster.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -13,6 +14,8 @@ from node.api import handlers as h
 from node.api.keys import NODE, PRINCIPAL
 from node.api.openapi import openapi_document
 from node.app import Node, federation_ctx, sweeper_ctx
+from node.logs import REQUEST_ID
+from node.services.common import new_id
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +126,24 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
+REQUEST_ID_OK = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every request has an id: the caller's ``X-Request-Id`` if well-formed, else a new one.
+    It is on every log line written while serving the request and echoed in the response."""
+    given = request.headers.get("X-Request-Id", "")
+    request_id = given if REQUEST_ID_OK.fullmatch(given) else new_id("r")
+    token = REQUEST_ID.set(request_id)
+    try:
+        response = await handler(request)
+    finally:
+        REQUEST_ID.reset(token)
+    response.headers["X-Request-Id"] = request_id
+    return response
+
+
 @web.middleware
 async def count_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     response = await handler(request)
@@ -135,7 +156,7 @@ async def count_middleware(request: web.Request, handler: Handler) -> web.Stream
 def make_app(node: Node, *, sweep: bool = True) -> web.Application:
     app = web.Application(
         client_max_size=node.config.max_body_bytes,
-        middlewares=[count_middleware, error_middleware, auth_middleware],
+        middlewares=[request_id_middleware, count_middleware, error_middleware, auth_middleware],
     )
     app[NODE] = node
     app.add_routes(routes(make_aiohttp_handler(node.metrics.registry)))

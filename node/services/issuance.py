@@ -23,7 +23,7 @@ from node.services.policies import PolicyBook
 from node.store import ledger, registry, vouchers
 from node.store.db import Database
 
-DecisionObserver = Callable[[str, Decision, str], None]
+DecisionObserver = Callable[[str, Decision, str, int], None]  # category, decision, class, estimate
 
 
 def voucher_record(v: Voucher, holder_uscc: str, issuer_region: str, key_id: str) -> bytes:
@@ -179,5 +179,10 @@ class Issuance:
 
         result = await self._db.run("issue_decide", txn)
         if self._observer is not None:
-            self._observer(result["category"], result["value"], demand.compute_class)
+            self._observer(
+                result["category"],
+                result["value"],
+                demand.compute_class,
+                demand.estimated_amount_fen,
+            )
         return result

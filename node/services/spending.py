@@ -37,8 +37,9 @@ from node.services.policies import PolicyBook
 from node.store import ledger, peers, registry, settlement, vouchers
 from node.store.db import Database
 
-# (outcome, compute_class, amount_fen): outcome is held | captured | voided | expired | reclaimed
-FlowObserver = Callable[[str, str, int], None]
+# (role, peer, outcome, compute_class, amount_fen): role is local | issuer (| acquirer, from the
+# federation); outcome is held | captured | voided | expired | reclaimed
+FlowObserver = Callable[[str, str, str, str, int], None]
 
 
 @dataclass(frozen=True)
@@ -102,9 +103,19 @@ class Spending:
         self.region = policies.region
         self.remote: RemoteSpending | None = None
 
-    def _observe(self, outcome: str, compute_class: str, amount: int) -> None:
+    def _observe(
+        self, outcome: str, compute_class: str, amount: int, acquirer: str | None = None
+    ) -> None:
+        """Count a flow: ``local`` when this city's provider spent it, else as ``issuer`` for a peer."""
         if self._observer is not None:
-            self._observer(outcome, compute_class, amount)
+            local = acquirer is None or acquirer == self.region
+            self._observer(
+                "local" if local else "issuer",
+                "" if local else str(acquirer),
+                outcome,
+                compute_class,
+                amount,
+            )
 
     # Transaction functions, shared by the REST path and the federation's issuer -----------
 
@@ -305,7 +316,9 @@ class Spending:
         hold = result.hold
         if not result.replayed:
             amount = hold.captured_fen if outcome == "captured" else hold.amount_fen
-            self._observe(outcome, hold.compute_class, amount)
+            self._observe(
+                outcome, hold.compute_class, amount, getattr(hold, "acquirer_region", None)
+            )
 
     # Authorizations ---------------------------------------------------------------------------
 
@@ -516,11 +529,11 @@ class Spending:
         now = self._clock.now_ms()
 
         def txn(conn: sqlite3.Connection) -> dict[str, Any]:
-            flows: list[tuple[str, str, int]] = []
+            flows: list[tuple[str, str, int, str | None]] = []
             holds = vouchers.expired_holds(conn, now, batch)
             for hold in holds:
                 self.release(conn, hold, "expired", 0, now, "system:sweeper")
-                flows.append(("expired", hold.compute_class, hold.amount_fen))
+                flows.append(("expired", hold.compute_class, hold.amount_fen, hold.acquirer_region))
             vouchers.expire_authorizations(conn, now)
             expired = vouchers.expired_vouchers(conn, now, batch)
             for voucher_id in expired:
@@ -528,10 +541,10 @@ class Spending:
                 amount = self._reclaim(
                     conn, voucher, "expired", now, "system:sweeper", "validity ended"
                 )
-                flows.append(("reclaimed", voucher.compute_class, amount))
+                flows.append(("reclaimed", voucher.compute_class, amount, None))
             return {"holds": len(holds), "vouchers": len(expired), "flows": flows}
 
         result = await self._db.run("sweep", txn)
-        for outcome, compute_class, amount in result["flows"]:
-            self._observe(outcome, compute_class, amount)
+        for outcome, compute_class, amount, acquirer in result["flows"]:
+            self._observe(outcome, compute_class, amount, acquirer)
         return {"holds_expired": result["holds"], "vouchers_expired": result["vouchers"]}

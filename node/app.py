@@ -105,7 +105,7 @@ class Node:
 def build_node(data_dir: Path, clock: Clock | None = None) -> Node:
     config = load_config(data_dir)
     clock = clock or SystemClock()
-    metrics = Metrics()
+    metrics = Metrics(config.region)
     db = Database(config.db_path, config.synchronous, observer=metrics.observe_db)
     key = NodeKey.load(config.key_path)
     policies = PolicyBook(db, clock, config.region)

@@ -207,7 +207,8 @@ def _balance(conn: sqlite3.Connection, account: str) -> int:
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, region: str = "") -> None:
+        self.region = region
         self.registry = CollectorRegistry()
         r = self.registry
         self.decisions = Counter(
@@ -302,3 +303,7 @@ class Metrics:
     ) -> None:
         self.redemptions.labels(role, peer, compute_class, outcome).inc()
         self.redemptions_fen.labels(role, peer, compute_class, outcome).inc(amount)
+        if role == "issuer":
+            self.cross_region_fen.labels(self.region, peer, outcome).inc(amount)
+        elif role == "acquirer":
+            self.cross_region_fen.labels(peer, self.region, outcome).inc(amount)

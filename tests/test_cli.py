@@ -171,6 +171,16 @@ def test_serve_tokens_policy_check_and_kill9(tmp_path: Path) -> None:
         status, after = http("GET", f"{node.url}/v1/holds/{r['hold']['id']}", op)
         assert status == 200 and after["state"] == "captured" and after["captured_fen"] == 300_000
         assert "every invariant holds" in suanli("check", "--data", str(data)).stdout
+        # An online backup while serving: consistent, and a node restored from it checks clean.
+        suanli("backup", "--data", str(data), str(tmp_path / "backup.db"))
+        assert stat.S_IMODE((tmp_path / "backup.db").stat().st_mode) == 0o600
+        restored = tmp_path / "restored"
+        restored.mkdir(mode=0o700)
+        for name in ("node.toml", "node.key"):
+            (restored / name).write_bytes((data / name).read_bytes())
+        (restored / "node.key").chmod(0o600)
+        (restored / "suanli.db").write_bytes((tmp_path / "backup.db").read_bytes())
+        assert "every invariant holds" in suanli("check", "--data", str(restored)).stdout
         # Reports read beside the running node.
         captures = suanli("export", "--data", str(data), "captures").stdout.splitlines()
         assert captures[0].startswith("hold_id,provider_uscc,") and len(captures) == 2

@@ -27,8 +27,8 @@ from federation.settlement import Netting, Settler, StatementDesk
 from federation.wire import Wire
 from node.clock import Clock, SystemClock
 from node.config import FederationConfig, NodeConfig
-from node.domain.settlement import window_of
 from node.config import load as load_config
+from node.domain.settlement import window_of
 from node.keys import NodeKey
 from node.metrics import BooksCollector, Metrics
 from node.services.check import check_books

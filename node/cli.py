@@ -532,6 +532,10 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", help="file to write (default: standard output)")
     sp.set_defaults(fn=_cmd_export)
 
+    sub.add_parser(
+        "bench", help="the benchmark (docs/benchmarks.md): suanli bench [--quick] [--out FILE]"
+    )
+
     sp = sub.add_parser("demo", help="start a demo node with example holders, providers and flows")
     sp.add_argument(
         "--data", type=Path, help="keep the demo's data here (default: a new temp folder)"
@@ -543,6 +547,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:  # its own options, parsed by the benchmark
+        from node.bench.run import main as bench
+
+        return bench(argv[1:])
     args = parser().parse_args(argv)
     try:
         code: int = args.fn(args)

@@ -1,0 +1,1 @@
+"""The benchmark: ``suanli bench`` (``make bench``). See docs/benchmarks.md for results."""

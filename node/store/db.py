@@ -1,28 +1,38 @@
-"""SQLite through one door.
+"""SQLite through one door, with group commit.
 
-One writer thread owns the write connection; every write transaction goes through
-``Database.run(name, fn)``, which runs ``fn(conn)`` inside ``BEGIN IMMEDIATE … COMMIT`` on that
-thread, rolls back on any exception, and times the transaction by name for metrics (the
-pattern of Synapse's ``runInteraction``). Reads that need no write lock go through
-``Database.read(name, fn)`` on a separate reader thread and connection: WAL lets them run
-beside the writer and see the last committed state.
+One writer thread owns the write connection. Every write transaction goes through
+``Database.run(name, fn)`` (or ``run_sync`` from synchronous code): the caller's ``fn(conn)`` is
+queued, and the writer runs it inside a transaction, then answers the caller. This is also the
+one place that times transactions for metrics (Synapse's ``runInteraction``).
 
-Durability: WAL with ``synchronous=FULL`` by default, so an answered request survives a crash
-of the process or the machine. Foreign keys are on. The schema is versioned with
-``PRAGMA user_version`` and migrated forward only; a node refuses a database newer than itself.
+**Group commit.** The writer takes every transaction waiting in its queue (up to
+``MAX_BATCH``), opens one ``BEGIN IMMEDIATE``, runs each in its own SAVEPOINT (a failing one is
+rolled back to its savepoint and gets its exception; the others are unaffected), then COMMITs
+once: one fsync for the whole batch. No caller is answered before the COMMIT that holds its
+writes has returned, so an answered request is durable exactly as with one commit per request;
+under load, many requests share an fsync. A failed COMMIT fails every transaction of the batch.
+
+Reads that need no write lock go through ``Database.read(name, fn)`` on a reader thread with
+its own connection: WAL lets them run beside the writer and see the last committed state.
+
+Durability: WAL with ``synchronous=FULL`` by default. Foreign keys are on. The schema is
+versioned with ``PRAGMA user_version`` and migrated forward only; a node refuses a database
+newer than itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
+import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from node.store.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -32,6 +42,7 @@ T = TypeVar("T")
 Observer = Callable[[str, float], None]
 
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+MAX_BATCH = 256
 
 
 class SchemaTooNew(RuntimeError):
@@ -41,7 +52,9 @@ class SchemaTooNew(RuntimeError):
 def connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
     if synchronous not in SYNCHRONOUS:
         raise ValueError(f"synchronous must be one of {SYNCHRONOUS}")
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=30.0, cached_statements=512
+    )
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
@@ -71,51 +84,129 @@ def migrate(conn: sqlite3.Connection) -> int:
     return current
 
 
-def _transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], begin: str) -> T:
-    conn.execute(begin)
-    try:
-        result = fn(conn)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return result
+class _Job:
+    __slots__ = ("fn", "name", "ok", "resolve", "value")
+
+    def __init__(
+        self,
+        name: str,
+        fn: Callable[[sqlite3.Connection], Any],
+        resolve: Callable[[bool, Any], None],
+    ) -> None:
+        self.name = name
+        self.fn = fn
+        self.resolve = resolve
+        self.ok = False
+        self.value: Any = None
 
 
 class Database:
-    """The node's SQLite file: one writer thread, one reader thread."""
+    """The node's SQLite file: one writer thread (group commit), one reader thread."""
 
     def __init__(self, path: Path, synchronous: str = "FULL", observer: Observer | None = None):
         self.path = Path(path)
         self._writer = connect(self.path, synchronous)
         migrate(self._writer)
         self._reader = connect(self.path, synchronous)
-        self._write_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
         self._read_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-reader")
         self._observer = observer
-        self._lock = threading.Lock()  # guards run_sync against the writer thread
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._write_loop, name="db-writer", daemon=True)
+        self._thread.start()
         self._closed = False
 
     def set_observer(self, observer: Observer | None) -> None:
         self._observer = observer
 
-    def _timed(
-        self, name: str, conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], begin: str
-    ) -> T:
-        start = time.perf_counter()
+    # The writer ---------------------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            batch = [job]
+            stop = False
+            while len(batch) < MAX_BATCH:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            self._run_batch(batch)
+            if stop:
+                return
+
+    def _run_batch(self, batch: list[_Job]) -> None:
+        conn = self._writer
         try:
-            with self._lock:
-                return _transaction(conn, fn, begin)
-        finally:
+            conn.execute("BEGIN IMMEDIATE")
+        except BaseException as exc:
+            for job in batch:
+                job.resolve(False, exc)
+            return
+        for job in batch:
+            started = time.perf_counter()
+            conn.execute("SAVEPOINT job")
+            try:
+                job.value = job.fn(conn)
+                job.ok = True
+                conn.execute("RELEASE job")
+            except BaseException as exc:
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                job.value = exc
             if self._observer is not None:
-                self._observer(name, time.perf_counter() - start)
+                self._observer(job.name, time.perf_counter() - started)
+        started = time.perf_counter()
+        try:
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for job in batch:
+                job.resolve(False, exc)
+            return
+        if self._observer is not None:
+            self._observer("commit", time.perf_counter() - started)
+        for job in batch:
+            job.resolve(job.ok, job.value)
 
     async def run(self, name: str, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run a write transaction on the writer thread."""
+        """Run a write transaction; answered once it is committed."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._write_pool, self._timed, name, self._writer, fn, "BEGIN IMMEDIATE"
-        )
+        future: asyncio.Future[T] = loop.create_future()
+
+        def settle(ok: bool, value: Any) -> None:
+            if not future.done():
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+
+        def resolve(ok: bool, value: Any) -> None:
+            loop.call_soon_threadsafe(settle, ok, value)
+
+        self._queue.put(_Job(name, fn, resolve))
+        return await future
+
+    def run_sync(self, name: str, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """A write transaction from synchronous code (the CLI, start-up), waiting for its commit."""
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def resolve(ok: bool, value: Any) -> None:
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+        self._queue.put(_Job(name, fn, resolve))
+        return future.result()
+
+    # The reader ---------------------------------------------------------------------------
 
     async def read(self, name: str, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run a read-only transaction (a consistent snapshot) on the reader thread."""
@@ -123,22 +214,21 @@ class Database:
         return await loop.run_in_executor(self._read_pool, self._timed_read, name, fn)
 
     def _timed_read(self, name: str, fn: Callable[[sqlite3.Connection], T]) -> T:
-        start = time.perf_counter()
+        started = time.perf_counter()
+        self._reader.execute("BEGIN")
         try:
-            return _transaction(self._reader, fn, "BEGIN")
+            return fn(self._reader)
         finally:
+            self._reader.execute("ROLLBACK")
             if self._observer is not None:
-                self._observer(name, time.perf_counter() - start)
-
-    def run_sync(self, name: str, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """A write transaction from synchronous code (the CLI), outside any event loop."""
-        return self._timed(name, self._writer, fn, "BEGIN IMMEDIATE")
+                self._observer(name, time.perf_counter() - started)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        self._write_pool.shutdown(wait=True)
+        self._queue.put(None)
+        self._thread.join()
         self._read_pool.shutdown(wait=True)
         self._writer.close()
         self._reader.close()

@@ -30,7 +30,7 @@ from node.domain.model import RemoteHold
 from node.faults import crash_point
 from node.services.common import new_id, sha256_hex
 from node.services.spending import HoldResult, Order
-from node.store import ledger, peers, registry, vouchers
+from node.store import ledger, peers, registry, settlement, vouchers
 from node.store.db import Database
 
 logger = logging.getLogger(__name__)
@@ -357,12 +357,13 @@ class Acquirer:
         self, conn: sqlite3.Connection, hold: RemoteHold, r: pb.Receipt, now: int
     ) -> None:
         amount = r.captured_fen
+        payout_window = self._payout_window(conn, now)
         peers.update_remote_hold(
-            conn,
-            hold.id,
-            payout_window=self._payout_window(conn, now),
-            holder_uscc=r.holder_uscc or None,
+            conn, hold.id, payout_window=payout_window, holder_uscc=r.holder_uscc or None
         )
+        settlement.window_active(conn, payout_window)
+        if r.settlement_window:
+            settlement.window_acquired(conn, hold.issuer_region, r.settlement_window)
         ledger.transfer(
             conn,
             now,

@@ -166,9 +166,8 @@ class BooksCollector(Collector):
                 "SELECT region, outbound, inbound, exposure_cap_fen FROM peers ORDER BY region"
             ).fetchall():
                 owed = conn.execute(
-                    "SELECT COALESCE(SUM(CASE WHEN state = 'held' THEN amount_fen WHEN state = 'captured' "
-                    "AND settlement_window = ? THEN captured_fen ELSE 0 END), 0) FROM holds WHERE acquirer_region = ?",
-                    (window, region),
+                    "SELECT COALESCE(SUM(fen), 0) FROM exposure WHERE acquirer = ? AND window_id IN ('', ?)",
+                    (region, window),
                 ).fetchone()[0]
                 exposure.add_metric([region], owed)
                 cap.add_metric([region], limit)

@@ -134,6 +134,24 @@ def check_books(
     ):
         add(f"remote hold {hold_id} awaits an answer but no message is being sent for it")
 
+    # 4c. The exposure cache is what the holds say.
+    expected_exposure: dict[tuple[str, str], int] = defaultdict(int)
+    for region, window, state, amount, captured in conn.execute(
+        "SELECT acquirer_region, settlement_window, state, amount_fen, captured_fen FROM holds "
+        "WHERE state IN ('held', 'captured')"
+    ):
+        if state == "held":
+            expected_exposure[(region, "")] += amount
+        else:
+            expected_exposure[(region, window)] += captured
+    cached_exposure = {
+        (a, w): fen
+        for a, w, fen in conn.execute("SELECT acquirer, window_id, fen FROM exposure")
+        if fen
+    }
+    if {k: v for k, v in expected_exposure.items() if v} != cached_exposure:
+        add("the exposure cache does not match the holds")
+
     # 5. Budgets and caps.
     for year, policy in policies.items():
         funded = -cached.get(ledger.appropriation(year), 0)

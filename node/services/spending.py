@@ -130,6 +130,10 @@ class Spending:
             policy = self._policies.for_year(voucher.fiscal_year)
             window = open_window(policy, now, lambda w: settlement.is_closed(conn, w))
         vouchers.close_hold(conn, hold.id, state, captured, now, window)
+        peers.add_exposure(conn, hold.acquirer_region, "", -hold.amount_fen)
+        if window is not None:
+            peers.add_exposure(conn, hold.acquirer_region, window, captured)
+            settlement.window_active(conn, window)
         vouchers.move_voucher(
             conn,
             hold.voucher_id,
@@ -243,6 +247,7 @@ class Spending:
         vouchers.insert_hold(conn, hold)
         vouchers.use_authorization(conn, auth.id, hold.id)
         vouchers.move_voucher(conn, voucher.id, available_fen=-amount, held_fen=amount)
+        peers.add_exposure(conn, redeemer.region, "", amount)
         ledger.transfer(
             conn,
             now,

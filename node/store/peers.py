@@ -98,12 +98,20 @@ def revoke_peer_key(conn: sqlite3.Connection, region: str, key_id: str) -> None:
 def exposure(conn: sqlite3.Connection, acquirer: str, window: str) -> int:
     """What this issuer may owe the acquirer's city in a window: open holds plus captures."""
     row = conn.execute(
-        "SELECT COALESCE(SUM(CASE WHEN state = 'held' THEN amount_fen "
-        "WHEN state = 'captured' AND settlement_window = ? THEN captured_fen ELSE 0 END), 0) "
-        "FROM holds WHERE acquirer_region = ?",
-        (window, acquirer),
+        "SELECT COALESCE(SUM(fen), 0) FROM exposure WHERE acquirer = ? AND window_id IN ('', ?)",
+        (acquirer, window),
     ).fetchone()
     return int(row[0])
+
+
+def add_exposure(conn: sqlite3.Connection, acquirer: str, window: str, fen: int) -> None:
+    """Keep the exposure cache: ``window`` '' for open holds, else captures in that window."""
+    if fen:
+        conn.execute(
+            "INSERT INTO exposure (acquirer, window_id, fen) VALUES (?, ?, ?) "
+            "ON CONFLICT(acquirer, window_id) DO UPDATE SET fen = fen + excluded.fen",
+            (acquirer, window, fen),
+        )
 
 
 # Issuer side: the inbox ---------------------------------------------------------------------

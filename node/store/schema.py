@@ -348,5 +348,41 @@ def _script(text: str) -> Callable[[sqlite3.Connection], None]:
     return migrate
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _script(V1), 2: _script(V2)}
+V3 = """
+-- Performance (issue 6): caches kept in the same transactions as the rows they summarise, so
+-- no request scans a table that grows with the books.
+
+-- What this issuer may owe each acquirer city: open holds (window_id '') and captures per window.
+CREATE TABLE exposure (
+    acquirer TEXT NOT NULL,
+    window_id TEXT NOT NULL,
+    fen INTEGER NOT NULL,
+    PRIMARY KEY (acquirer, window_id)
+);
+INSERT INTO exposure (acquirer, window_id, fen)
+    SELECT acquirer_region, '', SUM(amount_fen) FROM holds WHERE state = 'held' GROUP BY acquirer_region;
+INSERT INTO exposure (acquirer, window_id, fen)
+    SELECT acquirer_region, settlement_window, SUM(captured_fen) FROM holds
+    WHERE state = 'captured' GROUP BY acquirer_region, settlement_window;
+
+-- Windows with captures (this node's, as issuer or for payouts), and issuer windows this node
+-- (as acquirer) holds captures in.
+CREATE TABLE window_activity (window_id TEXT PRIMARY KEY);
+INSERT OR IGNORE INTO window_activity
+    SELECT settlement_window FROM holds WHERE state = 'captured' AND settlement_window IS NOT NULL
+    UNION SELECT payout_window FROM remote_holds WHERE state = 'captured' AND payout_window IS NOT NULL;
+CREATE TABLE acquired_windows (issuer TEXT NOT NULL, window_id TEXT NOT NULL, PRIMARY KEY (issuer, window_id));
+INSERT OR IGNORE INTO acquired_windows
+    SELECT issuer_region, settlement_window FROM remote_holds WHERE state = 'captured' AND settlement_window IS NOT NULL;
+
+CREATE INDEX holds_captured_window ON holds(acquirer_region, settlement_window) WHERE state = 'captured';
+CREATE INDEX remote_holds_payout ON remote_holds(payout_window) WHERE state = 'captured';
+CREATE INDEX remote_holds_statement ON remote_holds(issuer_region, settlement_window) WHERE state = 'captured'
+"""
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _script(V1),
+    2: _script(V2),
+    3: _script(V3),
+}
 SCHEMA_VERSION = max(MIGRATIONS)

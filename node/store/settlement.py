@@ -39,10 +39,20 @@ def windows(conn: sqlite3.Connection) -> list[dict[str, Any]]:
 def active_windows(conn: sqlite3.Connection) -> list[str]:
     """Windows named by this node's captures (as issuer or for payouts) that are not closed."""
     rows = conn.execute(
-        "SELECT settlement_window FROM holds WHERE state = 'captured' AND settlement_window IS NOT NULL "
-        "UNION SELECT payout_window FROM remote_holds WHERE state = 'captured' AND payout_window IS NOT NULL"
+        "SELECT window_id FROM window_activity WHERE window_id NOT IN (SELECT window_id FROM windows)"
     ).fetchall()
-    return [r[0] for r in rows if not is_closed(conn, r[0])]
+    return [r[0] for r in rows]
+
+
+def window_active(conn: sqlite3.Connection, window_id: str) -> None:
+    conn.execute("INSERT OR IGNORE INTO window_activity (window_id) VALUES (?)", (window_id,))
+
+
+def window_acquired(conn: sqlite3.Connection, issuer: str, window_id: str) -> None:
+    conn.execute(
+        "INSERT OR IGNORE INTO acquired_windows (issuer, window_id) VALUES (?, ?)",
+        (issuer, window_id),
+    )
 
 
 # Payouts ------------------------------------------------------------------------------------
@@ -130,10 +140,9 @@ def acquirer_records(
 def acquirer_windows(conn: sqlite3.Connection, own_region: str) -> list[tuple[str, str]]:
     """(issuer, window) pairs with captures here and no agreed statement yet."""
     rows = conn.execute(
-        "SELECT DISTINCT r.issuer_region, r.settlement_window FROM remote_holds r "
-        "WHERE r.state = 'captured' AND r.settlement_window IS NOT NULL AND NOT EXISTS ("
-        "SELECT 1 FROM statements s WHERE s.issuer = r.issuer_region AND s.acquirer = ? "
-        "AND s.window_id = r.settlement_window AND s.state = 'agreed')",
+        "SELECT a.issuer, a.window_id FROM acquired_windows a WHERE NOT EXISTS ("
+        "SELECT 1 FROM statements s WHERE s.issuer = a.issuer AND s.acquirer = ? "
+        "AND s.window_id = a.window_id AND s.state = 'agreed')",
         (own_region,),
     ).fetchall()
     return [(r[0], r[1]) for r in rows]

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from google.protobuf.message import DecodeError
 
 from federation.envelope import Opened
-from federation.outbox import Outbox
+from federation.outbox import Outbox, Row
 from federation.proto.v1 import federation_pb2 as pb
 from node import errors
 from node.clock import Clock
@@ -53,6 +53,7 @@ class Acquirer:
         self.region = region
         self._outbox = outbox
         self._payout_window = payout_window
+        self._fresh: dict[str, Row] = {}  # outbox rows just written, for their first attempt
         self._observer = observer
         outbox.set_apply(self.apply)
 
@@ -133,7 +134,7 @@ class Acquirer:
             ).SerializeToString(deterministic=True)
             message_id = new_id("m")
             mtype = pb.REDEEM if redeem else pb.AUTHORIZE
-            peers.outbox_put(
+            self._fresh[message_id] = peers.outbox_put(
                 conn,
                 message_id,
                 issuer,
@@ -170,7 +171,7 @@ class Acquirer:
             issuer,
         )
         crash_point(f"acquirer.before_send.{kind if redeem else 'authorize'}")
-        await self._outbox.send_now(message_id)
+        await self._outbox.send_now(message_id, self._fresh.pop(message_id, None))
         answered = await self._get(remote.id)
         if answered.state == "refused":
             raise refusal_error(answered)
@@ -221,7 +222,7 @@ class Acquirer:
             "remote hold %s: %s %s to %s", hold.id, action.upper(), message_id, hold.issuer_region
         )
         crash_point(f"acquirer.before_send.{action}")
-        await self._outbox.send_now(message_id)
+        await self._outbox.send_now(message_id, self._fresh.pop(message_id, None))
         answered = await self._get(hold.id)
         final = "captured" if action == "capture" else "voided"
         if answered.wanted is None and answered.state != final:
@@ -245,7 +246,7 @@ class Acquirer:
             kind = pb.VOID
         message_id = new_id("m")
         peers.update_remote_hold(conn, hold.id, wanted=action, wanted_fen=amount)
-        peers.outbox_put(
+        self._fresh[message_id] = peers.outbox_put(
             conn,
             message_id,
             hold.issuer_region,
@@ -262,7 +263,7 @@ class Acquirer:
 
     # Answers from issuers -----------------------------------------------------------------
 
-    async def apply(self, row: sqlite3.Row, opened: Opened) -> None:
+    async def apply(self, row: Row, opened: Opened) -> None:
         """Apply an issuer's signed answer to the outbox message ``row``, exactly once."""
         now = self._clock.now_ms()
         flows: list[tuple[str, str, int]] = []
@@ -294,7 +295,7 @@ class Acquirer:
             if self._observer is not None:
                 self._observer(row["peer"], outcome, compute_class, amount)
         for message_id in queued:
-            await self._outbox.send_now(message_id)
+            await self._outbox.send_now(message_id, self._fresh.pop(message_id, None))
 
     def _receipt(
         self,

@@ -214,10 +214,9 @@ class Issuer:
             ), None
         hold = result.hold
         assert isinstance(hold, Hold)
-        ratio = vouchers.get_voucher(conn, hold.voucher_id).ratio_bp
-        return receipt(
-            header.message_id, header.type, hold, ratio, now, _holder_uscc(conn, hold)
-        ), hold.id
+        voucher = result.voucher or vouchers.get_voucher(conn, hold.voucher_id)
+        uscc = result.holder_uscc or registry.get_holder(conn, voucher.holder_id).uscc
+        return receipt(header.message_id, header.type, hold, voucher.ratio_bp, now, uscc), hold.id
 
     def _redeemer(self, origin: str, provider: pb.Provider) -> Redeemer:
         if provider.region != origin:

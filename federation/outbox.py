@@ -26,8 +26,9 @@ import functools
 import logging
 import random
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from federation.client import Clients, PeerRefused, PeerUnreachable
 from federation.directory import Directory
@@ -42,7 +43,10 @@ from node.store.db import Database
 
 logger = logging.getLogger(__name__)
 
-Apply = Callable[[sqlite3.Row, Opened], Awaitable[None]]
+Row = (
+    Mapping[str, Any] | sqlite3.Row
+)  # an outbox row: message_id, peer, type, payload, remote_hold_id, attempts
+Apply = Callable[[Row, Opened], Awaitable[None]]
 CallObserver = Callable[[str, str, str, float], None]  # peer, method, outcome, seconds
 
 
@@ -95,14 +99,16 @@ class Outbox:
         """When the worker may first pick up a new message: after the caller's own attempt."""
         return now + int(self.backoff.timeout_seconds * 1000) + 500
 
-    async def send_now(self, message_id: str) -> bool:
-        """One attempt, right away (the REST caller's). True if a definitive answer was applied."""
-        row = await self._db.read("outbox_get", lambda c: peers.outbox_get(c, message_id))
-        if row["state"] != "pending":
-            return True
+    async def send_now(self, message_id: str, row: Row | None = None) -> bool:
+        """One attempt, right away (the REST caller's, which may pass the row it just wrote).
+        True if a definitive answer was applied."""
+        if row is None:
+            row = await self._db.read("outbox_get", lambda c: peers.outbox_get(c, message_id))
+            if row["state"] != "pending":
+                return True
         return await self._attempt(row)
 
-    async def _attempt(self, row: sqlite3.Row) -> bool:
+    async def _attempt(self, row: Row) -> bool:
         message_id = row["message_id"]
         if message_id in self._inflight:
             return False
@@ -112,7 +118,7 @@ class Outbox:
         finally:
             self._inflight.discard(message_id)
 
-    async def _attempt_once(self, row: sqlite3.Row) -> bool:
+    async def _attempt_once(self, row: Row) -> bool:
         region, message_id, kind = row["peer"], row["message_id"], row["type"]
         peer = self._directory.get(region)
         method = pb.MessageType.Name(kind).lower()
@@ -163,7 +169,7 @@ class Outbox:
         if self._observer is not None:
             self._observer(peer, method, outcome, seconds)
 
-    async def _later(self, row: sqlite3.Row, error: str) -> None:
+    async def _later(self, row: Row, error: str) -> None:
         at = self._clock.now_ms() + self.backoff.delay_ms(int(row["attempts"]))
         await self._db.run(
             "outbox_retry", lambda c: peers.outbox_retry_later(c, row["message_id"], at, error)

@@ -108,7 +108,10 @@ def test_serve_tokens_policy_check_and_kill9(tmp_path: Path) -> None:
         token_id, token = made.split()[1], made.rsplit(" ", 1)[1].strip()
         assert http("GET", f"{node.url}/v1/budget", token)[0] == 200
         suanli("token", "revoke", "--data", str(data), token_id)
-        assert http("GET", f"{node.url}/v1/budget", token)[0] == 401
+        wait_until(
+            lambda: http("GET", f"{node.url}/v1/budget", token)[0] == 401,
+            "the revocation (cached ≤ 1 s)",
+        )
         # A policy loaded from the CLI reaches the running node within a sweep interval.
         bigger = tmp_path / "bigger.toml"
         bigger.write_text(this_year(annual_budget_fen="30_000_000_000"))

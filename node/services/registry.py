@@ -8,6 +8,7 @@ on the holder and in the audit trail: never a silent pass (R4).
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import Any
 
 from node import errors
@@ -248,12 +249,17 @@ class Registry:
         )
 
 
+CACHE_SECONDS = 1.0
+CACHE_SIZE = 10_000
+
+
 class Tokens:
     """Bearer tokens: shown once, stored as SHA-256, revocable."""
 
     def __init__(self, db: Database, clock: Clock) -> None:
         self._db = db
         self._clock = clock
+        self._cache: dict[str, tuple[Principal, float]] = {}
 
     def _create_txn(
         self, actor: str, role: str, subject_id: str | None, label: str, token: str
@@ -312,10 +318,21 @@ class Tokens:
         return token_id, token
 
     async def authenticate(self, token: str) -> Principal:
-        row = await self._db.read("token_find", lambda c: registry.find_token(c, sha256_hex(token)))
+        """The token's principal. Known tokens are remembered for ``CACHE_SECONDS``: a token
+        revoked through this node stops at once, one revoked from the CLI within that delay."""
+        digest = sha256_hex(token)
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        row = await self._db.read("token_find", lambda c: registry.find_token(c, digest))
         if row is None:
             raise errors.Unauthenticated("unknown or revoked token")
-        return Principal(role=row["role"], subject_id=row["subject_id"], token_id=row["id"])
+        principal = Principal(role=row["role"], subject_id=row["subject_id"], token_id=row["id"])
+        if len(self._cache) >= CACHE_SIZE:
+            self._cache.clear()
+        self._cache[digest] = (principal, now + CACHE_SECONDS)
+        return principal
 
     def revoke_sync(self, who: Principal, token_id: str) -> None:
         require_operator(who)
@@ -326,6 +343,7 @@ class Tokens:
             ledger.audit(conn, now, who.actor, "token.revoke", token_id)
 
         self._db.run_sync("token_revoke", txn)
+        self._cache.clear()
 
     def list_sync(self, who: Principal) -> list[dict[str, Any]]:
         require_operator(who)

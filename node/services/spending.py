@@ -54,6 +54,8 @@ class Order:
 class HoldResult:
     hold: Hold | RemoteHold
     replayed: bool
+    voucher: Voucher | None = None  # when the transaction already read it (saves a lookup)
+    holder_uscc: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,13 +122,20 @@ class Spending:
     # Transaction functions, shared by the REST path and the federation's issuer -----------
 
     def release(
-        self, conn: sqlite3.Connection, hold: Hold, state: str, captured: int, now: int, actor: str
+        self,
+        conn: sqlite3.Connection,
+        hold: Hold,
+        state: str,
+        captured: int,
+        now: int,
+        actor: str,
+        voucher: Voucher | None = None,
     ) -> Hold:
         """End an open hold: ``captured`` goes to whoever is owed, the rest back to the voucher."""
         rest = hold.amount_fen - captured
         window = None
         if state == "captured":
-            voucher = vouchers.get_voucher(conn, hold.voucher_id)
+            voucher = voucher or vouchers.get_voucher(conn, hold.voucher_id)
             policy = self._policies.for_year(voucher.fiscal_year)
             window = open_window(policy, now, lambda w: settlement.is_closed(conn, w))
         vouchers.close_hold(conn, hold.id, state, captured, now, window)
@@ -218,15 +227,15 @@ class Spending:
         rules.check_order_class(policy, voucher, order.compute_class)
         amount = rules.hold_amount(order.order_amount_fen, voucher, auth)
         if redeemer.region != self.region:
-            peer = peers.get_peer(conn, redeemer.region)
-            if not peer.outbound:
+            outbound, cap = peers.peer_policy(conn, redeemer.region)
+            if not outbound:
                 raise errors.OutboundNotAllowed(
-                    f"this city's vouchers may not be spent in {peer.region}"
+                    f"this city's vouchers may not be spent in {redeemer.region}"
                 )
-            owed = peers.exposure(conn, peer.region, window_of(policy, now))
-            if owed + amount > peer.exposure_cap_fen:
+            owed = peers.exposure(conn, redeemer.region, window_of(policy, now))
+            if owed + amount > cap:
                 raise errors.ExposureCapExceeded(
-                    f"exposure to {peer.region} would be {owed + amount} fen, over its cap of {peer.exposure_cap_fen}"
+                    f"exposure to {redeemer.region} would be {owed + amount} fen, over its cap of {cap}"
                 )
         hold = Hold(
             id=new_id("hd"),
@@ -269,7 +278,7 @@ class Spending:
             order_id=order.order_id,
             voucher_id=voucher.id,
         )
-        return HoldResult(hold, replayed=False)
+        return HoldResult(hold, replayed=False, voucher=voucher, holder_uscc=holder.uscc)
 
     def place_and_capture(
         self, conn: sqlite3.Connection, redeemer: Redeemer, order: Order, now: int, actor: str
@@ -283,8 +292,9 @@ class Spending:
                     f"order {order.order_id} has a hold {hold.id} that is {hold.state}"
                 )
             return placed
+        released = self.release(conn, hold, "captured", hold.amount_fen, now, actor, placed.voucher)
         return HoldResult(
-            self.release(conn, hold, "captured", hold.amount_fen, now, actor), replayed=False
+            released, replayed=False, voucher=placed.voucher, holder_uscc=placed.holder_uscc
         )
 
     def capture_txn(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 from node import errors
 from node.domain.model import Peer, PeerKey, RemoteHold
@@ -74,6 +75,16 @@ def upsert_peer(conn: sqlite3.Connection, peer: Peer, card: bytes, at: int) -> N
                 int(key.revoked),
             ),
         )
+
+
+def peer_policy(conn: sqlite3.Connection, region: str) -> tuple[bool, int]:
+    """(outbound allowed, exposure cap) for a peer, without loading its keys."""
+    row = conn.execute(
+        "SELECT outbound, exposure_cap_fen FROM peers WHERE region = ?", (region,)
+    ).fetchone()
+    if row is None:
+        raise errors.PeerNotFound(f"{region} is not a peer of this node")
+    return bool(row[0]), int(row[1])
 
 
 def set_peer_policy(
@@ -213,12 +224,22 @@ def outbox_put(
     remote_hold_id: str | None,
     at: int,
     first_attempt_at: int,
-) -> None:
+) -> dict[str, Any]:
+    """Write a message's intent; returns the row as written (for an immediate first attempt)."""
     conn.execute(
         "INSERT INTO outbox (message_id, peer, type, payload, remote_hold_id, state, next_attempt_at, created_at) "
         "VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
         (message_id, peer, kind, payload, remote_hold_id, first_attempt_at, at),
     )
+    return {
+        "message_id": message_id,
+        "peer": peer,
+        "type": kind,
+        "payload": payload,
+        "remote_hold_id": remote_hold_id,
+        "state": "pending",
+        "attempts": 0,
+    }
 
 
 def outbox_get(conn: sqlite3.Connection, message_id: str) -> sqlite3.Row:

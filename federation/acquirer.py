@@ -54,6 +54,8 @@ class Acquirer:
         self._outbox = outbox
         self._payout_window = payout_window
         self._fresh: dict[str, Row] = {}  # outbox rows just written, for their first attempt
+        self._waiting: set[str] = set()  # holds whose provider is waiting for the answer
+        self._answers: dict[str, RemoteHold] = {}  # ...and the answer, read in its transaction
         self._observer = observer
         outbox.set_apply(self.apply)
 
@@ -171,8 +173,7 @@ class Acquirer:
             issuer,
         )
         crash_point(f"acquirer.before_send.{kind if redeem else 'authorize'}")
-        await self._outbox.send_now(message_id, self._fresh.pop(message_id, None))
-        answered = await self._get(remote.id)
+        answered = await self._answer(remote.id, message_id)
         if answered.state == "refused":
             raise refusal_error(answered)
         return HoldResult(answered, replayed=False)
@@ -222,8 +223,7 @@ class Acquirer:
             "remote hold %s: %s %s to %s", hold.id, action.upper(), message_id, hold.issuer_region
         )
         crash_point(f"acquirer.before_send.{action}")
-        await self._outbox.send_now(message_id, self._fresh.pop(message_id, None))
-        answered = await self._get(hold.id)
+        answered = await self._answer(hold.id, message_id)
         final = "captured" if action == "capture" else "voided"
         if answered.wanted is None and answered.state != final:
             raise refusal_error(answered)
@@ -258,6 +258,16 @@ class Acquirer:
         )
         return message_id
 
+    async def _answer(self, hold_id: str, message_id: str) -> RemoteHold:
+        """Send now and return the hold as the answer left it (read only if none came)."""
+        self._waiting.add(hold_id)
+        try:
+            await self._outbox.send_now(message_id, self._fresh.pop(message_id, None))
+        finally:
+            self._waiting.discard(hold_id)
+        answered = self._answers.pop(hold_id, None)
+        return answered if answered is not None else await self._get(hold_id)
+
     async def _get(self, hold_id: str) -> RemoteHold:
         return await self._db.read("remote_hold_get", lambda c: peers.get_remote_hold(c, hold_id))
 
@@ -289,6 +299,8 @@ class Acquirer:
                         flows.append(flow)
             except DecodeError:
                 raise errors.MalformedMessage("an answer's payload does not parse") from None
+            if hold.id in self._waiting:
+                self._answers[hold.id] = peers.get_remote_hold(conn, hold.id)
 
         await self._db.run("remote_apply", txn)
         for outcome, compute_class, amount in flows:

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from node.clock import iso
-from node.domain.model import Authorization, Hold, Holder, Provider, RemoteHold, Voucher
+from node.domain.model import (
+    Authorization,
+    Hold,
+    Holder,
+    Provider,
+    RemoteHold,
+    Voucher,
+    field_names,
+)
 
 
 def record(value: Any) -> dict[str, Any]:
     """A record as JSON: every ``*_at`` time as ISO 8601, tuples as lists."""
     out: dict[str, Any] = {}
-    for key, item in dataclasses.asdict(value).items():
+    for key in field_names(type(value)):
+        item = getattr(value, key)
         if key.endswith("_at"):
             item = iso(item) if item is not None else None
         elif isinstance(item, tuple):

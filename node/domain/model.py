@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def field_names(cls: type[Any]) -> tuple[str, ...]:
+    """A dataclass's field names, computed once per class (rows and JSON are built from them)."""
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
 
 PROVIDER_KINDS = ("computing_centre", "matchmaking_partner")
 PROVIDER_STATES = ("pending", "approved", "suspended")

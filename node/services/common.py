@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 import secrets
 from dataclasses import dataclass
 
@@ -45,8 +46,13 @@ def may_see(who: Principal, role: str, subject_id: str) -> bool:
     return who.role in ("operator", "system") or (who.role == role and who.subject_id == subject_id)
 
 
+_IDS = random.Random(secrets.randbits(128))
+
+
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(8)}"
+    """A record id: 64 random bits (unique, not secret: the database enforces uniqueness).
+    Secrets (tokens, one-time codes, keys) come from ``secrets`` instead."""
+    return f"{prefix}_{_IDS.getrandbits(64):016x}"
 
 
 def new_secret(prefix: str) -> str:

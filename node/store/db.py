@@ -148,17 +148,26 @@ class Database:
             for job in batch:
                 job.resolve(False, exc)
             return
+        alone = len(batch) == 1  # a lone job needs no savepoint: ROLLBACK undoes it
         for job in batch:
             started = time.perf_counter()
-            conn.execute("SAVEPOINT job")
+            if not alone:
+                conn.execute("SAVEPOINT job")
             try:
                 job.value = job.fn(conn)
                 job.ok = True
-                conn.execute("RELEASE job")
+                if not alone:
+                    conn.execute("RELEASE job")
             except BaseException as exc:
+                job.value = exc
+                if alone:
+                    conn.execute("ROLLBACK")
+                    if self._observer is not None:
+                        self._observer(job.name, time.perf_counter() - started)
+                    job.resolve(False, exc)
+                    return
                 conn.execute("ROLLBACK TO job")
                 conn.execute("RELEASE job")
-                job.value = exc
             if self._observer is not None:
                 self._observer(job.name, time.perf_counter() - started)
         started = time.perf_counter()

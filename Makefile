@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit clean protos tools
+.PHONY: demo test lint typecheck unit clean protos tools bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ tools:
 	fi
 
 test: tools lint typecheck unit
+
+# The benchmark (about 20 minutes with the million-voucher growth case): docs/benchmarks.md.
+bench: $(STAMP)
+	$(BIN)/suanli bench --out docs/benchmarks-latest.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,12 @@
+"""The benchmark cannot rot: its quick case runs in every `make test` (real processes, real
+load generator, books checked). The numbers are measured by `make bench`, not here."""
+
+from __future__ import annotations
+
+from tests.proc import suanli
+
+
+def test_quick_benchmark_runs_and_the_books_balance() -> None:
+    out = suanli("bench", "--quick")
+    assert "| 1 cross-region redeem | 8 | 1 × 100 |" in out.stdout
+    assert "| ok |" in out.stdout, out.stdout

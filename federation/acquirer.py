@@ -71,8 +71,7 @@ class Acquirer:
                 raise errors.ProviderNotApproved(
                     f"provider {provider.id} is {provider.state}, not approved"
                 )
-            peer = peers.get_peer(conn, issuer)
-            if not peer.inbound:
+            if not peers.peer_inbound(conn, issuer):
                 raise errors.InboundNotAllowed(
                     f"this city's providers do not accept vouchers of {issuer}"
                 )

@@ -14,6 +14,7 @@ node knows whether to redeem locally or ask the issuer (``RemoteSpending``).
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -160,7 +161,9 @@ class Spending:
         ledger.event(
             conn, now, "hold", hold.id, state, actor, captured if state == "captured" else rest
         )
-        return vouchers.get_hold(conn, hold.id)
+        return dataclasses.replace(
+            hold, state=state, captured_fen=captured, closed_at=now, settlement_window=window
+        )
 
     def _reclaim(
         self,

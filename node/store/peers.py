@@ -87,6 +87,14 @@ def peer_policy(conn: sqlite3.Connection, region: str) -> tuple[bool, int]:
     return bool(row[0]), int(row[1])
 
 
+def peer_inbound(conn: sqlite3.Connection, region: str) -> bool:
+    """Whether this city's providers accept the peer's vouchers (without loading its keys)."""
+    row = conn.execute("SELECT inbound FROM peers WHERE region = ?", (region,)).fetchone()
+    if row is None:
+        raise errors.PeerNotFound(f"{region} is not a peer of this node")
+    return bool(row[0])
+
+
 def set_peer_policy(
     conn: sqlite3.Connection, region: str, outbound: bool, inbound: bool, cap: int
 ) -> None:

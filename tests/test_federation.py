@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,6 +28,26 @@ def fed(tmp_path: Path) -> Iterator[Cluster]:
         cluster.provider("330100", "hz-centre", HZ_CENTRE)
         yield cluster
         cluster.check_all()
+    except BaseException:
+        print(f"data kept in {tmp_path}\n--- merged logs ---\n{cluster.logs()[-8000:]}")
+        raise
+    finally:
+        cluster.close()
+
+
+@contextlib.contextmanager
+def pair(
+    tmp_path: Path, before_start: Callable[[Cluster], None] | None = None, **options: Any
+) -> Iterator[Cluster]:
+    """Hangzhou and Guiyang, started, with a Hangzhou start-up and a Guiyang centre."""
+    cluster = Cluster(tmp_path, [HZ_REGION, "520100"], **options)
+    if before_start is not None:
+        before_start(cluster)
+    cluster.start()
+    try:
+        cluster.holder(HZ_REGION, "startup", HZ_ENTERPRISE)
+        cluster.provider("520100", "gy-centre", GY_CENTRE)
+        yield cluster
     except BaseException:
         print(f"data kept in {tmp_path}\n--- merged logs ---\n{cluster.logs()[-8000:]}")
         raise
@@ -266,11 +288,7 @@ def test_hold_expires_at_the_issuer(tmp_path: Path) -> None:
     def short_holds(region: str, text: str) -> str:
         return text.replace("hold_expiry_hours = 72", "hold_expiry_seconds = 2")
 
-    cluster = Cluster(tmp_path, [HZ, GY], policy_edit=short_holds)
-    cluster.start()
-    try:
-        cluster.holder(HZ, "startup", HZ_ENTERPRISE)
-        cluster.provider(GY, "gy-centre", GY_CENTRE)
+    with pair(tmp_path, policy_edit=short_holds) as cluster:
         gy = cluster[GY]
         v = cluster.voucher(HZ, "startup", 100_000_000)
         code = cluster.code(HZ, "startup", v, GY, "gy-centre", 5_000_000)
@@ -301,8 +319,6 @@ def test_hold_expires_at_the_issuer(tmp_path: Path) -> None:
         assert err["error"]["code"] == "hold_not_open"
         cluster.wait_agree()
         cluster.check_all()
-    finally:
-        cluster.close()
 
 
 def test_mutual_tls(tmp_path: Path) -> None:
@@ -315,11 +331,7 @@ def test_mutual_tls(tmp_path: Path) -> None:
     from federation.proto.v1 import federation_pb2 as pb
     from federation.proto.v1 import federation_pb2_grpc as pb_grpc
 
-    cluster = Cluster(tmp_path, [HZ, GY], mutual_tls=True)
-    cluster.start()
-    try:
-        cluster.holder(HZ, "startup", HZ_ENTERPRISE)
-        cluster.provider(GY, "gy-centre", GY_CENTRE)
+    with pair(tmp_path, mutual_tls=True) as cluster:
         gy = cluster[GY]
         v = cluster.voucher(HZ, "startup", 100_000_000)
         code = cluster.code(HZ, "startup", v, GY, "gy-centre", 5_000_000)
@@ -355,8 +367,6 @@ def test_mutual_tls(tmp_path: Path) -> None:
         )
         cluster.wait_agree()
         cluster.check_all()
-    finally:
-        cluster.close()
 
 
 def test_key_rotation_is_announced_and_revocation_honoured(tmp_path: Path) -> None:
@@ -371,11 +381,7 @@ def test_key_rotation_is_announced_and_revocation_honoured(tmp_path: Path) -> No
     from node.keys import NodeKey
     from tests.proc import suanli, wait_until
 
-    cluster = Cluster(tmp_path, [HZ, GY])
-    cluster.start()
-    try:
-        cluster.holder(HZ, "startup", HZ_ENTERPRISE)
-        cluster.provider(GY, "gy-centre", GY_CENTRE)
+    with pair(tmp_path) as cluster:
         hz, gy = cluster[HZ], cluster[GY]
         before = cluster.voucher(HZ, "startup", 100_000_000)  # signed with the first key
         old = json.loads(suanli("key", "list", "--data", str(hz.data)).stdout)["key_id"]
@@ -430,21 +436,17 @@ def test_key_rotation_is_announced_and_revocation_honoured(tmp_path: Path) -> No
         assert asyncio.run(forged()) == "key_revoked"
         cluster.wait_agree()
         cluster.check_all()  # vouchers signed with the revoked key still verify offline
-    finally:
-        cluster.close()
 
 
 def test_json_logs_link_a_rest_call_to_its_federation_messages(tmp_path: Path) -> None:
     import json
 
-    cluster = Cluster(tmp_path, [HZ, GY])
-    for m in cluster.members:
-        toml = m.data / "node.toml"
-        toml.write_text(toml.read_text().replace('format = "text"', 'format = "json"'))
-    cluster.start()
-    try:
-        cluster.holder(HZ, "startup", HZ_ENTERPRISE)
-        cluster.provider(GY, "gy-centre", GY_CENTRE)
+    def json_logs(cluster: Cluster) -> None:
+        for m in cluster.members:
+            toml = m.data / "node.toml"
+            toml.write_text(toml.read_text().replace('format = "text"', 'format = "json"'))
+
+    with pair(tmp_path, before_start=json_logs) as cluster:
         gy = cluster[GY]
         v = cluster.voucher(HZ, "startup", 100_000_000)
         code = cluster.code(HZ, "startup", v, GY, "gy-centre", 5_000_000)
@@ -470,5 +472,3 @@ def test_json_logs_link_a_rest_call_to_its_federation_messages(tmp_path: Path) -
         assert any("REDEEM m_" in e["message"] and "to 330100" in e["message"] for e in linked)
         generated = gy.call_raw("GET", "/health")
         assert generated[0] == 200
-    finally:
-        cluster.close()

@@ -123,6 +123,12 @@ def seed_vouchers(
                 ledger,
             )
             conn.executemany("INSERT INTO accounts (name, balance_fen) VALUES (?, ?)", accounts)
+            conn.execute(
+                "INSERT INTO holder_usage (holder_id, fiscal_year, used_fen, contracts_fen) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(holder_id, fiscal_year) DO UPDATE SET used_fen = used_fen + excluded.used_fen, "
+                "contracts_fen = contracts_fen + excluded.contracts_fen",
+                (holder_id, year, face_fen * per_holder, sum(d[4] for d in decisions)),
+            )
             total += face_fen * per_holder
         conn.execute(
             "UPDATE accounts SET balance_fen = balance_fen - ? WHERE name = ?", (total, pool)

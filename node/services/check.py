@@ -134,6 +134,19 @@ def check_books(
     ):
         add(f"remote hold {hold_id} awaits an answer but no message is being sent for it")
 
+    # 4b'. The holder-usage cache is what the vouchers and decisions say.
+    usage = {
+        (h, y): (u, c)
+        for h, y, u, c in conn.execute(
+            "SELECT d.holder_id, d.fiscal_year, COALESCE(SUM(v.face_fen - v.reclaimed_fen), 0), "
+            "SUM(d.estimated_amount_fen) FROM decisions d LEFT JOIN vouchers v ON v.id = d.voucher_id "
+            "WHERE d.outcome = 'issued' GROUP BY d.holder_id, d.fiscal_year"
+        )
+    }
+    cached_usage = {(h, y): (u, c) for h, y, u, c in conn.execute("SELECT * FROM holder_usage")}
+    if usage != cached_usage:
+        add("the holder-usage cache does not match the vouchers and decisions")
+
     # 4c. The exposure cache is what the holds say.
     expected_exposure: dict[tuple[str, str], int] = defaultdict(int)
     for region, window, state, amount, captured in conn.execute(

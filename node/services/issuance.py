@@ -146,6 +146,13 @@ class Issuance:
                 record = voucher_record(voucher, holder.uscc, region, key.key_id)
                 signature = key.sign(VOUCHER_TAG, record)
                 vouchers.insert_voucher(conn, voucher, record, signature, key.key_id)
+                vouchers.add_holder_usage(
+                    conn,
+                    holder.id,
+                    policy.fiscal_year,
+                    voucher.face_fen,
+                    demand.estimated_amount_fen,
+                )
                 ledger.transfer(
                     conn,
                     now,

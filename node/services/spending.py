@@ -182,6 +182,7 @@ class Spending:
         )
         amount = vouchers.get_voucher(conn, voucher.id).available_fen
         vouchers.move_voucher(conn, voucher.id, available_fen=-amount, reclaimed_fen=amount)
+        vouchers.add_holder_usage(conn, voucher.holder_id, voucher.fiscal_year, -amount, 0)
         vouchers.set_voucher_state(conn, voucher.id, state)
         ledger.transfer(
             conn,

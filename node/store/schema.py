@@ -380,9 +380,26 @@ CREATE INDEX remote_holds_payout ON remote_holds(payout_window) WHERE state = 'c
 CREATE INDEX remote_holds_statement ON remote_holds(issuer_region, settlement_window) WHERE state = 'captured'
 """
 
+V4 = """
+-- Each holder's standing per fiscal year (issued − reclaimed, and the estimates of issued
+-- demands), kept with the vouchers and decisions it sums, so issuance reads one row.
+CREATE TABLE holder_usage (
+    holder_id TEXT NOT NULL,
+    fiscal_year INTEGER NOT NULL,
+    used_fen INTEGER NOT NULL,
+    contracts_fen INTEGER NOT NULL,
+    PRIMARY KEY (holder_id, fiscal_year)
+);
+INSERT INTO holder_usage (holder_id, fiscal_year, used_fen, contracts_fen)
+    SELECT d.holder_id, d.fiscal_year, COALESCE(SUM(v.face_fen - v.reclaimed_fen), 0), SUM(d.estimated_amount_fen)
+    FROM decisions d LEFT JOIN vouchers v ON v.id = d.voucher_id
+    WHERE d.outcome = 'issued' GROUP BY d.holder_id, d.fiscal_year
+"""
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _script(V1),
     2: _script(V2),
     3: _script(V3),
+    4: _script(V4),
 }
 SCHEMA_VERSION = max(MIGRATIONS)

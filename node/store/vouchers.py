@@ -78,17 +78,22 @@ def list_decisions(
 
 def holder_standing(conn: sqlite3.Connection, holder_id: str, year: int) -> tuple[int, int]:
     """(cap used: issued − reclaimed, sum of estimates of issued demands) for a fiscal year."""
-    used = conn.execute(
-        "SELECT COALESCE(SUM(face_fen - reclaimed_fen), 0) FROM vouchers "
-        "WHERE holder_id = ? AND fiscal_year = ?",
+    row = conn.execute(
+        "SELECT used_fen, contracts_fen FROM holder_usage WHERE holder_id = ? AND fiscal_year = ?",
         (holder_id, year),
-    ).fetchone()[0]
-    contracts = conn.execute(
-        "SELECT COALESCE(SUM(estimated_amount_fen), 0) FROM decisions "
-        "WHERE holder_id = ? AND fiscal_year = ? AND outcome = 'issued'",
-        (holder_id, year),
-    ).fetchone()[0]
-    return int(used), int(contracts)
+    ).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def add_holder_usage(
+    conn: sqlite3.Connection, holder_id: str, year: int, used: int, contracts: int
+) -> None:
+    conn.execute(
+        "INSERT INTO holder_usage (holder_id, fiscal_year, used_fen, contracts_fen) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT(holder_id, fiscal_year) DO UPDATE SET used_fen = used_fen + excluded.used_fen, "
+        "contracts_fen = contracts_fen + excluded.contracts_fen",
+        (holder_id, year, used, contracts),
+    )
 
 
 # Vouchers -----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import http.client as http_client
 import json
 import socket
@@ -18,7 +19,7 @@ import subprocess
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -348,6 +349,18 @@ class Cluster:
 
     def heal(self, region: str) -> None:
         self[region].proxy.set_cut(False)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Cluster]:
+        """Yield the cluster; on failure print where its data is kept and its merged logs;
+        always stop its processes and proxies."""
+        try:
+            yield self
+        except BaseException:
+            print(f"data kept in {self.root}\n--- merged logs ---\n{self.logs()[-8000:]}")
+            raise
+        finally:
+            self.close()
 
     def logs(self) -> str:
         """Every node's log, merged and sorted by time (each line starts with UTC ms)."""

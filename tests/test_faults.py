@@ -21,14 +21,8 @@ HZ, GY = "330100", "520100"
 
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[Cluster]:
-    cluster = Cluster(tmp_path, [HZ, GY])
-    try:
+    with Cluster(tmp_path, [HZ, GY]).session() as cluster:
         yield cluster
-    except BaseException:
-        print(f"data kept in {tmp_path}\n--- merged logs ---\n{cluster.logs()[-8000:]}")
-        raise
-    finally:
-        cluster.close()
 
 
 def _prepare(cluster: Cluster, env: dict[str, dict[str, str]]) -> tuple[str, dict[str, object]]:

@@ -101,14 +101,8 @@ PAIRS = {(HZ, GY), (QD, HZ), (GY, HZ)}
 
 @pytest.fixture
 def trio(tmp_path: Path) -> Iterator[Cluster]:
-    cluster = Cluster(tmp_path, [HZ, QD, GY])
-    try:
+    with Cluster(tmp_path, [HZ, QD, GY]).session() as cluster:
         yield cluster
-    except BaseException:
-        print(f"data kept in {tmp_path}\n--- merged logs ---\n{cluster.logs()[-8000:]}")
-        raise
-    finally:
-        cluster.close()
 
 
 def test_statements_agree_payouts_and_netting(trio: Cluster) -> None:

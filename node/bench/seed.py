@@ -14,6 +14,7 @@ from node.domain.model import Voucher
 from node.keys import VOUCHER_TAG, NodeKey
 from node.services.common import sha256_hex
 from node.services.issuance import voucher_record
+from node.store.vouchers import add_holder_usage
 
 
 def _chunks(n: int, size: int) -> Iterator[range]:
@@ -123,11 +124,8 @@ def seed_vouchers(
                 ledger,
             )
             conn.executemany("INSERT INTO accounts (name, balance_fen) VALUES (?, ?)", accounts)
-            conn.execute(
-                "INSERT INTO holder_usage (holder_id, fiscal_year, used_fen, contracts_fen) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(holder_id, fiscal_year) DO UPDATE SET used_fen = used_fen + excluded.used_fen, "
-                "contracts_fen = contracts_fen + excluded.contracts_fen",
-                (holder_id, year, face_fen * per_holder, sum(d[4] for d in decisions)),
+            add_holder_usage(
+                conn, holder_id, year, face_fen * per_holder, sum(d[4] for d in decisions)
             )
             total += face_fen * per_holder
         conn.execute(

@@ -14,13 +14,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
-import ctypes
-import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,14 +27,12 @@ from typing import Any
 
 import aiohttp
 
-from federation.cards import parse_card
 from federation.crosscheck import compare, in_flight
-from federation.peering import Peering
-from node.app import build_node
+from federation.peering import peer_all
 from node.clock import SystemClock, year_of
 from node.config import FederationConfig
 from node.domain.money import yuan
-from node.services.common import SYSTEM
+from node.processes import free_port, serving, spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "ops" / "policies"
@@ -62,25 +56,10 @@ class City:
         return f"http://127.0.0.1:{self.http_port}"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def die_with_parent() -> None:
-    """In the child, before exec: ask Linux to SIGTERM it when the demo process dies."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
 def _setup(root: Path, cities: list[City]) -> None:
     from node.cli import init_node
 
     year = year_of(SystemClock().now_ms())
-    cards = []
     for city in cities:
         city.data = root / city.name.lower()
         text = (POLICIES / f"{city.policy}-2026.toml").read_text()
@@ -94,48 +73,18 @@ def _setup(root: Path, cities: list[City]) -> None:
         city.operator = init_node(
             city.data, city.region, city.name, text, city.http_port, "FULL", 1.0, fed
         )
-        node = build_node(city.data)
-        assert node.federation is not None
-        cards.append(
-            base64.b64encode(
-                node.federation.card(node.key, city.region, city.name, node.clock.now_ms())
-            ).decode()
-        )
-        node.close()
-    for city in cities:
-        node = build_node(city.data)
-        peering = Peering(node.db, node.clock, city.region)
-        for other, card in zip(cities, cards, strict=True):
-            if other is not city:
-                (city.data / f"{other.region}.card").write_text(card + "\n")
-                peering.add(
-                    parse_card(card), True, True, 50_000_000_00, SYSTEM
-                )  # ¥50,000,000 per window
-        node.close()
+    peer_all([(c.region, c.name, c.data) for c in cities], 50_000_000_00)  # ¥50,000,000 per window
 
 
 async def _start(city: City, timeout: float = 30.0) -> None:
-    log = open(city.data / "node.log", "ab")  # noqa: SIM115 - the child writes to it for its life
-    city.proc = subprocess.Popen(
-        [sys.executable, "-m", "node.cli", "serve", "--data", str(city.data)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        preexec_fn=die_with_parent,
-    )
-    log.close()
+    city.proc = spawn(city.data, tied=True)
     deadline = time.monotonic() + timeout
-    state = city.data / "serve.json"
-    while time.monotonic() < deadline:
-        if city.proc.poll() is not None:
+    while serving(city.data, city.proc) is None:
+        if time.monotonic() > deadline:
             raise RuntimeError(
-                f"{city.name} exited with {city.proc.returncode}; see {city.data / 'node.log'}"
+                f"{city.name} did not start within {timeout}s; see {city.data / 'node.log'}"
             )
-        if state.exists():
-            return
         await asyncio.sleep(0.05)
-    raise RuntimeError(f"{city.name} did not start within {timeout}s; see {city.data / 'node.log'}")
 
 
 class Api:
@@ -499,8 +448,8 @@ async def run_demo(args: argparse.Namespace) -> int:
     ]
     cities = {}
     for i, (region, name, policy) in enumerate(specs):
-        http_port = _free_port() if base == 0 else base + i
-        grpc_port = _free_port() if base == 0 else base + 1000 + i
+        http_port = free_port() if base == 0 else base + i
+        grpc_port = free_port() if base == 0 else base + 1000 + i
         cities[region] = City(region, name, policy, http_port, grpc_port)
     _setup(root, list(cities.values()))
     stop = asyncio.Event()

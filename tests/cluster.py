@@ -9,11 +9,9 @@ a node can be cut off (the proxy drops connections and refuses new ones) and hea
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import http.client as http_client
 import json
-import socket
 import sqlite3
 import subprocess
 import threading
@@ -24,14 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from federation.cards import parse_card
-from federation.crosscheck import compare
-from federation.peering import Peering
-from node.app import build_node
+from federation.crosscheck import compare, in_flight
+from federation.peering import peer_all
 from node.cli import init_node
 from node.clock import SystemClock, year_of
 from node.config import FederationConfig
-from node.services.common import SYSTEM
+from node.processes import free_port
 from tests.conftest import policy_text
 from tests.proc import NodeProcess, suanli, wait_until
 
@@ -61,12 +57,6 @@ def http(
         http_client.RemoteDisconnected,
     ) as err:
         return 0, {"error": {"code": "connection", "message": str(err)}}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_tls(folder: Path, name: str) -> tuple[Path, Path, Path]:
@@ -257,7 +247,6 @@ class Cluster:
     ) -> None:
         self.root = root
         self.members: list[Member] = []
-        cards: list[str] = []
         for region in regions:
             name, policy = CITIES[region]
             data = root / name.lower()
@@ -290,31 +279,10 @@ class Cluster:
                 sweep_interval,
                 fed,
             )
-            node = build_node(data)
-            assert node.federation is not None
-            cards.append(
-                base64.b64encode(
-                    node.federation.card(node.key, region, name, node.clock.now_ms())
-                ).decode()
-            )
-            node.close()
             self.members.append(
                 Member(region, name, data, grpc_port, proxy, token, NodeProcess(data))
             )
-        for member in self.members:
-            node = build_node(member.data)
-            peering = Peering(node.db, node.clock, member.region)
-            for other, card in zip(self.members, cards, strict=True):
-                if other is not member:
-                    (member.data / f"{other.region}.card").write_text(card)
-                    peering.add(
-                        parse_card(card),
-                        True,
-                        True,
-                        exposure_cap_fen,
-                        SYSTEM,
-                    )
-            node.close()
+        peer_all([(m.region, m.name, m.data) for m in self.members], exposure_cap_fen)
 
     def __getitem__(self, region: str) -> Member:
         return next(m for m in self.members if m.region == region)
@@ -459,12 +427,8 @@ class Cluster:
         """Wait until nothing is in flight anywhere and every pair agrees."""
 
         def settled() -> bool:
-            for m in self.members:
-                with m.db() as conn:
-                    if conn.execute(
-                        "SELECT COUNT(*) FROM outbox WHERE state = 'pending'"
-                    ).fetchone()[0]:
-                        return False
+            if any(in_flight(m.data / "suanli.db") for m in self.members):
+                return False
             return not self.disagreements()
 
         try:

@@ -5,7 +5,6 @@ Conditions are waited on, never slept for; one TIMEOUT_FACTOR scales every timeo
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -14,6 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
+
+from node.processes import serving, spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_FACTOR = float(os.environ.get("TIMEOUT_FACTOR", "1"))
@@ -62,25 +63,15 @@ class NodeProcess:
 
     def start(self, env: dict[str, str] | None = None) -> NodeProcess:
         assert self.proc is None or self.proc.poll() is not None, "already running"
-        (self.data / "serve.json").unlink(missing_ok=True)
-        log = open(self.data / "node.log", "ab")  # noqa: SIM115 - owned by the child
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "node.cli", "serve", "--data", str(self.data), "--port", "0"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            env={**os.environ, **(env or {})},
-        )
-        log.close()
+        self.proc = spawn(self.data, "--port", "0", env=env)
 
         def ready() -> int:
             assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(
-                    f"node exited {self.proc.returncode}:\n{(self.data / 'node.log').read_text()}"
-                )
-            state = self.data / "serve.json"
-            return int(json.loads(state.read_text())["http_port"]) if state.exists() else 0
+            try:
+                state = serving(self.data, self.proc)
+            except RuntimeError as exc:
+                raise AssertionError(f"{exc}:\n{self.log()}") from None
+            return int(state["http_port"]) if state else 0
 
         self.port = wait_until(ready, f"node in {self.data} to serve")
         return self

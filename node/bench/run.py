@@ -11,7 +11,6 @@ void. Vouchers and one-time codes are bulk-loaded before the nodes start (``node
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import platform
@@ -24,14 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from federation.cards import parse_card
 from federation.crosscheck import compare, in_flight
-from federation.peering import Peering
+from federation.peering import peer_all
 from node.app import build_node
 from node.bench.seed import seed_codes, seed_vouchers
 from node.clock import SystemClock, year_of
 from node.config import FederationConfig
 from node.keys import NodeKey
+from node.processes import free_port, serving, spawn
 from node.services.common import SYSTEM
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -54,14 +53,6 @@ class Case:
     checked: str = ""
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Federation:
     """Two node processes with their seeded books."""
 
@@ -73,7 +64,6 @@ class Federation:
         self.ports: dict[str, int] = {}
         self.tokens: dict[str, str] = {}
         year = year_of(SystemClock().now_ms())
-        cards = {}
         for region, name in ((HZ, "hangzhou"), (GY, "guiyang")):
             text = (
                 (POLICIES / f"{name}-2026.toml")
@@ -81,25 +71,12 @@ class Federation:
                 .replace("fiscal_year = 2026", f"fiscal_year = {year}")
             )
             text = text.replace("minimum_voucher_fen = 500_000", "minimum_voucher_fen = 0")
-            fed = FederationConfig(port=_free_port(), plaintext=True, call_timeout_seconds=5.0)
-            data = root / name
-            self.ports[region] = _free_port()
+            fed = FederationConfig(port=free_port(), plaintext=True, call_timeout_seconds=5.0)
+            self.ports[region] = free_port()
             self.tokens[region] = init_node(
-                data, region, name, text, self.ports[region], "FULL", 1.0, fed
+                root / name, region, name, text, self.ports[region], "FULL", 1.0, fed
             )
-            node = build_node(data)
-            assert node.federation is not None
-            cards[region] = base64.b64encode(
-                node.federation.card(node.key, region, name, node.clock.now_ms())
-            ).decode()
-            node.close()
-        for region, name in ((HZ, "hangzhou"), (GY, "guiyang")):
-            node = build_node(root / name)
-            other = GY if region == HZ else HZ
-            Peering(node.db, node.clock, region).add(
-                parse_card(cards[other]), True, True, 10**15, SYSTEM
-            )
-            node.close()
+        peer_all([(HZ, "hangzhou", root / "hangzhou"), (GY, "guiyang", root / "guiyang")], 10**15)
         self.data = {HZ: root / "hangzhou", GY: root / "guiyang"}
         self._populate(vouchers, codes)
 
@@ -178,19 +155,11 @@ class Federation:
 
     def start(self) -> None:
         for region, data in self.data.items():
-            (data / "serve.json").unlink(missing_ok=True)
-            log = open(data / "node.log", "ab")  # noqa: SIM115 - owned by the child
-            self.procs[region] = subprocess.Popen(
-                [sys.executable, "-m", "node.cli", "serve", "--data", str(data)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-            )
-            log.close()
+            self.procs[region] = spawn(data, tied=True)
         deadline = time.monotonic() + 120
         for region, data in self.data.items():
-            while not (data / "serve.json").exists():
-                if time.monotonic() > deadline or self.procs[region].poll() is not None:
+            while serving(data, self.procs[region]) is None:
+                if time.monotonic() > deadline:
                     raise RuntimeError(f"{region} did not start; see {data / 'node.log'}")
                 time.sleep(0.05)
 

@@ -1,0 +1,60 @@
+"""Node processes on this machine, for the demo, the benchmark and the tests: start
+``suanli serve`` with its log in its data folder, and know when it serves (its ``serve.json``)."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A port that was free on 127.0.0.1 a moment ago (for gRPC endpoints that go in cards)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM it when its parent dies."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def spawn(
+    data: Path, *args: str, env: dict[str, str] | None = None, tied: bool = False
+) -> subprocess.Popen[bytes]:
+    """Start ``suanli serve --data DATA ARGS…``; ``tied``: it dies with this process."""
+    (data / "serve.json").unlink(missing_ok=True)
+    with open(data / "node.log", "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "node.cli", "serve", "--data", str(data), *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+            preexec_fn=die_with_parent if tied else None,
+        )
+
+
+def serving(data: Path, proc: subprocess.Popen[bytes]) -> dict[str, Any] | None:
+    """What ``serve.json`` says once the node serves; None before. Raises if it exited."""
+    if proc.poll() is not None:
+        raise RuntimeError(
+            f"the node in {data} exited with {proc.returncode}; see {data / 'node.log'}"
+        )
+    state = data / "serve.json"
+    if not state.exists():
+        return None
+    found: dict[str, Any] = json.loads(state.read_text())
+    return found

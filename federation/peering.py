@@ -125,22 +125,20 @@ class Peering:
         return out
 
 
-def peer_all(members: list[tuple[str, str, Path]], exposure_cap_fen: int) -> None:
-    """Make fresh, stopped nodes (region, name, data folder) peers of each other: export each
+def peer_all(members: list[tuple[str, Path]], exposure_cap_fen: int) -> None:
+    """Make fresh, stopped nodes (region, data folder) peers of each other: export each
     card (also left in the others' folders as ``<region>.card``) and import it everywhere else."""
     from node.app import build_node
 
     cards = {}
-    for region, name, data in members:
+    for region, data in members:
         node = build_node(data)
         try:
             assert node.federation is not None, f"{data} has no [federation] section"
-            cards[region] = card_text(
-                node.federation.card(node.key, region, name, node.clock.now_ms())
-            )
+            cards[region] = card_text(node.federation.card())
         finally:
             node.close()
-    for region, _, data in members:
+    for region, data in members:
         node = build_node(data)
         try:
             peering = Peering(node.db, node.clock, region)

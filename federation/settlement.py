@@ -152,7 +152,7 @@ class Settler:
     async def _send(self, issuer: str, window_id: str, records: list[Record], now: int) -> bool:
         peer = self._wire.directory.get(issuer)
         if peer is None:
-            return False
+            return False  # no longer a peer: nothing to ask
         body = statement_bytes(issuer, self.region, window_id, records)
         signature = self._key.sign(STATEMENT_TAG, body)
         request = pb.StatementRequest(

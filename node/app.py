@@ -57,14 +57,9 @@ class Federation:
     servicer: Servicer
     server_tls: ServerTls | None
     announcer: Announcer
-    db: Database
     settler: Settler
     netting: Netting
-
-    def card(self, key: NodeKey, region: str, name: str, now_ms: int) -> bytes:
-        """This node's card, listing every own key (retired and revoked ones included)."""
-        own = self.db.run_sync("own_keys", lambda c: load_own_keys(c, key))
-        return build_card(key, region, name, self.config.advertised, own, now_ms)
+    card: Callable[[], bytes]  # this node's signed card, listing every own key
 
 
 @dataclass
@@ -231,6 +226,7 @@ def _build_federation(
     cards = CardReceiver(db, clock, region, key, directory)
 
     def own_card() -> bytes:
+        """The card, listing every own key (retired and revoked ones included)."""
         own = db.run_sync("own_keys", lambda c: load_own_keys(c, key))
         return build_card(key, region, config.name, fed.advertised, own, clock.now_ms())
 
@@ -249,9 +245,9 @@ def _build_federation(
         servicer,
         server_tls,
         announcer,
-        db,
         settler,
         netting,
+        own_card,
     )
 
 

@@ -214,11 +214,7 @@ def _cmd_card(args: argparse.Namespace) -> int:
     try:
         if node.federation is None:
             raise ConfigError("this node has no [federation] section: init it with --grpc-port")
-        text = card_text(
-            node.federation.card(
-                node.key, node.config.region, node.config.name, node.clock.now_ms()
-            )
-        )
+        text = card_text(node.federation.card())
     finally:
         node.close()
     if args.out:

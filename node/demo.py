@@ -73,7 +73,7 @@ def _setup(root: Path, cities: list[City]) -> None:
         city.operator = init_node(
             city.data, city.region, city.name, text, city.http_port, "FULL", 1.0, fed
         )
-    peer_all([(c.region, c.name, c.data) for c in cities], 50_000_000_00)  # ¥50,000,000 per window
+    peer_all([(c.region, c.data) for c in cities], 50_000_000_00)  # ¥50,000,000 per window
 
 
 async def _start(city: City, timeout: float = 30.0) -> None:

@@ -282,7 +282,7 @@ class Cluster:
             self.members.append(
                 Member(region, name, data, grpc_port, proxy, token, NodeProcess(data))
             )
-        peer_all([(m.region, m.name, m.data) for m in self.members], exposure_cap_fen)
+        peer_all([(m.region, m.data) for m in self.members], exposure_cap_fen)
 
     def __getitem__(self, region: str) -> Member:
         return next(m for m in self.members if m.region == region)

@@ -76,7 +76,7 @@ class Federation:
             self.tokens[region] = init_node(
                 root / name, region, name, text, self.ports[region], "FULL", 1.0, fed
             )
-        peer_all([(HZ, "hangzhou", root / "hangzhou"), (GY, "guiyang", root / "guiyang")], 10**15)
+        peer_all([(HZ, root / "hangzhou"), (GY, root / "guiyang")], 10**15)
         self.data = {HZ: root / "hangzhou", GY: root / "guiyang"}
         self._populate(vouchers, codes)
 

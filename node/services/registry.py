@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from typing import Any
 
 from node import errors
@@ -42,6 +43,13 @@ def _check_uscc(code: str, override_reason: str | None, field: str = "uscc") -> 
         f"{field}: {code!r} {result.reason}; a known legacy code needs an operator override "
         "with a reason (uscc_override_reason)"
     )
+
+
+def _check_related(codes: tuple[str, ...]) -> None:
+    for i, code in enumerate(codes):
+        result = uscc_rules.check(code)
+        if not result.ok:
+            raise errors.InvalidUSCC(f"related_uscc[{i}]: {code!r} {result.reason}")
 
 
 def _check_category(policy: Policy, category: str, code: str) -> None:
@@ -150,11 +158,7 @@ class Registry:
             raise errors.InvalidRequest(
                 f"kind: must be one of {', '.join(PROVIDER_KINDS)}, got {kind!r}"
             )
-        for i, code in enumerate(related_uscc):
-            if not uscc_rules.check(code).ok:
-                raise errors.InvalidUSCC(
-                    f"related_uscc[{i}]: {code!r} {uscc_rules.check(code).reason}"
-                )
+        _check_related(related_uscc)
         region = region or self._policies.region
         now = self._clock.now_ms()
         provider = Provider(
@@ -220,11 +224,7 @@ class Registry:
         self, who: Principal, provider_id: str, related: tuple[str, ...]
     ) -> Provider:
         require_operator(who)
-        for i, code in enumerate(related):
-            if not uscc_rules.check(code).ok:
-                raise errors.InvalidUSCC(
-                    f"related_uscc[{i}]: {code!r} {uscc_rules.check(code).reason}"
-                )
+        _check_related(related)
         now = self._clock.now_ms()
 
         def txn(conn: sqlite3.Connection) -> Provider:
@@ -263,7 +263,7 @@ class Tokens:
 
     def _create_txn(
         self, actor: str, role: str, subject_id: str | None, label: str, token: str
-    ) -> Any:
+    ) -> Callable[[sqlite3.Connection], str]:
         now = self._clock.now_ms()
         token_id = new_id("t")
 

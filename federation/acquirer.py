@@ -317,62 +317,53 @@ class Acquirer:
         now: int,
         queued: list[str],
     ) -> tuple[str, str, int] | None:
-        actor = f"peer:{hold.issuer_region}"
-        if kind in (pb.AUTHORIZE, pb.REDEEM):
-            peers.update_remote_hold(
-                conn,
-                hold.id,
-                state=r.state,
+        """Apply the issuer's receipt to the hold, in one update; book a capture."""
+        first = kind in (pb.AUTHORIZE, pb.REDEEM)
+        columns: dict[str, object] = {
+            "state": r.state,
+            "captured_fen": r.captured_fen,
+            "settlement_window": r.settlement_window or None,
+        }
+        if first:
+            columns.update(
                 amount_fen=r.amount_fen,
-                captured_fen=r.captured_fen,
                 issuer_hold_id=r.hold_id,
                 voucher_id=r.voucher_id,
                 expires_at=r.expires_at_ms,
-                settlement_window=r.settlement_window or None,
                 closed_at=now if r.state != "held" else None,
             )
-            ledger.event(
-                conn,
-                now,
-                "remote_hold",
-                hold.id,
-                r.state,
-                actor,
-                r.amount_fen,
-                issuer_hold_id=r.hold_id,
-            )
-            if r.state == "captured":
-                self._book_capture(conn, hold, r, now)
-                return ("captured", hold.compute_class, r.captured_fen)
-            if r.state == "held" and hold.wanted == "void":
-                current = peers.get_remote_hold(conn, hold.id)
-                peers.update_remote_hold(conn, hold.id, wanted=None)
-                queued.append(self._enqueue(conn, current, "void", None, now))
-            return ("held", hold.compute_class, r.amount_fen) if r.state == "held" else None
-        peers.update_remote_hold(
-            conn,
-            hold.id,
-            state=r.state,
-            captured_fen=r.captured_fen,
-            wanted=None,
-            wanted_fen=None,
-            settlement_window=r.settlement_window or None,
-            closed_at=now,
-        )
-        ledger.event(conn, now, "remote_hold", hold.id, r.state, actor, r.captured_fen)
+        else:
+            columns.update(wanted=None, wanted_fen=None, closed_at=now)
         if r.state == "captured":
-            self._book_capture(conn, hold, r, now)
+            columns.update(self._book_capture(conn, hold, r, now))
+        peers.update_remote_hold(conn, hold.id, **columns)
+        amount = r.amount_fen if first else r.captured_fen
+        ledger.event(
+            conn,
+            now,
+            "remote_hold",
+            hold.id,
+            r.state,
+            f"peer:{hold.issuer_region}",
+            amount,
+            issuer_hold_id=r.hold_id,
+        )
+        if r.state == "captured":
             return ("captured", hold.compute_class, r.captured_fen)
-        return (r.state, hold.compute_class, hold.amount_fen)
+        if not first:
+            return (r.state, hold.compute_class, hold.amount_fen)
+        if r.state == "held" and hold.wanted == "void":
+            current = peers.get_remote_hold(conn, hold.id)
+            peers.update_remote_hold(conn, hold.id, wanted=None)
+            queued.append(self._enqueue(conn, current, "void", None, now))
+        return ("held", hold.compute_class, r.amount_fen) if r.state == "held" else None
 
     def _book_capture(
         self, conn: sqlite3.Connection, hold: RemoteHold, r: pb.Receipt, now: int
-    ) -> None:
-        amount = r.captured_fen
+    ) -> dict[str, object]:
+        """Book a captured subsidy (the issuer's city owes ours, we owe the provider); returns the
+        hold's columns that record where it is paid from."""
         payout_window = self._payout_window(conn, now)
-        peers.update_remote_hold(
-            conn, hold.id, payout_window=payout_window, holder_uscc=r.holder_uscc or None
-        )
         settlement.window_active(conn, payout_window)
         if r.settlement_window:
             settlement.window_acquired(conn, hold.issuer_region, r.settlement_window)
@@ -383,8 +374,9 @@ class Acquirer:
             hold.id,
             ledger.issuer(hold.issuer_region),
             ledger.payable(hold.provider_id),
-            amount,
+            r.captured_fen,
         )
+        return {"payout_window": payout_window, "holder_uscc": r.holder_uscc or None}
 
     def _refused(
         self, conn: sqlite3.Connection, hold: RemoteHold, kind: int, r: pb.Refusal, now: int

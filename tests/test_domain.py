@@ -63,6 +63,17 @@ def test_ratio_is_exact_floor(amount: int, ratio: int) -> None:
     assert got * 10_000 <= amount * ratio < (got + 1) * 10_000
 
 
+def test_percent() -> None:
+    from node.domain.money import percent
+
+    assert (percent(3000), percent(1250), percent(5), percent(10_000)) == (
+        "30%",
+        "12.5%",
+        "0.05%",
+        "100%",
+    )
+
+
 def test_yuan() -> None:
     assert yuan(25_000_000_000) == "¥250,000,000.00"
     assert yuan(-5) == "-¥0.05"

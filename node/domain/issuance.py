@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from node.domain.model import Holder, Provider
-from node.domain.money import apply_ratio, yuan
+from node.domain.money import apply_ratio, percent, yuan
 from node.domain.policy import Policy
 
 
@@ -108,7 +108,7 @@ def decide(
         and contracts_after <= policy.small_contract.max_yearly_contracts_fen
     )
     ratio = policy.ratio_for(demand.compute_class, holder.category, small)
-    notes.append(Reason("ratio", f"{demand.compute_class} for {holder.category}: {ratio / 100:g}%"))
+    notes.append(Reason("ratio", f"{demand.compute_class} for {holder.category}: {percent(ratio)}"))
     if small:
         notes.append(
             Reason(

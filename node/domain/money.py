@@ -34,3 +34,9 @@ def yuan(amount: int) -> str:
     sign = "-" if amount < 0 else ""
     whole, part = divmod(abs(amount), FEN_PER_YUAN)
     return f"{sign}¥{whole:,}.{part:02d}"
+
+
+def percent(ratio_bp: int) -> str:
+    """Basis points as a percentage for people, in integers: ``3000`` → ``30%``, ``1250`` → ``12.5%``."""
+    whole, part = divmod(ratio_bp, 100)
+    return f"{whole}%" if part == 0 else f"{whole}.{part:02d}".rstrip("0") + "%"

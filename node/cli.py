@@ -133,6 +133,11 @@ async def serve(node: Node, host: str, port: int) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    import os
+    import sys
+
+    if os.environ.get("SWI"):
+        sys.setswitchinterval(float(os.environ["SWI"]))
     node = build_node(args.data)
     logs.setup(node.config.region, fmt=args.log_format or node.config.log_format)
     host = args.host or node.config.http_host

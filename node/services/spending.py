@@ -197,9 +197,18 @@ class Spending:
         return amount
 
     def place(
-        self, conn: sqlite3.Connection, redeemer: Redeemer, order: Order, now: int, actor: str
+        self,
+        conn: sqlite3.Connection,
+        redeemer: Redeemer,
+        order: Order,
+        now: int,
+        actor: str,
+        capture: bool = False,
     ) -> HoldResult:
-        """Place a hold for an order. A repeated identical request returns the original hold."""
+        """Place a hold for an order, or with ``capture`` redeem it at once: the hold is born
+        captured and the subsidy goes straight from the voucher to whoever is owed (one
+        transfer, no hold balance in between). A repeated identical request returns the
+        original hold."""
         provider = redeemer.provider
         existing = vouchers.hold_for_order(conn, redeemer.region, provider.id, order.order_id)
         code_hash = sha256_hex(order.code)
@@ -241,6 +250,9 @@ class Spending:
                 raise errors.ExposureCapExceeded(
                     f"exposure to {redeemer.region} would be {owed + amount} fen, over its cap of {cap}"
                 )
+        window = (
+            open_window(policy, now, lambda w: settlement.is_closed(conn, w)) if capture else None
+        )
         hold = Hold(
             id=new_id("hd"),
             voucher_id=voucher.id,
@@ -251,32 +263,33 @@ class Spending:
             order_amount_fen=order.order_amount_fen,
             compute_class=order.compute_class,
             amount_fen=amount,
-            captured_fen=0,
-            state="held",
+            captured_fen=amount if capture else 0,
+            state="captured" if capture else "held",
             created_at=now,
             expires_at=rules.hold_expiry(policy, voucher, now),
-            closed_at=None,
+            closed_at=now if capture else None,
+            settlement_window=window,
         )
         vouchers.insert_hold(conn, hold)
         vouchers.use_authorization(conn, auth.id, hold.id)
-        vouchers.move_voucher(conn, voucher.id, available_fen=-amount, held_fen=amount)
-        peers.add_exposure(conn, redeemer.region, "", amount)
-        ledger.transfer(
-            conn,
-            now,
-            "hold",
-            hold.id,
-            ledger.voucher_account(voucher.id),
-            ledger.hold_account(hold.id),
-            amount,
-        )
         ledger.event(conn, now, "authorization", auth.id, "used", actor, amount, hold_id=hold.id)
+        if window is not None:
+            vouchers.move_voucher(conn, voucher.id, available_fen=-amount, captured_fen=amount)
+            peers.add_exposure(conn, redeemer.region, window, amount)
+            settlement.window_active(conn, window)
+            source, dest = ledger.voucher_account(voucher.id), _settle_account(hold, self.region)
+            ledger.transfer(conn, now, "capture", hold.id, source, dest, amount)
+        else:
+            vouchers.move_voucher(conn, voucher.id, available_fen=-amount, held_fen=amount)
+            peers.add_exposure(conn, redeemer.region, "", amount)
+            source, dest = ledger.voucher_account(voucher.id), ledger.hold_account(hold.id)
+            ledger.transfer(conn, now, "hold", hold.id, source, dest, amount)
         ledger.event(
             conn,
             now,
             "hold",
             hold.id,
-            "held",
+            hold.state,
             actor,
             amount,
             order_id=order.order_id,
@@ -287,19 +300,13 @@ class Spending:
     def place_and_capture(
         self, conn: sqlite3.Connection, redeemer: Redeemer, order: Order, now: int, actor: str
     ) -> HoldResult:
-        placed = self.place(conn, redeemer, order, now, actor)
+        placed = self.place(conn, redeemer, order, now, actor, capture=True)
         hold = placed.hold
-        assert isinstance(hold, Hold)
-        if placed.replayed:
-            if hold.state != "captured" or hold.captured_fen != hold.amount_fen:
-                raise errors.OrderAlreadySubsidised(
-                    f"order {order.order_id} has a hold {hold.id} that is {hold.state}"
-                )
-            return placed
-        released = self.release(conn, hold, "captured", hold.amount_fen, now, actor, placed.voucher)
-        return HoldResult(
-            released, replayed=False, voucher=placed.voucher, holder_uscc=placed.holder_uscc
-        )
+        if placed.replayed and (hold.state != "captured" or hold.captured_fen != hold.amount_fen):
+            raise errors.OrderAlreadySubsidised(
+                f"order {order.order_id} has a hold {hold.id} that is {hold.state}"
+            )
+        return placed
 
     def capture_txn(
         self,

@@ -5,7 +5,8 @@ Accounts (balances in fen):
     budget:<year>:appropriation  −budget: where the year's money comes from
     budget:<year>:pool           budget not yet issued (issued vouchers leave, reclaims return)
     voucher:<id>                 a voucher's available balance
-    hold:<id>                    the amount reserved by an open hold
+    hold:<id>                    the amount reserved by an open hold (a one-step redemption
+                                 books its capture from voucher:<id> directly)
     payable:<provider id>        captured subsidy owed to a provider
     due:<region>                 issuer side: captured subsidy owed to an acquirer city
     issuer:<region>              acquirer side: −what an issuer city owes us for our providers

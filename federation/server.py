@@ -9,12 +9,14 @@ REFUSAL replies, the issuer's evidence as much as a receipt is.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from federation.announce import CardReceiver
@@ -44,6 +46,18 @@ GRPC_STATUS: dict[type[errors.SuanliError], grpc.StatusCode] = {
 
 RefusalObserver = Callable[[str, str], None]  # signer region (as claimed), code
 
+# What a Batch may carry, and how many at most.
+BATCHED = (pb.AUTHORIZE, pb.CAPTURE, pb.VOID, pb.REDEEM, pb.STATUS)
+MAX_BATCH = 256
+
+
+def _signer(raw: bytes) -> str:
+    """The region an envelope claims, for the refusal log only (it may not even parse)."""
+    try:
+        return pb.Envelope.FromString(raw).signer_region
+    except DecodeError:
+        return ""
+
 
 class Servicer(pb_grpc.FederationServicer):
     def __init__(
@@ -64,6 +78,29 @@ class Servicer(pb_grpc.FederationServicer):
         self._card = card
         self._observer = observer
 
+    async def _handle(self, request: pb.Envelope | bytes, kinds: tuple[int, ...]) -> bytes:
+        """Open one envelope at the door and answer it; envelope refusals are raised."""
+        opened = self._door.open(request, kinds, self._clock.now_ms())
+        kind = opened.header.type
+        if kind == pb.CARD:
+            return await self._cards.receive(opened)
+        if kind == pb.STATEMENT:
+            return await self._desk.handle(opened)
+        if kind == pb.STATEMENTS:
+            return await self._desk.statements(opened)
+        return await self._issuer.handle(opened)
+
+    def _refused(self, signer_region: str, kinds: tuple[int, ...], exc: errors.SuanliError) -> None:
+        if self._observer is not None:
+            self._observer(signer_region[:6] or "none", exc.code)
+        logger.warning(
+            "refused %s from %r: %s %s",
+            "/".join(pb.MessageType.Name(k) for k in kinds),
+            signer_region[:6],
+            exc.code,
+            exc.message,
+        )
+
     async def _serve(
         self,
         request: pb.Envelope,
@@ -71,33 +108,41 @@ class Servicer(pb_grpc.FederationServicer):
         kind: int,
     ) -> pb.Envelope:
         try:
-            opened = self._door.open(request, (kind,), self._clock.now_ms())
-            if kind == pb.CARD:
-                reply = await self._cards.receive(opened)
-            elif kind == pb.STATEMENT:
-                reply = await self._desk.handle(opened)
-            elif kind == pb.STATEMENTS:
-                reply = await self._desk.statements(opened)
-            else:
-                reply = await self._issuer.handle(opened)
+            reply = await self._handle(request, (kind,))
         except errors.SuanliError as exc:
-            status = GRPC_STATUS.get(type(exc), grpc.StatusCode.INTERNAL)
-            if self._observer is not None:
-                self._observer(request.signer_region[:6] or "none", exc.code)
-            logger.warning(
-                "refused %s from %r: %s %s",
-                pb.MessageType.Name(kind),
-                request.signer_region[:6],
-                exc.code,
-                exc.message,
-            )
+            self._refused(request.signer_region, (kind,), exc)
             context.set_trailing_metadata((("suanli-code", exc.code),))
-            await context.abort(status, f"{exc.code}: {exc.message}")
+            await context.abort(
+                GRPC_STATUS.get(type(exc), grpc.StatusCode.INTERNAL), f"{exc.code}: {exc.message}"
+            )
         except Exception:
             logger.exception("federation request failed")
             context.set_trailing_metadata((("suanli-code", "internal"),))
             await context.abort(grpc.StatusCode.INTERNAL, "internal: see the issuer's log")
         return pb.Envelope.FromString(reply)
+
+    async def _answer(self, raw: bytes) -> pb.Answer:
+        """One envelope of a batch, answered exactly as its own method would answer it."""
+        try:
+            return pb.Answer(reply=await self._handle(raw, BATCHED))
+        except errors.SuanliError as exc:
+            self._refused(_signer(raw), BATCHED, exc)
+            return pb.Answer(code=exc.code, message=f"{exc.code}: {exc.message}")
+        except Exception:
+            logger.exception("federation request failed")
+            return pb.Answer(code="internal", message="internal: see the issuer's log")
+
+    async def Exchange(
+        self, request: pb.Batch, context: grpc.aio.ServicerContext[pb.Batch, pb.Answers]
+    ) -> pb.Answers:
+        if len(request.envelopes) > MAX_BATCH:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"malformed_message: at most {MAX_BATCH} envelopes in a batch",
+            )
+        # Answered together, the batch's transactions share the database's group commit.
+        answers = await asyncio.gather(*(self._answer(raw) for raw in request.envelopes))
+        return pb.Answers(answers=answers)
 
     async def Authorize(
         self, request: pb.Envelope, context: grpc.aio.ServicerContext[pb.Envelope, pb.Envelope]

@@ -142,9 +142,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     logs.setup(node.config.region, fmt=args.log_format or node.config.log_format)
     host = args.host or node.config.http_host
     port = node.config.http_port if args.port is None else args.port
+    prof = None
+    if os.environ.get("PROF"):
+        import cProfile
+
+        prof = cProfile.Profile()
+        prof.enable()
     try:
         asyncio.run(serve(node, host, port))
     finally:
+        if prof is not None:
+            prof.disable()
+            prof.dump_stats(os.environ["PROF"] + node.config.region)
         node.close()
     return 0
 

@@ -286,3 +286,51 @@ async def test_grpc_health_service(rig: Rig) -> None:
     for service in ("", "suanli.federation.v1.Federation"):
         reply = await health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_a_batch_answers_each_envelope_as_if_it_came_alone(rig: Rig) -> None:
+    """Exchange: one call, each envelope verified and answered on its own, in order; an
+    envelope refused at the door changes nothing and does not spoil its neighbours."""
+    now = rig.now()
+    good = seal(PEER_KEY, PEER, "330100", "b-1", pb.AUTHORIZE, rig.authorize("B-1"), now)
+    forged = bytearray(seal(PEER_KEY, PEER, "330100", "b-2", pb.AUTHORIZE, rig.authorize(), now))
+    forged[-1] ^= 1  # the last byte is the signature's
+    stranger = seal(STRANGER, PEER, "330100", "b-3", pb.AUTHORIZE, rig.authorize(), now)
+    card = seal(PEER_KEY, PEER, "330100", "b-4", pb.CARD, b"", now)
+    garbage = b"\xff\x00 not an envelope"
+    status = seal(
+        PEER_KEY,
+        PEER,
+        "330100",
+        "b-5",
+        pb.STATUS,
+        pb.StatusRequest(request_message_id="b-1").SerializeToString(),
+        now,
+    )
+    batch = pb.Batch(envelopes=[good, bytes(forged), stranger, card, garbage, status])
+    answers = (await rig.stub.Exchange(batch, timeout=5)).answers
+    assert [a.code for a in answers] == [
+        "",
+        "bad_signature",
+        "unknown_key",
+        "wrong_message_type",
+        "malformed_message",
+        "",
+    ]
+    assert all(a.message.startswith(a.code) for a in answers if a.code)
+    header, body = _reply(rig, pb.Envelope.FromString(answers[0].reply))
+    held = pb.Receipt.FromString(body)
+    assert header.in_reply_to == "b-1" and held.state == "held" and held.amount_fen == 300_000
+    # the STATUS in the same batch sees the AUTHORIZE before it: they ran in order
+    assert pb.Receipt.FromString(
+        _reply(rig, pb.Envelope.FromString(answers[5].reply))[1]
+    ).state == ("held")
+    # A replay through the lone method gets the very reply the batch gave.
+    again = await rig.send(good)
+    assert again.SerializeToString(deterministic=True) == answers[0].reply
+    # Too many envelopes: the whole call is refused, nothing applied.
+    before = snapshot(rig.node)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await rig.stub.Exchange(pb.Batch(envelopes=[good] * 257), timeout=5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert snapshot(rig.node) == before

@@ -34,4 +34,5 @@ def test_the_contract_is_versioned() -> None:
         "GetCard",
         "Settle",
         "Statements",
+        "Exchange",
     }

@@ -48,7 +48,7 @@ T = TypeVar("T")
 Observer = Callable[[str, float], None]
 
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
-MAX_BATCH = 256
+MAX_BATCH = 16  # per COMMIT; more would hold the event loop for longer between its I/O
 
 
 class SchemaTooNew(RuntimeError):

@@ -34,6 +34,11 @@ class FederationStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.Exchange = channel.unary_unary(
+                '/suanli.federation.v1.Federation/Exchange',
+                request_serializer=federation_dot_proto_dot_v1_dot_federation__pb2.Batch.SerializeToString,
+                response_deserializer=federation_dot_proto_dot_v1_dot_federation__pb2.Answers.FromString,
+                _registered_method=True)
         self.Authorize = channel.unary_unary(
                 '/suanli.federation.v1.Federation/Authorize',
                 request_serializer=federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.SerializeToString,
@@ -83,6 +88,13 @@ class FederationStub:
 
 class FederationServicer:
     """Missing associated documentation comment in .proto file."""
+
+    def Exchange(self, request, context):
+        """Many redemption messages at once: see Batch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def Authorize(self, request, context):
         """Missing associated documentation comment in .proto file."""
@@ -142,6 +154,11 @@ class FederationServicer:
 
 def add_FederationServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'Exchange': grpc.unary_unary_rpc_method_handler(
+                    servicer.Exchange,
+                    request_deserializer=federation_dot_proto_dot_v1_dot_federation__pb2.Batch.FromString,
+                    response_serializer=federation_dot_proto_dot_v1_dot_federation__pb2.Answers.SerializeToString,
+            ),
             'Authorize': grpc.unary_unary_rpc_method_handler(
                     servicer.Authorize,
                     request_deserializer=federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.FromString,
@@ -197,6 +214,33 @@ def add_FederationServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class Federation:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def Exchange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/suanli.federation.v1.Federation/Exchange',
+            federation_dot_proto_dot_v1_dot_federation__pb2.Batch.SerializeToString,
+            federation_dot_proto_dot_v1_dot_federation__pb2.Answers.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def Authorize(request,

@@ -133,27 +133,25 @@ async def serve(node: Node, host: str, port: int) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    import os
-    import sys
-
-    if os.environ.get("SWI"):
-        sys.setswitchinterval(float(os.environ["SWI"]))
     node = build_node(args.data)
     logs.setup(node.config.region, fmt=args.log_format or node.config.log_format)
     host = args.host or node.config.http_host
     port = node.config.http_port if args.port is None else args.port
-    prof = None
-    if os.environ.get("PROF"):
+    # SUANLI_PROFILE=DIR: profile the whole run (cProfile) into DIR/serve-<region>.pstats when
+    # the node stops; for benchmarks (docs/benchmarks.md), never in production.
+    profile_dir = os.environ.get("SUANLI_PROFILE")
+    profiler = None
+    if profile_dir:
         import cProfile
 
-        prof = cProfile.Profile()
-        prof.enable()
+        profiler = cProfile.Profile()
+        profiler.enable()
     try:
         asyncio.run(serve(node, host, port))
     finally:
-        if prof is not None:
-            prof.disable()
-            prof.dump_stats(os.environ["PROF"] + node.config.region)
+        if profiler is not None and profile_dir:
+            profiler.disable()
+            profiler.dump_stats(Path(profile_dir) / f"serve-{node.config.region}.pstats")
         node.close()
     return 0
 

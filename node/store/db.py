@@ -14,8 +14,9 @@ failed COMMIT fails every transaction of the batch. Transactions that arrive dur
 wait for the next batch.
 
 **Threads.** A batch's transaction functions run on the event loop's own thread (they are
-short: a few SQL statements and some Python), and only the COMMIT runs in a commit thread, so
-the fsync never blocks the loop. Running them in a writer thread instead made every SQL
+short: a few SQL statements and some Python), and the COMMIT of a batch of several runs in a
+commit thread, so their fsync does not block the loop. A lone transaction (no load) commits
+on the loop itself: handing its COMMIT to a thread and back cost more than the fsync. Running them in a writer thread instead made every SQL
 statement a GIL hand-off with the busy loop thread (the sqlite3 module releases the GIL around
 each statement): measured, a transaction took 2–5 times longer under load. A transaction
 function must therefore never block; long scans belong in ``read``.
@@ -162,6 +163,13 @@ class Database:
         if len(batch) == 1 and not done[0][1]:
             conn.execute("ROLLBACK")  # a lone job needs no savepoint and no COMMIT
             self._lock.release()
+            self._finish(loop, done)
+            return
+        if len(batch) == 1:  # alone: commit here, two thread hops cost more than the fsync
+            try:
+                self._commit()
+            except BaseException as exc:
+                done = [(job, False, exc) for job, _, _ in done]
             self._finish(loop, done)
             return
         committed = loop.run_in_executor(self._commit_pool, self._commit)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import random
+import itertools
 import secrets
+import time
 from dataclasses import dataclass
 
 from node import errors
@@ -46,13 +47,16 @@ def may_see(who: Principal, role: str, subject_id: str) -> bool:
     return who.role in ("operator", "system") or (who.role == role and who.subject_id == subject_id)
 
 
-_IDS = random.Random(secrets.randbits(128))
+_SEQUENCE = itertools.count(secrets.randbits(20))
 
 
 def new_id(prefix: str) -> str:
-    """A record id: 64 random bits (unique, not secret: the database enforces uniqueness).
-    Secrets (tokens, one-time codes, keys) come from ``secrets`` instead."""
-    return f"{prefix}_{_IDS.getrandbits(64):016x}"
+    """A record id, 16 hex digits: the time in milliseconds (11) then this process's sequence
+    number (5, from a random start). Unique within a process however fast it runs; ordered by
+    time, so a new row's primary key lands at the end of its index instead of on a random
+    page (far fewer pages written per commit). Not secret: ids are never capabilities, and
+    secrets (tokens, one-time codes, keys) come from ``secrets``."""
+    return f"{prefix}_{time.time_ns() // 1_000_000:011x}{next(_SEQUENCE) & 0xFFFFF:05x}"
 
 
 def new_secret(prefix: str) -> str:

@@ -33,7 +33,7 @@ METHODS: dict[int, str] = {
     pb.STATEMENTS: "Statements",
 }
 BATCHED = frozenset((pb.AUTHORIZE, pb.CAPTURE, pb.VOID, pb.REDEEM, pb.STATUS))
-MAX_BATCH = 32  # envelopes per Exchange call; the server accepts up to 256
+MAX_BATCH = 16  # envelopes per Exchange call; the server accepts up to 256
 TRANSIENT = {
     grpc.StatusCode.UNAVAILABLE,
     grpc.StatusCode.DEADLINE_EXCEEDED,

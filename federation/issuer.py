@@ -26,7 +26,7 @@ from node.clock import Clock
 from node.domain.model import Hold, Provider
 from node.faults import crash_point
 from node.keys import NodeKey
-from node.services.common import new_id
+from node.services.common import CONTROL, new_id
 from node.services.spending import HoldResult, Order, Redeemer, Spending
 from node.store import peers, registry, vouchers
 from node.store.db import Database
@@ -67,7 +67,7 @@ def receipt(
 
 
 def _text(value: str, field: str, limit: int = 100) -> str:
-    if not value or len(value) > limit or any(ord(c) < 32 for c in value):
+    if not value or len(value) > limit or CONTROL.search(value):
         raise errors.InvalidRequest(f"{field}: required, at most {limit} printable characters")
     return value
 

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from node import errors
 from node.clock import parse_iso
+from node.services.common import CONTROL, MULTILINE_CONTROL
 
 MAX_FEN = 10**15  # ¥10 trillion: far above any budget, far below SQLite's int64
 
@@ -61,8 +62,7 @@ class Body:
             raise errors.InvalidRequest(f"{name}: must not be empty")
         if len(value) > max_len:
             raise errors.InvalidRequest(f"{name}: at most {max_len} characters")
-        allowed = "\n\r\t" if multiline else ""
-        if any(ord(ch) < 32 and ch not in allowed for ch in value):
+        if (MULTILINE_CONTROL if multiline else CONTROL).search(value):
             raise errors.InvalidRequest(f"{name}: control characters are not allowed")
         return value
 

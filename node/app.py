@@ -195,11 +195,13 @@ def _build_federation(
         return peer if directory.get(peer) is not None else "unknown"
 
     def on_call(peer: str, method: str, outcome: str, seconds: float) -> None:
-        metrics.federation_call_seconds.labels(peer, method, outcome).observe(seconds)
-        metrics.peer_up.labels(peer).set(0 if outcome == "unreachable" else 1)
+        metrics.child(metrics.federation_call_seconds, peer, method, outcome).observe(seconds)
+        metrics.child(metrics.peer_up, peer).set(0 if outcome == "unreachable" else 1)
 
     def on_issuer(peer: str, kind: int, outcome: str) -> None:
-        metrics.federation_requests.labels(peer, pb.MessageType.Name(kind).lower(), outcome).inc()
+        metrics.child(
+            metrics.federation_requests, peer, pb.MessageType.Name(kind).lower(), outcome
+        ).inc()
 
     def on_refusal(peer: str, code: str) -> None:
         metrics.envelope_refusals.labels(known(peer), code).inc()

@@ -11,6 +11,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -208,6 +209,7 @@ def _balance(conn: sqlite3.Connection, account: str) -> int:
 class Metrics:
     def __init__(self, region: str = "") -> None:
         self.region = region
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.registry = CollectorRegistry()
         r = self.registry
         self.decisions = Counter(
@@ -285,24 +287,33 @@ class Metrics:
             registry=r,
         )
 
+    def child(self, metric: Any, *values: str) -> Any:
+        """``metric.labels(*values)``, remembered: labels are bounded, and looking a child up
+        through prometheus_client (a lock and a validation) on every request costs ~1 µs."""
+        key = (id(metric), values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found
+
     def observe_db(self, name: str, seconds: float) -> None:
-        self.db_seconds.labels(name).observe(seconds)
+        self.child(self.db_seconds, name).observe(seconds)
 
     def observe_decision(
         self, category: str, decision: Decision, compute_class: str, estimate_fen: int
     ) -> None:
         reason = "" if decision.issued else decision.reasons[-1].code
-        self.decisions.labels(category, decision.outcome, reason).inc()
-        self.demand_fen.labels(category, decision.outcome, reason).inc(estimate_fen)
+        self.child(self.decisions, category, decision.outcome, reason).inc()
+        self.child(self.demand_fen, category, decision.outcome, reason).inc(estimate_fen)
         if decision.issued:
-            self.issued_fen.labels(category, compute_class).inc(decision.amount_fen)
+            self.child(self.issued_fen, category, compute_class).inc(decision.amount_fen)
 
     def observe_flow(
         self, role: str, peer: str, outcome: str, compute_class: str, amount: int
     ) -> None:
-        self.redemptions.labels(role, peer, compute_class, outcome).inc()
-        self.redemptions_fen.labels(role, peer, compute_class, outcome).inc(amount)
+        self.child(self.redemptions, role, peer, compute_class, outcome).inc()
+        self.child(self.redemptions_fen, role, peer, compute_class, outcome).inc(amount)
         if role == "issuer":
-            self.cross_region_fen.labels(self.region, peer, outcome).inc(amount)
+            self.child(self.cross_region_fen, self.region, peer, outcome).inc(amount)
         elif role == "acquirer":
-            self.cross_region_fen.labels(peer, self.region, outcome).inc(amount)
+            self.child(self.cross_region_fen, peer, self.region, outcome).inc(amount)

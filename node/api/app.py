@@ -140,7 +140,8 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     response.headers["X-Request-Id"] = request_id
     route = request.match_info.route.resource
     name = route.canonical if route is not None else "unmatched"
-    request.app[NODE].metrics.http_requests.labels(name, str(response.status)).inc()
+    metrics = request.app[NODE].metrics
+    metrics.child(metrics.http_requests, name, str(response.status)).inc()
     return response
 
 

@@ -15,6 +15,7 @@ this node's ledger only on a capture receipt: the issuer's city owes this city
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -287,11 +288,11 @@ class Acquirer:
             )
             try:
                 if opened.header.type == pb.REFUSAL:
-                    self._refused(
+                    applied: RemoteHold | None = self._refused(
                         conn, hold, row["type"], pb.Refusal.FromString(opened.payload), now
                     )
                 else:
-                    flow = self._receipt(
+                    flow, applied = self._receipt(
                         conn, hold, row["type"], pb.Receipt.FromString(opened.payload), now, queued
                     )
                     if flow is not None:
@@ -299,7 +300,7 @@ class Acquirer:
             except DecodeError:
                 raise errors.MalformedMessage("an answer's payload does not parse") from None
             if hold.id in self._waiting:
-                self._answers[hold.id] = peers.get_remote_hold(conn, hold.id)
+                self._answers[hold.id] = applied or peers.get_remote_hold(conn, hold.id)
 
         await self._db.run("remote_apply", txn)
         for outcome, compute_class, amount in flows:
@@ -316,8 +317,9 @@ class Acquirer:
         r: pb.Receipt,
         now: int,
         queued: list[str],
-    ) -> tuple[str, str, int] | None:
-        """Apply the issuer's receipt to the hold, in one update; book a capture."""
+    ) -> tuple[tuple[str, str, int] | None, RemoteHold | None]:
+        """Apply the issuer's receipt to the hold, in one update; book a capture. Returns the
+        flow to count, and the hold as it now is (None when it was changed again since)."""
         first = kind in (pb.AUTHORIZE, pb.REDEEM)
         columns: dict[str, object] = {
             "state": r.state,
@@ -337,6 +339,8 @@ class Acquirer:
         if r.state == "captured":
             columns.update(self._book_capture(conn, hold, r, now))
         peers.update_remote_hold(conn, hold.id, **columns)
+        current = dataclasses.replace(hold, **columns)  # type: ignore[arg-type]
+        applied: RemoteHold | None = current
         amount = r.amount_fen if first else r.captured_fen
         ledger.event(
             conn,
@@ -349,14 +353,14 @@ class Acquirer:
             issuer_hold_id=r.hold_id,
         )
         if r.state == "captured":
-            return ("captured", hold.compute_class, r.captured_fen)
+            return ("captured", hold.compute_class, r.captured_fen), applied
         if not first:
-            return (r.state, hold.compute_class, hold.amount_fen)
+            return (r.state, hold.compute_class, hold.amount_fen), applied
         if r.state == "held" and hold.wanted == "void":
-            current = peers.get_remote_hold(conn, hold.id)
             peers.update_remote_hold(conn, hold.id, wanted=None)
             queued.append(self._enqueue(conn, current, "void", None, now))
-        return ("held", hold.compute_class, r.amount_fen) if r.state == "held" else None
+            applied = None
+        return (("held", hold.compute_class, r.amount_fen) if r.state == "held" else None), applied
 
     def _book_capture(
         self, conn: sqlite3.Connection, hold: RemoteHold, r: pb.Receipt, now: int
@@ -380,38 +384,20 @@ class Acquirer:
 
     def _refused(
         self, conn: sqlite3.Connection, hold: RemoteHold, kind: int, r: pb.Refusal, now: int
-    ) -> None:
+    ) -> RemoteHold:
+        """Record the issuer's refusal; returns the hold as it now is."""
         actor = f"peer:{hold.issuer_region}"
+        columns: dict[str, object] = {
+            "refusal_code": r.code,
+            "refusal_message": r.message,
+            "wanted": None,
+            "wanted_fen": None,
+        }
         if kind in (pb.AUTHORIZE, pb.REDEEM):
-            peers.update_remote_hold(
-                conn,
-                hold.id,
-                state="refused",
-                refusal_code=r.code,
-                refusal_message=r.message,
-                wanted=None,
-                closed_at=now,
-            )
+            columns.update(state="refused", closed_at=now)
         elif r.code == errors.HoldExpired.code:
-            peers.update_remote_hold(
-                conn,
-                hold.id,
-                state="expired",
-                wanted=None,
-                wanted_fen=None,
-                refusal_code=r.code,
-                refusal_message=r.message,
-                closed_at=now,
-            )
-        else:
-            peers.update_remote_hold(
-                conn,
-                hold.id,
-                wanted=None,
-                wanted_fen=None,
-                refusal_code=r.code,
-                refusal_message=r.message,
-            )
+            columns.update(state="expired", closed_at=now)
+        peers.update_remote_hold(conn, hold.id, **columns)
         ledger.event(
             conn,
             now,
@@ -423,6 +409,7 @@ class Acquirer:
             code=r.code,
             message=r.message,
         )
+        return dataclasses.replace(hold, **columns)  # type: ignore[arg-type]
 
     # Sweeper ------------------------------------------------------------------------------
 

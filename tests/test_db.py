@@ -1,0 +1,98 @@
+"""The database door: group commit on the event loop, and checkpoints off the commit path."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+from node.store.db import Database
+
+
+def _wal_index(path: Path) -> tuple[int, int]:
+    """(frames in the WAL, frames already copied into the database), read from the WAL index
+    (the -shm file, native byte order: mxFrame at byte 16, nBackfill at byte 96)."""
+    shm = Path(f"{path}-shm").read_bytes()
+    return (
+        int.from_bytes(shm[16:20], sys.byteorder),
+        int.from_bytes(shm[96:100], sys.byteorder),
+    )
+
+
+def _add(conn: sqlite3.Connection, i: int) -> int:
+    conn.execute(
+        "INSERT INTO audit (at, actor, action, subject, detail) VALUES (?, 't', 'a', ?, '{}')",
+        (i, f"s{i}"),
+    )
+    return i
+
+
+def test_the_checkpoint_thread_copies_the_wal_so_no_commit_has_to(tmp_path: Path) -> None:
+    db = Database(tmp_path / "t.db")
+    try:
+        for i in range(300):  # each commit alone: hundreds of WAL frames
+            db.run_sync("add", lambda c, i=i: _add(c, i))
+        frames, copied = _wal_index(db.path)
+        assert frames > 0
+        deadline = time.monotonic() + 5
+        while copied < frames and time.monotonic() < deadline:
+            time.sleep(0.05)
+            frames, copied = _wal_index(db.path)
+        # the writer's own automatic checkpoint is only a backstop far above this
+        assert copied == frames, (frames, copied)
+        assert db._writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 50_000
+    finally:
+        db.close()
+
+
+async def test_group_commit_answers_each_transaction_with_its_own_outcome(tmp_path: Path) -> None:
+    db = Database(tmp_path / "t.db")
+    try:
+
+        def fail(conn: sqlite3.Connection) -> None:
+            _add(conn, -1)
+            raise ValueError("refused")
+
+        jobs = [db.run("add", lambda c, i=i: _add(c, i)) for i in range(40)]
+        jobs.insert(7, db.run("fail", fail))
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        assert isinstance(results[7], ValueError)
+        assert results[:7] + results[8:] == list(range(40))
+        # the failed one left nothing behind; every other one is committed
+        count = await db.read(
+            "n", lambda c: c.execute("SELECT COUNT(*), MIN(at) FROM audit").fetchone()
+        )
+        assert tuple(count) == (40, 0)
+    finally:
+        db.close()
+
+
+def test_a_failed_commit_fails_the_whole_batch(tmp_path: Path) -> None:
+    """A constraint checked only at COMMIT (a deferred foreign key) fails every transaction of
+    the batch, and nothing of it is stored."""
+    db = Database(tmp_path / "t.db")
+
+    def setup(conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TABLE p (id INTEGER PRIMARY KEY)")
+        conn.execute(
+            "CREATE TABLE c (id INTEGER PRIMARY KEY, "
+            "p INTEGER REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED)"
+        )
+
+    db.run_sync("setup", setup)
+
+    async def batch() -> list[object]:
+        return await asyncio.gather(
+            db.run("ok", lambda c: c.execute("INSERT INTO p (id) VALUES (1)").rowcount),
+            db.run("orphan", lambda c: c.execute("INSERT INTO c (id, p) VALUES (1, 99)").rowcount),
+            return_exceptions=True,
+        )
+
+    try:
+        results = asyncio.run(batch())
+        assert all(isinstance(r, sqlite3.IntegrityError) for r in results), results
+        assert db.run_sync("n", lambda c: c.execute("SELECT COUNT(*) FROM p").fetchone()[0]) == 0
+    finally:
+        db.close()

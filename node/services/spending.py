@@ -323,9 +323,9 @@ class Spending:
         if hold.state == "captured" and hold.captured_fen == amount_fen:
             return HoldResult(hold, replayed=True)
         rules.check_capture(hold, amount_fen, now)
-        return HoldResult(
-            self.release(conn, hold, "captured", amount_fen, now, actor), replayed=False
-        )
+        voucher = vouchers.get_voucher(conn, hold.voucher_id)  # read once: release and receipt
+        released = self.release(conn, hold, "captured", amount_fen, now, actor, voucher)
+        return HoldResult(released, replayed=False, voucher=voucher)
 
     def void_txn(
         self, conn: sqlite3.Connection, redeemer: Redeemer, hold_id: str, now: int, actor: str

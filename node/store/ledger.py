@@ -68,12 +68,11 @@ def transfer(
         "INSERT INTO ledger (at, kind, ref, source, dest, amount_fen) VALUES (?, ?, ?, ?, ?, ?)",
         (at, kind, ref, source, dest, amount),
     )
-    for account, delta in ((source, -amount), (dest, amount)):
-        conn.execute(
-            "INSERT INTO accounts (name, balance_fen) VALUES (?, ?) "
-            "ON CONFLICT(name) DO UPDATE SET balance_fen = balance_fen + excluded.balance_fen",
-            (account, delta),
-        )
+    conn.execute(  # both cached balances in one statement (the upsert applies row by row)
+        "INSERT INTO accounts (name, balance_fen) VALUES (?, ?), (?, ?) "
+        "ON CONFLICT(name) DO UPDATE SET balance_fen = balance_fen + excluded.balance_fen",
+        (source, -amount, dest, amount),
+    )
 
 
 def balance(conn: sqlite3.Connection, account: str) -> int:

@@ -96,3 +96,40 @@ def test_a_failed_commit_fails_the_whole_batch(tmp_path: Path) -> None:
         assert db.run_sync("n", lambda c: c.execute("SELECT COUNT(*) FROM p").fetchone()[0]) == 0
     finally:
         db.close()
+
+
+def test_the_sweepers_never_scan_a_table_that_grows(tmp_path: Path) -> None:
+    """Every statement the sweepers run finds its rows through an index (EXPLAIN QUERY PLAN):
+    a sweep costs what has expired, not everything ever written."""
+    from node.store import peers, vouchers
+
+    db = Database(tmp_path / "t.db")
+    statements: list[str] = []
+    try:
+
+        def sweep(conn: sqlite3.Connection) -> None:
+            conn.set_trace_callback(statements.append)
+            try:
+                vouchers.expired_holds(conn, 10**13, 100)
+                vouchers.expire_authorizations(conn, 10**13)
+                vouchers.expired_vouchers(conn, 10**13, 100)
+                peers.expire_remote_holds(conn, 10**13)
+                peers.outbox_due(conn, "520100", 10**13, 100)
+            finally:
+                conn.set_trace_callback(None)
+
+        db.run_sync("sweep", sweep)
+        plans = {
+            sql: [row[3] for row in db._writer.execute(f"EXPLAIN QUERY PLAN {sql}")]
+            for sql in statements
+            if sql.lstrip().upper().startswith(("SELECT", "UPDATE"))
+        }
+        assert len(plans) == 5
+        for sql, plan in plans.items():
+            assert plan[0].startswith("SEARCH") and " USING " in plan[0], (sql, plan)
+            assert not any(step.startswith("SCAN") for step in plan), (
+                sql,
+                plan,
+            )
+    finally:
+        db.close()

@@ -396,10 +396,22 @@ INSERT INTO holder_usage (holder_id, fiscal_year, used_fen, contracts_fen)
     WHERE d.outcome = 'issued' GROUP BY d.holder_id, d.fiscal_year
 """
 
+V5 = """
+-- The sweepers find what has expired through partial indexes of what is still open, instead of
+-- scanning every spend authorization and remote hold ever written on each sweep.
+CREATE INDEX authorizations_open_expiry ON authorizations(expires_at) WHERE state = 'open';
+CREATE INDEX remote_holds_open_expiry ON remote_holds(expires_at) WHERE state = 'held';
+-- By issuer only: a state change no longer rewrites this index (captured holds by issuer and
+-- window have remote_holds_statement).
+DROP INDEX remote_holds_issuer;
+CREATE INDEX remote_holds_issuer ON remote_holds(issuer_region)
+"""
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _script(V1),
     2: _script(V2),
     3: _script(V3),
     4: _script(V4),
+    5: _script(V5),
 }
 SCHEMA_VERSION = max(MIGRATIONS)

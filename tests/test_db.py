@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from node.store.db import Database
+from node.store.db import WRITER_CHECKPOINT_PAGES, Database
 
 
 def _wal_index(path: Path) -> tuple[int, int]:
@@ -40,9 +40,27 @@ def test_the_checkpoint_thread_copies_the_wal_so_no_commit_has_to(tmp_path: Path
         while copied < frames and time.monotonic() < deadline:
             time.sleep(0.05)
             frames, copied = _wal_index(db.path)
-        # the writer's own automatic checkpoint is only a backstop far above this
+        # 300 frames: far below the writer's own automatic checkpoint, so the thread did it
         assert copied == frames, (frames, copied)
-        assert db._writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 50_000
+        assert (
+            db._writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == WRITER_CHECKPOINT_PAGES
+        )
+    finally:
+        db.close()
+
+
+def test_the_wal_stays_bounded_under_steady_writes(tmp_path: Path) -> None:
+    """With the checkpoint thread copying concurrently, the WAL must still start again from
+    the top: it never grows far past the writer's own checkpoint mark."""
+    db = Database(tmp_path / "t.db")
+    try:
+        most, restarted, last = 0, False, 0
+        for i in range(2500):  # ~3 frames each: about twice the writer's mark
+            db.run_sync("add", lambda c, i=i: _add(c, i))
+            frames, _ = _wal_index(db.path)
+            restarted = restarted or frames < last
+            most, last = max(most, frames), frames
+        assert restarted and most <= WRITER_CHECKPOINT_PAGES + 100, (most, restarted)
     finally:
         db.close()
 

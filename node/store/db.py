@@ -184,7 +184,8 @@ class Database:
     def _start_batch(self, loop: asyncio.AbstractEventLoop) -> None:
         """Run the waiting transactions on the event loop's thread, then COMMIT them in the
         commit thread: the transactions (short, CPU-bound Python and SQL) never contend with
-        the loop for the GIL, and the fsync never blocks the loop."""
+        the loop for the GIL, and a batch's fsync does not block the loop (a lone
+        transaction's does: that is cheaper than two thread hops when nothing else waits)."""
         batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
         if not batch:
             self._busy = False
@@ -200,15 +201,19 @@ class Database:
         try:
             done = self._run_jobs(conn, batch)
         except BaseException as exc:  # the savepoint machinery itself failed: undo the batch
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            self._lock.release()
-            self._finish(loop, [(job, False, exc) for job in batch])
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            finally:
+                self._lock.release()
+                self._finish(loop, [(job, False, exc) for job in batch])
             return
         if len(batch) == 1 and not done[0][1]:
-            conn.execute("ROLLBACK")  # a lone job needs no savepoint and no COMMIT
-            self._lock.release()
-            self._finish(loop, done)
+            try:
+                conn.execute("ROLLBACK")  # a lone job needs no savepoint and no COMMIT
+            finally:
+                self._lock.release()
+                self._finish(loop, done)
             return
         if len(batch) == 1:  # alone: commit here, two thread hops cost more than the fsync
             try:

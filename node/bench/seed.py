@@ -10,11 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from node.clock import add_months
-from node.domain.model import Voucher
+from node.domain.model import Voucher, field_names
 from node.keys import VOUCHER_TAG, NodeKey
 from node.services.common import sha256_hex
 from node.services.issuance import voucher_record
 from node.store.vouchers import add_holder_usage
+
+VOUCHER_COLUMNS = ", ".join((*field_names(Voucher), "record", "signature", "key_id"))
 
 
 def _chunks(n: int, size: int) -> Iterator[range]:
@@ -85,20 +87,7 @@ def seed_vouchers(
                 )
                 vouchers.append(
                     (
-                        vid,
-                        holder_id,
-                        year,
-                        compute_class,
-                        ratio_bp,
-                        face_fen,
-                        face_fen,
-                        0,
-                        0,
-                        0,
-                        "active",
-                        now_ms,
-                        expires,
-                        did,
+                        *(getattr(v, name) for name in field_names(Voucher)),
                         record,
                         key.sign(VOUCHER_TAG, record),
                         key.key_id,
@@ -114,9 +103,7 @@ def seed_vouchers(
                 decisions,
             )
             conn.executemany(
-                "INSERT INTO vouchers (id, holder_id, fiscal_year, compute_class, ratio_bp, face_fen, available_fen, "
-                "held_fen, captured_fen, reclaimed_fen, state, issued_at, expires_at, decision_id, record, signature, key_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO vouchers ({VOUCHER_COLUMNS}) VALUES ({', '.join('?' * len(vouchers[0]))})",
                 vouchers,
             )
             conn.executemany(

@@ -65,6 +65,7 @@ class Acquirer:
     async def hold(self, provider_id: str, order: Order, issuer: str, redeem: bool) -> HoldResult:
         now = self._clock.now_ms()
         kind = "redeem" if redeem else "hold"
+        code_sha256 = sha256_hex(order.code)
 
         def txn(conn: sqlite3.Connection) -> tuple[RemoteHold, str | None]:
             provider = registry.get_provider(conn, provider_id)
@@ -80,7 +81,7 @@ class Acquirer:
             if existing is not None:
                 same = (
                     existing.kind == kind
-                    and existing.code_sha256 == sha256_hex(order.code)
+                    and existing.code_sha256 == code_sha256
                     and existing.issuer_region == issuer
                     and existing.order_amount_fen == order.order_amount_fen
                     and existing.compute_class == order.compute_class
@@ -99,7 +100,7 @@ class Acquirer:
                 provider_id=provider_id,
                 issuer_region=issuer,
                 kind=kind,
-                code_sha256=sha256_hex(order.code),
+                code_sha256=code_sha256,
                 order_id=order.order_id,
                 order_amount_fen=order.order_amount_fen,
                 compute_class=order.compute_class,

@@ -5,17 +5,26 @@ the caller retries later. A peer's refusal at the envelope door arrives as a gRP
 the stable code in the ``suanli-code`` trailing metadata and is raised as ``PeerRefused``.
 
 Redemption messages (AUTHORIZE, CAPTURE, VOID, REDEEM, STATUS) to the same peer that are sent
-in the same turn of the event loop travel together in one ``Exchange`` call: under load, the
-requests whose first transaction shared a commit leave together, so one gRPC call carries many
-signed envelopes, each still answered (or refused at the door) on its own. A lone message
-leaves at once, in a batch of one: batching adds no wait.
+in the same turn of the event loop travel together in one ``Batch``: under load, the requests
+whose first transaction shared a commit leave together, so one message carries many signed
+envelopes, each still answered (or refused at the door) on its own. A lone message leaves at
+once, in a batch of one: batching adds no wait.
+
+Batches travel on one long-lived ``Stream`` call per peer, opened on first use and again after
+it breaks: a message on an open call costs about half the round trip of a new unary call
+(measured on loopback: 0.33 against 0.67 ms, 0.68 against 1.40 ms when the processes were
+idle before). Answers come back with their batch's id, in whatever order they are ready. A
+peer that does not know ``Stream`` (UNIMPLEMENTED) is sent unary ``Exchange`` calls instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -72,12 +81,123 @@ class Tls:
         )
 
 
+Item = tuple[bytes, "asyncio.Future[bytes]"]  # an envelope and its caller's future
+
+
+class _Stream:
+    """One open ``Stream`` call: batches written in turn, answers matched to them by id."""
+
+    def __init__(
+        self, region: str, call: Any, fallback: Callable[[list[Item], float], None]
+    ) -> None:
+        self.region = region
+        self.call = call
+        self.open = True
+        self.unimplemented = False  # the peer does not know Stream: use Exchange
+        self._fallback = fallback
+        self._timeout = 2.0  # the last send's, for batches the fallback takes over
+        self._next_id = 0
+        self._pending: dict[int, list[Item]] = {}
+        self._writing = asyncio.Lock()  # one write at a time on a call
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def send(self, items: list[Item], timeout: float) -> None:
+        """Write one batch and wait (at most ``timeout``) for its answers to be handed out."""
+        self._timeout = timeout
+        if not self.open:
+            if self.unimplemented:
+                self._fallback(items, timeout)
+            else:
+                _fail(items, self._closed())
+            return
+        self._next_id += 1
+        batch_id = self._next_id
+        self._pending[batch_id] = items
+        try:
+            async with asyncio.timeout(timeout):
+                async with self._writing:
+                    await self.call.write(pb.Batch(id=batch_id, envelopes=[e for e, _ in items]))
+                await asyncio.wait([future for _, future in items])
+        except TimeoutError:
+            _fail(items, PeerUnreachable(f"{self.region}: DEADLINE_EXCEEDED on the stream"))
+        except asyncio.CancelledError:  # closing: nobody waits for an answer that cannot come
+            _fail(items, self._closed())
+            raise
+        except Exception as exc:  # the write failed: the call has ended
+            if self._pending.pop(batch_id, None) is None:
+                return  # the reader has handed this batch on already
+            rpc_error = exc if isinstance(exc, grpc.aio.AioRpcError) else None
+            if rpc_error is not None and rpc_error.code() == grpc.StatusCode.UNIMPLEMENTED:
+                self.unimplemented = True
+            if self.unimplemented:
+                self._fallback(items, timeout)
+            elif rpc_error is not None:
+                _fail(items, _failure(self.region, rpc_error))
+            else:
+                _fail(items, PeerUnreachable(f"{self.region}: the stream closed ({exc!r})"))
+        finally:
+            self._pending.pop(batch_id, None)
+
+    def _closed(self) -> PeerUnreachable:
+        return PeerUnreachable(f"{self.region}: the stream was closed")
+
+    async def _read(self) -> None:
+        failure: Exception = self._closed()
+        try:
+            while True:
+                answers = await self.call.read()
+                if answers is grpc.aio.EOF:
+                    failure = PeerUnreachable(f"{self.region}: the peer ended the stream")
+                    return
+                items = self._pending.pop(answers.id, None)
+                if items is not None:
+                    _answer(items, answers.answers)
+        except grpc.aio.AioRpcError as err:
+            failure = _failure(self.region, err)
+            if err.code() == grpc.StatusCode.UNIMPLEMENTED:  # an older peer: same batches, unary
+                self.unimplemented = True
+                pending, self._pending = self._pending, {}
+                for items in pending.values():
+                    self._fallback(items, self._timeout)
+        finally:
+            self.open = False
+            for items in self._pending.values():
+                _fail(items, failure)
+            self._pending.clear()
+
+    def cancel(self) -> None:
+        self.open = False
+        self._reader.cancel()
+        self.call.cancel()
+
+
+def _answer(items: list[Item], answers: Any) -> None:
+    if len(answers) != len(items):
+        _fail(items, PeerRefused("malformed_message", f"{len(answers)} answers to {len(items)}"))
+        return
+    for (_, future), answer in zip(items, answers, strict=True):
+        if future.done():
+            continue
+        if answer.code:
+            future.set_exception(PeerRefused(answer.code, answer.message))
+        else:
+            future.set_result(answer.reply)
+
+
+def _fail(items: list[Item], exc: Exception) -> None:
+    for _, future in items:
+        if not future.done():
+            future.set_exception(exc)
+
+
 class Clients:
     def __init__(self, tls: Tls | None) -> None:
         self._tls = tls
         self._channels: dict[str, tuple[str, grpc.aio.Channel, pb_grpc.FederationStub]] = {}
-        # per peer: envelopes waiting for this turn's Exchange, with their callers' futures
-        self._waiting: dict[str, list[tuple[bytes, asyncio.Future[bytes]]]] = {}
+        self._streams: dict[str, _Stream] = {}
+        self._unary_only: set[str] = set()  # peers that answered Stream with UNIMPLEMENTED
+        # per peer: envelopes waiting for this turn's batch, with their callers' futures
+        self._waiting: dict[str, list[Item]] = {}
         self._sending: set[asyncio.Task[None]] = set()
 
     def _stub(self, region: str, endpoint: str) -> pb_grpc.FederationStub:
@@ -90,8 +210,35 @@ class Clients:
         else:
             channel = grpc.aio.secure_channel(endpoint, self._tls.credentials(), options=options)
         stub = pb_grpc.FederationStub(channel)  # type: ignore[no-untyped-call]
+        old = self._streams.pop(region, None)
+        if old is not None:  # the peer moved: its stream was on the old channel
+            old.cancel()
         self._channels[region] = (endpoint, channel, stub)
         return stub
+
+    def _stream(self, region: str, endpoint: str) -> _Stream | None:
+        """The open stream to ``region``, opened if need be; None for a unary-only peer."""
+        stream = self._streams.get(region)
+        if stream is not None and stream.unimplemented:
+            self._unary_only.add(region)
+        if region in self._unary_only:
+            return None
+        stub = self._stub(region, endpoint)
+        stream = self._streams.get(region)
+        if stream is None or not stream.open:
+            fallback = functools.partial(self._spawn_exchange, region, endpoint)
+            stream = _Stream(region, stub.Stream(), fallback)
+            self._streams[region] = stream
+        return stream
+
+    def _spawn_exchange(
+        self, region: str, endpoint: str, items: list[Item], timeout: float
+    ) -> None:
+        task = asyncio.get_running_loop().create_task(
+            self._exchange(region, endpoint, items, timeout)
+        )
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
 
     async def call(
         self, region: str, endpoint: str, kind: int, envelope: bytes, timeout: float
@@ -119,47 +266,30 @@ class Clients:
 
     def _flush(self, region: str, endpoint: str, timeout: float) -> None:
         waiting = self._waiting.pop(region, [])
+        stream = self._stream(region, endpoint)
         for start in range(0, len(waiting), MAX_BATCH):
-            task = asyncio.get_running_loop().create_task(
-                self._exchange(region, endpoint, waiting[start : start + MAX_BATCH], timeout)
-            )
+            items = waiting[start : start + MAX_BATCH]
+            if stream is None:
+                self._spawn_exchange(region, endpoint, items, timeout)
+                continue
+            task = asyncio.get_running_loop().create_task(stream.send(items, timeout))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
 
     async def _exchange(
-        self,
-        region: str,
-        endpoint: str,
-        items: list[tuple[bytes, asyncio.Future[bytes]]],
-        timeout: float,
+        self, region: str, endpoint: str, items: list[Item], timeout: float
     ) -> None:
-        """One Exchange call; each caller gets its own answer, or the call's failure."""
+        """One unary Exchange call; each caller gets its own answer, or the call's failure."""
         batch = pb.Batch(envelopes=[envelope for envelope, _ in items])
         try:
-            answers = (await self._stub(region, endpoint).Exchange(batch, timeout=timeout)).answers
-            if len(answers) != len(items):
-                raise PeerRefused(
-                    "malformed_message", f"{len(answers)} answers to {len(items)} envelopes"
-                )
-        except (grpc.aio.AioRpcError, PeerRefused) as err:
-            for _, future in items:
-                if not future.done():
-                    future.set_exception(
-                        _failure(region, err) if isinstance(err, grpc.aio.AioRpcError) else err
-                    )
+            reply = await self._stub(region, endpoint).Exchange(batch, timeout=timeout)
+        except grpc.aio.AioRpcError as err:
+            _fail(items, _failure(region, err))
             return
         except asyncio.CancelledError:  # closing: nobody waits for an answer that cannot come
-            for _, future in items:
-                if not future.done():
-                    future.set_exception(PeerUnreachable(f"{region}: the channel was closed"))
+            _fail(items, PeerUnreachable(f"{region}: the channel was closed"))
             raise
-        for (_, future), answer in zip(items, answers, strict=True):
-            if future.done():
-                continue
-            if answer.code:
-                future.set_exception(PeerRefused(answer.code, answer.message))
-            else:
-                future.set_result(answer.reply)
+        _answer(items, reply.answers)
 
     async def card(self, region: str, endpoint: str, timeout: float) -> bytes:
         reply = await self._stub(region, endpoint).GetCard(pb.CardQuery(), timeout=timeout)
@@ -167,6 +297,9 @@ class Clients:
         return data
 
     async def close(self) -> None:
+        for stream in self._streams.values():
+            stream.cancel()
+        self._streams.clear()
         for task in list(self._sending):
             task.cancel()
         for _, channel, _ in self._channels.values():

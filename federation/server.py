@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +49,10 @@ RefusalObserver = Callable[[str, str], None]  # signer region (as claimed), code
 # What a Batch may carry, and how many at most.
 BATCHED = (pb.AUTHORIZE, pb.CAPTURE, pb.VOID, pb.REDEEM, pb.STATUS)
 MAX_BATCH = 256
+# Batches of one Stream being answered at once; the next is read when one is answered, so a
+# peer that sends faster than this node answers is held back by gRPC's flow control.
+STREAM_IN_FLIGHT = 64
+_TOO_MANY = f"malformed_message: at most {MAX_BATCH} envelopes in a batch"
 
 
 def _signer(raw: bytes) -> str:
@@ -77,6 +81,7 @@ class Servicer(pb_grpc.FederationServicer):
         self._clock = clock
         self._card = card
         self._observer = observer
+        self._streaming: set[asyncio.Task[None]] = set()
 
     async def _handle(self, request: pb.Envelope | bytes, kinds: tuple[int, ...]) -> bytes:
         """Open one envelope at the door and answer it; envelope refusals are raised."""
@@ -132,19 +137,57 @@ class Servicer(pb_grpc.FederationServicer):
             logger.exception("federation request failed")
             return pb.Answer(code="internal", message="internal: see the issuer's log")
 
+    async def _answers(self, batch: pb.Batch) -> pb.Answers:
+        if len(batch.envelopes) == 1:  # no load: no tasks to gather
+            return pb.Answers(id=batch.id, answers=[await self._answer(batch.envelopes[0])])
+        # Answered together, the batch's transactions share the database's group commit.
+        answers = await asyncio.gather(*(self._answer(raw) for raw in batch.envelopes))
+        return pb.Answers(id=batch.id, answers=answers)
+
     async def Exchange(
         self, request: pb.Batch, context: grpc.aio.ServicerContext[pb.Batch, pb.Answers]
     ) -> pb.Answers:
         if len(request.envelopes) > MAX_BATCH:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"malformed_message: at most {MAX_BATCH} envelopes in a batch",
-            )
-        if len(request.envelopes) == 1:  # no load: no tasks to gather
-            return pb.Answers(answers=[await self._answer(request.envelopes[0])])
-        # Answered together, the batch's transactions share the database's group commit.
-        answers = await asyncio.gather(*(self._answer(raw) for raw in request.envelopes))
-        return pb.Answers(answers=answers)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _TOO_MANY)
+        return await self._answers(request)
+
+    async def Stream(
+        self,
+        request_iterator: AsyncIterator[pb.Batch],
+        context: grpc.aio.ServicerContext[pb.Batch, pb.Answers],
+    ) -> None:
+        """Answer each Batch as soon as it is ready, several at once (they share group
+        commits). A Batch over the limit ends the call, as it would refuse an Exchange; batches
+        already read are still answered if the call lives, and applied either way (the sender
+        retries them and the inbox answers with the stored replies)."""
+        room = asyncio.Semaphore(STREAM_IN_FLIGHT)
+        writing = asyncio.Lock()  # one write at a time on a call
+        answering: set[asyncio.Task[None]] = set()
+
+        async def answer(batch: pb.Batch) -> None:
+            try:
+                answers = await self._answers(batch)
+                async with writing:
+                    await context.write(answers)
+            except Exception as exc:  # the call ended first: the sender retries, the inbox answers
+                logger.debug("stream answer %d not delivered: %r", batch.id, exc)
+            finally:
+                room.release()
+
+        while True:
+            await room.acquire()
+            batch = await context.read()
+            if not isinstance(batch, pb.Batch):  # grpc.aio.EOF: the sender is done
+                break
+            if len(batch.envelopes) > MAX_BATCH:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _TOO_MANY)
+            task = asyncio.get_running_loop().create_task(answer(batch))
+            answering.add(task)
+            task.add_done_callback(answering.discard)
+            self._streaming.add(task)  # kept alive if this call is cancelled
+            task.add_done_callback(self._streaming.discard)
+        if answering:  # the sender has finished writing: answer what it sent before the end
+            await asyncio.wait(answering)
 
     async def Authorize(
         self, request: pb.Envelope, context: grpc.aio.ServicerContext[pb.Envelope, pb.Envelope]

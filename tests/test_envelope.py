@@ -5,6 +5,7 @@ nothing; a replay gets the original signed reply."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -334,3 +335,112 @@ async def test_a_batch_answers_each_envelope_as_if_it_came_alone(rig: Rig) -> No
         await rig.stub.Exchange(pb.Batch(envelopes=[good] * 257), timeout=5)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert snapshot(rig.node) == before
+
+
+async def test_a_stream_answers_each_batch_by_its_id(rig: Rig) -> None:
+    """Stream: batches on one long-lived call, each answered by one Answers with its id, each
+    envelope exactly as Exchange (and a lone call) would answer it; the call ends cleanly."""
+    now = rig.now()
+    good = seal(PEER_KEY, PEER, "330100", "s-1", pb.AUTHORIZE, rig.authorize("S-1"), now)
+    forged = bytearray(seal(PEER_KEY, PEER, "330100", "s-2", pb.AUTHORIZE, rig.authorize(), now))
+    forged[-1] ^= 1
+    card = seal(PEER_KEY, PEER, "330100", "s-3", pb.CARD, b"", now)
+    call = rig.stub.Stream(timeout=10)
+    await call.write(pb.Batch(id=7, envelopes=[good, bytes(forged)]))
+    await call.write(pb.Batch(id=9, envelopes=[card]))
+    got = {}
+    for _ in range(2):
+        answers = await call.read()
+        got[answers.id] = list(answers.answers)
+    assert sorted(got) == [7, 9]
+    assert [a.code for a in got[7]] == ["", "bad_signature"]
+    assert [a.code for a in got[9]] == ["wrong_message_type"]
+    header, body = _reply(rig, pb.Envelope.FromString(got[7][0].reply))
+    assert header.in_reply_to == "s-1" and pb.Receipt.FromString(body).state == "held"
+    # The same message again, on the same call: the stored reply, byte for byte.
+    await call.write(pb.Batch(id=10, envelopes=[good]))
+    again = await call.read()
+    assert again.id == 10 and again.answers[0].reply == got[7][0].reply
+    await call.done_writing()
+    assert await call.read() is grpc.aio.EOF
+    assert await call.code() == grpc.StatusCode.OK
+
+
+async def test_an_oversized_batch_ends_the_stream_and_changes_nothing(rig: Rig) -> None:
+    good = seal(PEER_KEY, PEER, "330100", "s-9", pb.AUTHORIZE, rig.authorize("S-9"), rig.now())
+    before = snapshot(rig.node)
+    call = rig.stub.Stream(timeout=10)
+    await call.write(pb.Batch(id=1, envelopes=[good] * 257))
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await call.read()
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "malformed_message" in (err.value.details() or "")
+    assert snapshot(rig.node) == before
+
+
+async def test_the_client_keeps_one_stream_and_reopens_it_after_the_peer_restarts(
+    rig: Rig,
+) -> None:
+    """Clients.call sends redemption messages on one open Stream per peer; when the peer goes
+    away, what was waiting fails as unreachable (the outbox retries it) and the next message
+    opens a new stream."""
+    from federation.client import Clients, PeerRefused, PeerUnreachable
+
+    servicer = rig.node.federation.servicer  # type: ignore[union-attr]
+    server, port = await start_server(servicer, "127.0.0.1", 0, None)
+    endpoint = f"127.0.0.1:{port}"
+    clients = Clients(None)
+    try:
+        now = rig.now()
+        first = seal(PEER_KEY, PEER, "330100", "c-1", pb.AUTHORIZE, rig.authorize("C-1"), now)
+        forged = bytearray(seal(PEER_KEY, PEER, "330100", "c-2", pb.AUTHORIZE, b"", now))
+        forged[-1] ^= 1
+        replies = await asyncio.gather(
+            clients.call("330100", endpoint, pb.AUTHORIZE, first, 5),
+            clients.call("330100", endpoint, pb.AUTHORIZE, bytes(forged), 5),
+            return_exceptions=True,
+        )
+        assert isinstance(replies[1], PeerRefused) and replies[1].code == "bad_signature"
+        assert isinstance(replies[0], bytes)
+        assert _reply(rig, pb.Envelope.FromString(replies[0]))[0].in_reply_to == "c-1"
+        stream = clients._streams["330100"]
+        again = await clients.call("330100", endpoint, pb.AUTHORIZE, first, 5)
+        assert again == replies[0] and clients._streams["330100"] is stream
+        await server.stop(None)
+        with pytest.raises(PeerUnreachable):
+            await clients.call("330100", endpoint, pb.AUTHORIZE, first, 5)
+        server, _ = await start_server(servicer, "127.0.0.1", port, None)
+        assert await clients.call("330100", endpoint, pb.AUTHORIZE, first, 5) == replies[0]
+        assert clients._streams["330100"] is not stream
+    finally:
+        await clients.close()
+        await server.stop(None)
+
+
+async def test_a_peer_without_stream_is_sent_exchange_calls(rig: Rig) -> None:
+    """A peer that answers Stream with UNIMPLEMENTED (an older node) gets the same batches as
+    unary Exchange calls: the message waiting when that was found out is answered too."""
+    from federation.client import Clients
+    from federation.server import Servicer
+
+    class Older(Servicer):
+        Stream = pb_grpc.FederationServicer.Stream  # type: ignore[assignment]
+
+    servicer = rig.node.federation.servicer  # type: ignore[union-attr]
+    older = Older.__new__(Older)
+    older.__dict__.update(servicer.__dict__)
+    server, port = await start_server(older, "127.0.0.1", 0, None)
+    clients = Clients(None)
+    try:
+        now = rig.now()
+        endpoint = f"127.0.0.1:{port}"
+        for n in (1, 2):
+            envelope = seal(
+                PEER_KEY, PEER, "330100", f"u-{n}", pb.AUTHORIZE, rig.authorize(f"U-{n}"), now
+            )
+            reply = await clients.call("330100", endpoint, pb.AUTHORIZE, envelope, 5)
+            assert _reply(rig, pb.Envelope.FromString(reply))[0].in_reply_to == f"u-{n}"
+        assert "330100" in clients._unary_only
+    finally:
+        await clients.close()
+        await server.stop(None)

@@ -35,4 +35,5 @@ def test_the_contract_is_versioned() -> None:
         "Settle",
         "Statements",
         "Exchange",
+        "Stream",
     }

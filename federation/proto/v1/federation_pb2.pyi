@@ -287,10 +287,12 @@ class StatementsReply(_message.Message):
     def __init__(self, statements: _Optional[_Iterable[_Union[SignedStatement, _Mapping]]] = ...) -> None: ...
 
 class Batch(_message.Message):
-    __slots__ = ("envelopes",)
+    __slots__ = ("envelopes", "id")
     ENVELOPES_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
     envelopes: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, envelopes: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    id: int
+    def __init__(self, envelopes: _Optional[_Iterable[bytes]] = ..., id: _Optional[int] = ...) -> None: ...
 
 class Answer(_message.Message):
     __slots__ = ("reply", "code", "message")
@@ -303,7 +305,9 @@ class Answer(_message.Message):
     def __init__(self, reply: _Optional[bytes] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Answers(_message.Message):
-    __slots__ = ("answers",)
+    __slots__ = ("answers", "id")
     ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
     answers: _containers.RepeatedCompositeFieldContainer[Answer]
-    def __init__(self, answers: _Optional[_Iterable[_Union[Answer, _Mapping]]] = ...) -> None: ...
+    id: int
+    def __init__(self, answers: _Optional[_Iterable[_Union[Answer, _Mapping]]] = ..., id: _Optional[int] = ...) -> None: ...

@@ -39,6 +39,11 @@ class FederationStub:
                 request_serializer=federation_dot_proto_dot_v1_dot_federation__pb2.Batch.SerializeToString,
                 response_deserializer=federation_dot_proto_dot_v1_dot_federation__pb2.Answers.FromString,
                 _registered_method=True)
+        self.Stream = channel.stream_stream(
+                '/suanli.federation.v1.Federation/Stream',
+                request_serializer=federation_dot_proto_dot_v1_dot_federation__pb2.Batch.SerializeToString,
+                response_deserializer=federation_dot_proto_dot_v1_dot_federation__pb2.Answers.FromString,
+                _registered_method=True)
         self.Authorize = channel.unary_unary(
                 '/suanli.federation.v1.Federation/Authorize',
                 request_serializer=federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.SerializeToString,
@@ -91,6 +96,14 @@ class FederationServicer:
 
     def Exchange(self, request, context):
         """Many redemption messages at once: see Batch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Stream(self, request_iterator, context):
+        """The same over one long-lived call: each Batch is answered by one Answers with its id, in
+        the order the answers are ready (not necessarily the order the batches were sent).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -156,6 +169,11 @@ def add_FederationServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Exchange': grpc.unary_unary_rpc_method_handler(
                     servicer.Exchange,
+                    request_deserializer=federation_dot_proto_dot_v1_dot_federation__pb2.Batch.FromString,
+                    response_serializer=federation_dot_proto_dot_v1_dot_federation__pb2.Answers.SerializeToString,
+            ),
+            'Stream': grpc.stream_stream_rpc_method_handler(
+                    servicer.Stream,
                     request_deserializer=federation_dot_proto_dot_v1_dot_federation__pb2.Batch.FromString,
                     response_serializer=federation_dot_proto_dot_v1_dot_federation__pb2.Answers.SerializeToString,
             ),
@@ -230,6 +248,33 @@ class Federation:
             request,
             target,
             '/suanli.federation.v1.Federation/Exchange',
+            federation_dot_proto_dot_v1_dot_federation__pb2.Batch.SerializeToString,
+            federation_dot_proto_dot_v1_dot_federation__pb2.Answers.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Stream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/suanli.federation.v1.Federation/Stream',
             federation_dot_proto_dot_v1_dot_federation__pb2.Batch.SerializeToString,
             federation_dot_proto_dot_v1_dot_federation__pb2.Answers.FromString,
             options,

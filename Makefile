@@ -36,7 +36,7 @@ tools:
 
 test: tools lint typecheck unit
 
-# The benchmark (about 5 minutes with the million-voucher growth case): docs/benchmarks.md.
+# The benchmark (about 12 minutes with the million-voucher growth case): docs/benchmarks.md.
 bench: $(STAMP)
 	$(BIN)/suanli bench --out docs/benchmarks-latest.md
 

@@ -43,6 +43,7 @@ METHODS: dict[int, str] = {
 }
 BATCHED = frozenset((pb.AUTHORIZE, pb.CAPTURE, pb.VOID, pb.REDEEM, pb.STATUS))
 MAX_BATCH = 16  # envelopes per Exchange call; the server accepts up to 256
+KEEPALIVE_MS = 30_000
 TRANSIENT = {
     grpc.StatusCode.UNAVAILABLE,
     grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -204,7 +205,15 @@ class Clients:
         known = self._channels.get(region)
         if known is not None and known[0] == endpoint:
             return known[2]
-        options = [("grpc.keepalive_time_ms", 30_000), ("grpc.max_receive_message_length", 1 << 20)]
+        options = [
+            # A Stream may sit idle for long: keep pinging it (every 30 s, no cap on pings
+            # without data) so a peer that vanished is noticed within ~40 s, not at the next
+            # message. The server accepts pings this often (federation/server.py).
+            ("grpc.keepalive_time_ms", KEEPALIVE_MS),
+            ("grpc.keepalive_timeout_ms", 10_000),
+            ("grpc.http2.max_pings_without_data", 0),
+            ("grpc.max_receive_message_length", 1 << 20),
+        ]
         if self._tls is None:
             channel = grpc.aio.insecure_channel(endpoint, options=options)
         else:

@@ -52,6 +52,7 @@ MAX_BATCH = 256
 # Batches of one Stream being answered at once; the next is read when one is answered, so a
 # peer that sends faster than this node answers is held back by gRPC's flow control.
 STREAM_IN_FLIGHT = 64
+MIN_PING_INTERVAL_MS = 20_000  # below the senders' keepalive (federation/client.py)
 _TOO_MANY = f"malformed_message: at most {MAX_BATCH} envelopes in a batch"
 
 
@@ -257,7 +258,15 @@ async def start_server(
 ) -> tuple[grpc.aio.Server, int]:
     """Serve the federation and the standard health service (``grpc.health.v1.Health``):
     SERVING for "" and for the federation service while the node runs."""
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", 1 << 20)])
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", 1 << 20),
+            # Peers keep a Stream open and ping it every 30 s even when no message flows; by
+            # default a server takes pings less than 5 minutes apart without data as abuse
+            # and closes the connection (GOAWAY too_many_pings) after a few.
+            ("grpc.http2.min_ping_interval_without_data_ms", MIN_PING_INTERVAL_MS),
+        ]
+    )
     pb_grpc.add_FederationServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     health_servicer = health.aio.HealthServicer()
     for name in ("", FEDERATION_SERVICE):

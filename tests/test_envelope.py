@@ -444,3 +444,32 @@ async def test_a_peer_without_stream_is_sent_exchange_calls(rig: Rig) -> None:
     finally:
         await clients.close()
         await server.stop(None)
+
+
+@pytest.mark.parametrize("accepts_pings", [True, False])
+async def test_an_idle_stream_survives_keepalive_pings(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, accepts_pings: bool
+) -> None:
+    """The sender pings an idle Stream (so a vanished peer is noticed); the server must accept
+    pings that often, or it closes the connection with GOAWAY too_many_pings. Time scaled
+    down: pings every second; the control is gRPC's default (5 minutes), which breaks it."""
+    from federation import client, server
+    from federation.client import Clients
+
+    monkeypatch.setattr(client, "KEEPALIVE_MS", 1_000)
+    monkeypatch.setattr(server, "MIN_PING_INTERVAL_MS", 500 if accepts_pings else 300_000)
+    servicer = rig.node.federation.servicer  # type: ignore[union-attr]
+    grpc_server, port = await start_server(servicer, "127.0.0.1", 0, None)
+    clients = Clients(None)
+    endpoint = f"127.0.0.1:{port}"
+    try:
+        now = rig.now()
+        first = seal(PEER_KEY, PEER, "330100", "k-1", pb.AUTHORIZE, rig.authorize("K-1"), now)
+        reply = await clients.call("330100", endpoint, pb.AUTHORIZE, first, 5)
+        stream = clients._streams["330100"]
+        await asyncio.sleep(5)  # five pings without data
+        assert await clients.call("330100", endpoint, pb.AUTHORIZE, first, 5) == reply
+        assert (clients._streams["330100"] is stream) is accepts_pings
+    finally:
+        await clients.close()
+        await grpc_server.stop(None)

@@ -4,10 +4,12 @@ For each of the issuer's windows in which this node (the acquirer) recorded capt
 issuer's vouchers, the acquirer sends the issuer a statement of what it is owed: issuer,
 acquirer, window, count, total and a SHA-256 digest over the sorted records (``statement
 lines``), as canonical JSON signed by the acquirer (tag ``suanli/statement/v1``), with the
-records themselves. The issuer answers ``window_open`` until it has closed that window, then
-compares with its own books. Equal: it countersigns the same bytes and both keep the statement
-with both signatures; any member can verify it with the two cities' cards. Unequal: the issuer
-answers with its own records and both open a **dispute**.
+records themselves when they fit in one message (``statement_inline_records``; a window can
+hold millions, and agreement needs only the digest). The issuer answers ``window_open`` until
+it has closed that window, then compares with its own books. Equal: it countersigns the same
+bytes and both keep the statement with both signatures; any member can verify it with the two
+cities' cards. Unequal: the issuer answers with its own statement (and records, if they fit)
+and both open a **dispute**.
 
 Before sending, the acquirer reconciles what it can automatically: it never sends while a
 message to that issuer is still in its outbox (an unknown outcome resolves itself by resending,
@@ -109,6 +111,17 @@ def _differences(ours: list[Record], theirs: list[Record]) -> list[dict[str, Any
     return out
 
 
+def _summary(statement: bytes) -> dict[str, Any] | None:
+    """Count, total and digest of a statement's canonical JSON (None if absent or unreadable)."""
+    try:
+        claimed = json.loads(statement) if statement else None
+    except ValueError:
+        return None
+    if not isinstance(claimed, dict):
+        return None
+    return {k: claimed.get(k) for k in ("count", "total_fen", "digest")}
+
+
 def _rec(r: Record | None) -> dict[str, Any] | None:
     return None if r is None else {"provider_id": r[1], "order_id": r[2], "captured_fen": r[3]}
 
@@ -117,7 +130,12 @@ class Settler:
     """The acquirer side: send statements, keep countersignatures, open disputes."""
 
     def __init__(
-        self, db: Database, wire: Wire, recheck_seconds: float, retry_seconds: float = 5.0
+        self,
+        db: Database,
+        wire: Wire,
+        recheck_seconds: float,
+        retry_seconds: float = 5.0,
+        inline_records: int = 2_000,
     ) -> None:
         self._db = db
         self._wire = wire
@@ -126,6 +144,7 @@ class Settler:
         self._key = wire.key
         self._retry_ms = int(retry_seconds * 1000)
         self._recheck_ms = int(recheck_seconds * 1000)
+        self._inline = inline_records
 
     async def tick(self) -> int:
         """Send every statement that is due; returns how many were countersigned."""
@@ -155,11 +174,13 @@ class Settler:
             return False  # no longer a peer: nothing to ask
         body = statement_bytes(issuer, self.region, window_id, records)
         signature = self._key.sign(STATEMENT_TAG, body)
+        inline = len(records) <= self._inline
         request = pb.StatementRequest(
             statement=body,
             acquirer_signature=signature,
             acquirer_key_id=self._key.key_id,
-            records=_pb_records(records),
+            records=_pb_records(records) if inline else [],
+            records_omitted=not inline,
         ).SerializeToString(deterministic=True)
         base = {
             "issuer": issuer,
@@ -198,9 +219,11 @@ class Settler:
             at = min(reply.closes_at_ms or now, now + self._recheck_ms)
             await self._db.run("statement_retry", lambda c: self._later(c, base, "sent", now, at))
             return False
-        theirs = _records(reply.issuer_records)
+        theirs = None if reply.records_omitted else _records(reply.issuer_records)
+        issuer_summary = _summary(reply.issuer_statement)
         await self._db.run(
-            "statement_dispute", lambda c: self._dispute(c, base, records, theirs, opened, now)
+            "statement_dispute",
+            lambda c: self._dispute(c, base, records, theirs, issuer_summary, opened, now),
         )
         logger.warning("statement %s→%s %s disputed", issuer, self.region, window_id)
         return False
@@ -249,11 +272,14 @@ class Settler:
         conn: sqlite3.Connection,
         base: dict[str, Any],
         ours: list[Record],
-        theirs: list[Record],
+        theirs: list[Record] | None,
+        issuer_summary: dict[str, Any] | None,
         opened: Opened,
         now: int,
     ) -> None:
-        differing = _differences(ours, theirs)
+        # Too many records to exchange: the counts, totals and digests say that the books
+        # differ, not where; each side's `suanli` export of the window says where.
+        differing = _differences(ours, theirs) if theirs is not None else []
         for item in differing:
             item["receipts"] = [
                 base64.b64encode(bytes(r[0])).decode()
@@ -269,12 +295,17 @@ class Settler:
                 "total_fen": sum(r[3] for r in ours),
                 "digest": digest(ours),
             },
-            "theirs": {
-                "count": len(theirs),
-                "total_fen": sum(r[3] for r in theirs),
-                "digest": digest(theirs),
-            },
+            "theirs": (
+                {
+                    "count": len(theirs),
+                    "total_fen": sum(r[3] for r in theirs),
+                    "digest": digest(theirs),
+                }
+                if theirs is not None
+                else issuer_summary
+            ),
             "differences": differing,
+            "records_omitted": theirs is None,
             "issuer_reply": base64.b64encode(opened.raw).decode(),
         }
         store.open_dispute(conn, base["issuer"], base["acquirer"], base["window_id"], evidence, now)
@@ -301,6 +332,7 @@ class StatementDesk:
         key: NodeKey,
         directory: Directory,
         grace_ms: Callable[[], int],
+        inline_records: int = 2_000,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -308,6 +340,7 @@ class StatementDesk:
         self._key = key
         self._directory = directory
         self._grace_ms = grace_ms
+        self._inline = inline_records
 
     async def handle(self, opened: Opened) -> bytes:
         origin = opened.header.origin
@@ -329,17 +362,30 @@ class StatementDesk:
             window_end = window_bounds(window_id)[1]
         except ValueError:
             raise errors.MalformedMessage(f"not a window: {window_id!r}") from None
-        theirs = _records(request.records)
-        if statement_bytes(self.region, origin, window_id, theirs) != request.statement:
-            raise errors.MalformedMessage(
-                "the records do not match the statement's count, total or digest"
-            )
+        claimed_summary = _summary(request.statement)
+        theirs: list[Record] | None = None
+        if request.records_omitted:
+            if request.records:
+                raise errors.MalformedMessage("records sent and said to be omitted")
+            if claimed_summary is None or not (
+                isinstance(claimed_summary["count"], int)
+                and isinstance(claimed_summary["total_fen"], int)
+                and isinstance(claimed_summary["digest"], str)
+            ):
+                raise errors.MalformedMessage("the statement has no count, total or digest")
+        else:
+            theirs = _records(request.records)
+            if statement_bytes(self.region, origin, window_id, theirs) != request.statement:
+                raise errors.MalformedMessage(
+                    "the records do not match the statement's count, total or digest"
+                )
 
         def txn(conn: sqlite3.Connection) -> pb.StatementReply:
             if not store.is_closed(conn, window_id):
                 closes = window_end + self._grace_ms()
                 return pb.StatementReply(agreed=False, code="window_open", closes_at_ms=closes)
             ours = store.issuer_records(conn, origin, window_id)
+            statement = statement_bytes(self.region, origin, window_id, ours)
             base = {
                 "issuer": self.region,
                 "acquirer": origin,
@@ -348,10 +394,12 @@ class StatementDesk:
                 "count": len(ours),
                 "total_fen": sum(r[3] for r in ours),
                 "digest": digest(ours),
-                "statement": statement_bytes(self.region, origin, window_id, ours),
+                "statement": statement,
                 "updated_at": now,
             }
-            if ours == theirs:
+            # Equal statement bytes: same parties, window, count, total and SHA-256 digest over
+            # the sorted records, so the same records, whether or not they were sent.
+            if statement == request.statement:
                 countersignature = self._key.sign(STATEMENT_TAG, request.statement)
                 store.put_statement(
                     conn,
@@ -384,20 +432,22 @@ class StatementDesk:
                     "total_fen": base["total_fen"],
                     "digest": base["digest"],
                 },
-                "theirs": {
-                    "count": len(theirs),
-                    "total_fen": sum(r[3] for r in theirs),
-                    "digest": digest(theirs),
-                },
-                "differences": _differences(theirs, ours),
+                "theirs": claimed_summary,
+                "differences": _differences(theirs, ours) if theirs is not None else [],
+                "records_omitted": theirs is None or len(ours) > self._inline,
                 "acquirer_statement": base64.b64encode(opened.raw).decode(),
             }
             store.open_dispute(conn, self.region, origin, window_id, evidence, now)
             ledger.audit(
                 conn, now, f"peer:{origin}", "statement.disputed", window_id, acquirer=origin
             )
+            inline = len(ours) <= self._inline
             return pb.StatementReply(
-                agreed=False, code="statement_mismatch", issuer_records=_pb_records(ours)
+                agreed=False,
+                code="statement_mismatch",
+                issuer_records=_pb_records(ours) if inline else [],
+                records_omitted=not inline,
+                issuer_statement=statement,
             )
 
         reply = await self._db.run("statement_compare", txn)

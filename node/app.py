@@ -232,8 +232,18 @@ def _build_federation(
         own = db.run_sync("own_keys", lambda c: load_own_keys(c, key))
         return build_card(key, region, config.name, fed.advertised, own, clock.now_ms())
 
-    desk = StatementDesk(db, clock, region, key, directory, lambda: local_settlement.grace_ms())
-    settler = Settler(db, wire, fed.statement_recheck_seconds)
+    desk = StatementDesk(
+        db,
+        clock,
+        region,
+        key,
+        directory,
+        lambda: local_settlement.grace_ms(),
+        fed.statement_inline_records,
+    )
+    settler = Settler(
+        db, wire, fed.statement_recheck_seconds, inline_records=fed.statement_inline_records
+    )
     netting = Netting(db, wire)
     servicer = Servicer(door, issuer, cards, desk, clock, own_card, on_refusal)
     return Federation(

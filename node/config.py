@@ -36,6 +36,10 @@ class FederationConfig:
     statement_recheck_seconds: float = (
         600.0  # ask again this often while an issuer's window is open
     )
+    # Records carried with a statement (and with a mismatch reply) when there are at most this
+    # many; above, only the signed count, total and digest travel. At most 4,000: gRPC
+    # messages here are ≤ 1 MiB and a record with the longest ids allowed takes ~240 bytes.
+    statement_inline_records: int = 2_000
 
     @property
     def advertised(self) -> str:
@@ -101,7 +105,11 @@ def _render_federation(f: FederationConfig) -> str:
         f"backoff_cap_seconds = {f.backoff_cap_seconds}\n"
         f"default_exposure_cap_fen = {f.default_exposure_cap_fen}\n"
         f"statement_recheck_seconds = {f.statement_recheck_seconds}\n"
+        f"statement_inline_records = {f.statement_inline_records}\n"
     )
+
+
+MAX_INLINE_RECORDS = 4_000
 
 
 def _load_federation(table: dict[str, object]) -> FederationConfig:
@@ -118,6 +126,8 @@ def _load_federation(table: dict[str, object]) -> FederationConfig:
             raise ConfigError(f"federation.{name}: must be {kind.__name__}, got {value!r}")
         values[name] = value
     config = FederationConfig(**values)  # type: ignore[arg-type]
+    if not 0 <= config.statement_inline_records <= MAX_INLINE_RECORDS:
+        raise ConfigError(f"federation.statement_inline_records: must be 0 to {MAX_INLINE_RECORDS}")
     if not config.plaintext and not (config.tls_cert and config.tls_key and config.tls_ca):
         raise ConfigError(
             "federation: set tls_cert, tls_key and tls_ca, or plaintext = true (loopback demos and tests only)"

@@ -33,6 +33,18 @@ REPORTS: dict[str, str] = {
         "COALESCE(a.balance_fen, 0) AS payable_fen FROM providers p "
         "LEFT JOIN accounts a ON a.name = 'payable:' || p.id ORDER BY p.id"
     ),
+    # The records behind pair statements, both roles: what this node (issuer) owes each
+    # acquirer city, and what each issuer owes it, per window, by the issuer's hold id — the
+    # same lines the statement digest covers, to compare with the partner's export when a
+    # dispute is too large to carry its records (docs/settlement.md).
+    "statement_records": (
+        "SELECT 'issuer' AS role, acquirer_region AS partner, settlement_window AS window_id, "
+        "id AS issuer_hold_id, provider_id, order_id, captured_fen FROM holds "
+        "WHERE state = 'captured' AND settlement_window IS NOT NULL "
+        "UNION ALL SELECT 'acquirer', issuer_region, settlement_window, issuer_hold_id, "
+        "provider_id, order_id, captured_fen FROM remote_holds WHERE state = 'captured' "
+        "ORDER BY role, partner, window_id, issuer_hold_id"
+    ),
     "ledger": "SELECT seq, at, kind, ref, source, dest, amount_fen FROM ledger ORDER BY seq",
     "audit": "SELECT seq, at, actor, action, subject, detail FROM audit ORDER BY seq",
 }

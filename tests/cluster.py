@@ -244,6 +244,7 @@ class Cluster:
         call_timeout_seconds: float = 1.0,
         exposure_cap_fen: int = 10**12,
         mutual_tls: bool = False,
+        statement_inline_records: int = 2_000,
     ) -> None:
         self.root = root
         self.members: list[Member] = []
@@ -265,6 +266,7 @@ class Cluster:
                 backoff_base_seconds=0.05,
                 backoff_cap_seconds=1.0,
                 statement_recheck_seconds=1.0,
+                statement_inline_records=statement_inline_records,
             )
             text = policy_text(policy, fiscal_year=str(YEAR))
             if policy_edit is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,11 +102,15 @@ PAIRS = {(HZ, GY), (QD, HZ), (GY, HZ)}
 
 
 @pytest.fixture
-def trio(tmp_path: Path) -> Iterator[Cluster]:
-    with Cluster(tmp_path, [HZ, QD, GY]).session() as cluster:
+def trio(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    # param: records carried with a statement at most (0: count, total and digest only, as for
+    # a window too large for one message)
+    inline = getattr(request, "param", 2_000)
+    with Cluster(tmp_path, [HZ, QD, GY], statement_inline_records=inline).session() as cluster:
         yield cluster
 
 
+@pytest.mark.parametrize("trio", [2_000, 0], indirect=True, ids=["records", "digest-only"])
 def test_statements_agree_payouts_and_netting(trio: Cluster) -> None:
     trio.start()
     populate(trio)
@@ -180,7 +186,10 @@ def test_statements_agree_payouts_and_netting(trio: Cluster) -> None:
     trio.check_all()
 
 
-def test_a_corrupted_record_is_a_dispute_with_evidence(trio: Cluster) -> None:
+@pytest.mark.parametrize("trio", [2_000, 0], indirect=True, ids=["records", "digest-only"])
+def test_a_corrupted_record_is_a_dispute_with_evidence(
+    trio: Cluster, request: pytest.FixtureRequest
+) -> None:
     trio.start()
     populate(trio)
     traffic(trio)
@@ -202,13 +211,41 @@ def test_a_corrupted_record_is_a_dispute_with_evidence(trio: Cluster) -> None:
     wait_until(disputed, "both cities to see a dispute", timeout=30)
     dispute = gy.call("GET", "/v1/settlement/disputes", expect=200)["items"][0]
     assert (dispute["issuer"], dispute["acquirer"]) == (HZ, GY)
-    [difference] = dispute["evidence"]["differences"]
-    assert difference["acquirer"]["captured_fen"] == difference["issuer"]["captured_fen"] + 1000
-    assert difference["receipts"], "the issuer's signed receipt is part of the evidence"
+    evidence = dispute["evidence"]
     issuer_view = trio[HZ].call("GET", "/v1/settlement/disputes", expect=200)["items"][0]
-    assert (
-        issuer_view["evidence"]["differences"][0]["issuer_hold_id"] == difference["issuer_hold_id"]
-    )
+    assert evidence["records_omitted"] is (request.node.callspec.params["trio"] == 0)
+    if evidence["records_omitted"]:
+        # Too many records to exchange: the summaries say the books differ, and by how much.
+        assert evidence["differences"] == [] and issuer_view["evidence"]["records_omitted"]
+        assert evidence["ours"]["total_fen"] == evidence["theirs"]["total_fen"] + 1000
+        assert evidence["ours"]["count"] == evidence["theirs"]["count"]
+        assert evidence["ours"]["digest"] != evidence["theirs"]["digest"]
+        assert issuer_view["evidence"]["theirs"] == evidence["ours"]
+        # Where: the two cities' exports of the statement records differ in that one line.
+        from node.reports import export
+
+        def lines(region: str, role: str) -> set[tuple[Any, ...]]:
+            out = io.StringIO()
+            export(trio[region].data / "suanli.db", "statement_records", "json", out)
+            rows = [json.loads(line) for line in out.getvalue().splitlines()]
+            return {
+                (r["window_id"], r["issuer_hold_id"], r["order_id"], r["captured_fen"])
+                for r in rows
+                if r["role"] == role and r["partner"] == (GY if role == "issuer" else HZ)
+            }
+
+        ours, theirs = lines(GY, "acquirer"), lines(HZ, "issuer")
+        [(_, _, order_acquirer, fen_acquirer)] = ours - theirs
+        [(_, _, order_issuer, fen_issuer)] = theirs - ours
+        assert order_acquirer == order_issuer == "G-2" and fen_acquirer == fen_issuer + 1000
+    else:
+        [difference] = evidence["differences"]
+        assert difference["acquirer"]["captured_fen"] == difference["issuer"]["captured_fen"] + 1000
+        assert difference["receipts"], "the issuer's signed receipt is part of the evidence"
+        assert (
+            issuer_view["evidence"]["differences"][0]["issuer_hold_id"]
+            == difference["issuer_hold_id"]
+        )
     # Never a silent agreement: the pair statement stays uncountersigned on both sides.
     assert all(s["state"] != "agreed" for s in statements(trio, GY) if s["issuer"] == HZ)
     assert all(s["state"] != "agreed" for s in statements(trio, HZ) if s["acquirer"] == GY)
@@ -284,3 +321,20 @@ def test_kill9_during_capture_or_close_then_statements_agree(
     pay = gy.call("GET", "/v1/settlement/payouts", expect=200)["items"]
     assert [(p["count"], p["total_fen"]) for p in pay] == [(1, 50_000_000)]
     trio.check_all()
+
+
+@pytest.mark.parametrize(("value", "ok"), [(0, True), (4_000, True), (4_001, False), (-1, False)])
+def test_statement_inline_records_is_bounded(tmp_path: Path, value: int, ok: bool) -> None:
+    """More records than fit in a 1 MiB gRPC message would make every statement fail."""
+    from node.config import ConfigError, load
+
+    (tmp_path / "node.toml").write_text(
+        '[node]\nregion = "330100"\nname = "Hangzhou"\n'
+        f"[federation]\nplaintext = true\nstatement_inline_records = {value}\n"
+    )
+    if ok:
+        config = load(tmp_path).federation
+        assert config is not None and config.statement_inline_records == value
+    else:
+        with pytest.raises(ConfigError, match="statement_inline_records: must be 0 to 4000"):
+            load(tmp_path)

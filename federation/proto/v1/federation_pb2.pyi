@@ -233,32 +233,38 @@ class StatementRecord(_message.Message):
     def __init__(self, issuer_hold_id: _Optional[str] = ..., provider_id: _Optional[str] = ..., order_id: _Optional[str] = ..., captured_fen: _Optional[int] = ...) -> None: ...
 
 class StatementRequest(_message.Message):
-    __slots__ = ("statement", "acquirer_signature", "acquirer_key_id", "records")
+    __slots__ = ("statement", "acquirer_signature", "acquirer_key_id", "records", "records_omitted")
     STATEMENT_FIELD_NUMBER: _ClassVar[int]
     ACQUIRER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     ACQUIRER_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     RECORDS_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_OMITTED_FIELD_NUMBER: _ClassVar[int]
     statement: bytes
     acquirer_signature: bytes
     acquirer_key_id: str
     records: _containers.RepeatedCompositeFieldContainer[StatementRecord]
-    def __init__(self, statement: _Optional[bytes] = ..., acquirer_signature: _Optional[bytes] = ..., acquirer_key_id: _Optional[str] = ..., records: _Optional[_Iterable[_Union[StatementRecord, _Mapping]]] = ...) -> None: ...
+    records_omitted: bool
+    def __init__(self, statement: _Optional[bytes] = ..., acquirer_signature: _Optional[bytes] = ..., acquirer_key_id: _Optional[str] = ..., records: _Optional[_Iterable[_Union[StatementRecord, _Mapping]]] = ..., records_omitted: _Optional[bool] = ...) -> None: ...
 
 class StatementReply(_message.Message):
-    __slots__ = ("agreed", "issuer_signature", "issuer_key_id", "code", "issuer_records", "closes_at_ms")
+    __slots__ = ("agreed", "issuer_signature", "issuer_key_id", "code", "issuer_records", "closes_at_ms", "records_omitted", "issuer_statement")
     AGREED_FIELD_NUMBER: _ClassVar[int]
     ISSUER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     ISSUER_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     ISSUER_RECORDS_FIELD_NUMBER: _ClassVar[int]
     CLOSES_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_OMITTED_FIELD_NUMBER: _ClassVar[int]
+    ISSUER_STATEMENT_FIELD_NUMBER: _ClassVar[int]
     agreed: bool
     issuer_signature: bytes
     issuer_key_id: str
     code: str
     issuer_records: _containers.RepeatedCompositeFieldContainer[StatementRecord]
     closes_at_ms: int
-    def __init__(self, agreed: _Optional[bool] = ..., issuer_signature: _Optional[bytes] = ..., issuer_key_id: _Optional[str] = ..., code: _Optional[str] = ..., issuer_records: _Optional[_Iterable[_Union[StatementRecord, _Mapping]]] = ..., closes_at_ms: _Optional[int] = ...) -> None: ...
+    records_omitted: bool
+    issuer_statement: bytes
+    def __init__(self, agreed: _Optional[bool] = ..., issuer_signature: _Optional[bytes] = ..., issuer_key_id: _Optional[str] = ..., code: _Optional[str] = ..., issuer_records: _Optional[_Iterable[_Union[StatementRecord, _Mapping]]] = ..., closes_at_ms: _Optional[int] = ..., records_omitted: _Optional[bool] = ..., issuer_statement: _Optional[bytes] = ...) -> None: ...
 
 class SignedStatement(_message.Message):
     __slots__ = ("statement", "acquirer_signature", "acquirer_key_id", "issuer_signature", "issuer_key_id")

@@ -63,6 +63,15 @@ def digest(records: Iterable[Record]) -> str:
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
+def tally(records: list[Record]) -> dict[str, Any]:
+    """What a statement says of its records: how many, their total, their digest."""
+    return {
+        "count": len(records),
+        "total_fen": sum(r[3] for r in records),
+        "digest": digest(records),
+    }
+
+
 def statement_bytes(issuer: str, acquirer: str, window_id: str, records: list[Record]) -> bytes:
     return canonical_json(
         {
@@ -70,9 +79,7 @@ def statement_bytes(issuer: str, acquirer: str, window_id: str, records: list[Re
             "issuer": issuer,
             "acquirer": acquirer,
             "window": window_id,
-            "count": len(records),
-            "total_fen": sum(r[3] for r in records),
-            "digest": digest(records),
+            **tally(records),
         }
     )
 
@@ -187,9 +194,7 @@ class Settler:
             "acquirer": self.region,
             "window_id": window_id,
             "window_end": window_bounds(window_id)[1],
-            "count": len(records),
-            "total_fen": sum(r[3] for r in records),
-            "digest": digest(records),
+            **tally(records),
             "statement": body,
             "acquirer_signature": signature,
             "acquirer_key_id": self._key.key_id,
@@ -290,20 +295,8 @@ class Settler:
                 )
             ]
         evidence = {
-            "ours": {
-                "count": len(ours),
-                "total_fen": sum(r[3] for r in ours),
-                "digest": digest(ours),
-            },
-            "theirs": (
-                {
-                    "count": len(theirs),
-                    "total_fen": sum(r[3] for r in theirs),
-                    "digest": digest(theirs),
-                }
-                if theirs is not None
-                else issuer_summary
-            ),
+            "ours": tally(ours),
+            "theirs": tally(theirs) if theirs is not None else issuer_summary,
             "differences": differing,
             "records_omitted": theirs is None,
             "issuer_reply": base64.b64encode(opened.raw).decode(),
@@ -391,9 +384,7 @@ class StatementDesk:
                 "acquirer": origin,
                 "window_id": window_id,
                 "window_end": window_end,
-                "count": len(ours),
-                "total_fen": sum(r[3] for r in ours),
-                "digest": digest(ours),
+                **tally(ours),
                 "statement": statement,
                 "updated_at": now,
             }
@@ -427,11 +418,7 @@ class StatementDesk:
                 )
             store.put_statement(conn, **base, state="disputed")
             evidence = {
-                "ours": {
-                    "count": len(ours),
-                    "total_fen": base["total_fen"],
-                    "digest": base["digest"],
-                },
+                "ours": {k: base[k] for k in ("count", "total_fen", "digest")},
                 "theirs": claimed_summary,
                 "differences": _differences(theirs, ours) if theirs is not None else [],
                 "records_omitted": theirs is None or len(ours) > self._inline,

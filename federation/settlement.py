@@ -26,11 +26,12 @@ countersigned statement.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from google.protobuf.message import DecodeError
@@ -58,28 +59,65 @@ STATEMENT_TAG = b"suanli/statement/v1\x00"
 Record = tuple[str, str, str, int]  # issuer hold id, provider id, order id, captured fen
 
 
-def digest(records: Iterable[Record]) -> str:
-    lines = "".join(f"{h}|{p}|{o}|{fen}\n" for h, p, o, fen in sorted(records))
-    return hashlib.sha256(lines.encode()).hexdigest()
+class Tally:
+    """What a statement says of its records: how many, their total, and the SHA-256 digest of
+    their lines (``hold|provider|order|fen\n`` each, in record order). Records are fed in
+    record order, in any number of chunks, so a window of millions never sits in memory; the
+    records themselves are kept while there are at most ``keep`` (to send inline)."""
+
+    def __init__(self, keep: int = 0) -> None:
+        self.count = 0
+        self.total_fen = 0
+        self.records: list[Record] | None = []
+        self._keep = keep
+        self._sha = hashlib.sha256()
+        self._last: Record | None = None
+
+    def add(self, records: Sequence[Record]) -> None:
+        last = self._last
+        for record in records:
+            if last is not None and record < last:
+                raise ValueError("statement records must come in record order")
+            last = record
+        self._last = last
+        self.count += len(records)
+        self.total_fen += sum(r[3] for r in records)
+        self._sha.update("".join(f"{h}|{p}|{o}|{fen}\n" for h, p, o, fen in records).encode())
+        if self.records is not None:
+            self.records = self.records + list(records) if self.count <= self._keep else None
+
+    def summary(self) -> dict[str, Any]:
+        return {"count": self.count, "total_fen": self.total_fen, "digest": self._sha.hexdigest()}
 
 
-def tally(records: list[Record]) -> dict[str, Any]:
-    """What a statement says of its records: how many, their total, their digest."""
-    return {
-        "count": len(records),
-        "total_fen": sum(r[3] for r in records),
-        "digest": digest(records),
-    }
+def tally(records: Iterable[Record]) -> dict[str, Any]:
+    """The summary of records in any order (a statement's records that fit in a message)."""
+    counted = Tally()
+    counted.add(sorted(records))
+    return counted.summary()
 
 
-def statement_bytes(issuer: str, acquirer: str, window_id: str, records: list[Record]) -> bytes:
+async def tally_rows(db: Database, sql: str, params: Sequence[Any], keep: int) -> Tally:
+    """The statement of a window's records as ``sql`` reads them (in record order), in chunks
+    on the event loop (``Database.scan``)."""
+    counted = Tally(keep)
+    async with contextlib.aclosing(db.scan("statement_records", sql, params)) as chunks:
+        async for rows in chunks:
+            counted.add(rows)
+    return counted
+
+
+def statement_bytes(issuer: str, acquirer: str, window_id: str, summary: dict[str, Any]) -> bytes:
+    """The signed form of a statement; ``summary``: a ``Tally``'s count, total and digest."""
     return canonical_json(
         {
             "type": "suanli.statement.v1",
             "issuer": issuer,
             "acquirer": acquirer,
             "window": window_id,
-            **tally(records),
+            "count": summary["count"],
+            "total_fen": summary["total_fen"],
+            "digest": summary["digest"],
         }
     )
 
@@ -157,8 +195,8 @@ class Settler:
         """Send every statement that is due; returns how many were countersigned."""
         now = self._clock.now_ms()
 
-        def due(conn: sqlite3.Connection) -> list[tuple[str, str, list[Record]]]:
-            out: list[tuple[str, str, list[Record]]] = []
+        def due(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+            out: list[tuple[str, str]] = []
             busy = {p for p, _, _ in peers.outbox_depth(conn)}
             for issuer, window_id in store.acquirer_windows(conn, self.region):
                 if issuer in busy:
@@ -166,35 +204,40 @@ class Settler:
                 row = store.get_statement(conn, issuer, self.region, window_id)
                 if row is not None and row["next_attempt_at"] > now:
                     continue
-                out.append((issuer, window_id, store.acquirer_records(conn, issuer, window_id)))
+                out.append((issuer, window_id))
             return out
 
         agreed = 0
-        for issuer, window_id, records in await self._db.read("statements_due", due):
-            if await self._send(issuer, window_id, records, now):
+        for issuer, window_id in await self._db.read("statements_due", due):
+            if self._wire.directory.get(issuer) is None:
+                continue  # no longer a peer: nothing to ask
+            ours = await tally_rows(
+                self._db, store.ACQUIRER_RECORDS, (issuer, window_id), self._inline
+            )
+            if await self._send(issuer, window_id, ours, now):
                 agreed += 1
         return agreed
 
-    async def _send(self, issuer: str, window_id: str, records: list[Record], now: int) -> bool:
+    async def _send(self, issuer: str, window_id: str, ours: Tally, now: int) -> bool:
         peer = self._wire.directory.get(issuer)
         if peer is None:
             return False  # no longer a peer: nothing to ask
-        body = statement_bytes(issuer, self.region, window_id, records)
+        summary = ours.summary()
+        body = statement_bytes(issuer, self.region, window_id, summary)
         signature = self._key.sign(STATEMENT_TAG, body)
-        inline = len(records) <= self._inline
         request = pb.StatementRequest(
             statement=body,
             acquirer_signature=signature,
             acquirer_key_id=self._key.key_id,
-            records=_pb_records(records) if inline else [],
-            records_omitted=not inline,
+            records=_pb_records(ours.records) if ours.records is not None else [],
+            records_omitted=ours.records is None,
         ).SerializeToString(deterministic=True)
         base = {
             "issuer": issuer,
             "acquirer": self.region,
             "window_id": window_id,
             "window_end": window_bounds(window_id)[1],
-            **tally(records),
+            **summary,
             "statement": body,
             "acquirer_signature": signature,
             "acquirer_key_id": self._key.key_id,
@@ -228,7 +271,7 @@ class Settler:
         issuer_summary = _summary(reply.issuer_statement)
         await self._db.run(
             "statement_dispute",
-            lambda c: self._dispute(c, base, records, theirs, issuer_summary, opened, now),
+            lambda c: self._dispute(c, base, ours.records, theirs, issuer_summary, opened, now),
         )
         logger.warning("statement %s→%s %s disputed", issuer, self.region, window_id)
         return False
@@ -276,15 +319,16 @@ class Settler:
         self,
         conn: sqlite3.Connection,
         base: dict[str, Any],
-        ours: list[Record],
+        ours: list[Record] | None,
         theirs: list[Record] | None,
         issuer_summary: dict[str, Any] | None,
         opened: Opened,
         now: int,
     ) -> None:
-        # Too many records to exchange: the counts, totals and digests say that the books
-        # differ, not where; each side's `suanli` export of the window says where.
-        differing = _differences(ours, theirs) if theirs is not None else []
+        # Too many records on either side to exchange: the counts, totals and digests say that
+        # the books differ, not where; each side's `suanli` export of the window says where.
+        omitted = ours is None or theirs is None
+        differing = _differences(ours, theirs) if ours is not None and theirs is not None else []
         for item in differing:
             item["receipts"] = [
                 base64.b64encode(bytes(r[0])).decode()
@@ -295,10 +339,10 @@ class Settler:
                 )
             ]
         evidence = {
-            "ours": tally(ours),
+            "ours": {k: base[k] for k in ("count", "total_fen", "digest")},
             "theirs": tally(theirs) if theirs is not None else issuer_summary,
             "differences": differing,
-            "records_omitted": theirs is None,
+            "records_omitted": omitted,
             "issuer_reply": base64.b64encode(opened.raw).decode(),
         }
         store.open_dispute(conn, base["issuer"], base["acquirer"], base["window_id"], evidence, now)
@@ -368,23 +412,28 @@ class StatementDesk:
                 raise errors.MalformedMessage("the statement has no count, total or digest")
         else:
             theirs = _records(request.records)
-            if statement_bytes(self.region, origin, window_id, theirs) != request.statement:
+            if statement_bytes(self.region, origin, window_id, tally(theirs)) != request.statement:
                 raise errors.MalformedMessage(
                     "the records do not match the statement's count, total or digest"
                 )
 
+        if not await self._db.read("statement_window", lambda c: store.is_closed(c, window_id)):
+            closes = window_end + self._grace_ms()
+            reply = pb.StatementReply(agreed=False, code="window_open", closes_at_ms=closes)
+            return self._sealed(opened, reply, now)
+        # A closed window's records never change (captures go to the open window), so they are
+        # read outside the write transaction, in chunks, however many there are.
+        ours = await tally_rows(self._db, store.ISSUER_RECORDS, (origin, window_id), self._inline)
+        summary = ours.summary()
+        statement = statement_bytes(self.region, origin, window_id, summary)
+
         def txn(conn: sqlite3.Connection) -> pb.StatementReply:
-            if not store.is_closed(conn, window_id):
-                closes = window_end + self._grace_ms()
-                return pb.StatementReply(agreed=False, code="window_open", closes_at_ms=closes)
-            ours = store.issuer_records(conn, origin, window_id)
-            statement = statement_bytes(self.region, origin, window_id, ours)
             base = {
                 "issuer": self.region,
                 "acquirer": origin,
                 "window_id": window_id,
                 "window_end": window_end,
-                **tally(ours),
+                **summary,
                 "statement": statement,
                 "updated_at": now,
             }
@@ -420,29 +469,34 @@ class StatementDesk:
             evidence = {
                 "ours": {k: base[k] for k in ("count", "total_fen", "digest")},
                 "theirs": claimed_summary,
-                "differences": _differences(theirs, ours) if theirs is not None else [],
-                "records_omitted": theirs is None or len(ours) > self._inline,
+                "differences": (
+                    _differences(theirs, ours.records)
+                    if theirs is not None and ours.records is not None
+                    else []
+                ),
+                "records_omitted": theirs is None or ours.records is None,
                 "acquirer_statement": base64.b64encode(opened.raw).decode(),
             }
             store.open_dispute(conn, self.region, origin, window_id, evidence, now)
             ledger.audit(
                 conn, now, f"peer:{origin}", "statement.disputed", window_id, acquirer=origin
             )
-            inline = len(ours) <= self._inline
             return pb.StatementReply(
                 agreed=False,
                 code="statement_mismatch",
-                issuer_records=_pb_records(ours) if inline else [],
-                records_omitted=not inline,
+                issuer_records=_pb_records(ours.records) if ours.records is not None else [],
+                records_omitted=ours.records is None,
                 issuer_statement=statement,
             )
 
-        reply = await self._db.run("statement_compare", txn)
+        return self._sealed(opened, await self._db.run("statement_compare", txn), now)
+
+    def _sealed(self, opened: Opened, reply: pb.StatementReply, now: int) -> bytes:
         crash_point("issuer.after_statement")
         return seal(
             self._key,
             self.region,
-            origin,
+            opened.header.origin,
             new_id("m"),
             pb.STATEMENT_REPLY,
             reply.SerializeToString(deterministic=True),

@@ -36,7 +36,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -53,6 +53,7 @@ WRITER_CHECKPOINT_PAGES = (
     4_000  # the writer restarts the WAL here; by then the thread has copied most
 )
 MAX_BATCH = 16  # per COMMIT; more would hold the event loop for longer between its I/O
+SCAN_CHUNK = 1_000  # rows per event-loop turn of a scan: ~1-2 ms here
 
 
 class SchemaTooNew(RuntimeError):
@@ -146,7 +147,8 @@ class _Job:
 
 
 class Database:
-    """The node's SQLite file: one write connection (group commit), one reader thread."""
+    """The node's SQLite file: one write connection (group commit), one reader thread, and
+    long read-only scans in chunks on the event loop."""
 
     def __init__(self, path: Path, synchronous: str = "FULL", observer: Observer | None = None):
         self.path = Path(path)
@@ -328,6 +330,33 @@ class Database:
             return fn(self._reader)
         finally:
             self._reader.execute("ROLLBACK")
+            if self._observer is not None:
+                self._observer(name, time.perf_counter() - started)
+
+    async def scan(
+        self, name: str, sql: str, params: Sequence[Any], chunk: int = SCAN_CHUNK
+    ) -> AsyncGenerator[list[tuple[Any, ...]], None]:
+        """The rows of one long read-only query (plain tuples), ``chunk`` at a time, from one
+        snapshot on a read-only connection of its own, ended when the scan is.
+
+        It runs on the event loop, one chunk per turn, so a query over millions of rows costs
+        other requests a millisecond or two per turn. On the reader thread it would hold the
+        reader for seconds, and beside a busy loop it would get the GIL back once per switch
+        interval for one row (every SQLite step releases it): 100,000 rows took 14.8 s there
+        instead of 0.19 s. The query should read its rows in index order: a sort would run in
+        full inside the first chunk."""
+        started = time.perf_counter()
+        conn = sqlite3.connect(
+            f"file:{self.path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute("BEGIN")
+            cursor = conn.execute(sql, params)
+            while rows := cursor.fetchmany(chunk):
+                yield rows
+                await asyncio.sleep(0)
+        finally:
+            conn.close()
             if self._observer is not None:
                 self._observer(name, time.perf_counter() - started)
 

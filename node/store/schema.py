@@ -407,11 +407,25 @@ DROP INDEX remote_holds_issuer;
 CREATE INDEX remote_holds_issuer ON remote_holds(issuer_region)
 """
 
+V6 = """
+-- A pair statement reads its window's records in record order straight from these indexes:
+-- no sort of the window's captures up front, so a statement of millions of records streams in
+-- chunks with bounded memory (federation/settlement.py). The issuer's hold id is unique; the
+-- acquirer's index holds every column of a record, as its order needs them all.
+DROP INDEX holds_captured_window;
+CREATE INDEX holds_captured_window ON holds(acquirer_region, settlement_window, id) WHERE state = 'captured';
+DROP INDEX remote_holds_statement;
+CREATE INDEX remote_holds_statement
+    ON remote_holds(issuer_region, settlement_window, issuer_hold_id, provider_id, order_id, captured_fen)
+    WHERE state = 'captured'
+"""
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _script(V1),
     2: _script(V2),
     3: _script(V3),
     4: _script(V4),
     5: _script(V5),
+    6: _script(V6),
 }
 SCHEMA_VERSION = max(MIGRATIONS)

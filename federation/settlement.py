@@ -44,6 +44,7 @@ from federation.proto.v1 import federation_pb2 as pb
 from federation.wire import Wire
 from node import errors
 from node.clock import Clock
+from node.config import MAX_STATEMENTS_PAGE
 from node.domain.model import Peer
 from node.domain.settlement import window_bounds
 from node.faults import crash_point
@@ -529,13 +530,24 @@ class StatementDesk:
             request = pb.StatementsRequest.FromString(opened.payload)
         except DecodeError:
             raise errors.MalformedMessage("the request does not parse") from None
-        rows = await self._db.read("statements_agreed", lambda c: store.statements(c, "agreed"))
+        after = _cursor(request.after)
+        # limit 0: everything in one reply, as a peer that does not page asks
+        page = min(request.limit, MAX_STATEMENTS_PAGE) if request.limit else -1
+        rows = await self._db.read(
+            "statements_agreed",
+            lambda c: store.agreed_statements(
+                c, request.until_ms, after, page + 1 if page > 0 else -1
+            ),
+        )
+        more = 0 < page < len(rows)
+        if more:
+            rows = rows[:page]
+        last = rows[-1] if rows else None
         reply = pb.StatementsReply(
-            statements=[
-                _signed(r)
-                for r in rows
-                if request.until_ms == 0 or r["window_end"] <= request.until_ms
-            ]
+            statements=[_signed(r) for r in rows],
+            next=json.dumps([last["issuer"], last["acquirer"], last["window_id"]])
+            if more and last is not None
+            else "",
         )
         return seal(
             self._key,
@@ -547,6 +559,20 @@ class StatementDesk:
             self._clock.now_ms(),
             in_reply_to=opened.header.message_id,
         )
+
+
+def _cursor(after: str) -> tuple[str, str, str]:
+    """A STATEMENTS request's ``after``: empty, or a ``next`` this node sent (its last
+    statement's issuer, acquirer and window, as a JSON array)."""
+    if not after:
+        return ("", "", "")
+    try:
+        key = json.loads(after)
+    except ValueError:
+        key = None
+    if not (isinstance(key, list) and len(key) == 3 and all(isinstance(k, str) for k in key)):
+        raise errors.MalformedMessage("after: not a cursor this node sent")
+    return (key[0], key[1], key[2])
 
 
 def _signed(row: sqlite3.Row) -> pb.SignedStatement:
@@ -562,9 +588,12 @@ def _signed(row: sqlite3.Row) -> pb.SignedStatement:
 class Netting:
     """Any member computes the same net positions from countersigned statements alone."""
 
-    def __init__(self, db: Database, wire: Wire) -> None:
+    MAX_PAGES = 10_000  # per peer and netting: millions of statements, and never forever
+
+    def __init__(self, db: Database, wire: Wire, page: int = 500) -> None:
         self._db = db
         self._wire = wire
+        self._page = page
         self.region = wire.region
         self._key = wire.key
         self._directory = wire.directory
@@ -589,19 +618,33 @@ class Netting:
         ) and verify(issuer_key, STATEMENT_TAG, signed.statement, signed.issuer_signature)
         return dict(st) if ok else None
 
+    async def _gather(self, region: str, until_ms: int) -> list[pb.SignedStatement]:
+        """Every countersigned statement a peer is party to, a page per call."""
+        gathered: list[pb.SignedStatement] = []
+        after = ""
+        for _ in range(self.MAX_PAGES):
+            payload = pb.StatementsRequest(until_ms=until_ms, after=after, limit=self._page)
+            opened = await self._wire.ask(
+                region, pb.STATEMENTS, payload.SerializeToString(), pb.STATEMENTS_REPLY
+            )
+            reply = pb.StatementsReply.FromString(opened.payload)
+            gathered += reply.statements
+            if not reply.next:
+                return gathered
+            if reply.next == after:
+                raise errors.MalformedMessage(f"{region} answered the same page again")
+            after = reply.next
+        raise errors.MalformedMessage(f"{region} has more than {self.MAX_PAGES} pages")
+
     async def compute(self, who: Principal, until_ms: int) -> dict[str, Any]:
         """Gather countersigned statements from this node and every peer, verify, and net."""
         require_operator(who)
         rows = await self._db.read("statements_agreed", lambda c: store.statements(c, "agreed"))
         gathered = [_signed(r) for r in rows if until_ms == 0 or r["window_end"] <= until_ms]
         unreachable = []
-        payload = pb.StatementsRequest(until_ms=until_ms).SerializeToString()
         for peer in self._directory.all():
             try:
-                opened = await self._wire.ask(
-                    peer.region, pb.STATEMENTS, payload, pb.STATEMENTS_REPLY
-                )
-                gathered += list(pb.StatementsReply.FromString(opened.payload).statements)
+                gathered += await self._gather(peer.region, until_ms)
             except (PeerUnreachable, PeerRefused, errors.SuanliError, DecodeError):
                 unreachable.append(peer.region)
         used: dict[tuple[str, str, str], dict[str, Any]] = {}

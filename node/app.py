@@ -244,7 +244,7 @@ def _build_federation(
     settler = Settler(
         db, wire, fed.statement_recheck_seconds, inline_records=fed.statement_inline_records
     )
-    netting = Netting(db, wire)
+    netting = Netting(db, wire, fed.statements_page)
     servicer = Servicer(door, issuer, cards, desk, clock, own_card, on_refusal)
     return Federation(
         fed,

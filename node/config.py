@@ -40,6 +40,9 @@ class FederationConfig:
     # many; above, only the signed count, total and digest travel. At most 4,000: gRPC
     # messages here are ≤ 1 MiB and a record with the longest ids allowed takes ~240 bytes.
     statement_inline_records: int = 2_000
+    # Countersigned statements per STATEMENTS reply asked of each peer when netting (a node
+    # sends at most 1,000 per reply whatever is asked: a few hundred bytes each, inside 1 MiB).
+    statements_page: int = 500
 
     @property
     def advertised(self) -> str:
@@ -106,10 +109,12 @@ def _render_federation(f: FederationConfig) -> str:
         f"default_exposure_cap_fen = {f.default_exposure_cap_fen}\n"
         f"statement_recheck_seconds = {f.statement_recheck_seconds}\n"
         f"statement_inline_records = {f.statement_inline_records}\n"
+        f"statements_page = {f.statements_page}\n"
     )
 
 
 MAX_INLINE_RECORDS = 4_000
+MAX_STATEMENTS_PAGE = 1_000
 
 
 def _load_federation(table: dict[str, object]) -> FederationConfig:
@@ -128,6 +133,8 @@ def _load_federation(table: dict[str, object]) -> FederationConfig:
     config = FederationConfig(**values)  # type: ignore[arg-type]
     if not 0 <= config.statement_inline_records <= MAX_INLINE_RECORDS:
         raise ConfigError(f"federation.statement_inline_records: must be 0 to {MAX_INLINE_RECORDS}")
+    if not 1 <= config.statements_page <= MAX_STATEMENTS_PAGE:
+        raise ConfigError(f"federation.statements_page: must be 1 to {MAX_STATEMENTS_PAGE}")
     if not config.plaintext and not (config.tls_cert and config.tls_key and config.tls_ca):
         raise ConfigError(
             "federation: set tls_cert, tls_key and tls_ca, or plaintext = true (loopback demos and tests only)"

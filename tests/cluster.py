@@ -245,6 +245,7 @@ class Cluster:
         exposure_cap_fen: int = 10**12,
         mutual_tls: bool = False,
         statement_inline_records: int = 2_000,
+        statements_page: int = 500,
     ) -> None:
         self.root = root
         self.members: list[Member] = []
@@ -267,6 +268,7 @@ class Cluster:
                 backoff_cap_seconds=1.0,
                 statement_recheck_seconds=1.0,
                 statement_inline_records=statement_inline_records,
+                statements_page=statements_page,
             )
             text = policy_text(policy, fiscal_year=str(YEAR))
             if policy_edit is not None:

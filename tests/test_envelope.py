@@ -482,3 +482,77 @@ async def test_an_idle_stream_survives_keepalive_pings(
     finally:
         await clients.close()
         await grpc_server.stop(None)
+
+
+async def test_statements_come_in_pages_each_once_in_order(rig: Rig) -> None:
+    """STATEMENTS pages by (issuer, acquirer, window): ``next`` until the last page; a peer
+    that does not page (limit 0) gets them all at once; a forged cursor is refused."""
+    from node.store import settlement as store
+
+    def put(conn: Any) -> None:
+        for i in range(7):
+            for state in ("agreed", "disputed"):
+                window = f"2026-W{i:02d}" if state == "agreed" else f"2025-W{i:02d}"
+                store.put_statement(
+                    conn,
+                    issuer="330100",
+                    acquirer=PEER,
+                    window_id=window,
+                    window_end=1_000 * (i + 1),
+                    count=1,
+                    total_fen=i,
+                    digest="d",
+                    statement=f"statement {window}".encode(),
+                    acquirer_signature=b"a",
+                    acquirer_key_id="k",
+                    issuer_signature=b"i",
+                    issuer_key_id="k",
+                    state=state,
+                    updated_at=0,
+                )
+
+    rig.node.db.run_sync("put", put)
+    serial = iter(range(100))
+
+    async def ask(after: str, limit: int, until_ms: int = 0) -> pb.StatementsReply:
+        payload = pb.StatementsRequest(until_ms=until_ms, after=after, limit=limit)
+        envelope = seal(
+            PEER_KEY,
+            PEER,
+            "330100",
+            f"s-{next(serial)}",
+            pb.STATEMENTS,
+            payload.SerializeToString(),
+            rig.now(),
+        )
+        header, body = _reply(rig, await rig.send(envelope, "Statements"))
+        assert header.type == pb.STATEMENTS_REPLY
+        return pb.StatementsReply.FromString(body)
+
+    pages, after = [], ""
+    while True:
+        reply = await ask(after, 3)
+        pages.append([s.statement.decode() for s in reply.statements])
+        if not reply.next:
+            break
+        after = reply.next
+    assert [len(p) for p in pages] == [3, 3, 1]
+    assert [s for p in pages for s in p] == [f"statement 2026-W{i:02d}" for i in range(7)]  # agreed
+    everything = await ask("", 0)
+    assert not everything.next and len(everything.statements) == 7
+    ended_by_3000 = await ask("", 2, until_ms=3_000)
+    assert len(ended_by_3000.statements) == 2 and ended_by_3000.next
+    assert len((await ask(ended_by_3000.next, 2, until_ms=3_000)).statements) == 1
+    await rig.refused(
+        seal(
+            PEER_KEY,
+            PEER,
+            "330100",
+            "s-bad",
+            pb.STATEMENTS,
+            pb.StatementsRequest(after="[1, 2]", limit=3).SerializeToString(),
+            rig.now(),
+        ),
+        "malformed_message",
+        "Statements",
+    )

@@ -106,7 +106,10 @@ def trio(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
     # param: records carried with a statement at most (0: count, total and digest only, as for
     # a window too large for one message)
     inline = getattr(request, "param", 2_000)
-    with Cluster(tmp_path, [HZ, QD, GY], statement_inline_records=inline).session() as cluster:
+    # Netting asks each peer for one statement per reply, so every netting here walks pages.
+    with Cluster(
+        tmp_path, [HZ, QD, GY], statement_inline_records=inline, statements_page=1
+    ).session() as cluster:
         yield cluster
 
 
@@ -323,18 +326,32 @@ def test_kill9_during_capture_or_close_then_statements_agree(
     trio.check_all()
 
 
-@pytest.mark.parametrize(("value", "ok"), [(0, True), (4_000, True), (4_001, False), (-1, False)])
-def test_statement_inline_records_is_bounded(tmp_path: Path, value: int, ok: bool) -> None:
-    """More records than fit in a 1 MiB gRPC message would make every statement fail."""
+@pytest.mark.parametrize(
+    ("key", "value", "bounds"),
+    [
+        ("statement_inline_records", 0, None),
+        ("statement_inline_records", 4_000, None),
+        ("statement_inline_records", 4_001, "0 to 4000"),
+        ("statement_inline_records", -1, "0 to 4000"),
+        ("statements_page", 1, None),
+        ("statements_page", 1_000, None),
+        ("statements_page", 0, "1 to 1000"),
+        ("statements_page", 1_001, "1 to 1000"),
+    ],
+)
+def test_what_travels_in_one_message_is_bounded(
+    tmp_path: Path, key: str, value: int, bounds: str | None
+) -> None:
+    """More records or statements than fit in a 1 MiB gRPC message would fail every time."""
     from node.config import ConfigError, load
 
     (tmp_path / "node.toml").write_text(
         '[node]\nregion = "330100"\nname = "Hangzhou"\n'
-        f"[federation]\nplaintext = true\nstatement_inline_records = {value}\n"
+        f"[federation]\nplaintext = true\n{key} = {value}\n"
     )
-    if ok:
+    if bounds is None:
         config = load(tmp_path).federation
-        assert config is not None and config.statement_inline_records == value
+        assert config is not None and getattr(config, key) == value
     else:
-        with pytest.raises(ConfigError, match="statement_inline_records: must be 0 to 4000"):
+        with pytest.raises(ConfigError, match=f"{key}: must be {bounds}"):
             load(tmp_path)

@@ -176,6 +176,19 @@ def statements(conn: sqlite3.Connection, state: str | None = None) -> list[sqlit
     ).fetchall()
 
 
+def agreed_statements(
+    conn: sqlite3.Connection, until_ms: int, after: tuple[str, str, str], limit: int
+) -> list[sqlite3.Row]:
+    """Countersigned statements of windows ended by ``until_ms`` (0: all), by (issuer,
+    acquirer, window) after ``after``, at most ``limit`` (negative: all): one page of them."""
+    return conn.execute(
+        "SELECT * FROM statements WHERE state = 'agreed' AND (? = 0 OR window_end <= ?) "
+        "AND (issuer, acquirer, window_id) > (?, ?, ?) ORDER BY issuer, acquirer, window_id "
+        "LIMIT ?",
+        (until_ms, until_ms, *after, limit),
+    ).fetchall()
+
+
 def statements_due_now(conn: sqlite3.Connection, acquirer: str) -> None:
     conn.execute(
         "UPDATE statements SET next_attempt_at = 0 WHERE acquirer = ? AND state != 'agreed'",

@@ -281,16 +281,22 @@ class SignedStatement(_message.Message):
     def __init__(self, statement: _Optional[bytes] = ..., acquirer_signature: _Optional[bytes] = ..., acquirer_key_id: _Optional[str] = ..., issuer_signature: _Optional[bytes] = ..., issuer_key_id: _Optional[str] = ...) -> None: ...
 
 class StatementsRequest(_message.Message):
-    __slots__ = ("until_ms",)
+    __slots__ = ("until_ms", "after", "limit")
     UNTIL_MS_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
     until_ms: int
-    def __init__(self, until_ms: _Optional[int] = ...) -> None: ...
+    after: str
+    limit: int
+    def __init__(self, until_ms: _Optional[int] = ..., after: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class StatementsReply(_message.Message):
-    __slots__ = ("statements",)
+    __slots__ = ("statements", "next")
     STATEMENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_FIELD_NUMBER: _ClassVar[int]
     statements: _containers.RepeatedCompositeFieldContainer[SignedStatement]
-    def __init__(self, statements: _Optional[_Iterable[_Union[SignedStatement, _Mapping]]] = ...) -> None: ...
+    next: str
+    def __init__(self, statements: _Optional[_Iterable[_Union[SignedStatement, _Mapping]]] = ..., next: _Optional[str] = ...) -> None: ...
 
 class Batch(_message.Message):
     __slots__ = ("envelopes", "id")

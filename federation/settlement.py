@@ -506,14 +506,7 @@ class StatementDesk:
         )
 
     def _maybe_settled(self, conn: sqlite3.Connection, window_id: str, now: int) -> None:
-        acquirers = {
-            r[0]
-            for r in conn.execute(
-                "SELECT DISTINCT acquirer_region FROM holds WHERE settlement_window = ? AND state = 'captured' "
-                "AND acquirer_region != ?",
-                (window_id, self.region),
-            )
-        }
+        acquirers = store.acquirers_in_window(conn, window_id, self.region)
         agreed = {
             r[0]
             for r in conn.execute(

@@ -194,3 +194,53 @@ async def test_a_long_scan_gives_the_loop_back_between_chunks_and_reads_one_snap
         stop = True
         await worker
         db.close()
+
+
+def test_the_cities_in_a_window_are_found_by_seeks_not_a_scan_of_every_capture(
+    tmp_path: Path,
+) -> None:
+    """Settling a window asks which cities captured in it, at every countersignature: the
+    answer must cost the number of cities, not the number of captures ever made."""
+    db = Database(tmp_path / "t.db")
+    try:
+        put(db.path, [("hd_1", "p", "o1", 5), ("hd_2", "p", "o2", 0)], True)  # and the noise
+        conn = sqlite3.connect(db.path)
+        conn.execute("PRAGMA foreign_keys=OFF")
+        for i, (acquirer, window, state, fen) in enumerate(
+            [
+                ("440300", WINDOW, "captured", 0),  # a zero capture still counts
+                ("110000", WINDOW, "held", 0),
+                ("370200", "2026-Q3", "captured", 9),
+                ("999999", WINDOW, "captured", 3),  # this node itself
+            ]
+        ):
+            conn.execute(
+                "INSERT INTO holds (id, voucher_id, acquirer_region, provider_id, "
+                "authorization_id, order_id, order_amount_fen, compute_class, amount_fen, "
+                "captured_fen, state, created_at, expires_at, settlement_window) "
+                "VALUES (?, 'v', ?, 'p', ?, ?, 10, 'c', 10, ?, ?, 0, 1, ?)",
+                (f"x{i}", acquirer, f"ax{i}", f"ox{i}", fen, state, window),
+            )
+        conn.commit()
+        straight = {
+            r[0]
+            for r in conn.execute(
+                "SELECT DISTINCT acquirer_region FROM holds WHERE settlement_window = ? "
+                "AND state = 'captured' AND acquirer_region != ?",
+                (WINDOW, "999999"),
+            )
+        }
+        assert store.acquirers_in_window(conn, WINDOW, "999999") == straight
+        assert straight == {PARTNER, "110000", "440300"}
+        assert store.acquirers_in_window(conn, "2026-Q3", "999999") == {PARTNER, "370200"}
+        assert store.acquirers_in_window(conn, "2027-Q1", "999999") == set()
+        traced: list[str] = []
+        conn.set_trace_callback(traced.append)
+        store.acquirers_in_window(conn, WINDOW, "999999")
+        conn.set_trace_callback(None)
+        plan = [r[3] for r in conn.execute(f"EXPLAIN QUERY PLAN {traced[0]}")]
+        assert not any(step.startswith("SCAN holds") for step in plan), plan
+        assert sum(step.startswith("SEARCH holds") for step in plan) == 3, plan
+        conn.close()
+    finally:
+        db.close()

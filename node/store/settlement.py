@@ -132,6 +132,26 @@ ACQUIRER_RECORDS = (
 )
 
 
+def acquirers_in_window(conn: sqlite3.Connection, window_id: str, own_region: str) -> set[str]:
+    """As issuer: the other cities with captures in a window. A walk over the distinct
+    acquirers of the captured-holds index, one seek each, then one seek per acquirer for the
+    window: it costs the number of partner cities, where a DISTINCT over the window read every
+    captured hold of every window (measured at a million: 0.12 ms against 137-169 ms, and the
+    other grows with the books, on every countersignature)."""
+    rows = conn.execute(
+        "WITH RECURSIVE acquirers(region) AS ("
+        " SELECT MIN(acquirer_region) FROM holds WHERE state = 'captured'"
+        " UNION ALL SELECT (SELECT MIN(acquirer_region) FROM holds"
+        "  WHERE state = 'captured' AND acquirer_region > region)"
+        " FROM acquirers WHERE region IS NOT NULL) "
+        "SELECT region FROM acquirers WHERE region IS NOT NULL AND region != ? AND EXISTS ("
+        " SELECT 1 FROM holds WHERE acquirer_region = region AND settlement_window = ?"
+        " AND state = 'captured')",
+        (own_region, window_id),
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
 def acquirer_windows(conn: sqlite3.Connection, own_region: str) -> list[tuple[str, str]]:
     """(issuer, window) pairs with captures here and no agreed statement yet."""
     rows = conn.execute(

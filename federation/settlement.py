@@ -285,12 +285,16 @@ class Settler:
         now: int,
         at: int | None = None,
     ) -> None:
+        """Schedule the next attempt: at ``at`` when the issuer answered (its window is open),
+        else after a backoff that doubles with each attempt since it last answered. (Counting
+        every attempt instead, the 10-minute rechecks of an open window made the first failure
+        after them wait the full backoff: a peer back from a restart went unasked for minutes.)"""
         row = store.get_statement(conn, base["issuer"], base["acquirer"], base["window_id"])
-        attempts = (row["attempts"] if row else 0) + 1
+        attempts = 0 if at is not None else (row["attempts"] if row else 0) + 1
         if row is not None and row["state"] == "disputed":
             state = "disputed"
         if at is None:
-            at = now + min(self._retry_ms * 2 ** min(attempts, 6), 600_000)
+            at = now + min(self._retry_ms * 2 ** min(attempts - 1, 7), 600_000)
         store.put_statement(conn, **base, state=state, attempts=attempts, next_attempt_at=at)
 
     def _agreed(

@@ -242,7 +242,11 @@ def _build_federation(
         fed.statement_inline_records,
     )
     settler = Settler(
-        db, wire, fed.statement_recheck_seconds, inline_records=fed.statement_inline_records
+        db,
+        wire,
+        fed.statement_recheck_seconds,
+        retry_seconds=fed.statement_retry_seconds,
+        inline_records=fed.statement_inline_records,
     )
     netting = Netting(db, wire, fed.statements_page)
     servicer = Servicer(door, issuer, cards, desk, clock, own_card, on_refusal)

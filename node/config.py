@@ -36,6 +36,9 @@ class FederationConfig:
     statement_recheck_seconds: float = (
         600.0  # ask again this often while an issuer's window is open
     )
+    # An unanswered or disputed statement is sent again after this, doubling with each
+    # attempt since the issuer last answered, up to 10 minutes.
+    statement_retry_seconds: float = 5.0
     # Records carried with a statement (and with a mismatch reply) when there are at most this
     # many; above, only the signed count, total and digest travel. At most 4,000: gRPC
     # messages here are ≤ 1 MiB and a record with the longest ids allowed takes ~240 bytes.
@@ -108,6 +111,7 @@ def _render_federation(f: FederationConfig) -> str:
         f"backoff_cap_seconds = {f.backoff_cap_seconds}\n"
         f"default_exposure_cap_fen = {f.default_exposure_cap_fen}\n"
         f"statement_recheck_seconds = {f.statement_recheck_seconds}\n"
+        f"statement_retry_seconds = {f.statement_retry_seconds}\n"
         f"statement_inline_records = {f.statement_inline_records}\n"
         f"statements_page = {f.statements_page}\n"
     )
@@ -133,6 +137,8 @@ def _load_federation(table: dict[str, object]) -> FederationConfig:
     config = FederationConfig(**values)  # type: ignore[arg-type]
     if not 0 <= config.statement_inline_records <= MAX_INLINE_RECORDS:
         raise ConfigError(f"federation.statement_inline_records: must be 0 to {MAX_INLINE_RECORDS}")
+    if not config.statement_retry_seconds > 0:
+        raise ConfigError("federation.statement_retry_seconds: must be more than 0")
     if not 1 <= config.statements_page <= MAX_STATEMENTS_PAGE:
         raise ConfigError(f"federation.statements_page: must be 1 to {MAX_STATEMENTS_PAGE}")
     if not config.plaintext and not (config.tls_cert and config.tls_key and config.tls_ca):

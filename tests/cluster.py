@@ -267,6 +267,7 @@ class Cluster:
                 backoff_base_seconds=0.05,
                 backoff_cap_seconds=1.0,
                 statement_recheck_seconds=1.0,
+                statement_retry_seconds=0.2,
                 statement_inline_records=statement_inline_records,
                 statements_page=statements_page,
             )

@@ -337,12 +337,15 @@ def test_kill9_during_capture_or_close_then_statements_agree(
         ("statements_page", 1_000, None),
         ("statements_page", 0, "1 to 1000"),
         ("statements_page", 1_001, "1 to 1000"),
+        ("statement_retry_seconds", 0.5, None),
+        ("statement_retry_seconds", 0.0, "more than 0"),
     ],
 )
-def test_what_travels_in_one_message_is_bounded(
-    tmp_path: Path, key: str, value: int, bounds: str | None
+def test_settlement_settings_are_bounded(
+    tmp_path: Path, key: str, value: float, bounds: str | None
 ) -> None:
-    """More records or statements than fit in a 1 MiB gRPC message would fail every time."""
+    """More records or statements than fit in a 1 MiB gRPC message would fail every time; a
+    retry delay of zero would resend as fast as the loop turns."""
     from node.config import ConfigError, load
 
     (tmp_path / "node.toml").write_text(
@@ -355,3 +358,42 @@ def test_what_travels_in_one_message_is_bounded(
     else:
         with pytest.raises(ConfigError, match=f"{key}: must be {bounds}"):
             load(tmp_path)
+
+
+def test_a_statement_goes_again_soon_after_its_issuer_comes_back(trio: Cluster) -> None:
+    """However often an open window was rechecked and answered, the delay after an unanswered
+    statement starts again from statement_retry_seconds (0.2 s here): it doubles with the
+    attempts since the issuer last answered, not with every attempt ever made."""
+    trio.start()
+    populate(trio)
+    traffic(trio)
+    db = trio[HZ].data / "suanli.db"
+
+    def row() -> tuple[int, int, int] | None:
+        """HZ's statement to GY: attempts, next attempt, last attempt (ms)."""
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            r = conn.execute(
+                "SELECT attempts, next_attempt_at, updated_at FROM statements "
+                "WHERE issuer = ? AND acquirer = ? ORDER BY window_id DESC LIMIT 1",
+                (GY, HZ),
+            ).fetchone()
+        return None if r is None else (int(r[0]), int(r[1]), int(r[2]))
+
+    answers: set[int] = set()
+
+    def four_answers() -> bool:
+        r = row()
+        if r is not None and r[0] == 0 and r[1] > r[2]:  # window_open, asked again later
+            answers.add(r[2])
+        return len(answers) >= 4
+
+    wait_until(four_answers, "GY to answer four rechecks of its open window", timeout=30)
+    trio.cut(GY)
+    wait_until(lambda: (r := row()) is not None and r[0] >= 1, "an unanswered attempt", timeout=20)
+    r = row()
+    assert r is not None
+    attempts, next_at, last = r
+    assert next_at - last == 200 * 2 ** (attempts - 1), r
+    trio.heal(GY)
+    wait_until(lambda: (r := row()) is not None and r[0] == 0, "GY to answer again", timeout=8)
+    trio.check_all()

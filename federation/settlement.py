@@ -210,19 +210,18 @@ class Settler:
 
         agreed = 0
         for issuer, window_id in await self._db.read("statements_due", due):
-            if self._wire.directory.get(issuer) is None:
+            peer = self._wire.directory.get(issuer)
+            if peer is None:
                 continue  # no longer a peer: nothing to ask
             ours = await tally_rows(
                 self._db, store.ACQUIRER_RECORDS, (issuer, window_id), self._inline
             )
-            if await self._send(issuer, window_id, ours, now):
+            if await self._send(peer, window_id, ours, now):
                 agreed += 1
         return agreed
 
-    async def _send(self, issuer: str, window_id: str, ours: Tally, now: int) -> bool:
-        peer = self._wire.directory.get(issuer)
-        if peer is None:
-            return False  # no longer a peer: nothing to ask
+    async def _send(self, peer: Peer, window_id: str, ours: Tally, now: int) -> bool:
+        issuer = peer.region
         summary = ours.summary()
         body = statement_bytes(issuer, self.region, window_id, summary)
         signature = self._key.sign(STATEMENT_TAG, body)

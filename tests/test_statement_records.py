@@ -79,6 +79,20 @@ async def streamed(db: Database, sql: str, chunk: int) -> tuple[dict[str, Any], 
     return counted.summary(), chunks
 
 
+def streamed_from_a_fresh_node(
+    records: list[tuple[str, str, str, int]], issuer_side: bool, chunk: int
+) -> dict[str, Any]:
+    """The records written as one side (with the noise), then streamed by that side's query."""
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Database(Path(tmp) / "t.db")
+        try:
+            put(db.path, records, issuer_side)
+            sql = store.ISSUER_RECORDS if issuer_side else store.ACQUIRER_RECORDS
+            return asyncio.run(streamed(db, sql, chunk))[0]
+        finally:
+            db.close()
+
+
 text = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=5)
 # Ids from a small pool so that ties on the first fields are common (the acquirer's issuer
 # hold ids are not unique in its table), and from all of Unicode (order by code point).
@@ -94,13 +108,7 @@ record = st.tuples(ids, st.sampled_from(["p1", "p\u00e9", "P"]), text, st.intege
 def test_the_acquirer_s_records_stream_to_the_protocol_s_digest(
     records: list[tuple[str, str, str, int]], chunk: int
 ) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        db = Database(Path(tmp) / "t.db")
-        try:
-            put(db.path, records, issuer_side=False)
-            summary, _ = asyncio.run(streamed(db, store.ACQUIRER_RECORDS, chunk))
-        finally:
-            db.close()
+    summary = streamed_from_a_fresh_node(records, False, chunk)
     assert summary == protocol_summary(records) == tally(records)
 
 
@@ -114,14 +122,7 @@ def test_the_acquirer_s_records_stream_to_the_protocol_s_digest(
 def test_the_issuer_s_records_stream_to_the_protocol_s_digest(
     records: list[tuple[str, str, str, int]], chunk: int
 ) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        db = Database(Path(tmp) / "t.db")
-        try:
-            put(db.path, records, issuer_side=True)
-            summary, _ = asyncio.run(streamed(db, store.ISSUER_RECORDS, chunk))
-        finally:
-            db.close()
-    assert summary == protocol_summary(records)
+    assert streamed_from_a_fresh_node(records, True, chunk) == protocol_summary(records)
 
 
 def test_a_tally_refuses_records_out_of_order_and_keeps_only_what_fits() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -17,7 +18,25 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
-    """A port that was free on 127.0.0.1 a moment ago (for gRPC endpoints that go in cards)."""
+    """A port that was free on 127.0.0.1 a moment ago (for gRPC endpoints that go in cards).
+
+    It is taken below the kernel's ephemeral range when it can: a node restarted on its port
+    must find it free, and a port from that range can meanwhile become the local end of any
+    outgoing connection on the machine (seen: a test node failed to bind its gRPC port again
+    after a kill -9)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 0
+    rng = random.SystemRandom()
+    for _ in range(100 if low > 12_000 else 0):
+        port = rng.randrange(10_000, low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

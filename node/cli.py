@@ -333,7 +333,6 @@ def _cmd_key(args: argparse.Namespace) -> int:
 
 def _cmd_settle(args: argparse.Namespace) -> int:
     from node.clock import parse_iso
-    from node.services.settlement import payouts_csv
 
     node = build_node(args.data)
 
@@ -344,8 +343,11 @@ def _cmd_settle(args: argparse.Namespace) -> int:
             if args.action == "close":
                 return await node.settlement.close(SYSTEM, args.window)
             if args.action == "payouts":
-                items = await node.settlement.payouts(SYSTEM, args.window)
-                return payouts_csv(items) if args.format == "csv" else items
+                if args.format == "json":
+                    return await node.settlement.payouts(SYSTEM, args.window)
+                async for chunk in node.settlement.payouts_csv(SYSTEM, args.window):
+                    sys.stdout.write(chunk)
+                return None
             if args.action == "statements":
                 return await node.settlement_views.statements(SYSTEM)
             if args.action == "disputes":
@@ -362,9 +364,7 @@ def _cmd_settle(args: argparse.Namespace) -> int:
         result = asyncio.run(run())
     finally:
         node.close()
-    if isinstance(result, str):
-        sys.stdout.write(result)
-    else:
+    if result is not None:
         print(json.dumps(result, indent=2, ensure_ascii=False))
     return 0
 

@@ -3,6 +3,11 @@ load generator, books checked). The numbers are measured by `make bench`, not he
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from typing import Any
+
 from tests.proc import suanli
 
 
@@ -12,19 +17,27 @@ def test_quick_benchmark_runs_and_the_books_balance() -> None:
     assert "| ok |" in out.stdout, out.stdout
 
 
-def test_the_statement_benchmark_runs_and_both_ways_agree() -> None:
-    import json
-    import subprocess
-    import sys
-
+def bench_module(*args: str) -> Any:
+    """Run ``python -m node.bench.<args>``; its JSON result (it exits non-zero if its two ways
+    disagree)."""
     out = subprocess.run(
-        [sys.executable, "-m", "node.bench.statement", "--records", "3000"],
+        [sys.executable, "-m", f"node.bench.{args[0]}", *args[1:]],
         capture_output=True,
         text=True,
         check=True,
         timeout=120,
     )
-    result = json.loads(out.stdout)
+    return json.loads(out.stdout)
+
+
+def test_the_statement_benchmark_runs_and_both_ways_agree() -> None:
+    result = bench_module("statement", "--records", "3000")
     assert result["records"] == 3000
     assert result["chunked"]["summary"] == result["whole"]["summary"]
     assert result["chunked"]["summary"]["count"] == 3000
+
+
+def test_the_payout_benchmark_runs_and_both_ways_agree() -> None:
+    result = bench_module("payout", "--captures", "3000", "--providers", "3")
+    assert result["streamed"]["summary"] == result["inline"]["summary"]
+    assert result["streamed"]["summary"] == {"statements": 3, "total_fen": 3000 * 300}

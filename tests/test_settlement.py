@@ -53,6 +53,49 @@ def answered(m: Any, path: str, token: str, body: Any, expect: int) -> Any:
     return data
 
 
+def verified_payout(m: Any, provider: str, item: dict[str, Any]) -> list[dict[str, str]]:
+    """Check a payout statement as its provider would: the city's signature over the exact
+    statement, then its count, total and digest against the lines the provider downloads with
+    its own token (docs/settlement.md). Returns the lines."""
+    import base64
+    import csv
+    import hashlib
+
+    from node.keys import canonical_json, verify
+    from node.services.settlement import PAYOUT_TAG
+
+    card = m.call("GET", "/v1/node", expect=200)
+    [key] = [k for k in card["keys"] if k["key_id"] == item["key_id"]]
+    statement = item["statement"]
+    assert statement["type"] == "suanli.payout.v2" and "lines" not in statement
+    assert verify(
+        base64.b64decode(key["public_key"]),
+        PAYOUT_TAG,
+        canonical_json(statement),
+        bytes.fromhex(item["signature"]),
+    )
+    status, text = m.call_raw(
+        "GET", f"/v1/settlement/payouts?format=csv&window={item['window']}", m.tokens[provider]
+    )
+    assert status == 200
+    lines = list(csv.DictReader(io.StringIO(text)))
+    assert {ln["provider_id"] for ln in lines} == {statement["provider_id"]}
+    digest = hashlib.sha256(
+        "".join(
+            f"{ln['hold_id']}|{ln['order_id']}|{ln['holder_uscc']}|{ln['issuer_region']}|"
+            f"{ln['compute_class']}|{ln['captured_fen']}\n"
+            for ln in lines
+        ).encode()
+    ).hexdigest()
+    assert [ln["hold_id"] for ln in lines] == sorted(ln["hold_id"] for ln in lines)
+    assert (statement["count"], statement["total_fen"], statement["digest"]) == (
+        len(lines),
+        sum(int(ln["captured_fen"]) for ln in lines),
+        digest,
+    )
+    return lines
+
+
 def traffic(c: Cluster) -> None:
     """Hangzhou → Guiyang ¥900,000 and ¥30,000; Qingdao → Hangzhou ¥240,000; Guiyang → Hangzhou
     ¥60,000; plus a local redemption in Hangzhou."""
@@ -149,13 +192,14 @@ def test_statements_agree_payouts_and_netting(trio: Cluster) -> None:
     assert [(p["provider_id"], p["total_fen"], p["count"]) for p in gy_pay] == [
         (trio[GY].ids["gy-centre"], 93_000_000, 2)
     ]
-    lines = gy_pay[0]["statement"]["lines"]
+    lines = verified_payout(trio[GY], "gy-centre", gy_pay[0])
     assert {ln["issuer_region"] for ln in lines} == {HZ} and all(
         ln["holder_uscc"] == HZ_ENTERPRISE for ln in lines
     )
     hz_pay = trio[HZ].call("GET", "/v1/settlement/payouts", expect=200)["items"]
     assert hz_pay[0]["total_fen"] == 24_000_000 + 6_000_000 + 300_000
-    assert sorted(ln["issuer_region"] for ln in hz_pay[0]["statement"]["lines"]) == [HZ, QD, GY]
+    hz_lines = verified_payout(trio[HZ], "hz-centre", hz_pay[0])
+    assert sorted(ln["issuer_region"] for ln in hz_lines) == [HZ, QD, GY]
     csv = trio[HZ].call_raw("GET", "/v1/settlement/payouts?format=csv")[1]
     assert (
         csv.splitlines()[0].startswith("window,provider_id,provider_uscc,hold_id")

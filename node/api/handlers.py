@@ -17,7 +17,6 @@ from node.domain.issuance import Demand
 from node.domain.model import RemoteHold
 from node.domain.policy import policy_summary
 from node.services.common import Principal
-from node.services.settlement import payouts_csv
 from node.services.spending import HoldResult, Order
 
 
@@ -346,11 +345,17 @@ async def close_window(request: web.Request) -> web.Response:
     return _ok(result, 201)
 
 
-async def payouts(request: web.Request) -> web.Response:
-    items = await request.app[NODE].settlement.payouts(_who(request), request.query.get("window"))
+async def payouts(request: web.Request) -> web.StreamResponse:
+    settlement, window = request.app[NODE].settlement, request.query.get("window")
     if request.query.get("format") == "csv":
-        return web.Response(text=payouts_csv(items), content_type="text/csv", charset="utf-8")
-    return _ok({"items": items})
+        chunks = settlement.payouts_csv(_who(request), window)  # refuses before any byte goes
+        response = web.StreamResponse(headers={"Content-Type": "text/csv; charset=utf-8"})
+        await response.prepare(request)
+        async for chunk in chunks:
+            await response.write(chunk.encode())
+        await response.write_eof()
+        return response
+    return _ok({"items": await settlement.payouts(_who(request), window)})
 
 
 async def statements(request: web.Request) -> web.Response:

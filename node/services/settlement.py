@@ -12,10 +12,14 @@ canonical JSON signed with the node's key (tag ``suanli/payout/v1``), exportable
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
+import hashlib
 import io
 import json
 import sqlite3
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from node import errors
@@ -29,7 +33,38 @@ from node.store import ledger, registry
 from node.store import settlement as store
 from node.store.db import Database
 
-PAYOUT_TAG = b"suanli/payout/v1\x00"
+PAYOUT_TAG = b"suanli/payout/v2\x00"
+PAYOUT_TAG_V1 = b"suanli/payout/v1\x00"  # statements signed before schema v7 (lines inline)
+CSV_COLUMNS = (
+    "window",
+    "provider_id",
+    "provider_uscc",
+    "hold_id",
+    "order_id",
+    "holder_uscc",
+    "issuer_region",
+    "compute_class",
+    "captured_fen",
+)
+
+
+def payout_line(
+    hold_id: str, order_id: str, holder_uscc: str, issuer: str, compute_class: str, fen: int
+) -> str:
+    """One capture as a payout digest covers it (docs/settlement.md): the order id is the only
+    field that may hold ``|``, and no field holds a line break."""
+    return f"{hold_id}|{order_id}|{holder_uscc}|{issuer}|{compute_class}|{fen}\n"
+
+
+class _Tally:
+    """One provider's payout: count, total and SHA-256 over its lines in hold-id order."""
+
+    __slots__ = ("count", "sha", "total_fen")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total_fen = 0
+        self.sha = hashlib.sha256()
 
 
 class LocalSettlement:
@@ -39,6 +74,7 @@ class LocalSettlement:
         self._policies = policies
         self._key = key
         self.region = policies.region
+        self._signing = asyncio.Lock()  # one window's payouts at a time
 
     def grace_ms(self) -> int:
         return self._policies.current().settlement_grace_minutes * 60_000
@@ -47,78 +83,32 @@ class LocalSettlement:
         """The open window of this node at ``now`` (for captures of other cities' vouchers)."""
         return open_window(self._policies.current(), now, lambda w: store.is_closed(conn, w))
 
-    def _close(
-        self, conn: sqlite3.Connection, window_id: str, now: int, actor: str
-    ) -> dict[str, Any]:
+    def _close(self, conn: sqlite3.Connection, window_id: str, now: int, actor: str) -> None:
         start, end = window_bounds(window_id)
         if start > now:
             raise errors.InvalidRequest(f"window {window_id} has not started")
         if store.is_closed(conn, window_id):
             raise errors.AlreadyExists(f"window {window_id} is already closed")
         store.close_window(conn, window_id, start, end, now, actor)
-        lines = store.payout_lines(conn, self.region, window_id)
-        by_provider: dict[str, list[dict[str, Any]]] = {}
-        for line in lines:
-            by_provider.setdefault(line.pop("provider_id"), []).append(line)
-        for provider_id, items in sorted(by_provider.items()):
-            provider = registry.get_provider(conn, provider_id)
-            total = sum(int(i["captured_fen"]) for i in items)
-            statement = canonical_json(
-                {
-                    "type": "suanli.payout.v1",
-                    "region": self.region,
-                    "window": window_id,
-                    "window_start": iso(start),
-                    "window_end": iso(end),
-                    "provider_id": provider_id,
-                    "provider_uscc": provider.uscc,
-                    "provider_name": provider.name,
-                    "count": len(items),
-                    "total_fen": total,
-                    "lines": items,
-                    "issued_at": iso(now),
-                    "key_id": self._key.key_id,
-                }
-            )
-            signature = self._key.sign(PAYOUT_TAG, statement)
-            store.put_payout(
-                conn,
-                window_id,
-                provider_id,
-                len(items),
-                total,
-                statement,
-                signature,
-                self._key.key_id,
-                now,
-            )
-        ledger.audit(
-            conn,
-            now,
-            actor,
-            "window.close",
-            window_id,
-            payouts=len(by_provider),
-            captures=len(lines),
-        )
+        ledger.audit(conn, now, actor, "window.close", window_id)
         # Statements this node (as acquirer) is waiting to send go out now: operators close
         # their windows together, so the issuers' windows are likely closed too.
         store.statements_due_now(conn, self.region)
-        return {"window": window_id, "payouts": len(by_provider), "captures": len(lines)}
 
     async def close(self, who: Principal, window_id: str | None) -> dict[str, Any]:
-        """Close a window now (by default the current one): the operator's early close."""
+        """Close a window now (by default the current one): the operator's early close. Its
+        payouts are signed before the answer."""
         require_operator(who)
         now = self._clock.now_ms()
         target = window_id or window_of(self._policies.current(), now)
-        result = await self._db.run(
-            "window_close", lambda c: self._close(c, target, now, who.actor)
-        )
+        await self._db.run("window_close", lambda c: self._close(c, target, now, who.actor))
         crash_point("settlement.after_close")
-        return result
+        payouts, captures = await self.sign_payouts(target)
+        return {"window": target, "payouts": payouts, "captures": captures}
 
     async def tick(self) -> list[str]:
-        """Close every window with captures whose end plus the grace delay has passed."""
+        """Close every window with captures whose end plus the grace delay has passed, then sign
+        the payouts of every closed window still without them (after a crash, too)."""
         now = self._clock.now_ms()
         grace = self._policies.current().settlement_grace_minutes * 60_000
 
@@ -130,7 +120,113 @@ class LocalSettlement:
                     closed.append(window_id)
             return closed
 
-        return await self._db.run("window_tick", txn)
+        closed = await self._db.run("window_tick", txn)
+        for window_id in await self._db.read("payouts_pending", store.payouts_pending):
+            await self.sign_payouts(window_id)
+        return closed
+
+    async def sign_payouts(self, window_id: str) -> tuple[int, int]:
+        """Sign a closed window's payout statements, once; returns (statements, captures).
+
+        A closed window's captures never change, so its lines are read after the close, in
+        chunks on the event loop (``Database.scan_merged``), and each provider's statement
+        signs a count, a total and a digest of its lines (not the lines: a provider with a
+        million captures would need a document of ~170 MB). Only the statements are written,
+        in one short transaction that sets ``payouts_at``; whoever comes second (a tick and an
+        operator's close, or the CLI beside the node) finds them signed."""
+        async with self._signing:
+            if not await self._db.read("payouts_due", lambda c: _due(c, window_id)):
+                return await self._db.read(
+                    "payout_counts", lambda c: store.payout_counts(c, window_id)
+                )
+            tallies: dict[str, _Tally] = {}
+            async for rows in self._lines(window_id, None):
+                by_provider: dict[str, list[str]] = {}
+                for hold, provider, _, order, holder, issuer, compute_class, fen in rows:
+                    by_provider.setdefault(provider, []).append(
+                        payout_line(hold, order, holder, issuer, compute_class, fen)
+                    )
+                    tally = tallies.get(provider)
+                    if tally is None:
+                        tally = tallies[provider] = _Tally()
+                    tally.count += 1
+                    tally.total_fen += fen
+                for provider, lines in by_provider.items():
+                    tallies[provider].sha.update("".join(lines).encode())
+            now = self._clock.now_ms()
+            start, end = window_bounds(window_id)
+            providers = await self._db.read(
+                "payout_providers",
+                lambda c: {p: registry.get_provider(c, p) for p in sorted(tallies)},
+            )
+            signed = []
+            for provider_id, tally in sorted(tallies.items()):
+                provider = providers[provider_id]
+                statement = canonical_json(
+                    {
+                        "type": "suanli.payout.v2",
+                        "region": self.region,
+                        "window": window_id,
+                        "window_start": iso(start),
+                        "window_end": iso(end),
+                        "provider_id": provider_id,
+                        "provider_uscc": provider.uscc,
+                        "provider_name": provider.name,
+                        "count": tally.count,
+                        "total_fen": tally.total_fen,
+                        "digest": tally.sha.hexdigest(),
+                        "issued_at": iso(now),
+                        "key_id": self._key.key_id,
+                    }
+                )
+                signature = self._key.sign(PAYOUT_TAG, statement)
+                signed.append((provider_id, tally, statement, signature))
+            captures = sum(t.count for t in tallies.values())
+
+            def txn(conn: sqlite3.Connection) -> tuple[int, int]:
+                if not _due(conn, window_id):
+                    return store.payout_counts(conn, window_id)
+                for provider_id, tally, statement, signature in signed:
+                    store.put_payout(
+                        conn,
+                        window_id,
+                        provider_id,
+                        tally.count,
+                        tally.total_fen,
+                        statement,
+                        signature,
+                        self._key.key_id,
+                        now,
+                    )
+                store.payouts_done(conn, window_id, now)
+                ledger.audit(
+                    conn,
+                    now,
+                    "system:settlement",
+                    "window.payouts",
+                    window_id,
+                    payouts=len(signed),
+                    captures=captures,
+                )
+                return len(signed), captures
+
+            return await self._db.run("payouts_sign", txn)
+
+    def _lines(
+        self, window_id: str, provider_id: str | None
+    ) -> AsyncGenerator[list[tuple[Any, ...]], None]:
+        """A window's payout lines (``store.PAYOUT_LOCAL_LINES`` columns) in hold-id order."""
+        if provider_id is None:
+            queries = [
+                (store.PAYOUT_LOCAL_LINES, (self.region, window_id)),
+                (store.PAYOUT_REMOTE_LINES, (window_id,)),
+            ]
+        else:
+            queries = [
+                (store.PAYOUT_LOCAL_LINES_OF, (self.region, window_id, provider_id)),
+                (store.PAYOUT_REMOTE_LINES_OF, (window_id, provider_id)),
+            ]
+        return self._db.scan_merged("payout_lines", queries)
 
     async def windows(self, who: Principal) -> list[dict[str, Any]]:
         require_operator(who)
@@ -140,7 +236,14 @@ class LocalSettlement:
         def txn(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             rows = store.windows(conn)
             known = {r["window_id"] for r in rows}
-            out = [{**r, "closed_at": iso(r["closed_at"])} for r in rows]
+            out = [
+                {
+                    **r,
+                    "closed_at": iso(r["closed_at"]),
+                    "payouts_at": iso(r["payouts_at"]) if r["payouts_at"] else None,
+                }
+                for r in rows
+            ]
             open_now = open_window(self._policies.current(), now, lambda w: w in known)
             out.append({"window_id": open_now, "state": "open", "current": open_now == current})
             return out
@@ -148,9 +251,7 @@ class LocalSettlement:
         return await self._db.read("windows", txn)
 
     async def payouts(self, who: Principal, window_id: str | None) -> list[dict[str, Any]]:
-        provider = who.subject_id if who.role == "provider" else None
-        if provider is None:
-            require_operator(who)
+        provider = _viewer(who)
         rows = await self._db.read("payouts", lambda c: store.payouts(c, window_id, provider))
         return [
             {
@@ -164,6 +265,44 @@ class LocalSettlement:
             }
             for r in rows
         ]
+
+    def payouts_csv(self, who: Principal, window_id: str | None) -> AsyncIterator[str]:
+        """The lines of signed payouts (every signed window, or one) as CSV, streamed: one line
+        per capture, in hold-id order within a window; a provider sees only its own. A
+        provider's lines of a window, in this order, are what its statement's digest covers."""
+        return self._csv(_viewer(who), window_id)
+
+    async def _csv(self, provider_id: str | None, window_id: str | None) -> AsyncIterator[str]:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(CSV_COLUMNS)
+        yield out.getvalue()
+        windows = await self._db.read(
+            "payout_windows", lambda c: store.signed_windows(c, window_id)
+        )
+        for window in windows:
+            async with contextlib.aclosing(self._lines(window, provider_id)) as chunks:
+                async for rows in chunks:
+                    out.seek(0)
+                    out.truncate()
+                    writer.writerows(
+                        (window, provider, puscc, hold, order, holder, issuer, compute_class, fen)
+                        for hold, provider, puscc, order, holder, issuer, compute_class, fen in rows
+                    )
+                    yield out.getvalue()
+
+
+def _viewer(who: Principal) -> str | None:
+    """Whose payouts ``who`` may see: a provider its own (the id), an operator all (None)."""
+    if who.role == "provider":
+        return who.subject_id
+    require_operator(who)
+    return None
+
+
+def _due(conn: sqlite3.Connection, window_id: str) -> bool:
+    """Whether a window is closed and its payouts are not signed yet."""
+    return store.is_closed(conn, window_id) and not store.payouts_signed(conn, window_id)
 
 
 class SettlementViews:
@@ -210,33 +349,3 @@ class SettlementViews:
             }
             for r in rows
         ]
-
-
-def payouts_csv(items: list[dict[str, Any]]) -> str:
-    """One line per capture, for the finance bureau."""
-    out = io.StringIO()
-    columns = [
-        "window",
-        "provider_id",
-        "provider_uscc",
-        "hold_id",
-        "order_id",
-        "holder_uscc",
-        "issuer_region",
-        "compute_class",
-        "captured_fen",
-    ]
-    writer = csv.DictWriter(out, fieldnames=columns)
-    writer.writeheader()
-    for item in items:
-        st = item["statement"]
-        for line in st["lines"]:
-            writer.writerow(
-                {
-                    "window": st["window"],
-                    "provider_id": st["provider_id"],
-                    "provider_uscc": st["provider_uscc"],
-                    **line,
-                }
-            )
-    return out.getvalue()

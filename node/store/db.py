@@ -32,6 +32,8 @@ newer than itself.
 from __future__ import annotations
 
 import asyncio
+import bisect
+import heapq
 import logging
 import sqlite3
 import threading
@@ -359,6 +361,37 @@ class Database:
             conn.close()
             if self._observer is not None:
                 self._observer(name, time.perf_counter() - started)
+
+    async def scan_merged(
+        self, name: str, queries: Sequence[tuple[str, Sequence[Any]]], chunk: int = SCAN_CHUNK
+    ) -> AsyncGenerator[list[tuple[Any, ...]], None]:
+        """The rows of several ``scan``s, each in the order of its rows' first column, merged
+        into that order, in chunks. Memory: a chunk per query. Each query reads its own
+        snapshot: merge only rows that no longer change (a closed window's)."""
+        scans = [self.scan(name, sql, params, chunk) for sql, params in queries]
+        buffers: list[list[tuple[Any, ...]]] = [[] for _ in scans]
+        live = list(range(len(scans)))
+        try:
+            while live:
+                for i in list(live):
+                    if not buffers[i]:
+                        buffers[i] = await anext(scans[i], [])
+                        if not buffers[i]:
+                            live.remove(i)
+                if not live:
+                    return
+                # Every row up to the smallest of the live buffers' last keys can go now: no
+                # later row of any query comes before it.
+                bound = min(buffers[i][-1][0] for i in live)
+                ready = []
+                for i in live:
+                    cut = bisect.bisect_right(buffers[i], bound, key=lambda r: r[0])
+                    ready.append(buffers[i][:cut])
+                    buffers[i] = buffers[i][cut:]
+                yield list(heapq.merge(*ready, key=lambda r: r[0]))
+        finally:
+            for s in scans:
+                await s.aclose()
 
     def close(self) -> None:
         if self._closed:

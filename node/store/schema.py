@@ -420,6 +420,17 @@ CREATE INDEX remote_holds_statement
     WHERE state = 'captured'
 """
 
+V7 = """
+-- Payouts are signed after the close commits, outside its transaction (a window's captures
+-- never change once it is closed): payouts_at is set when they are. Windows closed before v7
+-- were signed in their closing transaction.
+ALTER TABLE windows ADD COLUMN payouts_at INTEGER;
+UPDATE windows SET payouts_at = closed_at;
+-- A window's cross-region payout lines in hold-id order, for the streamed payout digest.
+DROP INDEX remote_holds_payout;
+CREATE INDEX remote_holds_payout ON remote_holds(payout_window, id) WHERE state = 'captured'
+"""
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _script(V1),
     2: _script(V2),
@@ -427,5 +438,6 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     4: _script(V4),
     5: _script(V5),
     6: _script(V6),
+    7: _script(V7),
 }
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -58,23 +58,62 @@ def window_acquired(conn: sqlite3.Connection, issuer: str, window_id: str) -> No
 # Payouts ------------------------------------------------------------------------------------
 
 
-def payout_lines(conn: sqlite3.Connection, own_region: str, window_id: str) -> list[dict[str, Any]]:
-    """Every capture owed to this node's providers for a window, local and cross-region."""
-    local = conn.execute(
-        "SELECT h.provider_id, h.id AS hold_id, h.order_id, ho.uscc AS holder_uscc, ? AS issuer_region, "
-        "h.compute_class, h.captured_fen FROM holds h JOIN vouchers v ON v.id = h.voucher_id "
-        "JOIN holders ho ON ho.id = v.holder_id "
-        "WHERE h.acquirer_region = ? AND h.state = 'captured' AND h.settlement_window = ?",
-        (own_region, own_region, window_id),
+# A window's payout lines, (hold id, provider id, provider USCC, order id, holder USCC, issuing
+# city, compute class, fen), each query in hold-id order straight from an index (schema v6 and
+# v7): local captures (this node's own vouchers) and cross-region ones. Parameters: this node's
+# region and the window (local), or the window (cross-region); the ``_OF`` forms add a provider.
+_LOCAL_LINES = (
+    "SELECT h.id, h.provider_id, p.uscc, h.order_id, ho.uscc, h.acquirer_region, h.compute_class, "
+    "h.captured_fen FROM holds h JOIN providers p ON p.id = h.provider_id "
+    "JOIN vouchers v ON v.id = h.voucher_id JOIN holders ho ON ho.id = v.holder_id "
+    "WHERE h.acquirer_region = ? AND h.state = 'captured' AND h.settlement_window = ?"
+)
+_REMOTE_LINES = (
+    "SELECT r.id, r.provider_id, p.uscc, r.order_id, COALESCE(r.holder_uscc, ''), r.issuer_region, "
+    "r.compute_class, r.captured_fen FROM remote_holds r JOIN providers p ON p.id = r.provider_id "
+    "WHERE r.state = 'captured' AND r.payout_window = ?"
+)
+PAYOUT_LOCAL_LINES = _LOCAL_LINES + " ORDER BY h.id"
+PAYOUT_REMOTE_LINES = _REMOTE_LINES + " ORDER BY r.id"
+PAYOUT_LOCAL_LINES_OF = _LOCAL_LINES + " AND h.provider_id = ? ORDER BY h.id"
+PAYOUT_REMOTE_LINES_OF = _REMOTE_LINES + " AND r.provider_id = ? ORDER BY r.id"
+
+
+def payouts_pending(conn: sqlite3.Connection) -> list[str]:
+    """Closed windows whose payouts are not signed yet (a crash between the two)."""
+    rows = conn.execute(
+        "SELECT window_id FROM windows WHERE payouts_at IS NULL ORDER BY start_ms"
     ).fetchall()
-    remote = conn.execute(
-        "SELECT provider_id, id AS hold_id, order_id, holder_uscc, issuer_region, compute_class, captured_fen "
-        "FROM remote_holds WHERE state = 'captured' AND payout_window = ?",
-        (window_id,),
+    return [r[0] for r in rows]
+
+
+def payouts_signed(conn: sqlite3.Connection, window_id: str) -> bool:
+    row = conn.execute(
+        "SELECT payouts_at FROM windows WHERE window_id = ?", (window_id,)
+    ).fetchone()
+    return row is not None and row[0] is not None
+
+
+def payouts_done(conn: sqlite3.Connection, window_id: str, at: int) -> None:
+    conn.execute("UPDATE windows SET payouts_at = ? WHERE window_id = ?", (at, window_id))
+
+
+def payout_counts(conn: sqlite3.Connection, window_id: str) -> tuple[int, int]:
+    """A signed window's payout statements and captures."""
+    row = conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(count), 0) FROM payouts WHERE window_id = ?", (window_id,)
+    ).fetchone()
+    return int(row[0]), int(row[1])
+
+
+def signed_windows(conn: sqlite3.Connection, window_id: str | None) -> list[str]:
+    """Windows whose payouts are signed (all, or the one named), oldest first."""
+    rows = conn.execute(
+        "SELECT window_id FROM windows WHERE payouts_at IS NOT NULL AND (? IS NULL OR window_id = ?) "
+        "ORDER BY start_ms",
+        (window_id, window_id),
     ).fetchall()
-    return sorted(
-        (dict(r) for r in [*local, *remote]), key=lambda r: (r["provider_id"], r["hold_id"])
-    )
+    return [r[0] for r in rows]
 
 
 def put_payout(

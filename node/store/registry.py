@@ -51,6 +51,14 @@ def get_provider(conn: sqlite3.Connection, provider_id: str) -> Provider:
     return _provider(row)
 
 
+def provider_usccs(conn: sqlite3.Connection, provider_id: str | None) -> dict[str, str]:
+    """Provider id → USCC: every provider's, or one's."""
+    rows = conn.execute(
+        "SELECT id, uscc FROM providers WHERE ? IS NULL OR id = ?", (provider_id, provider_id)
+    ).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
 def list_providers(conn: sqlite3.Connection, limit: int, after: str) -> list[Provider]:
     rows = conn.execute(
         "SELECT * FROM providers WHERE id > ? ORDER BY id LIMIT ?", (after, limit)

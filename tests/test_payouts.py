@@ -155,6 +155,12 @@ def test_each_provider_s_statement_signs_count_total_and_digest_of_its_lines(
         ] == [r[:5] for r in mine]
         assert digest([(g["hold_id"], "", g["order_id"], g["holder_uscc"], g["issuer_region"],
                         int(g["captured_fen"])) for g in got]) == st_["digest"]  # fmt: skip
+    # The list in pages: by window, then provider.
+    first = asyncio.run(node.settlement.payouts(SYSTEM, None, 2))
+    rest = asyncio.run(node.settlement.payouts(SYSTEM, None, 2, first[-1]["cursor"]))
+    assert [p["provider_id"] for p in first + rest] == PROVIDERS and len(rest) == 1
+    mine = asyncio.run(node.settlement.payouts(Principal("provider", PROVIDERS[1], "t"), None))
+    assert [p["provider_id"] for p in mine] == [PROVIDERS[1]]
     everything = lines_csv(node, SYSTEM, None)
     assert [g["hold_id"] for g in everything] == sorted(r[0] for r in rows)
     with pytest.raises(errors.Forbidden):

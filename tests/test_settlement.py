@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -196,7 +197,11 @@ def test_statements_agree_payouts_and_netting(trio: Cluster) -> None:
     assert {ln["issuer_region"] for ln in lines} == {HZ} and all(
         ln["holder_uscc"] == HZ_ENTERPRISE for ln in lines
     )
-    hz_pay = trio[HZ].call("GET", "/v1/settlement/payouts", expect=200)["items"]
+    hz_page = trio[HZ].call("GET", "/v1/settlement/payouts?limit=1", expect=200)
+    hz_pay = hz_page["items"]
+    assert hz_page["next_after"] == hz_pay[0]["cursor"]
+    after = f"/v1/settlement/payouts?limit=1&after={urllib.parse.quote(hz_page['next_after'])}"
+    assert trio[HZ].call("GET", after, expect=200) == {"items": [], "next_after": None}
     assert hz_pay[0]["total_fen"] == 24_000_000 + 6_000_000 + 300_000
     hz_lines = verified_payout(trio[HZ], "hz-centre", hz_pay[0])
     assert sorted(ln["issuer_region"] for ln in hz_lines) == [HZ, QD, GY]

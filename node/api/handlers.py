@@ -355,7 +355,9 @@ async def payouts(request: web.Request) -> web.StreamResponse:
             await response.write(chunk.encode())
         await response.write_eof()
         return response
-    return _ok({"items": await settlement.payouts(_who(request), window)})
+    limit, after = page(request)
+    items = await settlement.payouts(_who(request), window, limit, after)
+    return _ok(_items(items, limit, "cursor"))
 
 
 async def statements(request: web.Request) -> web.Response:

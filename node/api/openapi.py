@@ -327,7 +327,7 @@ OPERATIONS: list[tuple[str, str, str, str, dict[str, Any] | None, int, tuple[str
         "get",
         "/v1/settlement/payouts",
         "operator, or a provider for its own",
-        "Signed payout statements (?window=); ?format=csv streams their lines, one per capture",
+        "Signed payout statements (?window=&limit=&after=); ?format=csv streams their lines, one per capture",
         None,
         200,
         (),

@@ -249,11 +249,20 @@ class LocalSettlement:
 
         return await self._db.read("windows", txn)
 
-    async def payouts(self, who: Principal, window_id: str | None) -> list[dict[str, Any]]:
+    async def payouts(
+        self, who: Principal, window_id: str | None, limit: int = -1, after: str = ""
+    ) -> list[dict[str, Any]]:
+        """Signed payout statements by window, then provider; ``after`` is the ``cursor`` of
+        the last one seen (``window/provider``), ``limit`` -1 for all."""
         provider = _viewer(who)
-        rows = await self._db.read("payouts", lambda c: store.payouts(c, window_id, provider))
+        window_after, _, provider_after = after.rpartition("/")
+        rows = await self._db.read(
+            "payouts",
+            lambda c: store.payouts(c, window_id, provider, limit, (window_after, provider_after)),
+        )
         return [
             {
+                "cursor": f"{r['window_id']}/{r['provider_id']}",
                 "window": r["window_id"],
                 "provider_id": r["provider_id"],
                 "count": r["count"],

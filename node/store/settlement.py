@@ -138,9 +138,15 @@ def put_payout(
 
 
 def payouts(
-    conn: sqlite3.Connection, window_id: str | None, provider_id: str | None
+    conn: sqlite3.Connection,
+    window_id: str | None,
+    provider_id: str | None,
+    limit: int = -1,
+    after: tuple[str, str] = ("", ""),
 ) -> list[sqlite3.Row]:
-    clauses, args = ["1 = 1"], []
+    """Payout statements by window and provider, from after ``after`` (keyset), at most
+    ``limit`` (-1: all)."""
+    clauses, args = ["(window_id, provider_id) > (?, ?)"], list(after)
     if window_id is not None:
         clauses.append("window_id = ?")
         args.append(window_id)
@@ -148,7 +154,9 @@ def payouts(
         clauses.append("provider_id = ?")
         args.append(provider_id)
     return conn.execute(
-        f"SELECT * FROM payouts WHERE {' AND '.join(clauses)} ORDER BY window_id, provider_id", args
+        f"SELECT * FROM payouts WHERE {' AND '.join(clauses)} "
+        "ORDER BY window_id, provider_id LIMIT ?",
+        [*args, limit],
     ).fetchall()
 
 

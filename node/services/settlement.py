@@ -5,9 +5,10 @@ signed receipt, for the inter-city statements (``federation.settlement``); and, 
 provider payouts, the window of this node in which it recorded the capture (its own
 ``settlement_window`` for a local voucher, ``payout_window`` for another city's). A window
 closes ``settlement_grace_minutes`` after its end, or earlier when the operator closes it; from
-then on captures go to the next window. At close, each provider with captures gets a payout
-statement: every capture with order, holder, issuing city and subsidy, and the total, as
-canonical JSON signed with the node's key (tag ``suanli/payout/v1``), exportable as JSON or CSV.
+then on captures go to the next window. Once closed, each provider with captures gets a
+payout statement: the count, total and SHA-256 digest of its capture lines (order, holder,
+issuing city, subsidy), as canonical JSON signed with the node's key (``suanli.payout.v2``,
+docs/settlement.md); the lines themselves are a streamed CSV that reproduces the digest.
 """
 
 from __future__ import annotations

@@ -41,3 +41,21 @@ def test_the_payout_benchmark_runs_and_both_ways_agree() -> None:
     result = bench_module("payout", "--captures", "3000", "--providers", "3")
     assert result["streamed"]["summary"] == result["inline"]["summary"]
     assert result["streamed"]["summary"] == {"statements": 3, "total_fen": 3000 * 300}
+
+
+def test_the_paired_benchmark_compares_two_versions_and_checks_both_books() -> None:
+    result = bench_module("pair", ".", ".", "--requests", "20", "--rounds", "1")
+    [one] = result["rounds"]
+    assert one["books"] == {"a": "ok", "b": "ok"} and result["void"] is False
+    assert abs(one["b_over_a"] - one["p50_ms"]["b"] / one["p50_ms"]["a"]) < 0.01
+    assert one["p50_ms"]["a"] > 0 and one["p50_ms"]["b"] > 0 and one["first"] == "a"
+
+
+def test_the_paired_benchmark_names_a_revision_it_cannot_find() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "node.bench.pair", "no-such-revision", "."],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode != 0 and "git archive no-such-revision" in out.stderr

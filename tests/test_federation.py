@@ -162,6 +162,11 @@ def test_issuer_refusals_reach_the_provider(fed: Cluster) -> None:
     good = fed.code("330100", "startup", v, "520100", "gy-centre", 1_000_000)
     gy.call("POST", "/v1/redemptions", token, order(good, "GY-5", 1_000_000), expect=201)
     fed.wait_agree()
+    # The refused code is still good at the Hangzhou centre: Guiyang keeps no copy of it (nor of
+    # any other code) once the issuer has answered.
+    with gy.db() as conn:
+        outbox = conn.execute("SELECT state, payload FROM outbox").fetchall()
+    assert len(outbox) == 3 and all(s == "done" and p == b"" for s, p in outbox)
 
 
 QD_ENTERPRISE = valid_uscc("91370200MA3QD0001")

@@ -283,8 +283,12 @@ def outbox_retry_later(conn: sqlite3.Connection, message_id: str, at: int, error
 
 
 def outbox_done(conn: sqlite3.Connection, message_id: str, at: int) -> bool:
+    """Mark a message answered. Its payload goes: an AUTHORIZE or REDEEM carries the
+    provider's one-time code, which a refusal leaves valid, and nothing reads an answered
+    message again (the hold keeps the code's SHA-256, the receipt is kept as evidence)."""
     cur = conn.execute(
-        "UPDATE outbox SET state = 'done', done_at = ?, attempts = attempts + 1 WHERE message_id = ? AND state = 'pending'",
+        "UPDATE outbox SET state = 'done', done_at = ?, attempts = attempts + 1, payload = X'' "
+        "WHERE message_id = ? AND state = 'pending'",
         (at, message_id),
     )
     return cur.rowcount == 1

@@ -428,7 +428,9 @@ ALTER TABLE windows ADD COLUMN payouts_at INTEGER;
 UPDATE windows SET payouts_at = closed_at;
 -- A window's cross-region payout lines in hold-id order, for the streamed payout digest.
 DROP INDEX remote_holds_payout;
-CREATE INDEX remote_holds_payout ON remote_holds(payout_window, id) WHERE state = 'captured'
+CREATE INDEX remote_holds_payout ON remote_holds(payout_window, id) WHERE state = 'captured';
+-- Answered messages no longer keep their payload (a REDEEM's or AUTHORIZE's one-time code).
+UPDATE outbox SET payload = X'' WHERE state = 'done'
 """
 
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {

@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -83,7 +84,7 @@ def federation(source: Path, root: Path, codes: int, revision: str) -> Iterator[
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(root), str(codes)],
         cwd=source,
-        env={"PYTHONPATH": str(source), "PATH": "/usr/bin:/bin"},
+        env={**os.environ, "PYTHONPATH": str(source), "PYTHONDONTWRITEBYTECODE": "1"},
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

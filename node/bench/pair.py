@@ -73,7 +73,10 @@ def tree(revision: str, into: Path) -> Path:
         raise SystemExit(f"git archive {revision}: {archive.stderr.decode().strip()}")
     folder = into
     with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
-        tar.extractall(folder, filter="data")
+        if hasattr(tarfile, "data_filter"):  # Python 3.11.4 and later
+            tar.extractall(folder, filter="data")
+        else:  # our own repository's archive
+            tar.extractall(folder)
     return folder
 
 

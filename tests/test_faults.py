@@ -21,7 +21,8 @@ HZ, GY = "330100", "520100"
 
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[Cluster]:
-    with Cluster(tmp_path, [HZ, GY]).session() as cluster:
+    # The first hold must be answered (201) before the crash points: 3 s for the first call.
+    with Cluster(tmp_path, [HZ, GY], call_timeout_seconds=3.0).session() as cluster:
         yield cluster
 
 

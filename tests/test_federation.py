@@ -20,7 +20,9 @@ HZ_CENTRE = valid_uscc("91330100MA2B3C4D5")
 
 @pytest.fixture
 def fed(tmp_path: Path) -> Iterator[Cluster]:
-    with Cluster(tmp_path, ["330100", "520100"]).session() as cluster:
+    # These tests expect the issuer's answer to the first call (which opens the connection):
+    # 3 s, not the cluster's 1 s, so that a slow spell of the machine does not turn it into 202.
+    with Cluster(tmp_path, ["330100", "520100"], call_timeout_seconds=3.0).session() as cluster:
         cluster.start()
         cluster.holder("330100", "startup", HZ_ENTERPRISE)
         cluster.provider("520100", "gy-centre", GY_CENTRE)

@@ -38,7 +38,7 @@ def value(port: int, expr: str) -> float | None:
 def test_prometheus_sees_the_books_and_alerts_on_a_dead_node(tmp_path: Path) -> None:
     binary = shutil.which("prometheus")
     assert binary, "prometheus is missing: `make test` installs Debian's prometheus package"
-    cluster = Cluster(tmp_path / "fed", [HZ, GY])
+    cluster = Cluster(tmp_path / "fed", [HZ, GY], call_timeout_seconds=3.0)  # 201 expected
     cluster.start()
     prometheus = None
     try:

@@ -275,3 +275,40 @@ def test_merged_scans_give_every_row_once_in_order(tables: list[list[str]], chun
     expected = sorted((i, n) for n, table in enumerate(tables) for i in table)
     assert [row for c in chunks for row in c] == expected
     assert all(c for c in chunks)  # no empty chunk
+
+
+def test_the_payout_test_vector_in_the_docs_is_what_a_node_signs(tmp_path: Path) -> None:
+    from node.keys import NodeKey
+    from node.services.settlement import LocalSettlement
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "settlement.md").read_text()
+    block = doc.split("### Payout test vector")[1].split("```")[1]
+    v = {ln.split(None, 1)[0]: ln.split(None, 1)[1] for ln in block.strip().splitlines()}
+    # Anyone can check the digest and the signature with the vector alone.
+    lines = (v["line1"] + "\n" + v["line2"] + "\n").encode()
+    assert hashlib.sha256(lines).hexdigest() == v["digest"]
+    key = NodeKey(bytes.fromhex(v["seed"]))
+    assert key.key_id == v["key_id"] and PAYOUT_TAG.hex() == v["tag_hex"]
+    statement = v["statement"].encode()
+    assert verify(key.public_key, PAYOUT_TAG, statement, bytes.fromhex(v["signature"]))
+    # And a node with that key signs exactly those bytes for those captures.
+    clock = ManualClock(1_772_413_200_000)
+    node, _ = make_node(tmp_path, clock)
+    try:
+        settlement = LocalSettlement(node.db, clock, node.policies, key)
+        put(
+            node.db.path,
+            "2026-Q1",
+            [
+                ("x_000001", PROVIDERS[0], "A-1", "91330100000000001X", HZ, 30_000),
+                ("x_000002", PROVIDERS[0], 'B|2,"订单"', "91520100000000001X", "520100", 12_345),
+            ],
+        )
+        node.db.run_sync("t", lambda c: settlement._close(c, "2026-Q1", clock.now_ms(), "t"))
+        assert asyncio.run(settlement.sign_payouts("2026-Q1")) == (1, 2)
+        row = node.db.run_sync(
+            "t", lambda c: c.execute("SELECT statement, signature FROM payouts").fetchone()
+        )
+        assert bytes(row[0]) == statement and bytes(row[1]).hex() == v["signature"]
+    finally:
+        node.close()

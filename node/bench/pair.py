@@ -42,7 +42,7 @@ from node.processes import ROOT
 # Runs in a child process inside one version's tree: start its federation, say where it is,
 # serve until stdin closes, then check the books and stop.
 CHILD = """
-import json, sys, tempfile
+import json, sys
 from pathlib import Path
 from node.bench.run import GY, HZ, Federation
 fed = Federation(Path(sys.argv[1]) / "f", 100, {GY: int(sys.argv[2]), HZ: 10})

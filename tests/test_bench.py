@@ -59,3 +59,14 @@ def test_the_paired_benchmark_names_a_revision_it_cannot_find() -> None:
         timeout=60,
     )
     assert out.returncode != 0 and "git archive no-such-revision" in out.stderr
+
+
+def test_the_floor_benchmark_runs_the_bare_flow_beside_both_federations() -> None:
+    result = bench_module("floor", "--requests", "20", "--rounds", "1")
+    [one] = result["rounds"]
+    assert one["books"] == {"floor": "ok", "FULL": "ok", "NORMAL": "ok"}
+    assert result["void"] is False and one["first"] == "floor"
+    p50 = one["p50_ms"]
+    assert all(p50[side] > 0 for side in ("floor", "FULL", "NORMAL"))
+    assert abs(one["FULL_over_floor"] - p50["FULL"] / p50["floor"]) < 0.01
+    assert abs(one["NORMAL_over_floor"] - p50["NORMAL"] / p50["floor"]) < 0.01

@@ -45,7 +45,8 @@ CHILD = """
 import json, sys
 from pathlib import Path
 from node.bench.run import GY, HZ, Federation
-fed = Federation(Path(sys.argv[1]) / "f", 100, {GY: int(sys.argv[2]), HZ: 10})
+more = {"synchronous": sys.argv[3]} if len(sys.argv) > 3 else {}  # trees since 2026-11-28
+fed = Federation(Path(sys.argv[1]) / "f", 100, {GY: int(sys.argv[2]), HZ: 10}, **more)
 fed.start()
 try:
     print(json.dumps({"url": fed.url(GY), "token": fed.provider_tokens[GY],
@@ -81,11 +82,21 @@ def tree(revision: str, into: Path) -> Path:
 
 
 @contextlib.contextmanager
-def federation(source: Path, root: Path, codes: int, revision: str) -> Iterator[dict[str, Any]]:
+def federation(
+    source: Path, root: Path, codes: int, revision: str, synchronous: str | None = None
+) -> Iterator[dict[str, Any]]:
     """One version's federation, for the length of the block; its books' check goes into the
-    yielded dict as ``books`` when the block ends."""
+    yielded dict as ``books`` when the block ends. ``synchronous``: its nodes' setting, where
+    not FULL (only trees from 2026-11-28 on take it)."""
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(root), str(codes)],
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            str(root),
+            str(codes),
+            *([synchronous] if synchronous else []),
+        ],
         cwd=source,
         env={**os.environ, "PYTHONPATH": str(source), "PYTHONDONTWRITEBYTECODE": "1"},
         stdin=subprocess.PIPE,
@@ -115,8 +126,8 @@ def _end(child: subprocess.Popen[str], stdin: IO[str]) -> None:
 
 
 async def alternate(feds: list[dict[str, Any]], clients: int, requests: int) -> list[list[float]]:
-    """Each client sends ``requests`` redemptions to each federation, alternating; returns the
-    latencies (s) of each federation after the warm-up."""
+    """Each client sends ``requests`` redemptions to each federation in turn, the order rotated
+    on every request; returns the latencies (s) of each federation after the warm-up."""
     latencies: list[list[float]] = [[] for _ in feds]
     conns = [
         [Client(urlsplit(f["url"]).hostname or "", urlsplit(f["url"]).port or 0) for f in feds]
@@ -140,7 +151,8 @@ async def alternate(feds: list[dict[str, Any]], clients: int, requests: int) -> 
 
     async def client(c: int) -> None:
         for i in range(WARMUP + requests):
-            for k in (0, 1) if (i + c) % 2 == 0 else (1, 0):
+            turn = (i + c) % len(feds)
+            for k in [*range(turn, len(feds)), *range(turn)]:
                 elapsed = await one(c, k, i)
                 if i >= WARMUP:
                     latencies[k].append(elapsed)

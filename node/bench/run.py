@@ -55,9 +55,11 @@ class Case:
 
 
 class Federation:
-    """Two node processes with their seeded books."""
+    """Two node processes with their seeded books (``synchronous=FULL`` unless told)."""
 
-    def __init__(self, root: Path, vouchers: int, codes: dict[str, int]) -> None:
+    def __init__(
+        self, root: Path, vouchers: int, codes: dict[str, int], synchronous: str = "FULL"
+    ) -> None:
         from node.cli import init_node
 
         self.root = root
@@ -75,7 +77,7 @@ class Federation:
             fed = FederationConfig(port=free_port(), plaintext=True, call_timeout_seconds=5.0)
             self.ports[region] = free_port()
             self.tokens[region] = init_node(
-                root / name, region, name, text, self.ports[region], "FULL", 1.0, fed
+                root / name, region, name, text, self.ports[region], synchronous, 1.0, fed
             )
         peer_all([(HZ, root / "hangzhou"), (GY, root / "guiyang")], 10**15)
         self.data = {HZ: root / "hangzhou", GY: root / "guiyang"}

@@ -70,3 +70,4 @@ def test_the_floor_benchmark_runs_the_bare_flow_beside_both_federations() -> Non
     assert all(p50[side] > 0 for side in ("floor", "FULL", "NORMAL"))
     assert abs(one["FULL_over_floor"] - p50["FULL"] / p50["floor"]) < 0.01
     assert abs(one["NORMAL_over_floor"] - p50["NORMAL"] / p50["floor"]) < 0.01
+    assert all(one["cpu_ms_per_request"][side] > 0 for side in ("floor", "FULL", "NORMAL"))

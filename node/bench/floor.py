@@ -20,7 +20,8 @@ does), so that all three see the same machine at the same moments:
   issue forbids it; it is here to show what durability costs at one client).
 
 Each round starts all three afresh (the order of the starts rotated) and reports each one's
-p50 and p90, and FULL and NORMAL over the floor. The result is the median of the rounds. Both
+p50 and p90, FULL and NORMAL over the floor, and the CPU each one's two processes used per
+redemption (warm-up included): the work each does for one redemption. The result is the median of the rounds. Both
 federations' books are checked at the end of each round (a round whose books do not balance is
 void; exit status 1).
 """
@@ -48,14 +49,13 @@ import nacl.signing
 from aiohttp import web
 
 from node.bench.load import percentile
-from node.bench.pair import alternate, federation
+from node.bench.pair import WARMUP, alternate, federation
 from node.processes import ROOT, die_with_parent, free_port
 
 ACQUIRER_KEY = nacl.signing.SigningKey(b"a" * 32)
 ISSUER_KEY = nacl.signing.SigningKey(b"i" * 32)
 METHOD = "/suanli.bench.Floor/Stream"
 SIDES = ("floor", "FULL", "NORMAL")
-WARMUP = 100  # node.bench.pair's warm-up, per client and side
 
 
 def _same(b: bytes) -> bytes:
@@ -164,6 +164,7 @@ def floor(root: Path, codes: int) -> Iterator[dict[str, Any]]:
             "url": f"http://127.0.0.1:{http}",
             "token": "none",
             "codes": [f"floor-{i}" for i in range(codes)],
+            "pids": [proc.pid for proc in procs],
         }
         yield info
     finally:
@@ -197,6 +198,15 @@ def _wait_for(ports: tuple[int, ...], procs: list[subprocess.Popen[bytes]]) -> N
         raise SystemExit("the floor's processes did not start within 30 s")
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU seconds these processes (all their threads) have used so far."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def _count(path: Path) -> int:
     with contextlib.closing(sqlite3.connect(path)) as conn:
         return int(conn.execute("SELECT count(*) FROM records").fetchone()[0])
@@ -217,7 +227,9 @@ def run(requests: int, rounds: int) -> dict[str, Any]:
                     )
                     for side in order
                 }
+                before = {s: cpu_seconds(started[s]["pids"]) for s in SIDES}
                 lat = asyncio.run(alternate([started[s] for s in order], 1, requests))
+                used = {s: cpu_seconds(started[s]["pids"]) - before[s] for s in SIDES}
             by_side = dict(zip(order, lat, strict=True))
             p50 = {s: statistics.median(by_side[s]) * 1000 for s in SIDES}
             out["rounds"].append(
@@ -229,6 +241,9 @@ def run(requests: int, rounds: int) -> dict[str, Any]:
                     },
                     "FULL_over_floor": round(p50["FULL"] / p50["floor"], 3),
                     "NORMAL_over_floor": round(p50["NORMAL"] / p50["floor"], 3),
+                    "cpu_ms_per_request": {
+                        s: round(used[s] * 1000 / (WARMUP + requests), 2) for s in SIDES
+                    },
                     "books": {s: started[s]["books"] for s in SIDES},
                 }
             )

@@ -50,7 +50,8 @@ fed = Federation(Path(sys.argv[1]) / "f", 100, {GY: int(sys.argv[2]), HZ: 10}, *
 fed.start()
 try:
     print(json.dumps({"url": fed.url(GY), "token": fed.provider_tokens[GY],
-                      "codes": fed.codes[GY]}), flush=True)
+                      "codes": fed.codes[GY], "pids": [p.pid for p in fed.procs.values()]}),
+          flush=True)
     sys.stdin.read()
     print(json.dumps({"books": fed.check()}), flush=True)
 finally:

@@ -36,6 +36,7 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
+from federation import ownkeys
 from federation.client import PeerRefused, PeerUnreachable
 from federation.directory import Directory
 from federation.envelope import Opened, seal
@@ -262,6 +263,12 @@ class Settler:
             await self._db.run("statement_agreed", lambda c: self._agreed(c, base, reply, now))
             logger.info("statement %s→%s %s countersigned", issuer, self.region, window_id)
             return True
+        if reply.code == "statement_already_agreed":
+            await self._db.run(
+                "statement_conflict",
+                lambda c: self._conflict(c, peer, base, reply.agreed_statement, opened, now),
+            )
+            return False
         if reply.code == "window_open":
             # Ask again when the issuer closes it by time, or sooner in case it closes early.
             at = min(reply.closes_at_ms or now, now + self._recheck_ms)
@@ -317,6 +324,82 @@ class Settler:
             issuer=base["issuer"],
             total_fen=base["total_fen"],
             count=base["count"],
+        )
+
+    def _conflict(
+        self,
+        conn: sqlite3.Connection,
+        peer: Peer,
+        base: dict[str, Any],
+        agreed: pb.SignedStatement,
+        opened: Opened,
+        now: int,
+    ) -> None:
+        """The issuer holds a countersigned statement for this window and ours now differs
+        (books restored from an older backup, say). A statement both sides signed stands: if
+        the one it sends verifies with its key and one of ours and names this pair and window,
+        keep it as agreed; either way, record what happened for the operator."""
+        try:
+            summary = json.loads(agreed.statement) if agreed.statement else None
+        except ValueError:
+            summary = None
+        if not isinstance(summary, dict):
+            summary = None
+        own = {k.key_id: k.public_key for k in ownkeys.load(conn, self._key)}
+        ours = own.get(agreed.acquirer_key_id)
+        issuer_key = _key_of(peer, agreed.issuer_key_id)
+        valid = (
+            summary is not None
+            and summary.get("issuer") == base["issuer"]
+            and summary.get("acquirer") == base["acquirer"]
+            and summary.get("window") == base["window_id"]
+            and ours is not None
+            and issuer_key is not None
+            and verify(ours, STATEMENT_TAG, agreed.statement, agreed.acquirer_signature)
+            and verify(issuer_key, STATEMENT_TAG, agreed.statement, agreed.issuer_signature)
+        )
+        store.record_conflict(
+            conn,
+            base["issuer"],
+            base["acquirer"],
+            base["window_id"],
+            {
+                "side": "acquirer",
+                "agreed": {k: summary.get(k) for k in ("count", "total_fen", "digest")}
+                if summary
+                else None,
+                "ours": {k: base[k] for k in ("count", "total_fen", "digest")},
+                "agreed_statement_verifies": valid,
+                "issuer_reply": base64.b64encode(opened.raw).decode(),
+            },
+            now,
+        )
+        if valid and summary is not None:
+            store.put_statement(
+                conn,
+                **{
+                    **base,
+                    "count": summary["count"],
+                    "total_fen": summary["total_fen"],
+                    "digest": summary["digest"],
+                    "statement": agreed.statement,
+                    "acquirer_signature": agreed.acquirer_signature,
+                    "acquirer_key_id": agreed.acquirer_key_id,
+                },
+                issuer_signature=agreed.issuer_signature,
+                issuer_key_id=agreed.issuer_key_id,
+                state="agreed",
+                next_attempt_at=0,
+            )
+            store.resolve_disputes(conn, base["issuer"], base["acquirer"], base["window_id"], now)
+        else:
+            self._later(conn, base, "disputed", now)
+        logger.error(
+            "%s holds an agreed statement for %s that differs from these books (%s); "
+            "see suanli settle disputes",
+            base["issuer"],
+            base["window_id"],
+            "kept as agreed" if valid else "it does not verify",
         )
 
     def _dispute(
@@ -441,6 +524,9 @@ class StatementDesk:
                 "statement": statement,
                 "updated_at": now,
             }
+            agreed = store.get_statement(conn, self.region, origin, window_id)
+            if agreed is not None and agreed["state"] == "agreed":
+                return self._already_agreed(conn, agreed, request, opened, now)
             # Equal statement bytes: same parties, window, count, total and SHA-256 digest over
             # the sorted records, so the same records, whether or not they were sent.
             if statement == request.statement:
@@ -494,6 +580,59 @@ class StatementDesk:
             )
 
         return self._sealed(opened, await self._db.run("statement_compare", txn), now)
+
+    def _already_agreed(
+        self,
+        conn: sqlite3.Connection,
+        agreed: sqlite3.Row,
+        request: pb.StatementRequest,
+        opened: Opened,
+        now: int,
+    ) -> pb.StatementReply:
+        """A statement for a window whose statement both sides have signed. The same bytes
+        again (an acquirer that lost the answer) get the stored countersignature; any other
+        statement is refused and kept as evidence: an agreed statement is final, and a
+        correction after agreement would be a new, separately signed adjustment."""
+        if bytes(agreed["statement"]) == request.statement:
+            return pb.StatementReply(
+                agreed=True,
+                issuer_signature=bytes(agreed["issuer_signature"]),
+                issuer_key_id=agreed["issuer_key_id"],
+            )
+        origin = opened.header.origin
+        window_id = agreed["window_id"]
+        store.record_conflict(
+            conn,
+            self.region,
+            origin,
+            window_id,
+            {
+                "side": "issuer",
+                "agreed": {k: agreed[k] for k in ("count", "total_fen", "digest")},
+                "received": _summary(request.statement),
+                "received_statement": base64.b64encode(opened.raw).decode(),
+            },
+            now,
+        )
+        ledger.audit(
+            conn,
+            now,
+            f"peer:{origin}",
+            "statement.conflict_after_agreement",
+            window_id,
+            acquirer=origin,
+        )
+        logger.error(
+            "%s sent a statement for %s that differs from the one both sides countersigned; "
+            "the agreed statement stands (suanli settle disputes)",
+            origin,
+            window_id,
+        )
+        return pb.StatementReply(
+            agreed=False,
+            code="statement_already_agreed",
+            agreed_statement=_signed(agreed),
+        )
 
     def _sealed(self, opened: Opened, reply: pb.StatementReply, now: int) -> bytes:
         crash_point("issuer.after_statement")

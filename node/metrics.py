@@ -89,6 +89,7 @@ class BooksCollector(Collector):
             disputes = conn.execute(
                 "SELECT COUNT(*) FROM disputes WHERE resolved_at IS NULL"
             ).fetchone()[0]
+            conflicts = conn.execute("SELECT COUNT(*) FROM statement_conflicts").fetchone()[0]
             states = conn.execute(
                 "SELECT state, COUNT(*) FROM statements GROUP BY state"
             ).fetchall()
@@ -106,6 +107,12 @@ class BooksCollector(Collector):
             "suanli_settlement_disputes_open", "Settlement disputes not yet resolved"
         )
         open_disputes.add_metric([], disputes)
+        statement_conflicts = GaugeMetricFamily(
+            "suanli_settlement_conflicts",
+            "Statements received or answered that differed from the pair statement both cities "
+            "had already countersigned (kept as evidence; the agreed statement stands)",
+        )
+        statement_conflicts.add_metric([], conflicts)
         statement_states = GaugeMetricFamily(
             "suanli_settlement_statements",
             "Pair statements by state (sent, agreed, disputed)",
@@ -120,6 +127,7 @@ class BooksCollector(Collector):
             vouchers,
             owed,
             open_disputes,
+            statement_conflicts,
             statement_states,
             *self._federation_and_holds(),
         ]

@@ -255,3 +255,8 @@ async def world(api: Api) -> World:
     await w.provider("alicloud", PROVIDER_A)
     await w.provider("sugon", PROVIDER_B)
     return w
+
+
+from tests.fakepeer import rig  # noqa: E402  (a fixture, registered here for every module)
+
+__all__ = ["rig"]

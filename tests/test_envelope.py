@@ -6,134 +6,25 @@ nothing; a replay gets the original signed reply."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 
-from federation.cards import OwnKey, build_card, parse_card
 from federation.envelope import TAG, seal
 from federation.peering import Peering
 from federation.proto.v1 import federation_pb2 as pb
 from federation.proto.v1 import federation_pb2_grpc as pb_grpc
 from federation.server import start_server
-from node.app import Node
-from node.clock import ManualClock
-from node.config import FederationConfig
-from node.domain.issuance import Demand
-from node.keys import NodeKey, verify
-from node.services.common import SYSTEM, Principal
-from tests.cluster import free_port
-from tests.conftest import HZ_ENTERPRISE, make_node, snapshot
-
-PEER = "520100"
-PEER_KEY = NodeKey(bytes(range(1, 33)))
-OLD_KEY = NodeKey(bytes(range(2, 34)))
-STRANGER = NodeKey(bytes(range(3, 35)))
-
-
-@dataclass
-class Rig:
-    node: Node
-    stub: Any
-    clock: ManualClock
-    code: str
-    voucher_id: str
-    channel: Any = None
-
-    def now(self) -> int:
-        return self.clock.now_ms()
-
-    def authorize(
-        self, order_id: str = "O-1", amount: int = 1_000_000, code: str | None = None
-    ) -> bytes:
-        return pb.AuthorizeRequest(
-            code=code or self.code,
-            provider=pb.Provider(
-                region=PEER,
-                id="p_gy",
-                uscc="91520100MA6DGY0015",
-                name="GY",
-                kind="computing_centre",
-            ),
-            order=pb.Order(
-                order_id=order_id, order_amount_fen=amount, compute_class="model_services"
-            ),
-        ).SerializeToString()
-
-    async def send(self, envelope: bytes, method: str = "Authorize") -> pb.Envelope:
-        result: pb.Envelope = await getattr(self.stub, method)(
-            pb.Envelope.FromString(envelope), timeout=5
-        )
-        return result
-
-    async def refused(
-        self, envelope: bytes, code: str, method: str = "Authorize"
-    ) -> grpc.StatusCode:
-        with pytest.raises(grpc.aio.AioRpcError) as err:
-            await self.send(envelope, method)
-        metadata = dict(err.value.trailing_metadata() or ())
-        assert metadata.get("suanli-code") == code, (err.value.code(), err.value.details())
-        assert err.value.details().startswith(code)
-        return err.value.code()
-
-
-@pytest.fixture
-async def rig(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Rig]:
-    fed = FederationConfig(port=free_port(), plaintext=True)
-    node, _ = make_node(tmp_path, clock, federation=fed)
-    assert node.federation is not None
-    card = build_card(
-        PEER_KEY,
-        PEER,
-        "Fake Guiyang",
-        "127.0.0.1:1",
-        [
-            OwnKey(PEER_KEY.key_id, PEER_KEY.public_key, 0),
-            OwnKey(OLD_KEY.key_id, OLD_KEY.public_key, 0, clock.now_ms() - 1000),
-        ],
-        clock.now_ms(),
-    )
-    Peering(node.db, clock, "330100").add(parse_card(card), True, True, 10**12, SYSTEM)
-    node.federation.directory.load_sync()
-    holder, _ = await node.registry.register_holder(
-        SYSTEM, HZ_ENTERPRISE, "h", "enterprise", None, None
-    )
-    who = Principal("holder", holder.id, "t")
-    issued = await node.issuance.submit(
-        who, Demand(holder.id, "model_services", 100_000_000, None, "a", "b")
-    )
-    voucher = issued["voucher"]
-    _, code = await node.spending.authorize(
-        who, voucher.id, "p_gy", 5_000_000, clock.now_ms() + 86_400_000, PEER
-    )
-    server, port = await start_server(node.federation.servicer, "127.0.0.1", 0, None)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        yield Rig(node, pb_grpc.FederationStub(channel), clock, code, voucher.id, channel)
-    finally:
-        await channel.close()
-        await server.stop(None)
-        problems = node.check()
-        node.close()
-        assert problems == []
-
-
-def _reply(rig: Rig, envelope: pb.Envelope) -> tuple[pb.Header, bytes]:
-    assert verify(rig.node.key.public_key, TAG, envelope.body, envelope.signature), (
-        "reply not signed by the issuer"
-    )
-    body = pb.Body.FromString(envelope.body)
-    return body.header, body.payload
+from node.services.common import SYSTEM
+from tests.conftest import snapshot
+from tests.fakepeer import OLD_KEY, PEER, PEER_KEY, STRANGER, Rig, reply_of
 
 
 async def test_authorize_receipt_and_replays(rig: Rig) -> None:
     payload = rig.authorize()
     first = await rig.send(seal(PEER_KEY, PEER, "330100", "m-1", pb.AUTHORIZE, payload, rig.now()))
-    header, body = _reply(rig, first)
+    header, body = reply_of(rig, first)
     assert header.type == pb.RECEIPT and header.in_reply_to == "m-1" and header.destination == PEER
     receipt = pb.Receipt.FromString(body)
     assert receipt.state == "held" and receipt.amount_fen == 300_000 and receipt.ratio_bp == 3000
@@ -152,7 +43,7 @@ async def test_authorize_receipt_and_replays(rig: Rig) -> None:
     # Capture through the federation, by the issuer's hold id.
     capture = pb.CaptureRequest(hold_id=receipt.hold_id, amount_fen=250_000).SerializeToString()
     captured = pb.Receipt.FromString(
-        _reply(
+        reply_of(
             rig,
             await rig.send(
                 seal(PEER_KEY, PEER, "330100", "m-2", pb.CAPTURE, capture, rig.now()), "Capture"
@@ -166,7 +57,7 @@ async def test_authorize_receipt_and_replays(rig: Rig) -> None:
     )
     status = pb.StatusRequest(request_message_id="m-1").SerializeToString()
     known = pb.Receipt.FromString(
-        _reply(
+        reply_of(
             rig,
             await rig.send(
                 seal(PEER_KEY, PEER, "330100", "m-3", pb.STATUS, status, rig.now()), "Status"
@@ -176,7 +67,7 @@ async def test_authorize_receipt_and_replays(rig: Rig) -> None:
     assert known.state == "captured" and known.hold_id == receipt.hold_id
     unknown = pb.StatusRequest(request_message_id="never").SerializeToString()
     nothing = pb.Receipt.FromString(
-        _reply(
+        reply_of(
             rig,
             await rig.send(
                 seal(PEER_KEY, PEER, "330100", "m-4", pb.STATUS, unknown, rig.now()), "Status"
@@ -189,7 +80,7 @@ async def test_authorize_receipt_and_replays(rig: Rig) -> None:
 async def test_business_refusal_is_signed_and_stored(rig: Rig) -> None:
     bad_code = rig.authorize(code="sac_330100_forged")
     reply = await rig.send(seal(PEER_KEY, PEER, "330100", "m-9", pb.AUTHORIZE, bad_code, rig.now()))
-    header, body = _reply(rig, reply)
+    header, body = reply_of(rig, reply)
     refusal = pb.Refusal.FromString(body)
     assert (
         header.type == pb.REFUSAL
@@ -319,12 +210,12 @@ async def test_a_batch_answers_each_envelope_as_if_it_came_alone(rig: Rig) -> No
         "",
     ]
     assert all(a.message.startswith(a.code) for a in answers if a.code)
-    header, body = _reply(rig, pb.Envelope.FromString(answers[0].reply))
+    header, body = reply_of(rig, pb.Envelope.FromString(answers[0].reply))
     held = pb.Receipt.FromString(body)
     assert header.in_reply_to == "b-1" and held.state == "held" and held.amount_fen == 300_000
     # the STATUS in the same batch sees the AUTHORIZE before it: they ran in order
     assert pb.Receipt.FromString(
-        _reply(rig, pb.Envelope.FromString(answers[5].reply))[1]
+        reply_of(rig, pb.Envelope.FromString(answers[5].reply))[1]
     ).state == ("held")
     # A replay through the lone method gets the very reply the batch gave.
     again = await rig.send(good)
@@ -355,7 +246,7 @@ async def test_a_stream_answers_each_batch_by_its_id(rig: Rig) -> None:
     assert sorted(got) == [7, 9]
     assert [a.code for a in got[7]] == ["", "bad_signature"]
     assert [a.code for a in got[9]] == ["wrong_message_type"]
-    header, body = _reply(rig, pb.Envelope.FromString(got[7][0].reply))
+    header, body = reply_of(rig, pb.Envelope.FromString(got[7][0].reply))
     assert header.in_reply_to == "s-1" and pb.Receipt.FromString(body).state == "held"
     # The same message again, on the same call: the stored reply, byte for byte.
     await call.write(pb.Batch(id=10, envelopes=[good]))
@@ -402,7 +293,7 @@ async def test_the_client_keeps_one_stream_and_reopens_it_after_the_peer_restart
         )
         assert isinstance(replies[1], PeerRefused) and replies[1].code == "bad_signature"
         assert isinstance(replies[0], bytes)
-        assert _reply(rig, pb.Envelope.FromString(replies[0]))[0].in_reply_to == "c-1"
+        assert reply_of(rig, pb.Envelope.FromString(replies[0]))[0].in_reply_to == "c-1"
         stream = clients._streams["330100"]
         again = await clients.call("330100", endpoint, pb.AUTHORIZE, first, 5)
         assert again == replies[0] and clients._streams["330100"] is stream
@@ -448,7 +339,7 @@ async def test_a_peer_without_stream_is_sent_exchange_calls(rig: Rig) -> None:
                 PEER_KEY, PEER, "330100", f"u-{n}", pb.AUTHORIZE, rig.authorize(f"U-{n}"), now
             )
             reply = await clients.call("330100", endpoint, pb.AUTHORIZE, envelope, 5)
-            assert _reply(rig, pb.Envelope.FromString(reply))[0].in_reply_to == f"u-{n}"
+            assert reply_of(rig, pb.Envelope.FromString(reply))[0].in_reply_to == f"u-{n}"
         assert "330100" in clients._unary_only
     finally:
         await clients.close()
@@ -525,7 +416,7 @@ async def test_statements_come_in_pages_each_once_in_order(rig: Rig) -> None:
             payload.SerializeToString(),
             rig.now(),
         )
-        header, body = _reply(rig, await rig.send(envelope, "Statements"))
+        header, body = reply_of(rig, await rig.send(envelope, "Statements"))
         assert header.type == pb.STATEMENTS_REPLY
         return pb.StatementsReply.FromString(body)
 

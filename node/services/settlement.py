@@ -349,13 +349,24 @@ class SettlementViews:
 
     async def disputes(self, who: Principal, open_only: bool) -> list[dict[str, Any]]:
         require_operator(who)
-        rows = await self._db.read("disputes", lambda c: store.disputes(c, open_only))
+        rows, conflicts = await self._db.read(
+            "disputes", lambda c: (store.disputes(c, open_only), store.conflicts(c))
+        )
+        # A statement that differed from an agreed one is permanent evidence: always listed.
         return [
             {
+                "kind": "statement_mismatch",
                 **r,
                 "opened_at": iso(r["opened_at"]),
                 "updated_at": iso(r["updated_at"]),
                 "resolved_at": iso(r["resolved_at"]) if r["resolved_at"] else None,
             }
             for r in rows
+        ] + [
+            {
+                "kind": "statement_already_agreed",
+                **c,
+                "received_at": iso(c["received_at"]),
+            }
+            for c in conflicts
         ]

@@ -433,6 +433,23 @@ CREATE INDEX remote_holds_payout ON remote_holds(payout_window, id) WHERE state 
 UPDATE outbox SET payload = X'' WHERE state = 'done'
 """
 
+V8 = """
+-- A countersigned pair statement is final (docs/settlement.md, "Agreed is final"): no message
+-- and no code path may change or remove it. The code never tries; these triggers make a bug
+-- that did abort its transaction instead of un-agreeing a statement both cities signed.
+CREATE TRIGGER statements_agreed_final BEFORE UPDATE ON statements WHEN OLD.state = 'agreed' BEGIN SELECT RAISE(ABORT, 'an agreed statement is final'); END;
+CREATE TRIGGER statements_agreed_kept BEFORE DELETE ON statements WHEN OLD.state = 'agreed' BEGIN SELECT RAISE(ABORT, 'an agreed statement is final'); END;
+-- Evidence of a statement that differed from an agreed one: every attempt, append-only.
+CREATE TABLE statement_conflicts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    issuer TEXT NOT NULL,
+    acquirer TEXT NOT NULL,
+    window_id TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    evidence TEXT NOT NULL
+)
+"""
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _script(V1),
     2: _script(V2),
@@ -441,5 +458,6 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     5: _script(V5),
     6: _script(V6),
     7: _script(V7),
+    8: _script(V8),
 }
 SCHEMA_VERSION = max(MIGRATIONS)

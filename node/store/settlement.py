@@ -296,6 +296,31 @@ def resolve_disputes(
     )
 
 
+def record_conflict(
+    conn: sqlite3.Connection,
+    issuer: str,
+    acquirer: str,
+    window_id: str,
+    evidence: dict[str, Any],
+    at: int,
+) -> None:
+    """Keep, as evidence, a statement that differed from an agreed one (never un-agreed)."""
+    conn.execute(
+        "INSERT INTO statement_conflicts (issuer, acquirer, window_id, received_at, evidence) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (issuer, acquirer, window_id, at, json.dumps(evidence, sort_keys=True, ensure_ascii=False)),
+    )
+
+
+def conflicts(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    out = []
+    for r in conn.execute("SELECT * FROM statement_conflicts ORDER BY id"):
+        item = dict(r)
+        item["evidence"] = json.loads(item["evidence"])
+        out.append(item)
+    return out
+
+
 def disputes(conn: sqlite3.Connection, open_only: bool) -> list[dict[str, Any]]:
     where = "WHERE resolved_at IS NULL" if open_only else ""
     out = []

@@ -247,7 +247,7 @@ class StatementRequest(_message.Message):
     def __init__(self, statement: _Optional[bytes] = ..., acquirer_signature: _Optional[bytes] = ..., acquirer_key_id: _Optional[str] = ..., records: _Optional[_Iterable[_Union[StatementRecord, _Mapping]]] = ..., records_omitted: _Optional[bool] = ...) -> None: ...
 
 class StatementReply(_message.Message):
-    __slots__ = ("agreed", "issuer_signature", "issuer_key_id", "code", "issuer_records", "closes_at_ms", "records_omitted", "issuer_statement")
+    __slots__ = ("agreed", "issuer_signature", "issuer_key_id", "code", "issuer_records", "closes_at_ms", "records_omitted", "issuer_statement", "agreed_statement")
     AGREED_FIELD_NUMBER: _ClassVar[int]
     ISSUER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     ISSUER_KEY_ID_FIELD_NUMBER: _ClassVar[int]
@@ -256,6 +256,7 @@ class StatementReply(_message.Message):
     CLOSES_AT_MS_FIELD_NUMBER: _ClassVar[int]
     RECORDS_OMITTED_FIELD_NUMBER: _ClassVar[int]
     ISSUER_STATEMENT_FIELD_NUMBER: _ClassVar[int]
+    AGREED_STATEMENT_FIELD_NUMBER: _ClassVar[int]
     agreed: bool
     issuer_signature: bytes
     issuer_key_id: str
@@ -264,7 +265,8 @@ class StatementReply(_message.Message):
     closes_at_ms: int
     records_omitted: bool
     issuer_statement: bytes
-    def __init__(self, agreed: _Optional[bool] = ..., issuer_signature: _Optional[bytes] = ..., issuer_key_id: _Optional[str] = ..., code: _Optional[str] = ..., issuer_records: _Optional[_Iterable[_Union[StatementRecord, _Mapping]]] = ..., closes_at_ms: _Optional[int] = ..., records_omitted: _Optional[bool] = ..., issuer_statement: _Optional[bytes] = ...) -> None: ...
+    agreed_statement: SignedStatement
+    def __init__(self, agreed: _Optional[bool] = ..., issuer_signature: _Optional[bytes] = ..., issuer_key_id: _Optional[str] = ..., code: _Optional[str] = ..., issuer_records: _Optional[_Iterable[_Union[StatementRecord, _Mapping]]] = ..., closes_at_ms: _Optional[int] = ..., records_omitted: _Optional[bool] = ..., issuer_statement: _Optional[bytes] = ..., agreed_statement: _Optional[_Union[SignedStatement, _Mapping]] = ...) -> None: ...
 
 class SignedStatement(_message.Message):
     __slots__ = ("statement", "acquirer_signature", "acquirer_key_id", "issuer_signature", "issuer_key_id")

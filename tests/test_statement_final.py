@@ -1,0 +1,124 @@
+"""A countersigned pair statement is final: a later, different STATEMENT for the same window is
+refused with ``statement_already_agreed`` (carrying the agreed statement), kept as evidence and
+raised to the operator, and the agreed statement stays in ``Statements`` and in netting. A fake
+acquirer with a pre-loaded key speaks to a real issuer over gRPC on loopback."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from prometheus_client import generate_latest
+
+from federation.envelope import seal
+from federation.proto.v1 import federation_pb2 as pb
+from federation.settlement import STATEMENT_TAG, statement_bytes, tally
+from node.keys import verify
+from node.services.common import SYSTEM
+from tests.fakepeer import PEER, PEER_KEY, Rig, reply_of
+
+
+async def _settle(
+    rig: Rig, records: list[tuple[str, str, str, int]], window: str, n: int
+) -> pb.StatementReply:
+    statement = statement_bytes("330100", PEER, window, tally(records))
+    request = pb.StatementRequest(
+        statement=statement,
+        acquirer_signature=PEER_KEY.sign(STATEMENT_TAG, statement),
+        acquirer_key_id=PEER_KEY.key_id,
+        records=[
+            pb.StatementRecord(issuer_hold_id=h, provider_id=p, order_id=o, captured_fen=f)
+            for h, p, o, f in records
+        ],
+    )
+    envelope = seal(
+        PEER_KEY, PEER, "330100", f"st-{n}", pb.STATEMENT, request.SerializeToString(), rig.now()
+    )
+    header, body = reply_of(rig, await rig.send(envelope, "Settle"))
+    assert header.type == pb.STATEMENT_REPLY and header.in_reply_to == f"st-{n}"
+    return pb.StatementReply.FromString(body)
+
+
+async def _statements(rig: Rig, n: int) -> pb.StatementsReply:
+    envelope = seal(
+        PEER_KEY,
+        PEER,
+        "330100",
+        f"ss-{n}",
+        pb.STATEMENTS,
+        pb.StatementsRequest().SerializeToString(),
+        rig.now(),
+    )
+    return pb.StatementsReply.FromString(reply_of(rig, await rig.send(envelope, "Statements"))[1])
+
+
+async def test_an_agreed_statement_is_never_un_agreed_by_a_message(rig: Rig) -> None:
+    # A Guiyang provider redeems a Hangzhou voucher: one capture in the issuer's window.
+    redeem = seal(PEER_KEY, PEER, "330100", "r-1", pb.REDEEM, rig.authorize("GY-1"), rig.now())
+    receipt = pb.Receipt.FromString(reply_of(rig, await rig.send(redeem, "Redeem"))[1])
+    assert receipt.state == "captured" and receipt.captured_fen == 300_000
+    window = receipt.settlement_window
+    await rig.node.settlement.close(SYSTEM, window)
+    good = [(receipt.hold_id, "p_gy", "GY-1", 300_000)]
+
+    agreed = await _settle(rig, good, window, 1)
+    assert agreed.agreed and agreed.issuer_key_id == rig.node.key.key_id
+
+    # A later statement for the same window with other records (here, twice the amount).
+    late = await _settle(rig, [(receipt.hold_id, "p_gy", "GY-1", 600_000)], window, 2)
+    assert not late.agreed and late.code == "statement_already_agreed"
+    carried = late.agreed_statement
+    assert carried.statement == statement_bytes("330100", PEER, window, tally(good))
+    assert verify(PEER_KEY.public_key, STATEMENT_TAG, carried.statement, carried.acquirer_signature)
+    assert verify(
+        rig.node.key.public_key, STATEMENT_TAG, carried.statement, carried.issuer_signature
+    )
+
+    # The agreed statement stands: still agreed, still served to netting, byte for byte.
+    rows = rig.node.db.run_sync(
+        "s", lambda c: c.execute("SELECT state, statement FROM statements").fetchall()
+    )
+    assert [(r[0], bytes(r[1])) for r in rows] == [("agreed", carried.statement)]
+    served = await _statements(rig, 1)
+    assert [s.statement for s in served.statements] == [carried.statement]
+
+    # The same agreed statement again (an acquirer that lost the answer): the countersignature.
+    again = await _settle(rig, good, window, 3)
+    assert again.agreed and again.issuer_signature == agreed.issuer_signature
+
+    # Raised to the operator: the disputes view, the metric, the journal.
+    items = await rig.node.settlement_views.disputes(SYSTEM, True)
+    conflicts = [i for i in items if i["kind"] == "statement_already_agreed"]
+    assert len(conflicts) == 1 and conflicts[0]["window_id"] == window
+    assert conflicts[0]["evidence"]["agreed"]["total_fen"] == 300_000
+    assert conflicts[0]["evidence"]["received"]["total_fen"] == 600_000
+    exposition = generate_latest(rig.node.metrics.registry).decode()
+    assert "suanli_settlement_conflicts 1.0" in exposition
+    events = rig.node.db.run_sync(
+        "j",
+        lambda c: c.execute(
+            "SELECT COUNT(*) FROM audit WHERE action = 'statement.conflict_after_agreement'"
+        ).fetchone()[0],
+    )
+    assert events == 1
+
+
+def test_the_books_refuse_to_change_an_agreed_statement(rig: Rig) -> None:
+    """The backstop under the code: a trigger aborts any update or delete of an agreed row."""
+
+    def put(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "INSERT INTO statements (issuer, acquirer, window_id, window_end, count, total_fen, "
+            "digest, statement, state, updated_at) VALUES ('330100', ?, '2026-Q1', 1, 1, 5, 'd', "
+            "x'00', 'agreed', 0)",
+            (PEER,),
+        )
+
+    rig.node.db.run_sync("put", put)
+    for sql in (
+        "UPDATE statements SET state = 'disputed'",
+        "UPDATE statements SET total_fen = 6",
+        "DELETE FROM statements",
+    ):
+        with pytest.raises(sqlite3.IntegrityError, match="agreed statement is final"):
+            rig.node.db.run_sync("edit", lambda c, sql=sql: c.execute(sql))

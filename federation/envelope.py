@@ -7,16 +7,18 @@ and only then parses them.
 
 ``Door.open`` performs every check, in this order, each with its own error code:
 
-1. ``unknown_origin``   the signer region is not an imported peer
-2. ``unknown_key``      the key id is not one of that peer's keys
-3. ``key_revoked``      the key was revoked
-4. ``key_expired``      now is outside the key's validity period
-5. ``bad_signature``    the signature does not verify over TAG || body
-6. ``malformed_message`` the verified bytes are not a Body, or the header is incomplete
-7. ``origin_mismatch``  header.origin is not the signer region
-8. ``wrong_destination`` header.destination is not this node
-9. ``wrong_message_type`` header.type is not what this RPC carries
-10. ``clock_skew``      header.sent_at is further than the allowed skew from now (requests)
+1. ``unknown_signer``   the signer region is not an imported peer, the key id is not one of
+                        that peer's keys, or the signature does not verify over TAG || body
+                        with that key: one code and one sentence for the three, so that a
+                        caller who has proven nothing learns nothing about the peer list
+                        (which one it was goes to this node's log and metrics only)
+2. ``key_revoked``      the key was revoked (said only to a caller whose signature verified)
+3. ``key_expired``      now is outside the key's validity period (likewise)
+4. ``malformed_message`` the verified bytes are not a Body, or the header is incomplete
+5. ``origin_mismatch``  header.origin is not the signer region
+6. ``wrong_destination`` header.destination is not this node
+7. ``wrong_message_type`` header.type is not what this RPC carries
+8. ``clock_skew``      header.sent_at is further than the allowed skew from now (requests)
 
 A known message id with a different payload (``modified_replay``) is refused by the
 receiver's inbox, which is where message ids are remembered.
@@ -104,18 +106,24 @@ class Door:
                 ) from None
         peer = self._peers(envelope.signer_region)
         if peer is None:
-            raise errors.UnknownOrigin(f"{envelope.signer_region!r} is not a peer of {self.region}")
+            raise errors.UnknownSigner(
+                "unknown_origin", f"{envelope.signer_region[:40]!r} is not a peer"
+            )
         key = next((k for k in peer.keys if k.key_id == envelope.key_id), None)
         if key is None:
-            raise errors.UnknownKey(f"{peer.region} has no key {envelope.key_id!r} known here")
+            raise errors.UnknownSigner(
+                "unknown_key", f"{peer.region} has no key {envelope.key_id[:40]!r} known here"
+            )
+        if not verify(key.public_key, TAG, envelope.body, envelope.signature):
+            raise errors.UnknownSigner(
+                "bad_signature",
+                f"the signature does not verify with key {key.key_id} of {peer.region}",
+            )
+        # The caller holds the key: it may learn that key's standing.
         if key.revoked:
             raise errors.KeyRevoked(f"key {key.key_id} of {peer.region} was revoked")
         if not key.valid_at(now_ms):
             raise errors.KeyExpired(f"key {key.key_id} of {peer.region} is not valid now")
-        if not verify(key.public_key, TAG, envelope.body, envelope.signature):
-            raise errors.BadSignature(
-                f"the signature does not verify with key {key.key_id} of {peer.region}"
-            )
         try:
             body = pb.Body.FromString(envelope.body)
         except DecodeError:

@@ -14,6 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -23,7 +24,6 @@ from federation.announce import CardReceiver
 from federation.envelope import Door
 from federation.issuer import Issuer
 from federation.proto.v1 import federation_pb2 as pb
-from federation.proto.v1 import federation_pb2_grpc as pb_grpc
 from federation.settlement import StatementDesk
 from node import errors
 from node.clock import Clock
@@ -31,8 +31,7 @@ from node.clock import Clock
 logger = logging.getLogger(__name__)
 
 GRPC_STATUS: dict[type[errors.SuanliError], grpc.StatusCode] = {
-    errors.UnknownOrigin: grpc.StatusCode.UNAUTHENTICATED,
-    errors.UnknownKey: grpc.StatusCode.UNAUTHENTICATED,
+    errors.UnknownSigner: grpc.StatusCode.UNAUTHENTICATED,
     errors.KeyExpired: grpc.StatusCode.UNAUTHENTICATED,
     errors.KeyRevoked: grpc.StatusCode.UNAUTHENTICATED,
     errors.BadSignature: grpc.StatusCode.UNAUTHENTICATED,
@@ -40,6 +39,7 @@ GRPC_STATUS: dict[type[errors.SuanliError], grpc.StatusCode] = {
     errors.WrongDestination: grpc.StatusCode.FAILED_PRECONDITION,
     errors.ClockSkew: grpc.StatusCode.OUT_OF_RANGE,
     errors.MalformedMessage: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.MessageTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.WrongMessageType: grpc.StatusCode.INVALID_ARGUMENT,
     errors.ModifiedReplay: grpc.StatusCode.ALREADY_EXISTS,
 }
@@ -52,8 +52,12 @@ MAX_BATCH = 256
 # Batches of one Stream being answered at once; the next is read when one is answered, so a
 # peer that sends faster than this node answers is held back by gRPC's flow control.
 STREAM_IN_FLIGHT = 64
+# The protocol's limit on one request (docs/protocol.md §2): larger ones are refused with
+# message_too_large. gRPC itself stops reading at TRANSPORT_LIMIT, so that no caller can make
+# the node buffer more; between the two the refusal carries its suanli-code.
+MAX_MESSAGE_BYTES = 1 << 20
+TRANSPORT_LIMIT = 16 << 20
 MIN_PING_INTERVAL_MS = 20_000  # below the senders' keepalive (federation/client.py)
-_TOO_MANY = f"malformed_message: at most {MAX_BATCH} envelopes in a batch"
 
 
 def _signer(raw: bytes) -> str:
@@ -64,7 +68,42 @@ def _signer(raw: bytes) -> str:
         return ""
 
 
-class Servicer(pb_grpc.FederationServicer):
+def _sized(raw: bytes) -> bytes:
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise errors.MessageTooLarge(
+            f"{len(raw)} bytes; a federation request is at most {MAX_MESSAGE_BYTES} bytes"
+        )
+    return raw
+
+
+def _batch(raw: bytes) -> pb.Batch:
+    """A Batch container, parsed here rather than by gRPC so that bytes that are not one get
+    the documented refusal (``malformed_message``), never gRPC's UNKNOWN with a parser's text."""
+    _sized(raw)
+    try:
+        batch = pb.Batch.FromString(raw)
+    except DecodeError:
+        raise errors.MalformedMessage("the request is not a valid Batch message") from None
+    if len(batch.envelopes) > MAX_BATCH:
+        raise errors.MalformedMessage(f"at most {MAX_BATCH} envelopes in a batch")
+    return batch
+
+
+async def _abort(
+    context: grpc.aio.ServicerContext[bytes, bytes], exc: errors.SuanliError
+) -> NoReturn:
+    context.set_trailing_metadata((("suanli-code", exc.code),))
+    await context.abort(
+        GRPC_STATUS.get(type(exc), grpc.StatusCode.INTERNAL), f"{exc.code}: {exc.message}"
+    )
+    raise AssertionError("unreachable: abort raises")
+
+
+class Servicer:
+    """The federation's methods, on raw bytes: gRPC hands every request over unparsed (see
+    ``handlers``), so that whatever arrives goes through the door and every refusal carries
+    its documented status and ``suanli-code``."""
+
     def __init__(
         self,
         door: Door,
@@ -84,9 +123,9 @@ class Servicer(pb_grpc.FederationServicer):
         self._observer = observer
         self._streaming: set[asyncio.Task[None]] = set()
 
-    async def _handle(self, request: pb.Envelope | bytes, kinds: tuple[int, ...]) -> bytes:
+    async def _handle(self, request: bytes, kinds: tuple[int, ...]) -> bytes:
         """Open one envelope at the door and answer it; envelope refusals are raised."""
-        opened = self._door.open(request, kinds, self._clock.now_ms())
+        opened = self._door.open(_sized(request), kinds, self._clock.now_ms())
         kind = opened.header.type
         if kind == pb.CARD:
             return await self._cards.receive(opened)
@@ -97,35 +136,27 @@ class Servicer(pb_grpc.FederationServicer):
         return await self._issuer.handle(opened)
 
     def _refused(self, signer_region: str, kinds: tuple[int, ...], exc: errors.SuanliError) -> None:
-        if self._observer is not None:
-            self._observer(signer_region[:6] or "none", exc.code)
+        if self._observer is not None:  # it labels by peer only regions that are peers
+            self._observer(signer_region, exc.reason)
         logger.warning(
-            "refused %s from %r: %s %s",
+            "refused %s claiming %r: %s (%s)",
             "/".join(pb.MessageType.Name(k) for k in kinds),
-            signer_region[:6],
+            signer_region[:8],
             exc.code,
-            exc.message,
+            exc.for_log(),
         )
 
     async def _serve(
-        self,
-        request: pb.Envelope,
-        context: grpc.aio.ServicerContext[pb.Envelope, pb.Envelope],
-        kind: int,
-    ) -> pb.Envelope:
+        self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes], kind: int
+    ) -> bytes:
         try:
-            reply = await self._handle(request, (kind,))
+            return await self._handle(request, (kind,))
         except errors.SuanliError as exc:
-            self._refused(request.signer_region, (kind,), exc)
-            context.set_trailing_metadata((("suanli-code", exc.code),))
-            await context.abort(
-                GRPC_STATUS.get(type(exc), grpc.StatusCode.INTERNAL), f"{exc.code}: {exc.message}"
-            )
+            self._refused(_signer(request), (kind,), exc)
+            await _abort(context, exc)
         except Exception:
             logger.exception("federation request failed")
-            context.set_trailing_metadata((("suanli-code", "internal"),))
-            await context.abort(grpc.StatusCode.INTERNAL, "internal: see the issuer's log")
-        return pb.Envelope.FromString(reply)
+            await _abort(context, errors.SuanliError("see the issuer's log"))
 
     async def _answer(self, raw: bytes) -> pb.Answer:
         """One envelope of a batch, answered exactly as its own method would answer it."""
@@ -146,16 +177,20 @@ class Servicer(pb_grpc.FederationServicer):
         return pb.Answers(id=batch.id, answers=answers)
 
     async def Exchange(
-        self, request: pb.Batch, context: grpc.aio.ServicerContext[pb.Batch, pb.Answers]
-    ) -> pb.Answers:
-        if len(request.envelopes) > MAX_BATCH:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _TOO_MANY)
-        return await self._answers(request)
+        self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
+    ) -> bytes:
+        try:
+            batch = _batch(request)
+        except errors.SuanliError as exc:
+            self._refused("", BATCHED, exc)
+            await _abort(context, exc)
+        answers = await self._answers(batch)
+        return answers.SerializeToString(deterministic=True)
 
     async def Stream(
         self,
-        request_iterator: AsyncIterator[pb.Batch],
-        context: grpc.aio.ServicerContext[pb.Batch, pb.Answers],
+        request_iterator: AsyncIterator[bytes],
+        context: grpc.aio.ServicerContext[bytes, bytes],
     ) -> None:
         """Answer each Batch as soon as it is ready, several at once (they share group
         commits). A Batch over the limit ends the call, as it would refuse an Exchange; batches
@@ -169,7 +204,7 @@ class Servicer(pb_grpc.FederationServicer):
             try:
                 answers = await self._answers(batch)
                 async with writing:
-                    await context.write(answers)
+                    await context.write(answers.SerializeToString(deterministic=True))
             except Exception as exc:  # the call ended first: the sender retries, the inbox answers
                 logger.debug("stream answer %d not delivered: %r", batch.id, exc)
             finally:
@@ -177,11 +212,14 @@ class Servicer(pb_grpc.FederationServicer):
 
         while True:
             await room.acquire()
-            batch = await context.read()
-            if not isinstance(batch, pb.Batch):  # grpc.aio.EOF: the sender is done
+            raw = await context.read()
+            if not isinstance(raw, bytes):  # grpc.aio.EOF: the sender is done
                 break
-            if len(batch.envelopes) > MAX_BATCH:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _TOO_MANY)
+            try:
+                batch = _batch(raw)
+            except errors.SuanliError as exc:
+                self._refused("", BATCHED, exc)
+                await _abort(context, exc)
             task = asyncio.get_running_loop().create_task(answer(batch))
             answering.add(task)
             task.add_done_callback(answering.discard)
@@ -191,49 +229,85 @@ class Servicer(pb_grpc.FederationServicer):
             await asyncio.wait(answering)
 
     async def Authorize(
-        self, request: pb.Envelope, context: grpc.aio.ServicerContext[pb.Envelope, pb.Envelope]
-    ) -> pb.Envelope:
+        self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
+    ) -> bytes:
         return await self._serve(request, context, pb.AUTHORIZE)
 
     async def Capture(
-        self, request: pb.Envelope, context: grpc.aio.ServicerContext[pb.Envelope, pb.Envelope]
-    ) -> pb.Envelope:
+        self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
+    ) -> bytes:
         return await self._serve(request, context, pb.CAPTURE)
 
-    async def Void(
-        self, request: pb.Envelope, context: grpc.aio.ServicerContext[pb.Envelope, pb.Envelope]
-    ) -> pb.Envelope:
+    async def Void(self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
         return await self._serve(request, context, pb.VOID)
 
     async def Redeem(
-        self, request: pb.Envelope, context: grpc.aio.ServicerContext[pb.Envelope, pb.Envelope]
-    ) -> pb.Envelope:
+        self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
+    ) -> bytes:
         return await self._serve(request, context, pb.REDEEM)
 
     async def Status(
-        self, request: pb.Envelope, context: grpc.aio.ServicerContext[pb.Envelope, pb.Envelope]
-    ) -> pb.Envelope:
+        self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
+    ) -> bytes:
         return await self._serve(request, context, pb.STATUS)
 
     async def PushCard(
-        self, request: pb.Envelope, context: grpc.aio.ServicerContext[pb.Envelope, pb.Envelope]
-    ) -> pb.Envelope:
+        self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
+    ) -> bytes:
         return await self._serve(request, context, pb.CARD)
 
     async def Settle(
-        self, request: pb.Envelope, context: grpc.aio.ServicerContext[pb.Envelope, pb.Envelope]
-    ) -> pb.Envelope:
+        self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
+    ) -> bytes:
         return await self._serve(request, context, pb.STATEMENT)
 
     async def Statements(
-        self, request: pb.Envelope, context: grpc.aio.ServicerContext[pb.Envelope, pb.Envelope]
-    ) -> pb.Envelope:
+        self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
+    ) -> bytes:
         return await self._serve(request, context, pb.STATEMENTS)
 
     async def GetCard(
-        self, request: pb.CardQuery, context: grpc.aio.ServicerContext[pb.CardQuery, pb.Envelope]
-    ) -> pb.Envelope:
-        return pb.Envelope.FromString(self._card())
+        self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
+    ) -> bytes:
+        try:
+            pb.CardQuery.FromString(_sized(request))
+        except errors.SuanliError as exc:
+            await _abort(context, exc)
+        except DecodeError:
+            await _abort(context, errors.MalformedMessage("the request is not a CardQuery"))
+        return self._card()
+
+
+# Each method and how it is called; requests and replies cross gRPC as bytes (no
+# deserializer, no serializer): the servicer parses, after the door where there is one.
+METHODS: dict[str, str] = {
+    "Exchange": "unary",
+    "Stream": "stream",
+    "Authorize": "unary",
+    "Capture": "unary",
+    "Void": "unary",
+    "Redeem": "unary",
+    "Status": "unary",
+    "PushCard": "unary",
+    "Settle": "unary",
+    "Statements": "unary",
+    "GetCard": "unary",
+}
+
+
+def handlers(servicer: Servicer) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
+    """The service's method table, as the generated ``add_FederationServicer_to_server`` builds
+    it but without its protobuf (de)serializers: a request that does not parse would otherwise
+    fail inside gRPC, as UNKNOWN with the parser's text, before the door could refuse it."""
+    table: dict[str, grpc.RpcMethodHandler[bytes, bytes]] = {}
+    for name, kind in METHODS.items():
+        method = getattr(servicer, name)
+        table[name] = (
+            grpc.stream_stream_rpc_method_handler(method)
+            if kind == "stream"
+            else grpc.unary_unary_rpc_method_handler(method)
+        )
+    return table
 
 
 @dataclass(frozen=True)
@@ -260,14 +334,18 @@ async def start_server(
     SERVING for "" and for the federation service while the node runs."""
     server = grpc.aio.server(
         options=[
-            ("grpc.max_receive_message_length", 1 << 20),
+            ("grpc.max_receive_message_length", TRANSPORT_LIMIT),
             # Peers keep a Stream open and ping it every 30 s even when no message flows; by
             # default a server takes pings less than 5 minutes apart without data as abuse
             # and closes the connection (GOAWAY too_many_pings) after a few.
             ("grpc.http2.min_ping_interval_without_data_ms", MIN_PING_INTERVAL_MS),
         ]
     )
-    pb_grpc.add_FederationServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    table = handlers(servicer)
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(FEDERATION_SERVICE, table),)
+    )
+    server.add_registered_method_handlers(FEDERATION_SERVICE, table)
     health_servicer = health.aio.HealthServicer()
     for name in ("", FEDERATION_SERVICE):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -203,8 +203,8 @@ def _build_federation(
             metrics.federation_requests, peer, pb.MessageType.Name(kind).lower(), outcome
         ).inc()
 
-    def on_refusal(peer: str, code: str) -> None:
-        metrics.envelope_refusals.labels(known(peer), code).inc()
+    def on_refusal(peer: str, reason: str) -> None:
+        metrics.envelope_refusals.labels(known(peer), reason).inc()
 
     def on_acquired(issuer: str, outcome: str, compute_class: str, amount: int) -> None:
         metrics.observe_flow("acquirer", issuer, outcome, compute_class, amount)

@@ -20,6 +20,15 @@ class SuanliError(Exception):
         self.message = message
         self.details = details
 
+    @property
+    def reason(self) -> str:
+        """What went wrong, for this node's logs and metrics (the code, unless finer)."""
+        return self.code
+
+    def for_log(self) -> str:
+        """The sentence for this node's log, which may say more than the client is told."""
+        return self.message
+
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.details:
@@ -256,11 +265,32 @@ class EnvelopeRefused(SuanliError):
     status = 401
 
 
-class UnknownOrigin(EnvelopeRefused):
-    code = "unknown_origin"
+class UnknownSigner(EnvelopeRefused):
+    """The envelope is not signed by a key this node trusts: the signer region is not a peer,
+    the key id is not one of that peer's keys, or the signature does not verify with it. One
+    code and one fixed sentence for the three, so that a caller who has proven nothing cannot
+    tell which peers and keys this node knows (docs/protocol.md §3.1); ``reason`` says which,
+    for this node's log and its refusals metric only."""
+
+    code = "unknown_signer"
+    PUBLIC: ClassVar[str] = "the envelope is not signed by a key this node trusts"
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(self.PUBLIC)
+        self._reason = reason
+        self.detail = detail
+
+    @property
+    def reason(self) -> str:
+        return self._reason
+
+    def for_log(self) -> str:
+        return f"{self._reason}: {self.detail}"
 
 
 class UnknownKey(EnvelopeRefused):
+    """A node card that is not signed by one of its own valid keys (card import)."""
+
     code = "unknown_key"
 
 
@@ -295,6 +325,13 @@ class ClockSkew(EnvelopeRefused):
 class MalformedMessage(EnvelopeRefused):
     code = "malformed_message"
     status = 400
+
+
+class MessageTooLarge(EnvelopeRefused):
+    """A federation request over the protocol's size limit (1 MiB)."""
+
+    code = "message_too_large"
+    status = 413
 
 
 class WrongMessageType(EnvelopeRefused):

@@ -110,17 +110,17 @@ async def test_every_bad_envelope_is_refused_with_its_own_code(rig: Rig) -> None
         return seal(**args)
 
     assert (
-        await rig.refused(sealed(origin="440300"), "unknown_origin")
+        await rig.refused(sealed(origin="440300"), "unknown_signer")
         == grpc.StatusCode.UNAUTHENTICATED
     )
-    await rig.refused(sealed(key=STRANGER), "unknown_key")
+    await rig.refused(sealed(key=STRANGER), "unknown_signer")
     await rig.refused(sealed(key=OLD_KEY), "key_expired")
     tampered = pb.Envelope.FromString(sealed())
     tampered.signature = bytes([tampered.signature[0] ^ 1]) + tampered.signature[1:]
-    await rig.refused(tampered.SerializeToString(), "bad_signature")
+    await rig.refused(tampered.SerializeToString(), "unknown_signer")
     body_swapped = pb.Envelope.FromString(sealed())
     body_swapped.body = pb.Envelope.FromString(sealed(message_id="y")).body
-    await rig.refused(body_swapped.SerializeToString(), "bad_signature")
+    await rig.refused(body_swapped.SerializeToString(), "unknown_signer")
     lying = pb.Body(
         header=pb.Header(
             origin="370200", destination="330100", message_id="z", sent_at_ms=now, type=pb.AUTHORIZE
@@ -203,8 +203,8 @@ async def test_a_batch_answers_each_envelope_as_if_it_came_alone(rig: Rig) -> No
     answers = (await rig.stub.Exchange(batch, timeout=5)).answers
     assert [a.code for a in answers] == [
         "",
-        "bad_signature",
-        "unknown_key",
+        "unknown_signer",
+        "unknown_signer",
         "wrong_message_type",
         "malformed_message",
         "",
@@ -244,7 +244,7 @@ async def test_a_stream_answers_each_batch_by_its_id(rig: Rig) -> None:
         answers = await call.read()
         got[answers.id] = list(answers.answers)
     assert sorted(got) == [7, 9]
-    assert [a.code for a in got[7]] == ["", "bad_signature"]
+    assert [a.code for a in got[7]] == ["", "unknown_signer"]
     assert [a.code for a in got[9]] == ["wrong_message_type"]
     header, body = reply_of(rig, pb.Envelope.FromString(got[7][0].reply))
     assert header.in_reply_to == "s-1" and pb.Receipt.FromString(body).state == "held"
@@ -291,7 +291,7 @@ async def test_the_client_keeps_one_stream_and_reopens_it_after_the_peer_restart
             clients.call("330100", endpoint, pb.AUTHORIZE, bytes(forged), 5),
             return_exceptions=True,
         )
-        assert isinstance(replies[1], PeerRefused) and replies[1].code == "bad_signature"
+        assert isinstance(replies[1], PeerRefused) and replies[1].code == "unknown_signer"
         assert isinstance(replies[0], bytes)
         assert reply_of(rig, pb.Envelope.FromString(replies[0]))[0].in_reply_to == "c-1"
         stream = clients._streams["330100"]

@@ -7,6 +7,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from node.domain.fields import is_region
 from node.store.db import SYNCHRONOUS
 
 CONFIG_FILE = "node.toml"
@@ -181,6 +182,6 @@ def load(data_dir: Path) -> NodeConfig:
         raise ConfigError(f"{path}: logging.format must be text or json")
     if config.synchronous not in SYNCHRONOUS:
         raise ConfigError(f"{path}: storage.synchronous must be one of {', '.join(SYNCHRONOUS)}")
-    if len(config.region) != 6 or not config.region.isdigit():
+    if not is_region(config.region):
         raise ConfigError(f"{path}: node.region must be a 6-digit GB/T 2260 code")
     return config

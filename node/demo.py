@@ -166,8 +166,8 @@ async def scenario(cities: dict[str, City]) -> dict[str, Any]:
             body = {
                 "compute_class": cls,
                 "estimated_amount_fen": fen,
-                "period_start": "2026-Q1",
-                "period_end": "2026-Q4",
+                "period_start": "2026-01-01",
+                "period_end": "2026-12-31",
             }
             data = await api[region].ok("POST", "/v1/demands", cities[region].tokens[holder], body)
             decisions.append((region, holder, data["decision"]))

@@ -372,8 +372,8 @@ class Cluster:
         body = {
             "compute_class": compute_class,
             "estimated_amount_fen": estimate,
-            "period_start": "a",
-            "period_end": "b",
+            "period_start": "2026-01-01",
+            "period_end": "2026-12-31",
         }
         data = m.call("POST", "/v1/demands", m.tokens[holder], body, expect=201)
         assert data["voucher"], data

@@ -103,7 +103,7 @@ async def rig(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Rig]:
     )
     who = Principal("holder", holder.id, "t")
     issued = await node.issuance.submit(
-        who, Demand(holder.id, "model_services", 100_000_000, None, "a", "b")
+        who, Demand(holder.id, "model_services", 100_000_000, None, "2026-01-01", "2026-12-31")
     )
     voucher = issued["voucher"]
     _, code = await node.spending.authorize(

@@ -143,8 +143,8 @@ def test_serve_tokens_policy_check_and_kill9(tmp_path: Path) -> None:
             {
                 "compute_class": "model_services",
                 "estimated_amount_fen": 100_000_000,
-                "period_start": "a",
-                "period_end": "b",
+                "period_start": "2026-01-01",
+                "period_end": "2026-12-31",
             },
         )
         _, a = http(

@@ -13,6 +13,7 @@ from node.domain.issuance import Demand, Standing, decide
 from node.domain.model import Holder, Provider
 from node.domain.money import apply_ratio, yuan
 from node.domain.policy import parse_policy
+from node.errors import PolicyInvalid
 from tests.conftest import policy_text
 
 VALID = [
@@ -110,12 +111,15 @@ def test_example_policies_parse() -> None:
     ("mutation", "message"),
     [
         ({"annual_budget_fen": "2.5e8"}, "policy.annual_budget_fen: must be an integer"),
-        ({"annual_budget_fen": "0"}, "policy.annual_budget_fen: must be >= 1"),
+        ({"annual_budget_fen": "0"}, "policy.annual_budget_fen: must be 1..1000000000000000"),
         ({"model_services": "12000"}, "compute_classes.model_services: must be 0..10000"),
         ({"eligibility": '"anywhere"'}, "policy.eligibility: must be one of local, federation"),
         ({"region": '"33010"'}, "policy.region: must be a 6-digit"),
         ({"settlement_cycle": '"yearly"'}, "policy.settlement_cycle: must be one of"),
-        ({"annual_cap_fen": "-1"}, "categories.enterprise.annual_cap_fen: must be >= 1"),
+        (
+            {"annual_cap_fen": "-1"},
+            "categories.enterprise.annual_cap_fen: must be 1..1000000000000000",
+        ),
     ],
 )
 def test_policy_errors_name_the_key(mutation: dict[str, str], message: str) -> None:
@@ -158,7 +162,9 @@ def _decide(
         p,
         holder,
         provider,
-        Demand(holder.id, cls, estimate, provider.id if provider else None, "a", "b"),
+        Demand(
+            holder.id, cls, estimate, provider.id if provider else None, "2026-01-01", "2026-12-31"
+        ),
         s,
     )
 
@@ -175,7 +181,7 @@ def test_decide_small_contract_ratio() -> None:
         p,
         HOLDER,
         None,
-        Demand("h_1", "other_compute", 10_000_000, None, "a", "b"),
+        Demand("h_1", "other_compute", 10_000_000, None, "2026-01-01", "2026-12-31"),
         Standing(0, 0, p.annual_budget_fen, frozenset()),
     )
     assert small.ratio_bp == 5000 and small.amount_fen == 5_000_000
@@ -183,10 +189,59 @@ def test_decide_small_contract_ratio() -> None:
         p,
         HOLDER,
         None,
-        Demand("h_1", "other_compute", 10_000_000, None, "a", "b"),
+        Demand("h_1", "other_compute", 10_000_000, None, "2026-01-01", "2026-12-31"),
         Standing(0, 45_000_000, p.annual_budget_fen, frozenset()),
     )
     assert big.ratio_bp == 2000
+
+
+@pytest.mark.parametrize(
+    ("category", "uscc", "ratio", "amount"),
+    [
+        ("enterprise", "91330100716105852F", 5000, 5_000_000),
+        ("startup", "91330100716105852F", 5000, 5_000_000),
+        # BRIEF R2: small *enterprises*. A university's or an institute's ¥100,000 of other
+        # compute is 20%, ¥20,000, whatever its yearly contracts.
+        ("university", "12100000400000624D", 2000, 2_000_000),
+        ("research_institute", "12100000400000624D", 2000, 2_000_000),
+    ],
+)
+def test_the_small_contract_ratio_is_for_the_categories_the_policy_names(
+    category: str, uscc: str, ratio: int, amount: int
+) -> None:
+    p = parse_policy(policy_text())
+    assert p.small_contract is not None
+    assert p.small_contract.categories == ("enterprise", "startup")
+    holder = Holder("h_1", uscc, "H", category, "330100", None, 0)
+    d = decide(
+        p,
+        holder,
+        None,
+        Demand("h_1", "other_compute", 10_000_000, None, "2026-01-01", "2026-12-31"),
+        Standing(0, 0, p.annual_budget_fen, frozenset()),
+    )
+    assert (d.ratio_bp, d.amount_fen) == (ratio, amount)
+    assert any(r.code == "small_contract" for r in d.reasons) == (ratio == 5000)
+
+
+def test_the_small_contract_rule_must_name_its_categories() -> None:
+    without = policy_text().replace('categories = ["enterprise", "startup"]', "")
+    with pytest.raises(PolicyInvalid, match=r"small_contract\.categories: missing"):
+        parse_policy(without)
+    with pytest.raises(PolicyInvalid, match="'hospital' is not a category"):
+        parse_policy(policy_text().replace('["enterprise", "startup"]', '["hospital"]'))
+    # A policy stored before the key existed is read with the enterprise categories (USCC 91).
+    stored = parse_policy(without, stored=True)
+    assert stored.small_contract is not None
+    assert stored.small_contract.categories == ("enterprise", "startup")
+
+
+@pytest.mark.parametrize(
+    "value", ["18446744073709551616", "9223372036854775808", "1_000_000_000_000_001"]
+)
+def test_policy_integers_are_bounded(value: str) -> None:
+    with pytest.raises(PolicyInvalid, match=r"policy\.annual_budget_fen: must be 1\.\.10"):
+        parse_policy(policy_text(annual_budget_fen=value))
 
 
 def test_decide_limits_by_cap_and_budget() -> None:
@@ -230,7 +285,7 @@ def test_decide_declines_with_reasons() -> None:
 def test_hub_accepts_federation_members_only() -> None:
     p = parse_policy(policy_text("guiyang"))
     hz = Holder("h_3", "91330100716105852F", "HZ", "enterprise", "330100", None, 0)
-    demand = Demand("h_3", "model_services", 10_000_000, None, "a", "b")
+    demand = Demand("h_3", "model_services", 10_000_000, None, "2026-01-01", "2026-12-31")
     assert decide(p, hz, None, demand, Standing(0, 0, 10**10, frozenset({"330100"}))).issued
     assert not decide(p, hz, None, demand, Standing(0, 0, 10**10, frozenset())).issued
 

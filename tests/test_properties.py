@@ -66,7 +66,12 @@ async def _run(ops: list[tuple[Any, ...]]) -> None:
                         r = await node.issuance.submit(
                             who,
                             Demand(
-                                who.subject_id or "", "model_services", int(step[2]), None, "a", "b"
+                                who.subject_id or "",
+                                "model_services",
+                                int(step[2]),
+                                None,
+                                "2026-01-01",
+                                "2026-12-31",
                             ),
                         )
                         if r["voucher"] is not None:

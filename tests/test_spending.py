@@ -210,8 +210,8 @@ async def test_revoke_voids_holds_and_reclaims(world: World, node: Node) -> None
         {
             "compute_class": "model_services",
             "estimated_amount_fen": 2_666_666_667,
-            "period_start": "a",
-            "period_end": "b",
+            "period_start": "2026-01-01",
+            "period_end": "2026-12-31",
         },
         expect=201,
     )

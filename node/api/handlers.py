@@ -11,13 +11,13 @@ from aiohttp import web
 from node import errors
 from node.api import render
 from node.api.keys import NODE, PRINCIPAL
-from node.api.parse import json_body, page
-from node.clock import parse_iso
+from node.api.parse import Query, json_body, page
 from node.domain.issuance import Demand
 from node.domain.model import RemoteHold
 from node.domain.policy import policy_summary
 from node.services.common import Principal
 from node.services.spending import HoldResult, Order
+from node.services.views import JOURNAL_KINDS
 
 
 def _ok(data: Any, status: int = 200) -> web.Response:
@@ -69,10 +69,10 @@ async def node_card(request: web.Request) -> web.Response:
 
 async def get_policy(request: web.Request) -> web.Response:
     node = request.app[NODE]
-    year = request.query.get("year")
-    if year is not None and not year.isdigit():
-        raise errors.InvalidRequest("year: must be a fiscal year, e.g. 2026")
-    policy = node.policies.for_year(int(year)) if year else node.policies.current()
+    query = Query(request)
+    year = query.integer("year", minimum=2000, maximum=2200)
+    query.done()
+    policy = node.policies.for_year(year) if year is not None else node.policies.current()
     return _ok(policy_summary(policy))
 
 
@@ -96,7 +96,7 @@ async def create_holder(request: web.Request) -> web.Response:
     uscc = body.text("uscc", max_len=40).upper()
     name = body.text("name")
     category = body.text("category", max_len=60)
-    region = body.text("region", max_len=6, required=False)
+    region = body.region("region", required=False)
     override = body.text("uscc_override_reason", max_len=500, required=False)
     body.done()
     holder, token = await request.app[NODE].registry.register_holder(
@@ -121,7 +121,7 @@ async def create_provider(request: web.Request) -> web.Response:
     uscc = body.text("uscc", max_len=40).upper()
     name = body.text("name")
     kind = body.text("kind", max_len=40)
-    region = body.text("region", max_len=6, required=False)
+    region = body.region("region", required=False)
     related = body.texts("related_uscc")
     approved = body.flag("approved", default=False)
     body.done()
@@ -238,12 +238,10 @@ async def revoke_voucher(request: web.Request) -> web.Response:
 async def create_authorization(request: web.Request) -> web.Response:
     body = await json_body(request)
     provider_id = body.text("provider_id", max_len=60)
-    provider_region = body.text("provider_region", max_len=6, required=False)
+    provider_region = body.region("provider_region", required=False)
     max_fen = body.fen("max_fen")
     expires_at = body.time("expires_at")
     body.done()
-    if provider_region is not None and (len(provider_region) != 6 or not provider_region.isdigit()):
-        raise errors.InvalidRequest("provider_region: must be a 6-digit GB/T 2260 code")
     auth, code = await request.app[NODE].spending.authorize(
         _who(request), request.match_info["id"], provider_id, max_fen, expires_at, provider_region
     )
@@ -317,12 +315,11 @@ async def list_holds(request: web.Request) -> web.Response:
 
 
 async def journal(request: web.Request) -> web.Response:
-    limit, after = page(request)
-    try:
-        seq = int(after or "0")
-    except ValueError:
-        raise errors.InvalidRequest("after: must be a sequence number") from None
-    kind = request.query.get("kind", "ledger")
+    query = Query(request)
+    limit = query.integer("limit", minimum=1, maximum=500) or 100
+    seq = query.integer("after") or 0
+    kind = query.choice("kind", JOURNAL_KINDS, "ledger")
+    query.done()
     items = await request.app[NODE].views.journal(_who(request), kind, seq, limit)
     return _ok(_items(items, limit, key="seq"))
 
@@ -346,8 +343,11 @@ async def close_window(request: web.Request) -> web.Response:
 
 
 async def payouts(request: web.Request) -> web.StreamResponse:
-    settlement, window = request.app[NODE].settlement, request.query.get("window")
-    if request.query.get("format") == "csv":
+    settlement, query = request.app[NODE].settlement, Query(request)
+    window = query.text("window", max_len=60)
+    csv = query.choice("format", ("json", "csv"), "json") == "csv"
+    if csv:
+        query.done()
         chunks = settlement.payouts_csv(_who(request), window)  # refuses before any byte goes
         response = web.StreamResponse(headers={"Content-Type": "text/csv; charset=utf-8"})
         await response.prepare(request)
@@ -355,7 +355,8 @@ async def payouts(request: web.Request) -> web.StreamResponse:
             await response.write(chunk.encode())
         await response.write_eof()
         return response
-    limit, after = page(request)
+    limit, after = query.page()
+    query.done()
     items = await settlement.payouts(_who(request), window, limit, after)
     return _ok(_items(items, limit, "cursor"))
 
@@ -365,7 +366,9 @@ async def statements(request: web.Request) -> web.Response:
 
 
 async def disputes(request: web.Request) -> web.Response:
-    open_only = request.query.get("all") not in ("1", "true")
+    query = Query(request)
+    open_only = not query.flag("all")
+    query.done()
     return _ok(
         {"items": await request.app[NODE].settlement_views.disputes(_who(request), open_only)}
     )
@@ -375,9 +378,7 @@ async def netting(request: web.Request) -> web.Response:
     node = request.app[NODE]
     if node.federation is None:
         raise errors.InvalidRequest("this node is not part of a federation")
-    until = request.query.get("until")
-    try:
-        until_ms = parse_iso(until) if until else 0
-    except ValueError:
-        raise errors.InvalidRequest("until: must be an ISO 8601 time with a zone") from None
+    query = Query(request)
+    until_ms = query.time("until") or 0
+    query.done()
     return _ok(await node.federation.netting.compute(_who(request), until_ms))

@@ -1,7 +1,13 @@
-"""Strict request parsing: every field named, typed and bounded; unknown fields refused.
+"""Strict request parsing, the one path every REST input takes: fields named, typed and
+bounded, unknown fields refused, in the body and in the query string alike.
 
 Amounts must be JSON integers: ``1.5``, ``"100"`` and ``true`` are refused with an error
-naming the field, so no float or string ever reaches a balance.
+naming the field, so no float or string ever reaches a balance. A body is refused, with a
+4xx naming the problem, when it repeats a key (the last one would win here while a proxy
+might read the first), nests deeper than ``MAX_DEPTH``, or holds ``NaN`` or ``Infinity``.
+Query parameters are read the same way: digits are ASCII digits, integers fit SQLite's 64
+bits, a parameter given twice is refused. Field rules shared with other doors (regions,
+dates, control characters) live in ``node/domain/fields.py``.
 """
 
 from __future__ import annotations
@@ -13,9 +19,61 @@ from aiohttp import web
 
 from node import errors
 from node.clock import parse_iso
-from node.services.common import CONTROL, MULTILINE_CONTROL
+from node.domain.fields import (
+    CONTROL,
+    INT64_MAX,
+    MAX_FEN,
+    MULTILINE_CONTROL,
+    parse_int,
+    require_region,
+)
 
-MAX_FEN = 10**15  # ¥10 trillion: far above any budget, far below SQLite's int64
+MAX_DEPTH = 16  # the deepest body any endpoint takes is 2 (an object holding a list)
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise errors.InvalidRequest(f"{key[:60]}: appears more than once in the body")
+        data[key] = value
+    return data
+
+
+def _constant(name: str) -> Any:
+    raise errors.InvalidRequest(f"the body is not valid JSON: {name} is not a JSON number")
+
+
+def _depth(value: Any, limit: int) -> None:
+    """Refuse containers nested deeper than ``limit``, without recursion."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                raise errors.InvalidRequest(f"the body nests deeper than {limit} levels")
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+
+
+def parse_json(raw: bytes) -> Any:
+    """JSON as RFC 8259 says, stricter where ambiguity would matter: no duplicate keys, no
+    NaN or Infinity, bounded nesting. Raises InvalidRequest."""
+    try:
+        data = json.loads(raw, object_pairs_hook=_pairs, parse_constant=_constant)
+    except RecursionError:
+        raise errors.InvalidRequest(f"the body nests deeper than {MAX_DEPTH} levels") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        # json's own messages say where, not what is inside; integers of over 4,300 digits
+        # are refused by Python's limit with a sentence of its own
+        where = (
+            f" (line {exc.lineno}, column {exc.colno})"
+            if isinstance(exc, json.JSONDecodeError)
+            else ""
+        )
+        raise errors.InvalidRequest(f"the body is not valid JSON{where}") from None
+    _depth(data, MAX_DEPTH)
+    return data
 
 
 async def json_body(request: web.Request) -> Body:
@@ -27,10 +85,7 @@ async def json_body(request: web.Request) -> Body:
         raise errors.PayloadTooLarge(
             f"the body is larger than {request.client_max_size} bytes"
         ) from None
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise errors.InvalidRequest(f"the body is not valid JSON: {exc}") from None
+    data = parse_json(raw)
     if not isinstance(data, dict):
         raise errors.InvalidRequest("the body must be a JSON object")
     return Body(data)
@@ -57,13 +112,13 @@ class Body:
             return None
         if not isinstance(value, str):
             raise errors.InvalidRequest(f"{name}: must be a string")
+        if (MULTILINE_CONTROL if multiline else CONTROL).search(value):  # before strip()
+            raise errors.InvalidRequest(f"{name}: control characters are not allowed")
         value = value.strip()
         if required and not value:
             raise errors.InvalidRequest(f"{name}: must not be empty")
         if len(value) > max_len:
             raise errors.InvalidRequest(f"{name}: at most {max_len} characters")
-        if (MULTILINE_CONTROL if multiline else CONTROL).search(value):
-            raise errors.InvalidRequest(f"{name}: control characters are not allowed")
         return value
 
     def fen(self, name: str, *, minimum: int = 1, required: bool = True) -> Any:
@@ -72,7 +127,7 @@ class Body:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
             raise errors.InvalidRequest(f"{name}: must be an integer number of fen")
-        if value < minimum or value > MAX_FEN:
+        if value < minimum or value > MAX_FEN:  # and so within SQLite's int64
             raise errors.InvalidRequest(f"{name}: must be between {minimum} and {MAX_FEN} fen")
         return value
 
@@ -80,10 +135,13 @@ class Body:
         value = self.text(name, max_len=40, required=required)
         if value is None:
             return None
-        try:
-            return parse_iso(value)
-        except ValueError:
-            raise errors.InvalidRequest(f"{name}: must be an ISO 8601 time with a zone") from None
+        return _time(name, value)
+
+    def region(self, name: str, *, required: bool = True) -> Any:
+        value = self.text(name, max_len=20, required=required)
+        if value is None:
+            return None
+        return require_region(name, value)
 
     def flag(self, name: str, *, default: bool) -> bool:
         value = self._get(name, False)
@@ -93,7 +151,7 @@ class Body:
             raise errors.InvalidRequest(f"{name}: must be true or false")
         return value
 
-    def texts(self, name: str, *, max_items: int = 100) -> tuple[str, ...]:
+    def texts(self, name: str, *, max_items: int = 100, max_len: int = 40) -> tuple[str, ...]:
         value = self._get(name, False)
         if value is None:
             return ()
@@ -101,6 +159,10 @@ class Body:
             raise errors.InvalidRequest(f"{name}: must be a list of strings")
         if len(value) > max_items:
             raise errors.InvalidRequest(f"{name}: at most {max_items} items")
+        if any(len(v) > max_len or CONTROL.search(v) for v in value):
+            raise errors.InvalidRequest(
+                f"{name}: each item at most {max_len} characters, without control characters"
+            )
         return tuple(v.strip() for v in value)
 
     def done(self) -> None:
@@ -109,12 +171,75 @@ class Body:
             raise errors.InvalidRequest(f"{unknown[0]}: unknown field")
 
 
-def page(request: web.Request) -> tuple[int, str]:
-    """``?limit=&after=`` keyset pagination; limit 1..500 (default 100)."""
+def _time(name: str, value: str) -> int:
     try:
-        limit = int(request.query.get("limit", "100"))
-    except ValueError:
-        raise errors.InvalidRequest("limit: must be an integer") from None
-    if not 1 <= limit <= 500:
-        raise errors.InvalidRequest("limit: must be between 1 and 500")
-    return limit, request.query.get("after", "")
+        ms = parse_iso(value)
+    except (ValueError, OverflowError):
+        raise errors.InvalidRequest(f"{name}: must be an ISO 8601 time with a zone") from None
+    if not 0 <= ms <= INT64_MAX:
+        raise errors.InvalidRequest(f"{name}: must be after 1970")
+    return ms
+
+
+class Query:
+    """The query string, read as strictly as a body: each parameter at most once, typed and
+    bounded; ``done()`` refuses parameters the endpoint does not take."""
+
+    def __init__(self, request: web.Request) -> None:
+        self._query = request.query
+        self._seen: set[str] = set()
+
+    def _get(self, name: str) -> str | None:
+        self._seen.add(name)
+        values = self._query.getall(name, [])
+        if len(values) > 1:
+            raise errors.InvalidRequest(f"{name}: given more than once")
+        return values[0] if values else None
+
+    def text(self, name: str, *, max_len: int = 200) -> str | None:
+        value = self._get(name)
+        if value is None:
+            return None
+        if len(value) > max_len:
+            raise errors.InvalidRequest(f"{name}: at most {max_len} characters")
+        if CONTROL.search(value):
+            raise errors.InvalidRequest(f"{name}: control characters are not allowed")
+        return value
+
+    def integer(self, name: str, *, minimum: int = 0, maximum: int = INT64_MAX) -> int | None:
+        value = self._get(name)
+        return None if value is None else parse_int(name, value, minimum, maximum)
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        value = self._get(name)
+        if value is None:
+            return default
+        if value not in choices:
+            raise errors.InvalidRequest(f"{name}: must be one of {', '.join(choices)}")
+        return value
+
+    def flag(self, name: str) -> bool:
+        return self.choice(name, ("0", "1", "false", "true"), "0") in ("1", "true")
+
+    def time(self, name: str) -> int | None:
+        value = self.text(name, max_len=40)
+        return None if value is None else _time(name, value)
+
+    def page(self) -> tuple[int, str]:
+        """``?limit=&after=`` keyset pagination; limit 1..500 (default 100); ``after`` is the
+        last item's id (or cursor) from the previous page."""
+        limit = self.integer("limit", minimum=1, maximum=500)
+        return limit or 100, self.text("after", max_len=200) or ""
+
+    def done(self) -> None:
+        unknown = sorted(set(self._query) - self._seen)
+        if unknown:
+            raise errors.InvalidRequest(f"{unknown[0][:60]}: unknown query parameter")
+
+
+def page(request: web.Request) -> tuple[int, str]:
+    """The pagination parameters of an endpoint that takes nothing else."""
+    query = Query(request)
+    limit, after = query.page()
+    query.done()
+    return limit, after

@@ -238,8 +238,8 @@ def _work(
             body = {
                 "compute_class": "model_services",
                 "estimated_amount_fen": 1_000_000,
-                "period_start": "a",
-                "period_end": "b",
+                "period_start": "2026-01-01",
+                "period_end": "2026-12-31",
             }
             items.append({"body": body, "token": holder_tokens[i % len(holder_tokens)]})
             continue

@@ -105,6 +105,7 @@ def decide(
     contracts_after = standing.yearly_contracts_fen + demand.estimated_amount_fen
     small = (
         policy.small_contract is not None
+        and holder.category in policy.small_contract.categories
         and contracts_after <= policy.small_contract.max_yearly_contracts_fen
     )
     ratio = policy.ratio_for(demand.compute_class, holder.category, small)

@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
+from node.domain.fields import MAX_FEN, is_region
 from node.domain.money import BASIS_POINTS
 from node.errors import PolicyInvalid
 
@@ -30,10 +31,13 @@ class Category:
 
 @dataclass(frozen=True)
 class SmallContract:
-    """Hangzhou: holders whose yearly compute contracts total ≤ a threshold get up to 50%."""
+    """Hangzhou: small *enterprises* whose yearly compute contracts total ≤ a threshold get up
+    to 50%. ``categories`` names the holder categories the rule is for (BRIEF R2: enterprises,
+    not universities or research institutes)."""
 
     max_yearly_contracts_fen: int
     ratio_bp: int
+    categories: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,11 @@ class Policy:
         cat = self.categories[category]
         if cat.ratio_bp is not None:
             ratio = max(ratio, cat.ratio_bp)
-        if small_contract_eligible and self.small_contract is not None:
+        if (
+            small_contract_eligible
+            and self.small_contract is not None
+            and category in self.small_contract.categories
+        ):
             ratio = max(ratio, self.small_contract.ratio_bp)
         return ratio
 
@@ -89,17 +97,18 @@ class _Reader:
         return self.table[key]
 
     def integer(
-        self, key: str, *, minimum: int = 0, maximum: int | None = None, default: int | None = None
+        self, key: str, *, minimum: int = 0, maximum: int = MAX_FEN, default: int | None = None
     ) -> int:
+        """An integer within ``minimum..maximum``; by default at most ``MAX_FEN`` (¥10
+        trillion), which every amount is, and far within what SQLite stores."""
         if default is not None and key not in self.table:
             self.seen.add(key)
             return default
         value = self.raw(key)
         if isinstance(value, bool) or not isinstance(value, int):
             raise PolicyInvalid(f"{self._key(key)}: must be an integer, got {value!r}")
-        if value < minimum or (maximum is not None and value > maximum):
-            bound = f"{minimum}..{maximum}" if maximum is not None else f">= {minimum}"
-            raise PolicyInvalid(f"{self._key(key)}: must be {bound}, got {value}")
+        if not minimum <= value <= maximum:
+            raise PolicyInvalid(f"{self._key(key)}: must be {minimum}..{maximum}, got {value}")
         return value
 
     def string(
@@ -139,8 +148,13 @@ def _ratio(reader: _Reader, key: str) -> int:
     return reader.integer(key, minimum=0, maximum=BASIS_POINTS)
 
 
-def parse_policy(text: str) -> Policy:
-    """Parse and validate a policy file; raises PolicyInvalid naming the first bad key."""
+def parse_policy(text: str, *, stored: bool = False) -> Policy:
+    """Parse and validate a policy file; raises PolicyInvalid naming the first bad key.
+
+    ``stored``: a policy the node loaded earlier, read again at start. One written before
+    ``[small_contract] categories`` existed gets, for that key only, the categories whose
+    USCC prefixes are all ``91`` (enterprises by registration type), and the node says so in
+    its log; a new policy must name them."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -148,7 +162,7 @@ def parse_policy(text: str) -> Policy:
     root = _Reader(doc, "")
     top = root.sub("policy")
     region = top.string("region")
-    if len(region) != 6 or not region.isdigit():
+    if not is_region(region):
         raise PolicyInvalid(f"policy.region: must be a 6-digit GB/T 2260 code, got {region!r}")
     fiscal_year = top.integer("fiscal_year", minimum=2000, maximum=2200)
     budget = top.integer("annual_budget_fen", minimum=1)
@@ -193,8 +207,20 @@ def parse_policy(text: str) -> Policy:
     small: SmallContract | None = None
     if root.has("small_contract"):
         sc = root.sub("small_contract")
+        if stored and not sc.has("categories"):
+            eligible = tuple(n for n, c in categories.items() if set(c.uscc_prefixes) == {"91"})
+        else:
+            eligible = sc.str_list("categories")
+            if not eligible:
+                raise PolicyInvalid(
+                    "small_contract.categories: missing or empty: name the holder categories "
+                    'the small-contract ratio is for, e.g. ["enterprise", "startup"]'
+                )
+        for name in eligible:
+            if name not in categories:
+                raise PolicyInvalid(f"small_contract.categories: {name!r} is not a category")
         small = SmallContract(
-            sc.integer("max_yearly_contracts_fen", minimum=1), _ratio(sc, "ratio_bp")
+            sc.integer("max_yearly_contracts_fen", minimum=1), _ratio(sc, "ratio_bp"), eligible
         )
         sc.done()
 
@@ -253,6 +279,7 @@ def policy_summary(policy: Policy) -> dict[str, Any]:
         else {
             "max_yearly_contracts_fen": policy.small_contract.max_yearly_contracts_fen,
             "ratio_bp": policy.small_contract.ratio_bp,
+            "categories": list(policy.small_contract.categories),
         },
         "dishonesty_list_size": len(policy.dishonest_uscc),
         "sha256": policy.source_sha256,

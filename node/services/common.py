@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import re
 import secrets
 import time
 from dataclasses import dataclass
 
 from node import errors
+from node.domain.fields import CONTROL as CONTROL  # every text field
+from node.domain.fields import MULTILINE_CONTROL as MULTILINE_CONTROL
 
 ROLES = ("operator", "holder", "provider")
 
@@ -47,9 +48,6 @@ def may_see(who: Principal, role: str, subject_id: str) -> bool:
     """Operators see everything; holders and providers only what is theirs."""
     return who.role in ("operator", "system") or (who.role == role and who.subject_id == subject_id)
 
-
-CONTROL = re.compile(r"[\x00-\x1f]")  # control characters, refused in every text field
-MULTILINE_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # ... except \t \n \r
 
 _SEQUENCE = itertools.count(secrets.randbits(20))
 

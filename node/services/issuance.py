@@ -15,6 +15,7 @@ from typing import Any
 
 from node import errors
 from node.clock import Clock, add_months, iso
+from node.domain.fields import check_period
 from node.domain.issuance import Decision, Demand, Standing, decide
 from node.domain.model import Voucher
 from node.keys import VOUCHER_TAG, NodeKey, canonical_json
@@ -86,6 +87,7 @@ class Issuance:
                 f"compute_class: {demand.compute_class!r} is not one of "
                 f"{', '.join(sorted(policy.compute_classes))}"
             )
+        check_period(demand.period_start, demand.period_end)
         now = self._clock.now_ms()
         members = self._member_regions()
         region = self._policies.region

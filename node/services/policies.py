@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import tomllib
 from collections.abc import Callable
 
 from node import errors
@@ -32,7 +33,7 @@ class PolicyBook:
     def reload_sync(self) -> None:
         """Read the latest version of every year's policy from the database."""
         rows = self._db.run_sync("policy_latest", registry.latest_policies)
-        self._by_year = {int(r["fiscal_year"]): parse_policy(r["source"]) for r in rows}
+        self._by_year = {int(r["fiscal_year"]): _stored(r["source"]) for r in rows}
         self._count = self._db.run_sync("policy_count", _policy_count)
 
     def years(self) -> list[int]:
@@ -134,10 +135,26 @@ class PolicyBook:
         if count == self._count:
             return False
         rows = await self._db.read("policy_latest", registry.latest_policies)
-        self._by_year = {int(r["fiscal_year"]): parse_policy(r["source"]) for r in rows}
+        self._by_year = {int(r["fiscal_year"]): _stored(r["source"]) for r in rows}
         self._count = count
         return True
 
 
 def _policy_count(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT COUNT(*) FROM policies").fetchone()[0])
+
+
+def _stored(source: str) -> Policy:
+    """A policy loaded earlier; one that predates ``[small_contract] categories`` is read with
+    the enterprise categories (node/domain/policy.py), and the log says so."""
+    policy = parse_policy(source, stored=True)
+    if policy.small_contract is not None and "categories" not in tomllib.loads(source).get(
+        "small_contract", {}
+    ):
+        logger.warning(
+            "the %d policy names no small_contract.categories; the small-contract ratio applies "
+            "to %s only: load a new version that names them",
+            policy.fiscal_year,
+            ", ".join(policy.small_contract.categories) or "no category",
+        )
+    return policy

@@ -15,6 +15,7 @@ from typing import Any
 from node import errors
 from node.clock import Clock
 from node.domain import uscc as uscc_rules
+from node.domain.fields import require_region
 from node.domain.model import PROVIDER_KINDS, PROVIDER_STATES, Holder, Provider
 from node.domain.policy import Policy
 from node.services.common import (
@@ -86,9 +87,7 @@ class Registry:
         require_operator(who)
         _check_uscc(uscc, override_reason)
         _check_category(self._policies.current(), category, uscc)
-        region = region or uscc_rules.region_of(uscc)
-        if len(region) != 6 or not region.isdigit():
-            raise errors.InvalidRequest(f"region: must be a 6-digit GB/T 2260 code, got {region!r}")
+        region = require_region("region", region or uscc_rules.region_of(uscc))
         now = self._clock.now_ms()
         legacy = not uscc_rules.check(uscc).ok
         holder = Holder(
@@ -159,7 +158,7 @@ class Registry:
                 f"kind: must be one of {', '.join(PROVIDER_KINDS)}, got {kind!r}"
             )
         _check_related(related_uscc)
-        region = region or self._policies.region
+        region = require_region("region", region or self._policies.region)
         now = self._clock.now_ms()
         provider = Provider(
             id=new_id("p"),

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from node import errors
 from node.clock import Clock
 from node.domain import spending as rules
+from node.domain.fields import is_region
 from node.domain.model import Authorization, Hold, Provider, RemoteHold, Voucher
 from node.domain.settlement import open_window, window_of
 from node.services.common import (
@@ -80,7 +81,7 @@ class RemoteSpending(Protocol):
 def code_region(code: str) -> str | None:
     """The issuing region named in a code ``sac_<region>_<secret>``, if it has that form."""
     parts = code.split("_", 2)
-    if len(parts) == 3 and parts[0] == "sac" and len(parts[1]) == 6 and parts[1].isdigit():
+    if len(parts) == 3 and parts[0] == "sac" and is_region(parts[1]):
         return parts[1]
     return None
 

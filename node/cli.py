@@ -20,6 +20,7 @@ from node.config import CONFIG_FILE, ConfigError, FederationConfig, NodeConfig, 
 from node.config import load as load_config
 from node.domain.money import yuan
 from node.domain.policy import parse_policy, policy_summary
+from node.files import FolderBusy, FolderLock, private, write_private
 from node.keys import NodeKey
 from node.services.common import SYSTEM
 from node.store.db import Database, SchemaTooNew
@@ -57,7 +58,7 @@ def init_node(
         sweep_interval_seconds=sweep_interval,
         federation=federation,
     )
-    (data_dir / CONFIG_FILE).write_text(render(config))
+    write_private(data_dir / CONFIG_FILE, render(config))
     NodeKey.generate().save(config.key_path)
     Database(config.db_path, synchronous).close()
     node = build_node(data_dir)
@@ -105,8 +106,9 @@ def _cmd_init(args: argparse.Namespace) -> int:
 async def serve(node: Node, host: str, port: int) -> None:
     """Serve until SIGTERM or SIGINT. Writes ``serve.json`` (pid, bound port) once listening."""
     from node.api.app import make_app
+    from node.api.http import Runner
 
-    runner = web.AppRunner(make_app(node), access_log=None)
+    runner = Runner(make_app(node), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -133,6 +135,15 @@ async def serve(node: Node, host: str, port: int) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    lock = FolderLock(Path(args.data))
+    lock.acquire()  # before anything is opened: a second serve changes nothing
+    try:
+        return _serve_locked(args)
+    finally:
+        lock.release()
+
+
+def _serve_locked(args: argparse.Namespace) -> int:
     node = build_node(args.data)
     logs.setup(node.config.region, fmt=args.log_format or node.config.log_format)
     host = args.host or node.config.http_host
@@ -376,6 +387,7 @@ def backup(db_path: Path, out: Path) -> int:
     if out.exists():
         raise ConfigError(f"{out} exists; refusing to overwrite a backup")
     src = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
+    private(out)  # 0600 from the first byte
     dst = sqlite3.connect(out)
     try:
         src.backup(dst, pages=1024)
@@ -561,9 +573,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return bench(argv[1:])
     args = parser().parse_args(argv)
+    os.umask(0o077)  # whatever suanli writes is its owner's only (node/files.py)
     try:
         code: int = args.fn(args)
-    except (errors.SuanliError, ConfigError, SchemaTooNew, OSError) as exc:
+    except (errors.SuanliError, ConfigError, SchemaTooNew, OSError, FolderBusy) as exc:
         message = exc.message if isinstance(exc, errors.SuanliError) else str(exc)
         print(f"suanli: {message}", file=sys.stderr)
         return 2

@@ -3,7 +3,8 @@ request id of the REST call being served, so that several nodes' logs merge and 
 and a provider's call can be followed into the federation messages it caused.
 
 Two formats: text (default) and JSON lines (``--log-format json`` or ``[logging] format``):
-``{"ts": …, "region": …, "level": …, "logger": …, "request_id": …, "message": …}``.
+``{"ts": …, "region": …, "level": …, "logger": …, "request_id": …, "message": …}``. Either way
+a record is one line, and no credential is ever written (``redact``).
 """
 
 from __future__ import annotations
@@ -11,10 +12,30 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
 import time
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+# Credentials never reach a log line, whoever writes it (this node, aiohttp's server and access
+# loggers, a library's traceback): bearer tokens and Authorization values, this node's token
+# formats (slo_/slh_/slp_ + secret) and one-time spend codes (sac_<region>_<secret>), whole or
+# cut short, in the message and in any exception text. Applied to the final line.
+_SECRETS = re.compile(
+    r"(?i)(?P<keep>authorization\s*[:=]\s*)[^'\"\r\n]*"
+    r"|(?P<bearer>bearer\s+)[^\s'\",;]+"
+    r"|\b(?P<prefix>sl[ohp]_|sac_[0-9]{6}_)[A-Za-z0-9_\-]+"
+)
+REDACTED = "[redacted]"
+
+
+def redact(text: str) -> str:
+    """The text with every credential replaced by ``[redacted]`` (its kind kept)."""
+    return _SECRETS.sub(
+        lambda m: (m.group("keep") or m.group("bearer") or m.group("prefix") or "") + REDACTED,
+        text,
+    )
 
 
 class _Context(logging.Filter):
@@ -28,8 +49,21 @@ class _Context(logging.Filter):
         return True
 
 
-class JsonFormatter(logging.Formatter):
+class TextFormatter(logging.Formatter):
+    """One line per record: a traceback is folded onto it (`` | `` between its lines), so that
+    every line of the log starts with its time, and credentials are redacted."""
+
     def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record).replace("\n", " | "))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, credentials redacted."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(self._format(record))
+
+    def _format(self, record: logging.LogRecord) -> str:
         ts = (
             time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
             + f".{int(record.msecs):03d}Z"
@@ -52,7 +86,7 @@ def setup(region: str, level: int = logging.INFO, fmt: str = "text") -> None:
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        formatter = logging.Formatter(
+        formatter = TextFormatter(
             "%(asctime)s.%(msecs)03dZ %(region)s %(levelname)s %(name)s [%(request_id)s]: %(message)s",
             datefmt="%Y-%m-%dT%H:%M:%S",
         )

@@ -61,9 +61,9 @@ class NodeProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, env: dict[str, str] | None = None) -> NodeProcess:
+    def start(self, env: dict[str, str] | None = None, *args: str) -> NodeProcess:
         assert self.proc is None or self.proc.poll() is not None, "already running"
-        self.proc = spawn(self.data, "--port", "0", env=env)
+        self.proc = spawn(self.data, "--port", "0", *args, env=env)
 
         def ready() -> int:
             assert self.proc is not None

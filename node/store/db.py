@@ -43,6 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from node.files import private_database
 from node.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class SchemaTooNew(RuntimeError):
 def connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
     if synchronous not in SYNCHRONOUS:
         raise ValueError(f"synchronous must be one of {SYNCHRONOUS}")
+    private_database(path)  # 0600, and so are the WAL and shared memory SQLite makes beside it
     conn = sqlite3.connect(
         path, isolation_level=None, check_same_thread=False, timeout=30.0, cached_statements=512
     )

@@ -17,6 +17,7 @@ from google.protobuf.message import DecodeError
 from federation.envelope import TAG, seal
 from federation.proto.v1 import federation_pb2 as pb
 from node import errors
+from node.domain.fields import is_region
 from node.domain.model import Peer, PeerKey
 from node.keys import NodeKey, verify
 
@@ -96,8 +97,10 @@ class ParsedCard:
 
 def parse_card(data: bytes | str) -> ParsedCard:
     """Parse a card (base64 text or envelope bytes) and check it is signed by a key it lists."""
-    raw = base64.b64decode(data.strip()) if isinstance(data, str) else data
     try:
+        # standard alphabet (RFC 4648 §4) with padding; whitespace around it is ignored, any
+        # other character is refused
+        raw = base64.b64decode(data.strip(), validate=True) if isinstance(data, str) else data
         envelope = pb.Envelope.FromString(raw)
         body = pb.Body.FromString(envelope.body)
         card = pb.NodeCard.FromString(body.payload)
@@ -109,7 +112,7 @@ def parse_card(data: bytes | str) -> ParsedCard:
         or body.header.origin != card.region
     ):
         raise errors.MalformedMessage("not a node card, or its regions disagree")
-    if len(card.region) != 6 or not card.region.isdigit() or not card.endpoint:
+    if not is_region(card.region) or not card.endpoint:
         raise errors.MalformedMessage("a card needs a 6-digit region and an endpoint")
     signer = next((k for k in card.keys if k.key_id == envelope.key_id), None)
     if signer is None or signer.revoked:

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from node import errors, logs
 from node.app import Node, build_node
+from node.clock import iso
 from node.config import CONFIG_FILE, ConfigError, FederationConfig, NodeConfig, render
 from node.config import load as load_config
 from node.domain.money import yuan
@@ -223,10 +224,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
     config = load_config(args.data)
     if args.out:
         with open(args.out, "w", newline="", encoding="utf-8") as out:
-            n = export(config.db_path, args.report, args.format, out)
+            n = export(config.db_path, args.report, args.format, out, config.region)
         print(f"{n} rows written to {args.out}", file=sys.stderr)
     else:
-        export(config.db_path, args.report, args.format, sys.stdout)
+        export(config.db_path, args.report, args.format, sys.stdout, config.region)
     return 0
 
 
@@ -330,8 +331,8 @@ def _cmd_key(args: argparse.Namespace) -> int:
                     json.dumps(
                         {
                             "key_id": k.key_id,
-                            "not_before": k.not_before,
-                            "not_after": k.not_after,
+                            "not_before": iso(k.not_before),
+                            "not_after": iso(k.not_after) if k.not_after else None,
                             "revoked": k.revoked,
                             "current": k.key_id == node.key.key_id,
                         }

@@ -11,7 +11,7 @@ import datetime as dt
 import functools
 import os
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 MS_PER_SECOND = 1000
 MS_PER_DAY = 86_400_000
@@ -54,6 +54,20 @@ class ManualClock:
 def iso(ms: int) -> str:
     """Milliseconds → ISO 8601 UTC with milliseconds, the form every API and log uses."""
     return f"{_iso_second(ms // 1000)}{ms % 1000:03d}Z"
+
+
+def is_time_field(name: str) -> bool:
+    """Columns that hold a moment in epoch milliseconds: ``at`` and ``…_at``."""
+    return name == "at" or name.endswith("_at")
+
+
+def people_times(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with every time field (``is_time_field``) as ISO 8601 UTC, for people: every
+    export, CLI listing and API view shows times this way; null stays null."""
+    return {
+        k: iso(v) if is_time_field(k) and isinstance(v, int) and not isinstance(v, bool) else v
+        for k, v in row.items()
+    }
 
 
 @functools.lru_cache(maxsize=4096)

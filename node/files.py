@@ -27,21 +27,26 @@ class FolderBusy(RuntimeError):
 
 
 def private(path: Path) -> None:
-    """Create ``path`` empty and 0600 if it does not exist; make it 0600 if it does."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE)
-    try:
-        os.fchmod(fd, PRIVATE)
-    finally:
-        os.close(fd)
+    """Create ``path`` empty and 0600 if it does not exist; make it 0600 if it does (without
+    opening it: see ``private_database``)."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE))
+    os.chmod(path, PRIVATE)
 
 
 def private_database(path: Path) -> None:
     """The database file, and its WAL and shared memory if they exist, made 0600 before
-    SQLite opens it (and creates the others with the same mode)."""
-    private(path)
-    for suffix in ("-wal", "-shm", "-journal"):
+    SQLite opens it (and creates the others with the same mode).
+
+    An existing database is never opened here, only chmod-ed: closing any descriptor of a
+    file drops every POSIX lock this process holds on it, the locks of SQLite connections
+    already open included (SQLite's documentation, "How To Corrupt An SQLite Database File",
+    §2.2). A new one is created and closed before any connection to it can exist."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE))
+    for name in (str(path), f"{path}-wal", f"{path}-shm", f"{path}-journal"):
         with contextlib.suppress(FileNotFoundError):
-            os.chmod(f"{path}{suffix}", PRIVATE)
+            os.chmod(name, PRIVATE)
 
 
 def write_private(path: Path, text: str) -> None:

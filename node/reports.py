@@ -3,13 +3,15 @@ connection (safe beside a running node)."""
 
 from __future__ import annotations
 
-import csv
 import json
 import sqlite3
 from pathlib import Path
 from typing import Any, TextIO
 
 import sqlite_utils
+
+from node.clock import people_times
+from node.csvout import Writer
 
 REPORTS: dict[str, str] = {
     "vouchers": (
@@ -21,12 +23,25 @@ REPORTS: dict[str, str] = {
         "SELECT id, holder_id, fiscal_year, compute_class, estimated_amount_fen, provider_id, outcome, "
         "ratio_bp, amount_fen, reasons, voucher_id, policy_sha256, created_at FROM decisions ORDER BY created_at, id"
     ),
+    # Every captured subsidy this node's books hold, in three kinds: ``local`` (this city's
+    # voucher, this city's provider), ``issued_here`` (this city's voucher, another city's
+    # provider: owed to that city) and ``acquired_here`` (another city's voucher, this city's
+    # provider: owed by that city). hold_id is the issuer's; a provider of another city is
+    # known here by its id only. :region is this node's.
     "captures": (
-        "SELECT h.id AS hold_id, p.uscc AS provider_uscc, p.name AS provider_name, h.order_id, "
-        "h.order_amount_fen, h.compute_class, h.captured_fen, v.id AS voucher_id, ho.uscc AS holder_uscc, "
-        "h.closed_at AS captured_at FROM holds h JOIN providers p ON p.id = h.provider_id "
+        "SELECT CASE WHEN h.acquirer_region = :region THEN 'local' ELSE 'issued_here' END AS kind, "
+        ":region AS issuer_region, h.acquirer_region, h.id AS hold_id, h.provider_id, "
+        "p.uscc AS provider_uscc, p.name AS provider_name, h.order_id, h.order_amount_fen, "
+        "h.compute_class, h.captured_fen, v.id AS voucher_id, ho.uscc AS holder_uscc, "
+        "h.settlement_window, h.closed_at AS captured_at FROM holds h "
+        "LEFT JOIN providers p ON p.id = h.provider_id AND h.acquirer_region = :region "
         "JOIN vouchers v ON v.id = h.voucher_id JOIN holders ho ON ho.id = v.holder_id "
-        "WHERE h.state = 'captured' ORDER BY h.closed_at, h.id"
+        "WHERE h.state = 'captured' "
+        "UNION ALL SELECT 'acquired_here', r.issuer_region, :region, r.issuer_hold_id, "
+        "r.provider_id, p.uscc, p.name, r.order_id, r.order_amount_fen, r.compute_class, "
+        "r.captured_fen, r.voucher_id, r.holder_uscc, r.settlement_window, r.closed_at "
+        "FROM remote_holds r JOIN providers p ON p.id = r.provider_id WHERE r.state = 'captured' "
+        "ORDER BY captured_at, hold_id"
     ),
     "payables": (
         "SELECT p.id AS provider_id, p.uscc AS provider_uscc, p.name AS provider_name, "
@@ -51,24 +66,30 @@ REPORTS: dict[str, str] = {
 FORMATS = ("csv", "json")
 
 
-def export(db_path: Path, report: str, fmt: str, out: TextIO) -> int:
-    """Write one report as CSV or JSON lines; returns the number of rows."""
+def export(db_path: Path, report: str, fmt: str, out: TextIO, region: str) -> int:
+    """Write one report as CSV or JSON lines; returns the number of rows. ``region`` is this
+    node's (the captures report tells local captures from cross-region ones by it)."""
     if report not in REPORTS:
         raise ValueError(f"no report {report!r}; choose from {', '.join(REPORTS)}")
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
-        cursor = sqlite_utils.Database(conn).execute(REPORTS[report])
+        sql = REPORTS[report]
+        cursor = sqlite_utils.Database(conn).execute(
+            sql, {"region": region} if ":region" in sql else []
+        )
         columns = [d[0] for d in cursor.description]
-        rows: list[dict[str, Any]] = [dict(zip(columns, r, strict=True)) for r in cursor.fetchall()]
+        rows: list[dict[str, Any]] = [
+            people_times(dict(zip(columns, r, strict=True))) for r in cursor.fetchall()
+        ]
     finally:
         conn.close()
     if fmt == "json":
         for row in rows:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
     else:
-        writer = csv.DictWriter(out, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+        writer = Writer(out)
+        writer.writerow(columns)
+        writer.writerows([row[c] for c in columns] for row in rows)
     return len(rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import stat
 from pathlib import Path
@@ -186,8 +187,10 @@ def test_serve_tokens_policy_check_and_kill9(tmp_path: Path) -> None:
         assert "every invariant holds" in suanli("check", "--data", str(restored)).stdout
         # Reports read beside the running node.
         captures = suanli("export", "--data", str(data), "captures").stdout.splitlines()
-        assert captures[0].startswith("hold_id,provider_uscc,") and len(captures) == 2
+        assert captures[0].startswith("kind,issuer_region,acquirer_region,hold_id,")
+        assert len(captures) == 2 and captures[1].startswith("local,330100,330100,")
         assert ",K9-1,1000000,model_services,300000," in captures[1]
+        assert re.search(r",20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:.]{12}Z$", captures[1])
         payables = [
             json.loads(line)
             for line in suanli(

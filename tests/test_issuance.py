@@ -11,6 +11,7 @@ from tests.conftest import (
     HZ_ENTERPRISE,
     INSTITUTE,
     SH_ENTERPRISE,
+    START_UP,
     SZ_ENTERPRISE,
     UNIVERSITY,
     Api,
@@ -142,12 +143,19 @@ async def test_issue_signed_voucher(world: World, node: Node) -> None:
     budget = await world.op.get("/v1/budget", expect=200)
     assert budget["items"][0]["committed_fen"] == 30_000_000
     assert budget["items"][0]["remaining_fen"] == 25_000_000_000 - 30_000_000
-    small = await world.holders["zju"].post(
+    # The small-contract rule (BRIEF R2) is for small enterprises: a university gets the
+    # class's 20% on other compute, ¥10,000.01 → ¥2,000.00 (truncated).
+    university = await world.holders["zju"].post(
         "/v1/demands", demand("other_compute", 1_000_001), expect=201
     )
-    assert (
-        small["decision"]["ratio_bp"] == 5000 and small["voucher"]["face_fen"] == 500_000
-    )  # small-contract rule
+    assert university["decision"]["ratio_bp"] == 2000
+    assert university["voucher"]["face_fen"] == 200_000
+    assert "small_contract" not in [r["code"] for r in university["decision"]["reasons"]]
+    # An enterprise whose yearly contracts stay within ¥500,000 gets 50%: ¥5,000.00.
+    small_co = await world.holder("small-co", START_UP, region="330100")
+    enterprise = await small_co.post("/v1/demands", demand("other_compute", 1_000_001), expect=201)
+    assert enterprise["decision"]["ratio_bp"] == 5000
+    assert enterprise["voucher"]["face_fen"] == 500_000
 
 
 async def test_declines_are_recorded_with_reasons(world: World) -> None:

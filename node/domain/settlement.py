@@ -46,28 +46,38 @@ def _ms(moment: dt.datetime) -> int:
 
 
 def window_bounds(window: str) -> tuple[int, int]:
-    """[start, end) in milliseconds for a window id of any cycle. Raises ValueError."""
-    if m := re.fullmatch(r"(\d{4})-Q([1-4])", window):
+    """[start, end) in milliseconds for a window id of any cycle. Raises ValueError.
+
+    Ids are canonical: ASCII digits only, and a minutes window's start exactly as ``iso``
+    writes it, so that one window has one name (``2026-11-27T02:05:00Z/5m`` is refused)."""
+    if len(window) > 40:
+        raise ValueError(f"not a settlement window: {window[:40]!r}…")
+    if m := re.fullmatch(r"([0-9]{4})-Q([1-4])", window):
         year, quarter = int(m[1]), int(m[2])
         start = dt.datetime(year, 3 * quarter - 2, 1, tzinfo=CST)
         end = dt.datetime(
             year + (quarter == 4), 1 if quarter == 4 else 3 * quarter + 1, 1, tzinfo=CST
         )
         return _ms(start), _ms(end)
-    if m := re.fullmatch(r"(\d{4})-(\d{2})", window):
+    if m := re.fullmatch(r"([0-9]{4})-([0-9]{2})", window):
         year, month = int(m[1]), int(m[2])
         start = dt.datetime(year, month, 1, tzinfo=CST)
         end = dt.datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=CST)
         return _ms(start), _ms(end)
-    if m := re.fullmatch(r"(\d{4})-W(\d{2})", window):
+    if m := re.fullmatch(r"([0-9]{4})-W([0-9]{2})", window):
         monday = dt.date.fromisocalendar(int(m[1]), int(m[2]), 1)
         start = dt.datetime(monday.year, monday.month, monday.day, tzinfo=CST)
         return _ms(start), _ms(start + dt.timedelta(days=7))
-    if m := re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", window):
+    if m := re.fullmatch(r"([0-9]{4})-([0-9]{2})-([0-9]{2})", window):
         start = dt.datetime(int(m[1]), int(m[2]), int(m[3]), tzinfo=CST)
         return _ms(start), _ms(start + dt.timedelta(days=1))
-    if m := re.fullmatch(r"(.+Z)/(\d+)m", window):
+    if m := re.fullmatch(
+        r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z)/([1-9][0-9]{0,5})m",
+        window,
+    ):
         start_ms = parse_iso(m[1])
+        if iso(start_ms) != m[1] or start_ms % (int(m[2]) * 60_000):
+            raise ValueError(f"not a settlement window: {window!r}")
         return start_ms, start_ms + int(m[2]) * 60_000
     raise ValueError(f"not a settlement window: {window!r}")
 

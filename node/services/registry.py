@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from node import errors
-from node.clock import Clock
+from node.clock import Clock, people_times
 from node.domain import uscc as uscc_rules
 from node.domain.fields import require_region
 from node.domain.model import PROVIDER_KINDS, PROVIDER_STATES, Holder, Provider
@@ -347,4 +347,4 @@ class Tokens:
     def list_sync(self, who: Principal) -> list[dict[str, Any]]:
         require_operator(who)
         rows = self._db.run_sync("token_list", registry.list_tokens)
-        return [dict(r) for r in rows]
+        return [people_times(dict(r)) for r in rows]

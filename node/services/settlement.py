@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
 import hashlib
 import io
 import json
@@ -24,7 +23,8 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from node import errors
-from node.clock import Clock, iso
+from node.clock import Clock, iso, people_times
+from node.csvout import Writer
 from node.domain.settlement import open_window, window_bounds, window_of
 from node.faults import crash_point
 from node.keys import NodeKey, canonical_json
@@ -238,8 +238,12 @@ class LocalSettlement:
             known = {r["window_id"] for r in rows}
             out = [
                 {
-                    **r,
-                    "closed_at": iso(r["closed_at"]),
+                    "window_id": r["window_id"],
+                    "start": iso(r["start_ms"]),
+                    "end": iso(r["end_ms"]),
+                    **people_times(
+                        {k: r[k] for k in ("state", "closed_at", "closed_by", "settled_at")}
+                    ),
                     "payouts_at": iso(r["payouts_at"]) if r["payouts_at"] else None,
                 }
                 for r in rows
@@ -283,7 +287,7 @@ class LocalSettlement:
 
     async def _csv(self, provider_id: str | None, window_id: str | None) -> AsyncIterator[str]:
         out = io.StringIO()
-        writer = csv.writer(out)
+        writer = Writer(out)
         writer.writerow(CSV_COLUMNS)
         yield out.getvalue()
         windows, uscc = await self._db.read(

@@ -9,7 +9,7 @@ import sqlite3
 from typing import Any
 
 from node import errors
-from node.clock import Clock
+from node.clock import Clock, people_times
 from node.domain.model import Voucher
 from node.services.common import Principal, may_see, require_operator
 from node.services.issuance import signed_voucher_json
@@ -92,4 +92,5 @@ class Views:
                 f"kind: must be one of {', '.join(JOURNAL_KINDS)}, got {kind!r}"
             )
 
-        return await self._db.read("journal", lambda c: ledger.journal(c, kind, after, limit))
+        rows = await self._db.read("journal", lambda c: ledger.journal(c, kind, after, limit))
+        return [people_times(r) for r in rows]

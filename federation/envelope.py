@@ -34,10 +34,12 @@ from google.protobuf.message import DecodeError
 
 from federation.proto.v1 import federation_pb2 as pb
 from node import errors
+from node.domain.fields import CONTROL
 from node.domain.model import Peer
 from node.keys import NodeKey, verify
 
 TAG = b"suanli/federation/v1\x00"
+MAX_ID = 128  # message ids (this node sends m_ + 16 hex digits; a UUID fits)
 
 PeerLookup = Callable[[str], Peer | None]
 
@@ -131,6 +133,11 @@ class Door:
         header = body.header
         if not header.message_id or not header.origin:
             raise errors.MalformedMessage("the header needs an origin and a message id")
+        for name, value in (("message_id", header.message_id), ("in_reply_to", header.in_reply_to)):
+            if len(value) > MAX_ID or CONTROL.search(value):
+                raise errors.MalformedMessage(
+                    f"header.{name}: at most {MAX_ID} characters, no control characters"
+                )
         if header.origin != envelope.signer_region:
             raise errors.OriginMismatch(
                 f"signed by {envelope.signer_region} but claims origin {header.origin}"

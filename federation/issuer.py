@@ -23,6 +23,7 @@ from federation.envelope import Opened, seal
 from federation.proto.v1 import federation_pb2 as pb
 from node import errors
 from node.clock import Clock
+from node.domain.fields import MAX_FEN
 from node.domain.model import Hold, Provider
 from node.faults import crash_point
 from node.keys import NodeKey
@@ -182,8 +183,8 @@ class Issuer:
                 order_amount_fen=request.order.order_amount_fen,
                 compute_class=_text(request.order.compute_class, "order.compute_class", 60),
             )
-            if order.order_amount_fen <= 0:
-                raise errors.InvalidRequest("order.order_amount_fen: must be positive")
+            if not 0 < order.order_amount_fen <= MAX_FEN:
+                raise errors.InvalidRequest(f"order.order_amount_fen: must be 1..{MAX_FEN}")
             if isinstance(request, pb.AuthorizeRequest):
                 result = spending.place(conn, redeemer, order, now, actor)
                 observed.append((result, "held"))
@@ -191,8 +192,8 @@ class Issuer:
                 result = spending.place_and_capture(conn, redeemer, order, now, actor)
                 observed.append((result, "captured"))
         elif isinstance(request, pb.CaptureRequest):
-            if request.amount_fen <= 0:
-                raise errors.InvalidRequest("amount_fen: must be positive")
+            if not 0 < request.amount_fen <= MAX_FEN:
+                raise errors.InvalidRequest(f"amount_fen: must be 1..{MAX_FEN}")
             result = spending.capture_txn(
                 conn,
                 self._owner(conn, origin, request.hold_id),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
+import re
 import time
 from typing import Any, Protocol
 
@@ -76,9 +77,20 @@ def _iso_second(second: int) -> str:
     return dt.datetime.fromtimestamp(second, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.")
 
 
+# RFC 3339 date-time (ISO 8601's internet profile): a T between date and time, seconds,
+# optional fraction, a zone. Python's fromisoformat alone also takes a space, no seconds, no
+# zone, week dates and non-ASCII digits; one spelling is enough for public money.
+RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
 def parse_iso(text: str) -> int:
-    """ISO 8601 (with a zone, or ``Z``) → milliseconds. Raises ValueError when malformed."""
-    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    """An RFC 3339 time with a zone (``Z`` or ``±HH:MM``) → milliseconds. Raises ValueError
+    when malformed."""
+    if RFC3339.fullmatch(text) is None:
+        raise ValueError("a time is written like 2026-01-01T00:00:00Z or 2026-01-01T08:00:00+08:00")
+    moment = dt.datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
     if moment.tzinfo is None:
         raise ValueError("a time needs a zone, e.g. 2026-01-01T00:00:00Z")
     return int(moment.timestamp() * 1000)

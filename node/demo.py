@@ -177,7 +177,8 @@ async def scenario(cities: dict[str, City]) -> dict[str, Any]:
         await demand(
             "330100", "hz-startup", "model_services", 1_200_000_000
         )  # ¥12M of model services
-        await demand("330100", "zju", "domestic_chips", 40_000_000)  # ¥400k: small-contract 50%
+        # ¥400k of domestic chips at 30%: the small-contract 50% is for enterprises (R2)
+        await demand("330100", "zju", "domestic_chips", 40_000_000)
         await demand("370200", "qd-marine", "other_compute", 200_000_000)  # ¥2M at Qingdao's 20%
         await demand("520100", "gy-bigdata", "model_services", 500_000_000)
         await demand("520100", "hz-startup@gy", "domestic_chips", 300_000_000)  # a hub: 省内外

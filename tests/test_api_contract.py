@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from node.api.app import make_app
+from node.api.keys import NODE
 from node.api.openapi import OPERATIONS, openapi_document
 from node.app import Node
 from node.errors import ALL_ERRORS
@@ -34,7 +35,16 @@ def test_documented_error_codes_exist() -> None:
 
 async def test_served_document_and_statuses_match(api: Api) -> None:
     doc = await api.as_(None).get("/openapi.json")
-    assert doc == openapi_document()
+    node = api.client.server.app[NODE]
+    assert doc == openapi_document(node.policies.current())
+    classes = doc["components"]["schemas"]["ComputeClass"]["enum"]
+    assert "model_services" in classes and "storage" in classes  # an excluded service: declined
+    assert doc["components"]["schemas"]["Category"]["enum"] == [
+        "enterprise",
+        "research_institute",
+        "startup",
+        "university",
+    ]
     # A documented success status is what the node answers.
     created = await api.post("/v1/tokens", {"role": "operator"}, expect=201)
     assert "201" in doc["paths"]["/v1/tokens"]["post"]["responses"]

@@ -72,3 +72,31 @@ def test_request_vector_is_what_the_code_seals_and_the_door_opens() -> None:
     )
     receipt = pb.Receipt.FromString(reply.payload)
     assert (receipt.state, receipt.amount_fen, receipt.ratio_bp) == ("held", 3_000_000, 3000)
+
+
+def test_reply_vector_fields_digest_and_envelope() -> None:
+    """Every value the document gives for the reply is in the reply's bytes."""
+    v = vectors()
+    body = bytes.fromhex(v["reply_body_hex"])
+    reply = pb.Body.FromString(body)
+    assert hashlib.sha256(reply.payload).hexdigest() == v["reply_payload_sha256"]
+    assert (reply.header.origin, reply.header.destination) == ("330100", "520100")
+    assert (reply.header.message_id, reply.header.sent_at_ms) == (
+        "m_00000000000000d4",
+        1795000000100,
+    )
+    receipt = pb.Receipt.FromString(reply.payload)
+    assert receipt.request_message_id == "m_00000000000000a1"
+    assert receipt.request_type == pb.AUTHORIZE
+    assert (receipt.hold_id, receipt.voucher_id) == ("hd_00000000000000b2", "v_00000000000000c3")
+    assert (receipt.order_id, receipt.provider_id) == ("GY-2026-0001", "p_0000000000000001")
+    assert (receipt.decided_at_ms, receipt.expires_at_ms) == (1795000000100, 1795259200000)
+    assert (receipt.captured_fen, receipt.settlement_window, receipt.holder_uscc) == (0, "", "")
+    assert not receipt.unknown
+    envelope = pb.Envelope(
+        body=body,
+        signer_region="330100",
+        key_id=v["issuer_key_id"],
+        signature=bytes.fromhex(v["reply_signature_hex"]),
+    )
+    assert envelope.SerializeToString(deterministic=True).hex() == v["reply_envelope_hex"]

@@ -122,3 +122,34 @@ def test_the_books_refuse_to_change_an_agreed_statement(rig: Rig) -> None:
     ):
         with pytest.raises(sqlite3.IntegrityError, match="agreed statement is final"):
             rig.node.db.run_sync("edit", lambda c, sql=sql: c.execute(sql))
+
+
+def test_the_pair_statement_vector_in_the_docs() -> None:
+    """docs/settlement.md's pair-statement vector: the lines, digest, bytes and both
+    signatures are what this implementation computes from the records and the seeds."""
+    import hashlib
+    from pathlib import Path
+
+    from node.keys import NodeKey
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "settlement.md").read_text()
+    block = doc.split("### Pair statement test vector")[1].split("```")[1]
+    v = {ln.split(None, 1)[0]: ln.split(None, 1)[1] for ln in block.strip().splitlines()}
+    acquirer, issuer = NodeKey(b"\x52" * 32), NodeKey(b"\x33" * 32)
+    records = [
+        ("hd_00000000000000b7", "p_0000000000000001", "GY-2026-0002|b", 1_234_567),
+        ("hd_00000000000000b2", "p_0000000000000001", "GY-2026-0001", 3_000_000),
+    ]
+    lines = (v["line1"] + "\n" + v["line2"] + "\n").encode()
+    assert hashlib.sha256(lines).hexdigest() == v["digest"] == tally(records)["digest"]
+    statement = statement_bytes("330100", PEER, "2026-Q4", tally(records))
+    assert statement == v["statement"].encode() and STATEMENT_TAG.hex() == v["tag_hex"]
+    assert acquirer.key_id == v["acquirer_key_id"] and issuer.key_id == v["issuer_key_id"]
+    assert acquirer.sign(STATEMENT_TAG, statement).hex() == v["acquirer_signature"]
+    assert issuer.sign(STATEMENT_TAG, statement).hex() == v["issuer_signature"]
+    request = pb.StatementRequest.FromString(bytes.fromhex(v["request_payload_hex"]))
+    assert request.statement == statement and not request.records_omitted
+    assert [(r.issuer_hold_id, r.captured_fen) for r in request.records] == [
+        ("hd_00000000000000b2", 3_000_000),
+        ("hd_00000000000000b7", 1_234_567),
+    ]

@@ -14,6 +14,7 @@ from node.api import handlers as h
 from node.api.keys import NODE, PRINCIPAL
 from node.api.openapi import openapi_document
 from node.app import Node, federation_ctx, sweeper_ctx
+from node.clock import year_of
 from node.logs import REQUEST_ID
 from node.services.common import new_id
 
@@ -68,7 +69,9 @@ def routes(metrics_handler: Handler) -> list[web.RouteDef]:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(openapi_document())
+    policies = request.app[NODE].policies
+    year = year_of(request.app[NODE].clock.now_ms())
+    return web.json_response(openapi_document(policies.maybe_for_year(year)))
 
 
 def _error_response(error: errors.SuanliError) -> web.Response:

@@ -78,7 +78,9 @@ async def get_policy(request: web.Request) -> web.Response:
 
 async def load_policy(request: web.Request) -> web.Response:
     body = await json_body(request)
-    text = body.text("toml", max_len=request.app[NODE].config.max_body_bytes, multiline=True)
+    text = body.text(
+        "toml", max_len=request.app[NODE].config.max_body_bytes, multiline=True, prose=True
+    )
     body.done()
     policy, version = await request.app[NODE].policies.load(text, _who(request))
     return _ok({"version": version, "policy": policy_summary(policy)}, 201)
@@ -94,10 +96,10 @@ async def budget(request: web.Request) -> web.Response:
 async def create_holder(request: web.Request) -> web.Response:
     body = await json_body(request)
     uscc = body.text("uscc", max_len=40).upper()
-    name = body.text("name")
+    name = body.text("name", prose=True)
     category = body.text("category", max_len=60)
     region = body.region("region", required=False)
-    override = body.text("uscc_override_reason", max_len=500, required=False)
+    override = body.text("uscc_override_reason", max_len=500, required=False, prose=True)
     body.done()
     holder, token = await request.app[NODE].registry.register_holder(
         _who(request), uscc, name, category, region, override
@@ -119,7 +121,7 @@ async def get_holder(request: web.Request) -> web.Response:
 async def create_provider(request: web.Request) -> web.Response:
     body = await json_body(request)
     uscc = body.text("uscc", max_len=40).upper()
-    name = body.text("name")
+    name = body.text("name", prose=True)
     kind = body.text("kind", max_len=40)
     region = body.region("region", required=False)
     related = body.texts("related_uscc")
@@ -145,7 +147,7 @@ async def get_provider(request: web.Request) -> web.Response:
 async def set_provider_state(request: web.Request) -> web.Response:
     body = await json_body(request)
     state = body.text("state", max_len=20)
-    reason = body.text("reason", max_len=500)
+    reason = body.text("reason", max_len=500, prose=True)
     body.done()
     provider = await request.app[NODE].registry.set_provider_state(
         _who(request), request.match_info["id"], state, reason
@@ -167,7 +169,7 @@ async def create_token(request: web.Request) -> web.Response:
     body = await json_body(request)
     role = body.text("role", max_len=20)
     subject = body.text("subject_id", max_len=40, required=False)
-    label = body.text("label", required=False) or ""
+    label = body.text("label", required=False, prose=True) or ""
     body.done()
     token_id, token = await request.app[NODE].tokens.create(_who(request), role, subject, label)
     return _ok({"id": token_id, "role": role, "subject_id": subject, "token": token}, 201)
@@ -224,7 +226,7 @@ async def get_voucher(request: web.Request) -> web.Response:
 
 async def revoke_voucher(request: web.Request) -> web.Response:
     body = await json_body(request)
-    reason = body.text("reason", max_len=500)
+    reason = body.text("reason", max_len=500, prose=True)
     body.done()
     voucher = await request.app[NODE].spending.revoke(
         _who(request), request.match_info["id"], reason
@@ -333,7 +335,7 @@ async def settlement_windows(request: web.Request) -> web.Response:
 
 async def close_window(request: web.Request) -> web.Response:
     body = await json_body(request)
-    window = body.text("window", max_len=60, required=False)
+    window = body.text("window", max_len=40, required=False)
     body.done()
     try:
         result = await request.app[NODE].settlement.close(_who(request), window)
@@ -344,7 +346,7 @@ async def close_window(request: web.Request) -> web.Response:
 
 async def payouts(request: web.Request) -> web.StreamResponse:
     settlement, query = request.app[NODE].settlement, Query(request)
-    window = query.text("window", max_len=60)
+    window = query.text("window", max_len=40)
     csv = query.choice("format", ("json", "csv"), "json") == "csv"
     if csv:
         query.done()

@@ -9,30 +9,136 @@ from __future__ import annotations
 from typing import Any
 
 from node import errors
+from node.domain.fields import MAX_FEN
+from node.domain.policy import Policy
 
 ERR = {"$ref": "#/components/schemas/Error"}
 OBJ: dict[str, Any] = {"type": "object"}
 
+# What the strict parser (node/api/parse.py) accepts, written down: the document may be looser
+# than the node (the node refuses more, e.g. a USCC whose check character is wrong) but never
+# stricter, so anything this schema calls invalid the node refuses with a 4xx
+# (tests/test_schemathesis.py holds the two together).
+NO_CONTROL = r"^[^\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]*$"
+
 
 def _schema(required: list[str], **props: Any) -> dict[str, Any]:
+    """An object with exactly these fields; an optional field may also be null (= absent)."""
     return {
         "type": "object",
         "additionalProperties": False,
         "required": required,
-        "properties": props,
+        "properties": {
+            k: v if k in required or "$ref" in v else {**v, "nullable": True}
+            for k, v in props.items()
+        },
     }
 
 
+def _text(max_len: int, min_len: int = 1, **extra: Any) -> dict[str, Any]:
+    """A string taken exactly as sent: no control characters, no white space around it."""
+    return {
+        "type": "string",
+        "minLength": min_len,
+        "maxLength": max_len,
+        "pattern": extra.pop("pattern", r"^\S(.*\S)?$" if min_len else NO_CONTROL),
+        **extra,
+    }
+
+
+def _prose(max_len: int) -> dict[str, Any]:
+    """Free text for people (names, reasons): trimmed, no control characters."""
+    return {"type": "string", "minLength": 1, "maxLength": max_len, "pattern": NO_CONTROL}
+
+
 S = {"type": "string"}
-FEN = {"type": "integer", "minimum": 1, "description": "integer fen (分)"}
-TIME = {"type": "string", "format": "date-time"}
+ID = _text(60)
+FEN = {
+    "type": "integer",
+    "minimum": 1,
+    "maximum": MAX_FEN,
+    "description": "integer fen (分), 1 to 10^15",
+}
+TIME = {
+    "type": "string",
+    "format": "date-time",
+    "maxLength": 40,
+    "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?([Zz]|[+-][0-9]{2}:[0-9]{2})$",
+    "description": "RFC 3339 with a zone, e.g. 2026-01-01T00:00:00Z",
+}
+DATE = {
+    "type": "string",
+    "format": "date",
+    "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+    "description": "ISO 8601 calendar date",
+}
+REGION = {
+    "type": "string",
+    "pattern": r"^[1-8][0-9]{5}$",
+    "description": "GB/T 2260 region code, e.g. 330100",
+}
+USCC = {
+    "type": "string",
+    "pattern": r"^[0-9A-HJ-NPQRTUWXYa-hj-npqrtuwxy]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXYa-hj-npqrtuwxy]{10}$",
+    "description": "unified social credit code (GB 32100-2015), 18 characters; its check "
+    "character is verified too",
+}
+WINDOW = _text(40, description="a settlement window name, docs/protocol.md §4.6")
+ROLES = ["operator", "holder", "provider"]
+PROVIDER_STATES = ["pending", "approved", "suspended"]
+PROVIDER_KINDS = ["computing_centre", "matchmaking_partner"]
+# Filled from the node's current policy when the document is served (openapi_document).
+COMPUTE_CLASS = {"$ref": "#/components/schemas/ComputeClass"}
+CATEGORY = {"$ref": "#/components/schemas/Category"}
+
+
+def _q(name: str, schema: dict[str, Any], what: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": what}
+
+
+PAGE = [
+    _q("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "at most this many (100)"),
+    _q("after", _text(200, min_len=0), "the previous page's next_after"),
+]
+QUERY: dict[tuple[str, str], list[dict[str, Any]]] = {
+    ("get", "/v1/policy"): [
+        _q("year", {"type": "integer", "minimum": 2000, "maximum": 2200}, "a fiscal year")
+    ],
+    ("get", "/v1/holders"): PAGE,
+    ("get", "/v1/providers"): PAGE,
+    ("get", "/v1/decisions"): PAGE,
+    ("get", "/v1/vouchers"): PAGE,
+    ("get", "/v1/holds"): PAGE,
+    ("get", "/v1/journal"): [
+        PAGE[0],
+        _q("after", {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}, "a sequence number"),
+        _q("kind", {"type": "string", "enum": ["ledger", "events", "audit"]}, "which journal"),
+    ],
+    ("get", "/v1/settlement/payouts"): [
+        _q("window", WINDOW, "one window only"),
+        _q("format", {"type": "string", "enum": ["json", "csv"]}, "csv: the lines, streamed"),
+        *PAGE,
+    ],
+    ("get", "/v1/settlement/disputes"): [
+        _q("all", {"type": "string", "enum": ["0", "1", "false", "true"]}, "resolved ones too")
+    ],
+    ("get", "/v1/settlement/netting"): [_q("until", TIME, "windows ended by then")],
+}
+# Success bodies that are not JSON.
+CONTENT: dict[tuple[str, str], dict[str, Any]] = {
+    ("get", "/metrics"): {"text/plain": {"schema": S}},
+    ("get", "/v1/settlement/payouts"): {
+        "application/json": {"schema": OBJ},
+        "text/csv": {"schema": S},
+    },
+}
 
 ORDER = _schema(
     ["code", "order_id", "order_amount_fen", "compute_class"],
-    code=S,
-    order_id=S,
+    code=_text(100),
+    order_id=_text(100),
     order_amount_fen=FEN,
-    compute_class=S,
+    compute_class=_text(60),
 )
 ORDER_ERRORS = (
     "inbound_not_allowed",
@@ -73,7 +179,7 @@ OPERATIONS: list[tuple[str, str, str, str, dict[str, Any] | None, int, tuple[str
         "/v1/policy",
         "operator",
         "Validate and load a policy (TOML text)",
-        _schema(["toml"], toml=S),
+        _schema(["toml"], toml={"type": "string", "minLength": 1}),
         201,
         ("policy_invalid", "budget_below_committed"),
     ),
@@ -91,7 +197,7 @@ OPERATIONS: list[tuple[str, str, str, str, dict[str, Any] | None, int, tuple[str
         "/v1/tokens",
         "operator",
         "Create a bearer token (shown once)",
-        _schema(["role"], role={"enum": ["operator", "holder", "provider"]}, subject_id=S, label=S),
+        _schema(["role"], role={"type": "string", "enum": ROLES}, subject_id=ID, label=_prose(200)),
         201,
         ("holder_not_found", "provider_not_found"),
     ),
@@ -102,11 +208,11 @@ OPERATIONS: list[tuple[str, str, str, str, dict[str, Any] | None, int, tuple[str
         "Register a holder; returns its first token",
         _schema(
             ["uscc", "name", "category"],
-            uscc=S,
-            name=S,
-            category=S,
-            region=S,
-            uscc_override_reason=S,
+            uscc=USCC,
+            name=_prose(200),
+            category=CATEGORY,
+            region=REGION,
+            uscc_override_reason=_prose(500),
         ),
         201,
         (
@@ -134,11 +240,11 @@ OPERATIONS: list[tuple[str, str, str, str, dict[str, Any] | None, int, tuple[str
         "Register a provider; returns its token",
         _schema(
             ["uscc", "name", "kind"],
-            uscc=S,
-            name=S,
-            kind={"enum": ["computing_centre", "matchmaking_partner"]},
-            region=S,
-            related_uscc={"type": "array", "items": S},
+            uscc=USCC,
+            name=_prose(200),
+            kind={"type": "string", "enum": PROVIDER_KINDS},
+            region=REGION,
+            related_uscc={"type": "array", "maxItems": 100, "items": USCC},
             approved={"type": "boolean"},
         ),
         201,
@@ -160,7 +266,9 @@ OPERATIONS: list[tuple[str, str, str, str, dict[str, Any] | None, int, tuple[str
         "operator",
         "Approve, suspend or reset a provider (audited)",
         _schema(
-            ["state", "reason"], state={"enum": ["pending", "approved", "suspended"]}, reason=S
+            ["state", "reason"],
+            state={"type": "string", "enum": PROVIDER_STATES},
+            reason=_prose(500),
         ),
         200,
         ("provider_not_found",),
@@ -170,7 +278,7 @@ OPERATIONS: list[tuple[str, str, str, str, dict[str, Any] | None, int, tuple[str
         "/v1/providers/{id}/related",
         "operator",
         "Replace the declared related parties",
-        _schema(["related_uscc"], related_uscc={"type": "array", "items": S}),
+        _schema(["related_uscc"], related_uscc={"type": "array", "maxItems": 100, "items": USCC}),
         200,
         ("provider_not_found", "invalid_uscc"),
     ),
@@ -181,11 +289,11 @@ OPERATIONS: list[tuple[str, str, str, str, dict[str, Any] | None, int, tuple[str
         "Submit a compute demand; decided at once (免申即享)",
         _schema(
             ["compute_class", "estimated_amount_fen", "period_start", "period_end"],
-            compute_class=S,
+            compute_class=COMPUTE_CLASS,
             estimated_amount_fen=FEN,
-            provider_id=S,
-            period_start=S,
-            period_end=S,
+            provider_id=_text(40),
+            period_start=DATE,
+            period_end=DATE,
         ),
         201,
         ("unknown_compute_class", "provider_not_found", "policy_missing"),
@@ -223,7 +331,7 @@ OPERATIONS: list[tuple[str, str, str, str, dict[str, Any] | None, int, tuple[str
         "/v1/vouchers/{id}/revoke",
         "operator",
         "Revoke a voucher; its balance returns to the budget",
-        _schema(["reason"], reason=S),
+        _schema(["reason"], reason=_prose(500)),
         200,
         ("voucher_not_found", "voucher_not_active"),
     ),
@@ -234,8 +342,8 @@ OPERATIONS: list[tuple[str, str, str, str, dict[str, Any] | None, int, tuple[str
         "Authorize a provider; returns a one-time code",
         _schema(
             ["provider_id", "max_fen", "expires_at"],
-            provider_id=S,
-            provider_region={"type": "string", "description": "a peer's region, for its provider"},
+            provider_id=ID,
+            provider_region={**REGION, "description": "a peer's region, for its provider"},
             max_fen=FEN,
             expires_at=TIME,
         ),
@@ -318,8 +426,8 @@ OPERATIONS: list[tuple[str, str, str, str, dict[str, Any] | None, int, tuple[str
         "post",
         "/v1/settlement/windows/close",
         "operator",
-        "Close a window now (default: the current one); payouts are signed at once",
-        _schema([], window=S),
+        "Close a window now (window absent or null: the current one); payouts are signed at once",
+        _schema([], window=WINDOW),
         201,
         ("already_exists",),
     ),
@@ -371,12 +479,13 @@ def _status_of(code: str) -> int:
     raise KeyError(code)
 
 
-def openapi_document() -> dict[str, Any]:
+def openapi_document(policy: Policy | None = None) -> dict[str, Any]:
+    """The document; with ``policy``, compute classes and holder categories are that policy's
+    (the node serves it with its current one)."""
     paths: dict[str, dict[str, Any]] = {}
     for method, path, role, summary, schema, ok, codes in OPERATIONS:
-        responses: dict[str, Any] = {
-            str(ok): {"description": "success", "content": {"application/json": {"schema": OBJ}}}
-        }
+        content = CONTENT.get((method, path), {"application/json": {"schema": OBJ}})
+        responses: dict[str, Any] = {str(ok): {"description": "success", "content": content}}
         all_codes = codes if role == "public" else (*COMMON_ERRORS, *codes)
         by_status: dict[int, list[str]] = {}
         for code in all_codes:
@@ -394,20 +503,26 @@ def openapi_document() -> dict[str, Any]:
         }
         if role != "public":
             op["security"] = [{"bearer": []}]
+        parameters = list(QUERY.get((method, path), []))
         if "{id}" in path:
-            op["parameters"] = [{"name": "id", "in": "path", "required": True, "schema": S}]
+            parameters.insert(0, {"name": "id", "in": "path", "required": True, "schema": ID})
+        if parameters:
+            op["parameters"] = parameters
         if schema is not None:
             op["requestBody"] = {
                 "required": True,
                 "content": {"application/json": {"schema": schema}},
             }
         paths.setdefault(path, {})[method] = op
+    classes = sorted((*policy.compute_classes, *policy.excluded_services)) if policy else []
+    categories = sorted(policy.categories) if policy else []
     return {
         "openapi": "3.0.3",
         "info": {
             "title": "Suanli city node",
             "version": "1",
-            "description": "Money is integer fen. Every error is {error: {code, message}}.",
+            "description": "Money is integer fen. Every error is {error: {code, message}}. "
+            "An optional body field sent as null is taken as absent.",
         },
         "paths": paths,
         "components": {
@@ -423,7 +538,18 @@ def openapi_document() -> dict[str, Any]:
                             "properties": {"code": S, "message": S, "details": OBJ},
                         }
                     },
-                }
+                },
+                "ComputeClass": {
+                    "type": "string",
+                    "description": "a compute class of the current policy, or one of its "
+                    "excluded services (declined with its reason)",
+                    **({"enum": classes} if classes else {}),
+                },
+                "Category": {
+                    "type": "string",
+                    "description": "a holder category of the current policy",
+                    **({"enum": categories} if categories else {}),
+                },
             },
         },
     }

@@ -105,8 +105,17 @@ class Body:
         return self._data[name]
 
     def text(
-        self, name: str, *, max_len: int = 200, required: bool = True, multiline: bool = False
+        self,
+        name: str,
+        *,
+        max_len: int = 200,
+        required: bool = True,
+        multiline: bool = False,
+        prose: bool = False,
     ) -> Any:
+        """A string field. ``prose`` (names, reasons, labels, policy text): white space around
+        it is trimmed. Anything else (codes, ids, regions, dates, enums) is taken exactly as
+        sent, and white space around it is refused rather than silently removed."""
         value = self._get(name, required)
         if value is None:
             return None
@@ -114,8 +123,11 @@ class Body:
             raise errors.InvalidRequest(f"{name}: must be a string")
         if (MULTILINE_CONTROL if multiline else CONTROL).search(value):  # before strip()
             raise errors.InvalidRequest(f"{name}: control characters are not allowed")
-        value = value.strip()
-        if required and not value:
+        if prose:
+            value = value.strip()
+        elif value != value.strip():
+            raise errors.InvalidRequest(f"{name}: must not begin or end with white space")
+        if not value:  # optional or not: leave an optional field out (or null) instead
             raise errors.InvalidRequest(f"{name}: must not be empty")
         if len(value) > max_len:
             raise errors.InvalidRequest(f"{name}: at most {max_len} characters")
@@ -159,11 +171,12 @@ class Body:
             raise errors.InvalidRequest(f"{name}: must be a list of strings")
         if len(value) > max_items:
             raise errors.InvalidRequest(f"{name}: at most {max_items} items")
-        if any(len(v) > max_len or CONTROL.search(v) for v in value):
+        if any(len(v) > max_len or CONTROL.search(v) or v != v.strip() for v in value):
             raise errors.InvalidRequest(
-                f"{name}: each item at most {max_len} characters, without control characters"
+                f"{name}: each item at most {max_len} characters, without control characters "
+                "or white space around it"
             )
-        return tuple(v.strip() for v in value)
+        return tuple(value)
 
     def done(self) -> None:
         unknown = sorted(set(self._data) - self._seen)
@@ -196,7 +209,7 @@ class Query:
             raise errors.InvalidRequest(f"{name}: given more than once")
         return values[0] if values else None
 
-    def text(self, name: str, *, max_len: int = 200) -> str | None:
+    def text(self, name: str, *, max_len: int = 200, allow_empty: bool = False) -> str | None:
         value = self._get(name)
         if value is None:
             return None
@@ -204,6 +217,10 @@ class Query:
             raise errors.InvalidRequest(f"{name}: at most {max_len} characters")
         if CONTROL.search(value):
             raise errors.InvalidRequest(f"{name}: control characters are not allowed")
+        if value != value.strip():
+            raise errors.InvalidRequest(f"{name}: must not begin or end with white space")
+        if not value and not allow_empty:
+            raise errors.InvalidRequest(f"{name}: must not be empty")
         return value
 
     def integer(self, name: str, *, minimum: int = 0, maximum: int = INT64_MAX) -> int | None:
@@ -229,7 +246,7 @@ class Query:
         """``?limit=&after=`` keyset pagination; limit 1..500 (default 100); ``after`` is the
         last item's id (or cursor) from the previous page."""
         limit = self.integer("limit", minimum=1, maximum=500)
-        return limit or 100, self.text("after", max_len=200) or ""
+        return limit or 100, self.text("after", max_len=200, allow_empty=True) or ""
 
     def done(self) -> None:
         unknown = sorted(set(self._query) - self._seen)

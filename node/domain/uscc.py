@@ -19,6 +19,8 @@ WEIGHTS = tuple(pow(3, i, 31) for i in range(17))
 class USCCCheck:
     ok: bool
     reason: str  # "" when ok
+    form_ok: bool = True  # 18 characters of the alphabet with a numeric region: only the
+    # check character may be wrong (a known legacy code, which an operator may override)
 
 
 def check_character(first17: str) -> str:
@@ -30,12 +32,14 @@ def check_character(first17: str) -> str:
 def check(code: str) -> USCCCheck:
     """Check a code's form and check character; the reason says what is wrong."""
     if len(code) != 18:
-        return USCCCheck(False, f"must be 18 characters, got {len(code)}")
+        return USCCCheck(False, f"must be 18 characters, got {len(code)}", False)
     for position, ch in enumerate(code, start=1):
         if ch not in _VALUE:
-            return USCCCheck(False, f"character {ch!r} at position {position} is not allowed")
+            return USCCCheck(
+                False, f"character {ch!r} at position {position} is not allowed", False
+            )
     if not code[2:8].isdigit():
-        return USCCCheck(False, "positions 3-8 must be a numeric region code")
+        return USCCCheck(False, "positions 3-8 must be a numeric region code", False)
     expected = check_character(code[:17])
     if code[17] != expected:
         return USCCCheck(False, f"check character is {code[17]!r}, expected {expected!r}")

@@ -38,6 +38,8 @@ def _check_uscc(code: str, override_reason: str | None, field: str = "uscc") -> 
     result = uscc_rules.check(code)
     if result.ok:
         return
+    if not result.form_ok:  # no override makes a malformed code acceptable
+        raise errors.InvalidUSCC(f"{field}: {code[:40]!r} {result.reason}")
     if override_reason:
         return
     raise errors.InvalidUSCC(

@@ -331,7 +331,7 @@ def _cmd_key(args: argparse.Namespace) -> int:
                     json.dumps(
                         {
                             "key_id": k.key_id,
-                            "not_before": iso(k.not_before),
+                            "not_before": iso(k.not_before) if k.not_before else None,
                             "not_after": iso(k.not_after) if k.not_after else None,
                             "revoked": k.revoked,
                             "current": k.key_id == node.key.key_id,

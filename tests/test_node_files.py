@@ -203,3 +203,40 @@ def test_redaction_covers_every_credential_format() -> None:
         out = redact(text)
         assert secret not in out and "[redacted]" in out, out
     assert re.fullmatch(r"nothing secret here", redact("nothing secret here"))
+
+
+ISO = re.compile(r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$")
+
+
+def test_times_for_people_are_iso_8601_everywhere(tmp_path: Path) -> None:
+    """Exports, CLI listings and the journal show times as ISO 8601 UTC, never epoch ms."""
+    data, op = _init(tmp_path)
+    suanli("settle", "close", "--data", str(data))
+    listed = [
+        json.loads(line)
+        for line in suanli("token", "list", "--data", str(data)).stdout.splitlines()
+    ]
+    assert listed and all(ISO.match(t["created_at"]) for t in listed)
+    keys = [
+        json.loads(line) for line in suanli("key", "list", "--data", str(data)).stdout.splitlines()
+    ]
+    # a first key has no start (null: valid from the beginning) and no end yet
+    assert keys and all(k["not_before"] is None and k["not_after"] is None for k in keys)
+    windows = json.loads(suanli("settle", "windows", "--data", str(data)).stdout)
+    closed = [w for w in windows if w["state"] != "open"]
+    assert closed and all(ISO.match(w[f]) for w in closed for f in ("start", "end", "closed_at"))
+    for report in ("audit", "ledger", "decisions", "vouchers", "captures"):
+        out = suanli("export", "--data", str(data), report, "--format", "json").stdout
+        for row in map(json.loads, out.splitlines()):
+            for name, value in row.items():
+                if name == "at" or name.endswith("_at"):
+                    assert value is None or ISO.match(value), (report, name, value)
+    node = NodeProcess(data).start()
+    try:
+        for kind in ("ledger", "events", "audit"):
+            _, journal = http("GET", f"{node.url}/v1/journal?kind={kind}", op)
+            assert all(ISO.match(item["at"]) for item in journal["items"]), journal
+        _, audit = http("GET", f"{node.url}/v1/journal?kind=audit", op)
+        assert audit["items"]
+    finally:
+        node.stop()

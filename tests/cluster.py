@@ -59,6 +59,56 @@ def http(
         return 0, {"error": {"code": "connection", "message": str(err)}}
 
 
+@dataclass(frozen=True)
+class OneCity:
+    """What ``one_city`` made: tokens and ids, a voucher, a one-time code for the provider."""
+
+    holder: str
+    provider: str
+    provider_id: str
+    voucher: dict[str, Any]
+    code: str
+
+
+def one_city(url: str, op: str, max_fen: int = 5_000_000) -> OneCity:
+    """Through the REST API of a running Hangzhou node: a holder (an enterprise), an approved
+    provider, the voucher of a ¥1,000,000 model-services demand (¥300,000), and a one-time code
+    for the provider up to ``max_fen``."""
+    from tests.conftest import HZ_ENTERPRISE, PROVIDER_A
+
+    status, h = http(
+        "POST",
+        f"{url}/v1/holders",
+        op,
+        {"uscc": HZ_ENTERPRISE, "name": "Acme", "category": "enterprise"},
+    )
+    assert status == 201, h
+    status, p = http(
+        "POST",
+        f"{url}/v1/providers",
+        op,
+        {"uscc": PROVIDER_A, "name": "Centre", "kind": "computing_centre", "approved": True},
+    )
+    assert status == 201, p
+    demand = {
+        "compute_class": "model_services",
+        "estimated_amount_fen": 100_000_000,
+        "period_start": "2026-01-01",
+        "period_end": "2026-12-31",
+    }
+    status, d = http("POST", f"{url}/v1/demands", h["token"], demand)
+    assert status == 201 and d["voucher"], d
+    voucher = d["voucher"]
+    body = {
+        "provider_id": p["provider"]["id"],
+        "max_fen": max_fen,
+        "expires_at": voucher["expires_at"],
+    }
+    status, a = http("POST", f"{url}/v1/vouchers/{voucher['id']}/authorizations", h["token"], body)
+    assert status == 201, a
+    return OneCity(h["token"], p["token"], p["provider"]["id"], voucher, a["code"])
+
+
 def make_tls(folder: Path, name: str) -> tuple[Path, Path, Path]:
     """A test CA (made once per folder) and a certificate for 127.0.0.1 signed by it, usable
     as server and as client (mutual TLS). Returns (certificate, key, CA certificate)."""

@@ -11,8 +11,8 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from node.clock import SystemClock, year_of
-from tests.cluster import http
-from tests.conftest import HZ_ENTERPRISE, PROVIDER_A, policy_text
+from tests.cluster import http, one_city
+from tests.conftest import PROVIDER_A, policy_text
 from tests.proc import NodeProcess, suanli, wait_until
 
 # Real processes run on the wall clock: their policy is for the current fiscal year.
@@ -125,45 +125,13 @@ def test_serve_tokens_policy_check_and_kill9(tmp_path: Path) -> None:
             timeout=15,
         )
         # Money moves, the answer comes back, then the process dies without warning.
-        _, h = http(
-            "POST",
-            f"{node.url}/v1/holders",
-            op,
-            {"uscc": HZ_ENTERPRISE, "name": "a", "category": "enterprise"},
-        )
-        _, p = http(
-            "POST",
-            f"{node.url}/v1/providers",
-            op,
-            {"uscc": PROVIDER_A, "name": "p", "kind": "computing_centre", "approved": True},
-        )
-        _, d = http(
-            "POST",
-            f"{node.url}/v1/demands",
-            h["token"],
-            {
-                "compute_class": "model_services",
-                "estimated_amount_fen": 100_000_000,
-                "period_start": "2026-01-01",
-                "period_end": "2026-12-31",
-            },
-        )
-        _, a = http(
-            "POST",
-            f"{node.url}/v1/vouchers/{d['voucher']['id']}/authorizations",
-            h["token"],
-            {
-                "provider_id": p["provider"]["id"],
-                "max_fen": 5_000_000,
-                "expires_at": d["voucher"]["expires_at"],
-            },
-        )
+        city = one_city(node.url, op)
         status, r = http(
             "POST",
             f"{node.url}/v1/redemptions",
-            p["token"],
+            city.provider,
             {
-                "code": a["code"],
+                "code": city.code,
                 "order_id": "K9-1",
                 "order_amount_fen": 1_000_000,
                 "compute_class": "model_services",
@@ -199,9 +167,9 @@ def test_serve_tokens_policy_check_and_kill9(tmp_path: Path) -> None:
         ]
         assert payables == [
             {
-                "provider_id": p["provider"]["id"],
+                "provider_id": city.provider_id,
                 "provider_uscc": PROVIDER_A,
-                "provider_name": "p",
+                "provider_name": "Centre",
                 "payable_fen": 300_000,
             }
         ]

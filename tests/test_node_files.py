@@ -3,7 +3,6 @@ credential in any log line whatever a client sends. Real ``suanli`` processes.""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import re
@@ -13,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from node.cli import init_node
-from tests.cluster import http
-from tests.conftest import HZ_ENTERPRISE, PROVIDER_A, policy_text
+from tests.cluster import http, one_city
+from tests.conftest import policy_text
 from tests.proc import NodeProcess, suanli
 
 
@@ -88,46 +87,8 @@ def test_no_credential_reaches_the_log_whatever_a_client_sends(tmp_path: Path) -
     node = NodeProcess(data).start(None, "--log-format", "json")
     secrets: list[str] = [op]
     try:
-        status, body = http(
-            "POST",
-            f"{node.url}/v1/holders",
-            op,
-            {"uscc": HZ_ENTERPRISE, "name": "Acme", "category": "enterprise"},
-        )
-        assert status == 201
-        holder = body["token"]
-        status, body = http(
-            "POST",
-            f"{node.url}/v1/providers",
-            op,
-            {"uscc": PROVIDER_A, "name": "AI Centre", "kind": "computing_centre", "approved": True},
-        )
-        provider, provider_id = body["token"], body["provider"]["id"]
-        status, body = http(
-            "POST",
-            f"{node.url}/v1/demands",
-            holder,
-            {
-                "compute_class": "model_services",
-                "estimated_amount_fen": 100_000_000,
-                "period_start": "2026-01-01",
-                "period_end": "2026-12-31",
-            },
-        )
-        voucher = body["voucher"]["id"]
-        tomorrow = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()
-        status, body = http(
-            "POST",
-            f"{node.url}/v1/vouchers/{voucher}/authorizations",
-            holder,
-            {
-                "provider_id": provider_id,
-                "max_fen": 1_000_000,
-                "expires_at": tomorrow,
-            },
-        )
-        assert status == 201, body
-        code = body["code"]
+        city = one_city(node.url, op)
+        holder, provider, code = city.holder, city.provider, city.code
         secrets += [holder, provider, code]
 
         hostile: list[bytes] = []

@@ -6,7 +6,6 @@ afterwards and the log holds no traceback."""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import shutil
 import subprocess
@@ -18,8 +17,8 @@ from typing import Any
 import pytest
 
 from node.cli import init_node
-from tests.cluster import http
-from tests.conftest import HZ_ENTERPRISE, PROVIDER_A, policy_text
+from tests.cluster import one_city
+from tests.conftest import policy_text
 from tests.proc import TIMEOUT_FACTOR, NodeProcess, suanli
 
 CHECKS = ",".join(
@@ -42,42 +41,8 @@ def served(
     op = init_node(data, "330100", "Hangzhou", policy_text(), 0)
     node = NodeProcess(data).start()
     try:
-        url = node.url
-        _, holder = http(
-            "POST",
-            f"{url}/v1/holders",
-            op,
-            {"uscc": HZ_ENTERPRISE, "name": "Acme", "category": "enterprise"},
-        )
-        _, provider = http(
-            "POST",
-            f"{url}/v1/providers",
-            op,
-            {"uscc": PROVIDER_A, "name": "Centre", "kind": "computing_centre", "approved": True},
-        )
-        _, issued = http(
-            "POST",
-            f"{url}/v1/demands",
-            holder["token"],
-            {
-                "compute_class": "model_services",
-                "estimated_amount_fen": 100_000_000,
-                "period_start": "2026-01-01",
-                "period_end": "2026-12-31",
-            },
-        )
-        tomorrow = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()
-        http(
-            "POST",
-            f"{url}/v1/vouchers/{issued['voucher']['id']}/authorizations",
-            holder["token"],
-            {
-                "provider_id": provider["provider"]["id"],
-                "max_fen": 1_000_000,
-                "expires_at": tomorrow,
-            },
-        )
-        yield node, {"operator": op, "holder": holder["token"], "provider": provider["token"]}
+        city = one_city(node.url, op, max_fen=1_000_000)
+        yield node, {"operator": op, "holder": city.holder, "provider": city.provider}
     finally:
         node.stop()
 

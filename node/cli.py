@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from node.app import Node, build_node
 from node.clock import iso
 from node.config import CONFIG_FILE, ConfigError, FederationConfig, NodeConfig, render
 from node.config import load as load_config
+from node.domain.fields import MAX_FEN, parse_int
 from node.domain.money import yuan
 from node.domain.policy import parse_policy, policy_summary
 from node.files import FolderBusy, FolderLock, private, write_private
@@ -420,6 +422,33 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
+def _whole(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: ASCII digits within ``low..high`` (as every door takes integers)."""
+
+    def parse(text: str) -> int:
+        try:
+            return parse_int("value", text, low, high)
+        except errors.InvalidRequest as exc:
+            raise argparse.ArgumentTypeError(exc.message.removeprefix("value: ")) from None
+
+    return parse
+
+
+def _hours(text: str) -> float:
+    try:
+        hours = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a number of hours") from None
+    if not 0 <= hours <= 24 * 366:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError("must be between 0 and 8784 hours")
+    return hours
+
+
+PORT = _whole(0, 65_535)
+FEN = _whole(0, MAX_FEN)
+YEAR = _whole(2000, 2200)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="suanli", description="A city's compute-voucher node")
     sub = p.add_subparsers(dest="command", required=True)
@@ -434,9 +463,9 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--region", required=True, help="GB/T 2260 code, e.g. 330100")
     sp.add_argument("--name", required=True)
     sp.add_argument("--policy", required=True, help="the fiscal year's policy TOML")
-    sp.add_argument("--port", type=int, default=8330)
+    sp.add_argument("--port", type=PORT, default=8330)
     sp.add_argument("--synchronous", default="FULL", choices=["NORMAL", "FULL", "EXTRA"])
-    sp.add_argument("--grpc-port", type=int, help="join a federation: serve gRPC on this port")
+    sp.add_argument("--grpc-port", type=PORT, help="join a federation: serve gRPC on this port")
     sp.add_argument("--grpc-host", default="127.0.0.1")
     sp.add_argument("--endpoint", help="host:port peers should dial (default grpc-host:grpc-port)")
     sp.add_argument(
@@ -450,7 +479,7 @@ def parser() -> argparse.ArgumentParser:
 
     sp = with_data(sub.add_parser("serve", help="serve the REST API"))
     sp.add_argument("--host")
-    sp.add_argument("--port", type=int)
+    sp.add_argument("--port", type=PORT)
     sp.add_argument(
         "--log-format", choices=["text", "json"], help="default: [logging] format, else text"
     )
@@ -480,7 +509,7 @@ def parser() -> argparse.ArgumentParser:
     pp = sub.add_parser("policy", help="the fiscal year's policy")
     psub = pp.add_subparsers(dest="action", required=True)
     sp = with_data(psub.add_parser("show"))
-    sp.add_argument("--year", type=int)
+    sp.add_argument("--year", type=YEAR)
     sp = with_data(psub.add_parser("load"))
     sp.add_argument("file")
     pp.set_defaults(fn=_cmd_policy)
@@ -505,13 +534,13 @@ def parser() -> argparse.ArgumentParser:
         "--no-outbound", action="store_true", help="our vouchers may not be spent there"
     )
     sp.add_argument("--no-inbound", action="store_true", help="our providers do not accept theirs")
-    sp.add_argument("--exposure-cap-fen", type=int, help="most we may owe them in one window")
+    sp.add_argument("--exposure-cap-fen", type=FEN, help="most we may owe them in one window")
     with_data(psub.add_parser("list"))
     sp = with_data(psub.add_parser("set", help="change what may travel to and from a peer"))
     sp.add_argument("region")
     sp.add_argument("--outbound", choices=["on", "off"])
     sp.add_argument("--inbound", choices=["on", "off"])
-    sp.add_argument("--exposure-cap-fen", type=int)
+    sp.add_argument("--exposure-cap-fen", type=FEN)
     sp = with_data(psub.add_parser("revoke-key", help="stop trusting one of a peer's keys"))
     sp.add_argument("region")
     sp.add_argument("key_id")
@@ -522,7 +551,7 @@ def parser() -> argparse.ArgumentParser:
     sp = with_data(
         ksub.add_parser("rotate", help="start a new key; the old one stays valid for the overlap")
     )
-    sp.add_argument("--overlap-hours", type=float, default=72.0)
+    sp.add_argument("--overlap-hours", type=_hours, default=72.0)
     sp = with_data(ksub.add_parser("revoke", help="stop a retired key being trusted by peers"))
     sp.add_argument("key_id")
     with_data(ksub.add_parser("list"))
@@ -561,7 +590,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--data", type=Path, help="keep the demo's data here (default: a new temp folder)"
     )
-    sp.add_argument("--port", type=int, default=8330)
+    sp.add_argument("--port", type=PORT, default=8330)
     sp.add_argument("--once", action="store_true", help="run the scenario, check the books, exit")
     sp.set_defaults(fn=_cmd_demo)
     return p

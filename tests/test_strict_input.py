@@ -267,3 +267,24 @@ async def test_every_csv_the_node_writes_is_safe_in_a_spreadsheet(
     assert {FORMULA, "-2+3", "@SUM(1+1)", "+cmd|' /C calc'!A0"} <= seen
     for name in ("captures", "payouts", "payouts over REST", "statement_records"):
         assert "'" + FORMULA in cells[name], name
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["peer", "set", "330100", "--exposure-cap-fen", "1180591620717411303424"],
+        ["peer", "set", "330100", "--exposure-cap-fen", "²"],
+        ["serve", "--port", "70000"],
+        ["key", "rotate", "--overlap-hours", "nan"],
+        ["policy", "show", "--year", "٢٠٢٦"],
+    ],
+)
+def test_the_cli_bounds_its_numbers_too(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from node.cli import parser
+
+    with pytest.raises(SystemExit) as exit_:
+        parser().parse_args(argv)
+    assert exit_.value.code == 2
+    assert "error: argument" in capsys.readouterr().err

@@ -114,3 +114,29 @@ async def test_an_unauthenticated_caller_cannot_tell_peers_from_strangers(rig: R
     assert f'suanli_envelope_refusals_total{{peer="{PEER}",reason="unknown_key"}}' in exposition
     assert f'suanli_envelope_refusals_total{{peer="{PEER}",reason="bad_signature"}}' in exposition
     assert "440300" not in exposition
+
+
+async def test_the_health_service_refuses_garbage_the_same_way(rig: Rig) -> None:
+    from grpc_health.v1 import health_pb2
+
+    assert rig.channel is not None
+    check = rig.channel.unary_unary("/grpc.health.v1.Health/Check")
+    for data in GARBAGE:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await check(data, timeout=5)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert _code(err.value) == "malformed_message"
+        assert not any(word in (err.value.details() or "") for word in INTERNAL)
+    ok = await check(health_pb2.HealthCheckRequest(service="").SerializeToString(), timeout=5)
+    assert (
+        health_pb2.HealthCheckResponse.FromString(ok).status
+        == health_pb2.HealthCheckResponse.SERVING
+    )
+    watch = rig.channel.unary_stream("/grpc.health.v1.Health/Watch")
+    call = watch(health_pb2.HealthCheckRequest(service="").SerializeToString(), timeout=5)
+    first = await call.read()
+    assert (
+        health_pb2.HealthCheckResponse.FromString(first).status
+        == health_pb2.HealthCheckResponse.SERVING
+    )
+    call.cancel()

@@ -157,7 +157,7 @@ async def set_provider_state(request: web.Request) -> web.Response:
 
 async def set_provider_related(request: web.Request) -> web.Response:
     body = await json_body(request)
-    related = body.texts("related_uscc")
+    related = body.texts("related_uscc", required=True)  # [] clears them; null is no answer
     body.done()
     provider = await request.app[NODE].registry.set_provider_related(
         _who(request), request.match_info["id"], related

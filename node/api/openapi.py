@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from node import errors
+from node.api import schemas
 from node.domain.fields import MAX_FEN
 from node.domain.policy import Policy
 
@@ -484,8 +485,12 @@ def openapi_document(policy: Policy | None = None) -> dict[str, Any]:
     (the node serves it with its current one)."""
     paths: dict[str, dict[str, Any]] = {}
     for method, path, role, summary, schema, ok, codes in OPERATIONS:
-        content = CONTENT.get((method, path), {"application/json": {"schema": OBJ}})
-        responses: dict[str, Any] = {str(ok): {"description": "success", "content": content}}
+        answer = schemas.ANSWERS.get((method, path), OBJ)
+        content = CONTENT.get((method, path), {"application/json": {"schema": answer}})
+        responses: dict[str, Any] = {
+            str(status): {"description": "success", "content": content}
+            for status in sorted((ok, *schemas.MORE_STATUSES.get((method, path), ())))
+        }
         all_codes = codes if role == "public" else (*COMMON_ERRORS, *codes)
         by_status: dict[int, list[str]] = {}
         for code in all_codes:
@@ -539,6 +544,7 @@ def openapi_document(policy: Policy | None = None) -> dict[str, Any]:
                         }
                     },
                 },
+                **schemas.COMPONENTS,
                 "ComputeClass": {
                     "type": "string",
                     "description": "a compute class of the current policy, or one of its "

@@ -163,8 +163,10 @@ class Body:
             raise errors.InvalidRequest(f"{name}: must be true or false")
         return value
 
-    def texts(self, name: str, *, max_items: int = 100, max_len: int = 40) -> tuple[str, ...]:
-        value = self._get(name, False)
+    def texts(
+        self, name: str, *, max_items: int = 100, max_len: int = 40, required: bool = False
+    ) -> tuple[str, ...]:
+        value = self._get(name, required)
         if value is None:
             return ()
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):

@@ -16,8 +16,8 @@ demo: $(STAMP)
 	$(BIN)/suanli demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check node federation tests
-	$(BIN)/ruff format --check node federation tests
+	$(BIN)/ruff check node federation protos tests
+	$(BIN)/ruff format --check node federation protos tests
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -44,4 +44,4 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
 protos: $(STAMP)
-	$(BIN)/python -m federation.codegen
+	$(BIN)/python protos/codegen.py

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import base64
 import sqlite3
-from pathlib import Path
 from typing import Any
 
-from federation.cards import ParsedCard, card_text, parse_card
+from federation.cards import ParsedCard, parse_card
 from node import errors
 from node.clock import Clock, iso
-from node.services.common import SYSTEM, Principal, require_operator
+from node.services.common import Principal, require_operator
 from node.store import ledger, peers
 from node.store.db import Database
 
@@ -123,28 +122,3 @@ class Peering:
                 }
             )
         return out
-
-
-def peer_all(members: list[tuple[str, Path]], exposure_cap_fen: int) -> None:
-    """Make fresh, stopped nodes (region, data folder) peers of each other: export each
-    card (also left in the others' folders as ``<region>.card``) and import it everywhere else."""
-    from node.app import build_node
-
-    cards = {}
-    for region, data in members:
-        node = build_node(data)
-        try:
-            assert node.federation is not None, f"{data} has no [federation] section"
-            cards[region] = card_text(node.federation.card())
-        finally:
-            node.close()
-    for region, data in members:
-        node = build_node(data)
-        try:
-            peering = Peering(node.db, node.clock, region)
-            for other, card in cards.items():
-                if other != region:
-                    (data / f"{other}.card").write_text(card)
-                    peering.add(parse_card(card), True, True, exposure_cap_fen, SYSTEM)
-        finally:
-            node.close()

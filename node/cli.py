@@ -18,59 +18,20 @@ from aiohttp import web
 from node import errors, logs
 from node.app import Node, build_node
 from node.clock import iso
-from node.config import CONFIG_FILE, ConfigError, FederationConfig, NodeConfig, render
+from node.config import ConfigError, FederationConfig
 from node.config import load as load_config
 from node.domain.fields import MAX_FEN, parse_int
 from node.domain.money import yuan
-from node.domain.policy import parse_policy, policy_summary
-from node.files import FolderBusy, FolderLock, private, write_private
-from node.keys import NodeKey
+from node.domain.policy import policy_summary
+from node.files import FolderBusy, FolderLock, private
+from node.provision import init_node
 from node.services.common import SYSTEM
-from node.store.db import Database, SchemaTooNew
+from node.store.db import SchemaTooNew
 
 logger = logging.getLogger(__name__)
 
 SERVE_FILE = "serve.json"
 DEFAULT_DATA = Path(os.environ.get("SUANLI_DATA", "data"))
-
-
-def init_node(
-    data_dir: Path,
-    region: str,
-    name: str,
-    policy_text: str,
-    port: int,
-    synchronous: str = "FULL",
-    sweep_interval: float = 5.0,
-    federation: FederationConfig | None = None,
-) -> str:
-    """Create a node's data folder, key, database and policy; return the first operator token."""
-    if (data_dir / CONFIG_FILE).exists():
-        raise ConfigError(f"{data_dir} already holds a node; refusing to overwrite it")
-    policy = parse_policy(policy_text)  # fail before creating anything
-    if policy.region != region:
-        raise ConfigError(f"policy.region: {policy.region} is not this node's region {region}")
-    data_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(data_dir, 0o700)
-    config = NodeConfig(
-        data_dir=data_dir,
-        region=region,
-        name=name,
-        http_port=port,
-        synchronous=synchronous,
-        sweep_interval_seconds=sweep_interval,
-        federation=federation,
-    )
-    write_private(data_dir / CONFIG_FILE, render(config))
-    NodeKey.generate().save(config.key_path)
-    Database(config.db_path, synchronous).close()
-    node = build_node(data_dir)
-    try:
-        node.policies.load_sync(policy_text, SYSTEM)
-        _, token = node.tokens.create_sync(SYSTEM, "operator", None, "first operator (suanli init)")
-    finally:
-        node.close()
-    return token
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
@@ -416,7 +377,7 @@ def _cmd_backup(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from node.demo import run_demo
+    from node.tools.demo import run_demo
 
     code: int = asyncio.run(run_demo(args))
     return code
@@ -599,7 +560,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bench"]:  # its own options, parsed by the benchmark
-        from node.bench.run import main as bench
+        from node.tools.bench.run import main as bench
 
         return bench(argv[1:])
     args = parser().parse_args(argv)

@@ -22,12 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from federation.crosscheck import compare, in_flight
-from federation.peering import peer_all
-from node.cli import init_node
 from node.clock import SystemClock, year_of
 from node.config import FederationConfig
-from node.processes import free_port
+from node.provision import init_node, peer_all
+from node.tools.crosscheck import compare, in_flight
+from node.tools.processes import free_port
 from tests.conftest import policy_text
 from tests.proc import NodeProcess, suanli, wait_until
 

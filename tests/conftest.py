@@ -17,8 +17,8 @@ from aiohttp.test_utils import TestClient
 
 from node.api.app import make_app
 from node.app import Node, build_node
-from node.cli import init_node
 from node.clock import ManualClock
+from node.provision import init_node
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "ops" / "policies"

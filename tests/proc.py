@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from node.processes import serving, spawn
+from node.tools.processes import serving, spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_FACTOR = float(os.environ.get("TIMEOUT_FACTOR", "1"))

@@ -18,10 +18,10 @@ def test_quick_benchmark_runs_and_the_books_balance() -> None:
 
 
 def bench_module(*args: str) -> Any:
-    """Run ``python -m node.bench.<args>``; its JSON result (it exits non-zero if its two ways
+    """Run ``python -m node.tools.bench.<args>``; its JSON result (it exits non-zero if its two ways
     disagree)."""
     out = subprocess.run(
-        [sys.executable, "-m", f"node.bench.{args[0]}", *args[1:]],
+        [sys.executable, "-m", f"node.tools.bench.{args[0]}", *args[1:]],
         capture_output=True,
         text=True,
         check=True,
@@ -53,7 +53,7 @@ def test_the_paired_benchmark_compares_two_versions_and_checks_both_books() -> N
 
 def test_the_paired_benchmark_names_a_revision_it_cannot_find() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "node.bench.pair", "no-such-revision", "."],
+        [sys.executable, "-m", "node.tools.bench.pair", "no-such-revision", "."],
         capture_output=True,
         text=True,
         timeout=60,

@@ -11,7 +11,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from node.cli import init_node
+from node.provision import init_node
 from tests.cluster import http, one_city
 from tests.conftest import policy_text
 from tests.proc import NodeProcess, suanli

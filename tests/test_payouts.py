@@ -1,7 +1,7 @@
 """Provider payouts at volume: signed after the close from lines streamed in hold-id order
 (schema v7), once, whoever signs; the lines a provider downloads reproduce its digest.
 
-The books here are seeded with bare captured holds (``node.bench.payout.seed``: no vouchers
+The books here are seeded with bare captured holds (``node.tools.bench.payout.seed``: no vouchers
 spent, no ledger behind them) to reach thousands of lines quickly, so they are not checked for
 balance; the three-city tests in test_settlement.py sign payouts of real captures and check."""
 
@@ -23,13 +23,13 @@ from hypothesis import strategies as st
 
 from node import errors
 from node.app import Node, build_node
-from node.bench.payout import HZ, seed
 from node.clock import ManualClock
 from node.keys import verify
 from node.services.common import SYSTEM, Principal
 from node.services.settlement import PAYOUT_TAG
 from node.store import settlement as store
 from node.store.db import Database
+from node.tools.bench.payout import HZ, seed
 from tests.conftest import make_node
 
 CAPTURES = 2_500  # three chunks of each query, and one more

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from node import errors
 from node.app import build_node
-from node.cli import init_node
 from node.clock import ManualClock
 from node.domain.issuance import Demand
+from node.provision import init_node
 from node.services.common import SYSTEM, Principal
 from node.services.spending import Order
 from tests.conftest import HZ_ENTERPRISE, PROVIDER_A, SH_ENTERPRISE, START, policy_text

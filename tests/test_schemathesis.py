@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from node.cli import init_node
+from node.provision import init_node
 from tests.cluster import one_city
 from tests.conftest import policy_text
 from tests.proc import TIMEOUT_FACTOR, NodeProcess, suanli

@@ -1,6 +1,6 @@
 """Benchmark: a settlement window's provider payouts, signed at close.
 
-    python -m node.bench.payout --captures 1000000 --providers 10
+    python -m node.tools.bench.payout --captures 1000000 --providers 10
 
 Seeds a Hangzhou node's books with that many captured subsidies in its current window (two
 thirds on its own vouchers, one third on other cities'), spread over the providers, then signs
@@ -27,16 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from node.app import build_node
-from node.bench.statement import measured
 from node.clock import SystemClock, year_of
 from node.keys import canonical_json
-from node.processes import free_port
 from node.services.common import SYSTEM
 from node.services.settlement import PAYOUT_TAG_V1
 from node.store import settlement as store
+from node.tools.bench.statement import measured
+from node.tools.processes import free_port
 
 HZ = "330100"
-POLICY = Path(__file__).resolve().parent.parent.parent / "ops" / "policies" / "hangzhou-2026.toml"
+POLICY = Path(__file__).resolve().parents[1] / "policies" / "hangzhou-2026.toml"
 
 
 def seed(path: Path, window: str, captures: int, providers: int) -> None:
@@ -88,7 +88,7 @@ def seed(path: Path, window: str, captures: int, providers: int) -> None:
 
 
 async def run(captures: int, providers: int) -> dict[str, Any]:
-    from node.cli import init_node
+    from node.provision import init_node
 
     year = year_of(SystemClock().now_ms())
     policy = POLICY.read_text().replace("fiscal_year = 2026", f"fiscal_year = {year}")

@@ -1,6 +1,6 @@
 """Benchmark: two versions of the code side by side, on the same machine at the same moments.
 
-    python -m node.bench.pair 4d8fdbd HEAD --clients 1 --requests 600 --rounds 2
+    python -m node.tools.bench.pair 4d8fdbd HEAD --clients 1 --requests 600 --rounds 2
 
 This machine's speed drifts by ±20–40% within minutes (docs/benchmarks.md), more than most
 changes are worth, so two full benchmark runs an hour apart cannot tell whether a change made
@@ -13,7 +13,8 @@ ratio, B over A; the rounds swap which version is started first and holds the fi
 The result is the median of the rounds' ratios: below 1, B is faster. Both federations' books
 are checked at the end (a run whose books do not balance is void), as in ``suanli bench``.
 
-Each version must have ``node.bench.run.Federation`` as of the benchmark's ``Stream`` change
+Each version must have ``node.tools.bench.run.Federation`` (``node.bench.run`` before
+issue 15) as of the benchmark's ``Stream`` change
 (2026-11-27); older revisions fail to start with an error naming the revision."""
 
 from __future__ import annotations
@@ -36,15 +37,18 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from node.bench.load import Client, percentile
-from node.processes import ROOT
+from node.tools.bench.load import Client, percentile
+from node.tools.processes import ROOT
 
 # Runs in a child process inside one version's tree: start its federation, say where it is,
 # serve until stdin closes, then check the books and stop.
 CHILD = """
 import json, sys
 from pathlib import Path
-from node.bench.run import GY, HZ, Federation
+try:
+    from node.tools.bench.run import GY, HZ, Federation
+except ImportError:  # trees before the tools moved out of the product (issue 15)
+    from node.bench.run import GY, HZ, Federation
 more = {"synchronous": sys.argv[3]} if len(sys.argv) > 3 else {}  # trees since 2026-11-28
 fed = Federation(Path(sys.argv[1]) / "f", 100, {GY: int(sys.argv[2]), HZ: 10}, **more)
 fed.start()

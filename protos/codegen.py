@@ -1,4 +1,5 @@
-"""Regenerate the Python code for the protocol: ``python -m federation.codegen [OUT]``.
+"""Regenerate the Python code for the protocol: ``python protos/codegen.py [OUT]`` (``make
+protos``). It lives beside the ``.proto`` files, not in the product: a serving node never needs it.
 
 The ``.proto`` tree under ``protos/`` mirrors the import path (``protos/federation/proto/v1``
 → ``federation/proto/v1``), so generated imports work as they are. The generated files are

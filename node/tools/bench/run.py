@@ -1,11 +1,11 @@
 """``suanli bench``: measure the federation where its users feel it, durability on.
 
 Two real node processes (Hangzhou the issuer, Guiyang the acquirer) with ``synchronous=FULL``,
-loaded over loopback by a separate load-generator process (``node.bench.load``). Each case warms
+loaded over loopback by a separate load-generator process (``node.tools.bench.load``). Each case warms
 up, then runs at least three times; the table gives the median and the spread of throughput and
 latency, the load generator's own CPU seconds, and the invariant check after the case (every
 node's ``suanli check`` and the pair's records compared): a case whose books do not balance is
-void. Vouchers and one-time codes are bulk-loaded before the nodes start (``node.bench.seed``).
+void. Vouchers and one-time codes are bulk-loaded before the nodes start (``node.tools.bench.seed``).
 """
 
 from __future__ import annotations
@@ -23,18 +23,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from federation.crosscheck import compare, in_flight
-from federation.peering import peer_all
 from node.app import build_node
-from node.bench.seed import seed_codes, seed_vouchers
 from node.clock import SystemClock, year_of
 from node.config import FederationConfig
 from node.keys import NodeKey
-from node.processes import free_port, serving, spawn
+from node.provision import peer_all
 from node.services.common import SYSTEM
+from node.tools.bench.seed import seed_codes, seed_vouchers
+from node.tools.crosscheck import compare, in_flight
+from node.tools.processes import free_port, serving, spawn
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-POLICIES = ROOT / "ops" / "policies"
+ROOT = Path(__file__).resolve().parents[3]
+POLICIES = Path(__file__).resolve().parents[1] / "policies"
 HZ, GY = "330100", "520100"
 RUNS = 5  # per case; the table gives the median and the spread
 DAY = 86_400_000
@@ -60,7 +60,7 @@ class Federation:
     def __init__(
         self, root: Path, vouchers: int, codes: dict[str, int], synchronous: str = "FULL"
     ) -> None:
-        from node.cli import init_node
+        from node.provision import init_node
 
         self.root = root
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -218,7 +218,7 @@ def _load(
     path = root / "spec.json"
     path.write_text(json.dumps(spec))
     out = subprocess.run(
-        [sys.executable, "-m", "node.bench.load", str(path)],
+        [sys.executable, "-m", "node.tools.bench.load", str(path)],
         capture_output=True,
         text=True,
         cwd=ROOT,

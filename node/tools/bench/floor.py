@@ -1,11 +1,11 @@
 """Benchmark: how far one cross-region redemption is from the floor this machine allows.
 
-    python -m node.bench.floor --requests 1000 --rounds 3
+    python -m node.tools.bench.floor --requests 1000 --rounds 3
 
 The one-client target (case 1, p50 ≤ 3 ms) is a latency: the sum of every step of one
 redemption, one after the other, on a machine whose speed drifts by ±20–40% within minutes.
 This puts three things side by side, one client sending one-step cross-region redemptions to
-each in turn, request by request (the order rotated every request, as ``node.bench.pair``
+each in turn, request by request (the order rotated every request, as ``node.tools.bench.pair``
 does), so that all three see the same machine at the same moments:
 
 * ``floor``: the bare flow, with nothing of Suanli in it: aiohttp takes the POST and parses
@@ -13,7 +13,7 @@ does), so that all three see the same machine at the same moments:
   long-lived gRPC stream; the issuer verifies it, commits it, signs a reply and writes it
   back; the acquirer verifies the reply, commits it and answers 201 with a JSON body. The same
   three durable commits (``synchronous=FULL``) and four signature operations as a real
-  redemption, and the same load generator (``node.bench.load``'s client), but no checks, no
+  redemption, and the same load generator (``node.tools.bench.load``'s client), but no checks, no
   ledger, no audit, no metrics and no logs: no node can be faster than this here.
 * ``FULL``: this tree's two-node federation, as shipped (``synchronous=FULL``).
 * ``NORMAL``: the same federation with ``synchronous=NORMAL``: no fsync at each commit (the
@@ -48,9 +48,9 @@ import grpc
 import nacl.signing
 from aiohttp import web
 
-from node.bench.load import percentile
-from node.bench.pair import WARMUP, alternate, federation
-from node.processes import ROOT, die_with_parent, free_port
+from node.tools.bench.load import percentile
+from node.tools.bench.pair import WARMUP, alternate, federation
+from node.tools.processes import ROOT, die_with_parent, free_port
 
 ACQUIRER_KEY = nacl.signing.SigningKey(b"a" * 32)
 ISSUER_KEY = nacl.signing.SigningKey(b"i" * 32)
@@ -143,11 +143,11 @@ def acquirer(port: int, issuer_port: int, path: str) -> None:
 @contextlib.contextmanager
 def floor(root: Path, codes: int) -> Iterator[dict[str, Any]]:
     """The bare pair of processes, for the length of the block, shaped like
-    ``node.bench.pair.federation``'s answer (its books are ``ok`` when every request was
+    ``node.tools.bench.pair.federation``'s answer (its books are ``ok`` when every request was
     committed three times)."""
     root.mkdir(parents=True, exist_ok=True)
     http, grpc_port = free_port(), free_port()
-    me = [sys.executable, "-m", "node.bench.floor"]
+    me = [sys.executable, "-m", "node.tools.bench.floor"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
     procs = [
         subprocess.Popen(

@@ -1,6 +1,6 @@
 """The load generator: its own process, HTTP over loopback, N concurrent clients.
 
-``python -m node.bench.load SPEC.json`` reads a work list (requests to make) and prints one JSON
+``python -m node.tools.bench.load SPEC.json`` reads a work list (requests to make) and prints one JSON
 line: count, errors, elapsed seconds, latency percentiles in ms, and this process's own CPU
 seconds (so its cost on the shared machine is visible).
 

@@ -1,6 +1,6 @@
 """Benchmark: one pair statement over a large settlement window, as the issuer computes it.
 
-    python -m node.bench.statement --records 1000000
+    python -m node.tools.bench.statement --records 1000000
 
 Seeds a node's database with that many captured holds of one acquirer in one window, then
 computes the statement twice while a ticker on the same event loop (every 1 ms) measures how

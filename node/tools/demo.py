@@ -27,15 +27,14 @@ from typing import Any
 
 import aiohttp
 
-from federation.crosscheck import compare, in_flight
-from federation.peering import peer_all
 from node.clock import SystemClock, year_of
 from node.config import FederationConfig
 from node.domain.money import yuan
-from node.processes import free_port, serving, spawn
+from node.provision import peer_all
+from node.tools.crosscheck import compare, in_flight
+from node.tools.processes import ROOT, free_port, serving, spawn
 
-ROOT = Path(__file__).resolve().parent.parent
-POLICIES = ROOT / "ops" / "policies"
+POLICIES = Path(__file__).resolve().parent / "policies"  # package data: ops/policies links here
 
 
 @dataclass
@@ -57,7 +56,7 @@ class City:
 
 
 def _setup(root: Path, cities: list[City]) -> None:
-    from node.cli import init_node
+    from node.provision import init_node
 
     year = year_of(SystemClock().now_ms())
     for city in cities:

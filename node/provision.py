@@ -1,0 +1,80 @@
+"""Fresh data folders: a new node (``suanli init``) and a federation of fresh nodes peered with
+each other (the demo, the benchmark, the tests). Above the composition root: it builds nodes
+to provision them, and only the CLI, the tools and the tests use it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from federation.cards import card_text, parse_card
+from federation.peering import Peering
+from node.app import build_node
+from node.config import CONFIG_FILE, ConfigError, FederationConfig, NodeConfig, render
+from node.domain.policy import parse_policy
+from node.files import write_private
+from node.keys import NodeKey
+from node.services.common import SYSTEM
+from node.store.db import Database
+
+
+def init_node(
+    data_dir: Path,
+    region: str,
+    name: str,
+    policy_text: str,
+    port: int,
+    synchronous: str = "FULL",
+    sweep_interval: float = 5.0,
+    federation: FederationConfig | None = None,
+) -> str:
+    """Create a node's data folder, key, database and policy; return the first operator token."""
+    if (data_dir / CONFIG_FILE).exists():
+        raise ConfigError(f"{data_dir} already holds a node; refusing to overwrite it")
+    policy = parse_policy(policy_text)  # fail before creating anything
+    if policy.region != region:
+        raise ConfigError(f"policy.region: {policy.region} is not this node's region {region}")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+    config = NodeConfig(
+        data_dir=data_dir,
+        region=region,
+        name=name,
+        http_port=port,
+        synchronous=synchronous,
+        sweep_interval_seconds=sweep_interval,
+        federation=federation,
+    )
+    write_private(data_dir / CONFIG_FILE, render(config))
+    NodeKey.generate().save(config.key_path)
+    Database(config.db_path, synchronous).close()
+    node = build_node(data_dir)
+    try:
+        node.policies.load_sync(policy_text, SYSTEM)
+        _, token = node.tokens.create_sync(SYSTEM, "operator", None, "first operator (suanli init)")
+    finally:
+        node.close()
+    return token
+
+
+def peer_all(members: list[tuple[str, Path]], exposure_cap_fen: int) -> None:
+    """Make fresh, stopped nodes (region, data folder) peers of each other: export each
+    card (also left in the others' folders as ``<region>.card``) and import it everywhere else."""
+    cards = {}
+    for region, data in members:
+        node = build_node(data)
+        try:
+            assert node.federation is not None, f"{data} has no [federation] section"
+            cards[region] = card_text(node.federation.card())
+        finally:
+            node.close()
+    for region, data in members:
+        node = build_node(data)
+        try:
+            peering = Peering(node.db, node.clock, region)
+            for other, card in cards.items():
+                if other != region:
+                    (data / f"{other}.card").write_text(card)
+                    peering.add(parse_card(card), True, True, exposure_cap_fen, SYSTEM)
+        finally:
+            node.close()

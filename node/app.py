@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
@@ -22,16 +17,18 @@ from federation.issuer import Issuer
 from federation.outbox import Backoff, Outbox
 from federation.ownkeys import load as load_own_keys
 from federation.proto.v1 import federation_pb2 as pb
-from federation.server import ServerTls, Servicer, start_server
+from federation.server import ServerTls, Servicer
 from federation.settlement import Netting, Settler, StatementDesk
 from federation.wire import Wire
+from node.api.app import make_web_app
 from node.clock import Clock, SystemClock
 from node.config import FederationConfig, NodeConfig
 from node.config import load as load_config
 from node.domain.settlement import window_of
 from node.keys import NodeKey
 from node.metrics import BooksCollector, Metrics
-from node.services.check import check_books
+from node.node import Federation, Node
+from node.runtime import federation_ctx, sweeper_ctx
 from node.services.issuance import Issuance
 from node.services.policies import PolicyBook
 from node.services.registry import Registry, Tokens
@@ -41,60 +38,6 @@ from node.services.views import Views
 from node.store.db import Database
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class Federation:
-    """The federation parts of a node, present when ``[federation]`` is configured."""
-
-    config: FederationConfig
-    directory: Directory
-    door: Door
-    issuer: Issuer
-    outbox: Outbox
-    acquirer: Acquirer
-    clients: Clients
-    servicer: Servicer
-    server_tls: ServerTls | None
-    announcer: Announcer
-    settler: Settler
-    netting: Netting
-    card: Callable[[], bytes]  # this node's signed card, listing every own key
-
-
-@dataclass
-class Node:
-    config: NodeConfig
-    clock: Clock
-    db: Database
-    key: NodeKey
-    metrics: Metrics
-    books_collector: BooksCollector
-    policies: PolicyBook
-    registry: Registry
-    tokens: Tokens
-    issuance: Issuance
-    spending: Spending
-    views: Views
-    settlement: LocalSettlement
-    settlement_views: SettlementViews
-    federation: Federation | None = None
-    grpc_port: int = 0
-
-    def check(self) -> list[str]:
-        """The money invariants, from the current books."""
-        grace = int(self.config.sweep_interval_seconds * 1000) * 2
-
-        def txn(conn: sqlite3.Connection) -> list[str]:
-            years = {y: self.policies.for_year(y) for y in self.policies.years()}
-            own = {k.key_id: k.public_key for k in load_own_keys(conn, self.key)}
-            return check_books(conn, self.config.region, years, self.clock.now_ms(), grace, own)
-
-        return self.db.run_sync("check", txn)
-
-    def close(self) -> None:
-        self.books_collector.close()
-        self.db.close()
 
 
 def build_node(data_dir: Path, clock: Clock | None = None) -> Node:
@@ -267,78 +210,12 @@ def _build_federation(
     )
 
 
-async def sweeper(node: Node) -> None:
-    """Expire holds and vouchers, close due windows, pick up the CLI's changes, and (in the
-    background, so that a dead peer never holds it up) announce cards and send statements."""
-    background: dict[str, asyncio.Task[int]] = {}
-
-    def start(name: str, work: Callable[[], Awaitable[int]]) -> None:
-        task = background.get(name)
-        if task is None or task.done():
-            background[name] = asyncio.create_task(_logged(name, work), name=name)
-
-    while True:
-        try:
-            await node.policies.refresh()
-            if node.federation is not None:
-                fed = node.federation
-                await fed.directory.refresh()
-                fed.outbox.ensure_workers()
-                await fed.acquirer.sweep()
-                start("announce", fed.announcer.announce)
-                start("statements", fed.settler.tick)
-            result = await node.spending.sweep()
-            if any(result.values()):
-                logger.info("sweep: %s", result)
-            closed = await node.settlement.tick()
-            if closed:
-                logger.info("closed settlement windows %s", ", ".join(closed))
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("sweep failed; will retry")
-        await asyncio.sleep(node.config.sweep_interval_seconds)
-
-
-async def _logged(name: str, work: Callable[[], Awaitable[int]]) -> int:
-    try:
-        return await work()
-    except Exception:
-        logger.exception("%s failed; will retry", name)
-        return 0
-
-
-def sweeper_ctx(node: Node) -> Callable[[web.Application], AsyncIterator[None]]:
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(sweeper(node), name="sweeper")
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    return ctx
-
-
-def federation_ctx(node: Node) -> Callable[[web.Application], AsyncIterator[None]]:
-    """The gRPC server and the outbox workers, for the app's lifetime."""
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        fed = node.federation
-        assert fed is not None
-        server, bound = await start_server(
-            fed.servicer, fed.config.host, fed.config.port, fed.server_tls
-        )
-        node.grpc_port = bound
-        logger.info(
-            "federation gRPC on %s:%d (%s)",
-            fed.config.host,
-            bound,
-            "plaintext" if fed.server_tls is None else "TLS",
-        )
-        fed.outbox.ensure_workers()
-        yield
-        await fed.outbox.close()
-        await server.stop(grace=2.0)
-        await fed.clients.close()
-
-    return ctx
+def make_app(node: Node, *, sweep: bool = True) -> web.Application:
+    """The node's web app: the REST API (``node/api``) with the node's background work tied
+    to its lifetime: the federation's server and outbox when federated, and the sweeper."""
+    app = make_web_app(node)
+    if node.federation is not None:
+        app.cleanup_ctx.append(federation_ctx(node))
+    if sweep:
+        app.cleanup_ctx.append(sweeper_ctx(node))
+    return app

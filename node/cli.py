@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from node import errors, logs
-from node.app import Node, build_node
+from node.app import build_node, make_app
 from node.clock import iso
 from node.config import ConfigError, FederationConfig
 from node.config import load as load_config
@@ -24,6 +24,7 @@ from node.domain.fields import MAX_FEN, parse_int
 from node.domain.money import yuan
 from node.domain.policy import policy_summary
 from node.files import FolderBusy, FolderLock, private
+from node.node import Node
 from node.provision import init_node
 from node.services.common import SYSTEM
 from node.store.db import SchemaTooNew
@@ -69,7 +70,6 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 async def serve(node: Node, host: str, port: int) -> None:
     """Serve until SIGTERM or SIGINT. Writes ``serve.json`` (pid, bound port) once listening."""
-    from node.api.app import make_app
     from node.api.http import Runner
 
     runner = Runner(make_app(node), access_log=None)

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from node.api.app import make_app
-from node.app import Node, build_node
+from node.app import build_node, make_app
 from node.clock import ManualClock
+from node.node import Node
 from node.provision import init_node
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,11 +19,11 @@ from federation.peering import Peering
 from federation.proto.v1 import federation_pb2 as pb
 from federation.proto.v1 import federation_pb2_grpc as pb_grpc
 from federation.server import start_server
-from node.app import Node
 from node.clock import ManualClock
 from node.config import FederationConfig
 from node.domain.issuance import Demand
 from node.keys import NodeKey, verify
+from node.node import Node
 from node.services.common import SYSTEM, Principal
 from tests.cluster import free_port
 from tests.conftest import HZ_ENTERPRISE, make_node

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from node.api.app import make_app
 from node.api.keys import NODE
 from node.api.openapi import OPERATIONS, openapi_document
-from node.app import Node
+from node.app import make_app
 from node.errors import ALL_ERRORS
+from node.node import Node
 from tests.conftest import Api
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from node.app import Node
+from node.node import Node
 from tests.conftest import HZ_ENTERPRISE, World, demand, order, snapshot
 
 

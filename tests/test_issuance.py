@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 
-from node.app import Node
 from node.keys import verify_voucher
+from node.node import Node
 from tests.conftest import (
     HZ_ENTERPRISE,
     INSTITUTE,
@@ -208,7 +208,7 @@ async def test_200_concurrent_demands_never_exceed_budget_or_cap(
     aiohttp_client, tmp_path, clock
 ) -> None:  # type: ignore[no-untyped-def]
     """A small budget, many holders, 200 demands at once: issuance stops exactly at the cap."""
-    from node.api.app import make_app
+    from node.app import make_app
     from tests.conftest import make_node, policy_text
 
     node, token = make_node(

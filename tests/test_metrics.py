@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from node.app import Node
+from node.node import Node
 from tests.conftest import World, demand, order
 
 

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from node.app import Node
+from node.node import Node
 
 OPS = Path(__file__).resolve().parent.parent / "ops"
 PROM = OPS / "prometheus"

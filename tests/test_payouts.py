@@ -22,9 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from node import errors
-from node.app import Node, build_node
+from node.app import build_node
 from node.clock import ManualClock
 from node.keys import verify
+from node.node import Node
 from node.services.common import SYSTEM, Principal
 from node.services.settlement import PAYOUT_TAG
 from node.store import settlement as store

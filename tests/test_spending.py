@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from node.app import Node
 from node.clock import MS_PER_DAY, ManualClock
+from node.node import Node
 from tests.conftest import Api, World, order, snapshot, valid_uscc
 
 BIG = 100_000_000  # ¥1,000,000 estimate → ¥300,000 voucher at 30%

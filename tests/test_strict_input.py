@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from node import errors
 from node.api.parse import MAX_DEPTH, Query, parse_json
-from node.app import Node
 from node.domain.fields import INT64_MAX, check_period, is_region, parse_int
+from node.node import Node
 from tests.conftest import World, demand, order, snapshot
 
 JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)

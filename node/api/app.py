@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
@@ -13,10 +14,12 @@ from node import errors
 from node.api import handlers as h
 from node.api.keys import NODE, PRINCIPAL
 from node.api.openapi import openapi_document
-from node.app import Node, federation_ctx, sweeper_ctx
 from node.clock import year_of
 from node.logs import REQUEST_ID
 from node.services.common import new_id
+
+if TYPE_CHECKING:
+    from node.node import Node
 
 logger = logging.getLogger(__name__)
 
@@ -148,15 +151,13 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     return response
 
 
-def make_app(node: Node, *, sweep: bool = True) -> web.Application:
+def make_web_app(node: Node) -> web.Application:
+    """The REST API of ``node``: the route table and the one middleware (aiohttp-demos'
+    ``init_app``). The composition root (``node.app.make_app``) adds the node's lifetimes."""
     app = web.Application(
         client_max_size=node.config.max_body_bytes,
         middlewares=[middleware],
     )
     app[NODE] = node
     app.add_routes(routes(make_aiohttp_handler(node.metrics.registry)))
-    if node.federation is not None:
-        app.cleanup_ctx.append(federation_ctx(node))
-    if sweep:
-        app.cleanup_ctx.append(sweeper_ctx(node))
     return app

@@ -9,7 +9,7 @@ from aiohttp import web
 from node.services.common import Principal
 
 if TYPE_CHECKING:
-    from node.app import Node
+    from node.node import Node
 
 NODE: web.AppKey[Node] = web.AppKey("node")
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal", Principal)

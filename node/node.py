@@ -1,0 +1,85 @@
+"""What a node is made of, once built: the ``Node`` and its ``Federation`` parts. Plain
+containers (``node/app.py`` builds them); the REST app's typed state refers to ``Node``."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from federation.acquirer import Acquirer
+from federation.announce import Announcer
+from federation.client import Clients
+from federation.directory import Directory
+from federation.envelope import Door
+from federation.issuer import Issuer
+from federation.outbox import Outbox
+from federation.ownkeys import load as load_own_keys
+from federation.server import ServerTls, Servicer
+from federation.settlement import Netting, Settler
+from node.clock import Clock
+from node.config import FederationConfig, NodeConfig
+from node.keys import NodeKey
+from node.metrics import BooksCollector, Metrics
+from node.services.check import check_books
+from node.services.issuance import Issuance
+from node.services.policies import PolicyBook
+from node.services.registry import Registry, Tokens
+from node.services.settlement import LocalSettlement, SettlementViews
+from node.services.spending import Spending
+from node.services.views import Views
+from node.store.db import Database
+
+
+@dataclass
+class Federation:
+    """The federation parts of a node, present when ``[federation]`` is configured."""
+
+    config: FederationConfig
+    directory: Directory
+    door: Door
+    issuer: Issuer
+    outbox: Outbox
+    acquirer: Acquirer
+    clients: Clients
+    servicer: Servicer
+    server_tls: ServerTls | None
+    announcer: Announcer
+    settler: Settler
+    netting: Netting
+    card: Callable[[], bytes]  # this node's signed card, listing every own key
+
+
+@dataclass
+class Node:
+    config: NodeConfig
+    clock: Clock
+    db: Database
+    key: NodeKey
+    metrics: Metrics
+    books_collector: BooksCollector
+    policies: PolicyBook
+    registry: Registry
+    tokens: Tokens
+    issuance: Issuance
+    spending: Spending
+    views: Views
+    settlement: LocalSettlement
+    settlement_views: SettlementViews
+    federation: Federation | None = None
+    grpc_port: int = 0
+
+    def check(self) -> list[str]:
+        """The money invariants, from the current books."""
+        grace = int(self.config.sweep_interval_seconds * 1000) * 2
+
+        def txn(conn: sqlite3.Connection) -> list[str]:
+            years = {y: self.policies.for_year(y) for y in self.policies.years()}
+            own = {k.key_id: k.public_key for k in load_own_keys(conn, self.key)}
+            return check_books(conn, self.config.region, years, self.clock.now_ms(), grace, own)
+
+        return self.db.run_sync("check", txn)
+
+    def close(self) -> None:
+        self.books_collector.close()
+        self.db.close()

@@ -1,0 +1,93 @@
+"""A serving node's background lifetimes, tied to the web app's (``cleanup_ctx``): the sweeper,
+and the federation's gRPC server and outbox workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from federation.server import start_server
+from node.node import Node
+
+logger = logging.getLogger(__name__)
+
+
+async def sweeper(node: Node) -> None:
+    """Expire holds and vouchers, close due windows, pick up the CLI's changes, and (in the
+    background, so that a dead peer never holds it up) announce cards and send statements."""
+    background: dict[str, asyncio.Task[int]] = {}
+
+    def start(name: str, work: Callable[[], Awaitable[int]]) -> None:
+        task = background.get(name)
+        if task is None or task.done():
+            background[name] = asyncio.create_task(_logged(name, work), name=name)
+
+    while True:
+        try:
+            await node.policies.refresh()
+            if node.federation is not None:
+                fed = node.federation
+                await fed.directory.refresh()
+                fed.outbox.ensure_workers()
+                await fed.acquirer.sweep()
+                start("announce", fed.announcer.announce)
+                start("statements", fed.settler.tick)
+            result = await node.spending.sweep()
+            if any(result.values()):
+                logger.info("sweep: %s", result)
+            closed = await node.settlement.tick()
+            if closed:
+                logger.info("closed settlement windows %s", ", ".join(closed))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("sweep failed; will retry")
+        await asyncio.sleep(node.config.sweep_interval_seconds)
+
+
+async def _logged(name: str, work: Callable[[], Awaitable[int]]) -> int:
+    try:
+        return await work()
+    except Exception:
+        logger.exception("%s failed; will retry", name)
+        return 0
+
+
+def sweeper_ctx(node: Node) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(sweeper(node), name="sweeper")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return ctx
+
+
+def federation_ctx(node: Node) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The gRPC server and the outbox workers, for the app's lifetime."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        fed = node.federation
+        assert fed is not None
+        server, bound = await start_server(
+            fed.servicer, fed.config.host, fed.config.port, fed.server_tls
+        )
+        node.grpc_port = bound
+        logger.info(
+            "federation gRPC on %s:%d (%s)",
+            fed.config.host,
+            bound,
+            "plaintext" if fed.server_tls is None else "TLS",
+        )
+        fed.outbox.ensure_workers()
+        yield
+        await fed.outbox.close()
+        await server.stop(grace=2.0)
+        await fed.clients.close()
+
+    return ctx

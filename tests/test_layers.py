@@ -1,0 +1,228 @@
+"""The house rules, read from the code so that they cannot rot (docs/architecture.md):
+
+    cli, provision, tools  →  app (the composition root), runtime, node
+                           →  api | federation  (the two transports, never each other)
+                           →  services  →  domain, store  →  leaves
+
+Every import of the product is parsed (imports under ``if TYPE_CHECKING:`` carry no arrow);
+an import that runs the wrong way fails the test, as does SQL outside ``node/store``. What is
+still being moved (issue 15) is listed in ``KNOWN``: each entry must still exist (so the list
+only shrinks) and none may be added.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Layers, highest first; a module may import its own layer and any layer below it, with the
+# exceptions in FORBIDDEN.
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("top", ("node.cli", "node.provision", "node.tools")),
+    ("root", ("node.app", "node.runtime", "node.node")),
+    ("transport", ("node.api", "federation")),
+    ("services", ("node.services", "node.metrics", "node.reports")),
+    # config reads node.toml and checks it with the store's and the domain's own rules
+    ("books", ("node.domain", "node.store", "node.config")),
+    (
+        "leaves",
+        (
+            "node.errors",
+            "node.clock",
+            "node.keys",
+            "node.logs",
+            "node.files",
+            "node.faults",
+            "node.csvout",
+            "federation.proto",
+        ),
+    ),
+]
+# Same or lower layer, and still not allowed.
+FORBIDDEN: list[tuple[str, str, str]] = [
+    ("node.api", "federation", "the two transports do not know each other"),
+    ("federation", "node.api", "the two transports do not know each other"),
+    ("node.api", "node.store", "REST handlers call services, never the store"),
+    ("node.domain", "node.store", "the domain is pure: no I/O"),
+    ("node.services", "federation", "services know no protobuf and no wire"),
+    *(
+        ("federation", f"node.store.{table}", "money moves in services: the wire calls them")
+        for table in ("ledger", "vouchers", "registry", "settlement")
+    ),
+]
+# Only these may import the composition root.
+ROOT_IMPORTERS = ("node.cli", "node.provision", "node.tools")
+
+# Still to move (issue 15). Each must exist; the list may only shrink.
+KNOWN: set[tuple[str, str]] = {
+    ("federation.acquirer", "node.store.ledger"),
+    ("federation.acquirer", "node.store.registry"),
+    ("federation.acquirer", "node.store.settlement"),
+    ("federation.acquirer", "node.store.vouchers"),
+    ("federation.announce", "node.store.ledger"),
+    ("federation.announce", "node.store.registry"),
+    ("federation.issuer", "node.store.registry"),
+    ("federation.issuer", "node.store.vouchers"),
+    ("federation.ownkeys", "node.store.ledger"),
+    ("federation.ownkeys", "node.store.registry"),
+    ("federation.peering", "node.store.ledger"),
+    ("federation.settlement", "node.store.ledger"),
+    ("federation.settlement", "node.store.settlement"),
+}
+SQL_KNOWN: set[str] = {
+    "node/cli.py",
+    "node/reports.py",
+    "federation/directory.py",
+    "federation/issuer.py",
+    "federation/peering.py",
+    "federation/settlement.py",
+    "node/metrics.py",
+    "node/services/check.py",
+    "node/services/policies.py",
+}
+
+
+def _module(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _files() -> list[Path]:
+    """The product's modules (generated code and the two empty package files aside)."""
+    return sorted(
+        p
+        for top in ("node", "federation")
+        for p in (ROOT / top).rglob("*.py")
+        if ("proto" not in p.relative_to(ROOT).parts and p.parent != ROOT / top)
+        or p.stem != "__init__"
+    )
+
+
+def _type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def imports(path: Path) -> set[str]:
+    """The product modules ``path`` imports at run time (anywhere in the file)."""
+    tree = ast.parse(path.read_text())
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and _type_checking(node):
+            skip |= {id(n) for child in node.body for n in ast.walk(child)}
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+            out |= {f"{node.module}.{a.name}" for a in node.names}
+    known = {_module(p) for p in _files()} | {"federation.proto"}
+    return {m for m in out if m in known or m.startswith("federation.proto")}
+
+
+def _within(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def layer(module: str) -> int:
+    for rank, (_, prefixes) in enumerate(LAYERS):
+        if any(_within(module, p) for p in prefixes):
+            return rank
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS")
+
+
+def edges() -> set[tuple[str, str]]:
+    return {(_module(p), target) for p in _files() for target in imports(p) if target != _module(p)}
+
+
+def wrong(source: str, target: str) -> bool:
+    """Whether an import from ``source`` of ``target`` breaks a rule."""
+    if layer(target) < layer(source):
+        return True
+    if any(_within(source, a) and _within(target, b) for a, b, _ in FORBIDDEN):
+        return True
+    if _within(target, "node.app"):
+        return not any(_within(source, r) for r in ROOT_IMPORTERS)
+    if _within(target, "node.tools"):  # tooling: the CLI's lazy subcommands, and itself
+        return not (_within(source, "node.tools") or source == "node.cli")
+    return False
+
+
+def violations() -> set[tuple[str, str]]:
+    return {(source, target) for source, target in edges() if wrong(source, target)}
+
+
+def test_every_module_has_a_layer() -> None:
+    for p in _files():
+        layer(_module(p))
+
+
+def test_imports_point_one_way() -> None:
+    bad = violations()
+    new = sorted(bad - KNOWN)
+    assert not new, "imports against the house rules:\n" + "\n".join(
+        f"  {a} -> {b}" for a, b in new
+    )
+    gone = sorted(KNOWN - bad)
+    assert not gone, "moved already: take these out of KNOWN:\n" + "\n".join(
+        f"  {a} -> {b}" for a, b in gone
+    )
+
+
+def test_no_cycle() -> None:
+    graph: dict[str, set[str]] = {}
+    for a, b in edges():
+        graph.setdefault(a, set()).add(b)
+    seen: dict[str, int] = {}  # 1: on the path, 2: done
+
+    def visit(node: str, path: list[str]) -> None:
+        seen[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if seen.get(nxt) == 1:
+                raise AssertionError("import cycle: " + " -> ".join([*path, node, nxt]))
+            if nxt not in seen:
+                visit(nxt, [*path, node])
+        seen[node] = 2
+
+    for start in sorted(graph):
+        if start not in seen:
+            visit(start, [])
+
+
+SQL = re.compile(r"\.execute(many|script)?\(|\bSAVEPOINT\b|\bSELECT\b.+\bFROM\b")
+
+
+def test_sql_lives_in_the_store() -> None:
+    found = set()
+    for p in _files():
+        relative = str(p.relative_to(ROOT))
+        if relative.startswith(("node/store/", "node/tools/")):  # tools are not the product
+            continue
+        if SQL.search(p.read_text()):
+            found.add(relative)
+    new = sorted(found - SQL_KNOWN)
+    assert not new, f"SQL outside node/store: {new}"
+    gone = sorted(SQL_KNOWN - found)
+    assert not gone, f"no SQL left in these: take them out of SQL_KNOWN: {gone}"
+
+
+def test_the_rules_catch_wrong_arrows() -> None:
+    """The checker itself, on arrows the code does not have."""
+    assert wrong("node.services.spending", "federation.envelope")  # services know no wire
+    assert wrong("node.api.handlers", "node.store.vouchers")  # REST calls services
+    assert wrong("node.api.app", "federation.server")  # transports apart
+    assert wrong("node.store.db", "node.services.common")  # up a layer
+    assert wrong("node.api.app", "node.app")  # only the CLI imports the root
+    assert wrong("node.services.check", "node.tools.crosscheck")  # tools are not product
+    assert not wrong("node.app", "federation.server")
+    assert not wrong("node.services.spending", "node.store.vouchers")

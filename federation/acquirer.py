@@ -422,9 +422,9 @@ class Acquirer:
 
 def refusal_error(hold: RemoteHold) -> errors.SuanliError:
     """The issuer's refusal, as the same error a local redemption would raise."""
-    for cls in errors.ALL_ERRORS:
-        if cls.code == hold.refusal_code:
-            return cls(f"the issuing city refused: {hold.refusal_message}", hold_id=hold.id)
+    cls = errors.BY_CODE.get(hold.refusal_code or "")
+    if cls is not None:
+        return cls(f"the issuing city refused: {hold.refusal_message}", hold_id=hold.id)
     return errors.SuanliError(
         f"the issuing city refused ({hold.refusal_code}): {hold.refusal_message}"
     )

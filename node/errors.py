@@ -1,6 +1,8 @@
 """One error hierarchy. Every error carries a stable machine code and a human sentence.
 
-Transports map these once: ``HTTP_STATUS`` here for REST (and, later, one table for gRPC).
+Transports map these once: ``HTTP_STATUS`` (``node/api/errors.py``) for REST, ``GRPC_STATUS``
+(``federation/server.py``) for gRPC. ``BY_CODE`` finds the class of a stable code (a peer's
+refusal, say).
 A client always gets ``{"error": {"code": ..., "message": ...}}`` and never a stack trace.
 """
 
@@ -13,7 +15,6 @@ class SuanliError(Exception):
     """Base of every error a client may see."""
 
     code: ClassVar[str] = "internal"
-    status: ClassVar[int] = 500
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
@@ -41,58 +42,48 @@ class InvalidRequest(SuanliError):
     """The request is malformed: a field is missing, of the wrong type or out of range."""
 
     code = "invalid_request"
-    status = 400
 
 
 class PayloadTooLarge(SuanliError):
     code = "payload_too_large"
-    status = 413
 
 
 class InvalidUSCC(SuanliError):
     """The unified social credit code fails GB 32100-2015 (format or check character)."""
 
     code = "invalid_uscc"
-    status = 422
 
 
 class UnknownComputeClass(SuanliError):
     code = "unknown_compute_class"
-    status = 422
 
 
 class UnknownCategory(SuanliError):
     code = "unknown_category"
-    status = 422
 
 
 class CategoryMismatch(SuanliError):
     """The USCC's registration type does not fit the holder category (e.g. 12… as enterprise)."""
 
     code = "category_mismatch"
-    status = 422
 
 
 class PolicyInvalid(SuanliError):
     code = "policy_invalid"
-    status = 422
 
 
 # Who is asking --------------------------------------------------------------------------
 class Unauthenticated(SuanliError):
     code = "unauthenticated"
-    status = 401
 
 
 class Forbidden(SuanliError):
     code = "forbidden"
-    status = 403
 
 
 # Not found --------------------------------------------------------------------------------
 class NotFound(SuanliError):
     code = "not_found"
-    status = 404
 
 
 class HolderNotFound(NotFound):
@@ -123,108 +114,89 @@ class PolicyMissing(SuanliError):
     """No policy is loaded for the fiscal year of the request."""
 
     code = "policy_missing"
-    status = 409
 
 
 # Conflicts with the books -----------------------------------------------------------------
 class AlreadyExists(SuanliError):
     code = "already_exists"
-    status = 409
 
 
 class OrderAlreadySubsidised(SuanliError):
     """The same provider order can never be subsidised twice (R3)."""
 
     code = "order_already_subsidised"
-    status = 409
 
 
 class HoldNotOpen(SuanliError):
     code = "hold_not_open"
-    status = 409
 
 
 class HoldExpired(SuanliError):
     code = "hold_expired"
-    status = 409
 
 
 class VoucherNotActive(SuanliError):
     code = "voucher_not_active"
-    status = 409
 
 
 class VoucherExpired(SuanliError):
     code = "voucher_expired"
-    status = 409
 
 
 class InsufficientBalance(SuanliError):
     code = "insufficient_balance"
-    status = 409
 
 
 class AuthorizationInvalid(SuanliError):
     """The one-time code is unknown (or was already used)."""
 
     code = "authorization_invalid"
-    status = 403
 
 
 class AuthorizationUsed(SuanliError):
     code = "authorization_used"
-    status = 409
 
 
 class AuthorizationExpired(SuanliError):
     code = "authorization_expired"
-    status = 409
 
 
 class CaptureExceedsHold(SuanliError):
     code = "capture_exceeds_hold"
-    status = 422
 
 
 class ComputeClassMismatch(SuanliError):
     code = "compute_class_mismatch"
-    status = 422
 
 
 class OutOfScope(SuanliError):
     """Storage, network and security services are not intelligent compute (R5)."""
 
     code = "out_of_scope"
-    status = 422
 
 
 class ProviderNotApproved(SuanliError):
     code = "provider_not_approved"
-    status = 403
 
 
 class RelatedParty(SuanliError):
     code = "related_party"
-    status = 403
 
 
 class WrongProvider(SuanliError):
     """The spend authorization names another provider (R6)."""
 
     code = "wrong_provider"
-    status = 403
 
 
 class BudgetBelowCommitted(SuanliError):
     code = "budget_below_committed"
-    status = 409
 
 
 class Invariant(SuanliError):
     """A money invariant does not hold. Never expected; reported, never hidden."""
 
     code = "invariant_violated"
-    status = 500
 
 
 # Federation: policy between cities --------------------------------------------------------
@@ -236,33 +208,29 @@ class OutboundNotAllowed(SuanliError):
     """The issuing city does not let its vouchers be spent in that region (R10)."""
 
     code = "outbound_not_allowed"
-    status = 403
 
 
 class InboundNotAllowed(SuanliError):
     """This city's providers do not accept that city's vouchers (R10)."""
 
     code = "inbound_not_allowed"
-    status = 403
 
 
 class ExposureCapExceeded(SuanliError):
     """The issuer would owe the acquirer's city more than its cap in this window (R10)."""
 
     code = "exposure_cap_exceeded"
-    status = 409
 
 
 class HoldPending(SuanliError):
     """The issuer has not answered yet; the node keeps asking. Try again shortly."""
 
     code = "hold_pending"
-    status = 409
 
 
 # Federation: envelope refusals, each distinct (BRIEF §5) ---------------------------------
 class EnvelopeRefused(SuanliError):
-    status = 401
+    """A federation message refused at the door (docs/protocol.md §3.1)."""
 
 
 class UnknownSigner(EnvelopeRefused):
@@ -314,40 +282,36 @@ class OriginMismatch(EnvelopeRefused):
 
 class WrongDestination(EnvelopeRefused):
     code = "wrong_destination"
-    status = 421
 
 
 class ClockSkew(EnvelopeRefused):
     code = "clock_skew"
-    status = 400
 
 
 class MalformedMessage(EnvelopeRefused):
     code = "malformed_message"
-    status = 400
 
 
 class MessageTooLarge(EnvelopeRefused):
     """A federation request over the protocol's size limit (1 MiB)."""
 
     code = "message_too_large"
-    status = 413
 
 
 class WrongMessageType(EnvelopeRefused):
     code = "wrong_message_type"
-    status = 400
 
 
 class ModifiedReplay(EnvelopeRefused):
     """A known message id arrived with a different payload (Mojaloop's MODIFIED_REQUEST)."""
 
     code = "modified_replay"
-    status = 409
 
 
-ALL_ERRORS: tuple[type[SuanliError], ...] = tuple(
-    cls
-    for cls in list(globals().values())
-    if isinstance(cls, type) and issubclass(cls, SuanliError)
-)
+def _family(cls: type[SuanliError]) -> tuple[type[SuanliError], ...]:
+    return (cls, *(c for sub in cls.__subclasses__() for c in _family(sub)))
+
+
+ALL_ERRORS: tuple[type[SuanliError], ...] = _family(SuanliError)
+# The class of each stable code; a code two classes share (a base's) names the base.
+BY_CODE: dict[str, type[SuanliError]] = {cls.code: cls for cls in reversed(ALL_ERRORS)}

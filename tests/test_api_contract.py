@@ -66,3 +66,16 @@ def test_api_reference_lists_every_operation() -> None:
     )
     for method, path, *_ in OPERATIONS:
         assert f"| {method.upper()} | `{path}` |" in doc, (method, path)
+
+
+def test_one_table_maps_every_error_to_its_http_status() -> None:
+    from node import errors
+    from node.api.status import HTTP_STATUS, http_status
+
+    for cls in ALL_ERRORS:
+        assert 400 <= http_status(cls) < 600, cls
+        assert "status" not in vars(cls), f"{cls.__name__}: the status lives in HTTP_STATUS"
+        assert errors.BY_CODE[cls.code] in cls.__mro__  # its code names it or a base
+    assert http_status(errors.HoldNotFound) == 404  # through its base, NotFound
+    assert http_status(errors.UnknownSigner("unknown_key", "x")) == 401
+    assert set(HTTP_STATUS) <= set(ALL_ERRORS)

@@ -14,6 +14,7 @@ from node import errors
 from node.api import handlers as h
 from node.api.keys import NODE, PRINCIPAL
 from node.api.openapi import openapi_document
+from node.api.status import http_status
 from node.clock import year_of
 from node.logs import REQUEST_ID
 from node.services.common import new_id
@@ -78,7 +79,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 def _error_response(error: errors.SuanliError) -> web.Response:
-    return web.json_response(error.to_json(), status=error.status)
+    return web.json_response(error.to_json(), status=http_status(error))
 
 
 def _failure(request: web.Request, exc: Exception) -> web.Response:

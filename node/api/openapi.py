@@ -10,6 +10,7 @@ from typing import Any
 
 from node import errors
 from node.api import schemas
+from node.api.status import http_status
 from node.domain.fields import MAX_FEN
 from node.domain.policy import Policy
 
@@ -474,10 +475,7 @@ COMMON_ERRORS = ("invalid_request", "payload_too_large", "unauthenticated", "for
 
 
 def _status_of(code: str) -> int:
-    for cls in errors.ALL_ERRORS:
-        if cls.code == code:
-            return cls.status
-    raise KeyError(code)
+    return http_status(errors.BY_CODE[code])
 
 
 def openapi_document(policy: Policy | None = None) -> dict[str, Any]:

@@ -45,9 +45,9 @@ from node.tools.processes import ROOT
 CHILD = """
 import json, sys
 from pathlib import Path
-try:
+if Path("node/tools/bench/run.py").exists():  # this tree's own, never the installed one's
     from node.tools.bench.run import GY, HZ, Federation
-except ImportError:  # trees before the tools moved out of the product (issue 15)
+else:  # trees before the tools moved out of the product (issue 15)
     from node.bench.run import GY, HZ, Federation
 more = {"synchronous": sys.argv[3]} if len(sys.argv) > 3 else {}  # trees since 2026-11-28
 fed = Federation(Path(sys.argv[1]) / "f", 100, {GY: int(sys.argv[2]), HZ: 10}, **more)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from google.protobuf.message import DecodeError
 
 from federation.envelope import Opened
-from federation.outbox import Outbox, Row
+from federation.outbox import Applied, Backoff, Outbox, Row
 from federation.proto.v1 import federation_pb2 as pb
 from node import errors
 from node.clock import Clock
@@ -39,26 +39,46 @@ logger = logging.getLogger(__name__)
 FlowObserver = Callable[[str, str, str, int], None]  # issuer region, outcome, compute class, fen
 
 
+def enqueue_txn(
+    conn: sqlite3.Connection,
+    hold: RemoteHold,
+    action: str,
+    amount: int | None,
+    now: int,
+    backoff: Backoff,
+) -> Row:
+    """Write a capture or void of ``hold`` to the outbox (and mark it wanted on the hold);
+    returns the outbox row, for the first attempt."""
+    assert hold.issuer_hold_id is not None
+    if action == "capture":
+        assert amount is not None
+        payload = pb.CaptureRequest(hold_id=hold.issuer_hold_id, amount_fen=amount)
+        kind = pb.CAPTURE
+    else:
+        payload = pb.VoidRequest(hold_id=hold.issuer_hold_id)  # type: ignore[assignment]
+        kind = pb.VOID
+    peers.update_remote_hold(conn, hold.id, wanted=action, wanted_fen=amount)
+    return peers.outbox_put(
+        conn,
+        new_id("m"),
+        hold.issuer_region,
+        kind,
+        payload.SerializeToString(deterministic=True),
+        hold.id,
+        now,
+        backoff.first_attempt_at(now),
+    )
+
+
 class Acquirer:
     def __init__(
-        self,
-        db: Database,
-        clock: Clock,
-        region: str,
-        outbox: Outbox,
-        payout_window: Callable[[sqlite3.Connection, int], str],
-        observer: FlowObserver | None = None,
+        self, db: Database, clock: Clock, region: str, outbox: Outbox, backoff: Backoff
     ) -> None:
         self._db = db
         self._clock = clock
         self.region = region
         self._outbox = outbox
-        self._payout_window = payout_window
-        self._fresh: dict[str, Row] = {}  # outbox rows just written, for their first attempt
-        self._waiting: set[str] = set()  # holds whose provider is waiting for the answer
-        self._answers: dict[str, RemoteHold] = {}  # ...and the answer, read in its transaction
-        self._observer = observer
-        outbox.set_apply(self.apply)
+        self._backoff = backoff
 
     # Requests from this node's providers (RemoteSpending) ---------------------------------
 
@@ -67,7 +87,7 @@ class Acquirer:
         kind = "redeem" if redeem else "hold"
         code_sha256 = sha256_hex(order.code)
 
-        def txn(conn: sqlite3.Connection) -> tuple[RemoteHold, str | None]:
+        def txn(conn: sqlite3.Connection) -> tuple[RemoteHold, Row | None]:
             provider = registry.get_provider(conn, provider_id)
             if not provider.approved:
                 raise errors.ProviderNotApproved(
@@ -137,7 +157,7 @@ class Acquirer:
             ).SerializeToString(deterministic=True)
             message_id = new_id("m")
             mtype = pb.REDEEM if redeem else pb.AUTHORIZE
-            self._fresh[message_id] = peers.outbox_put(
+            row = peers.outbox_put(
                 conn,
                 message_id,
                 issuer,
@@ -145,7 +165,7 @@ class Acquirer:
                 payload,
                 remote.id,
                 now,
-                self._outbox.first_attempt_at(now),
+                self._backoff.first_attempt_at(now),
             )
             ledger.event(
                 conn,
@@ -159,10 +179,10 @@ class Acquirer:
                 order_id=order.order_id,
                 message_id=message_id,
             )
-            return remote, message_id
+            return remote, row
 
-        remote, message_id = await self._db.run("remote_hold_request", txn)
-        if message_id is None:
+        remote, row = await self._db.run("remote_hold_request", txn)
+        if row is None:
             return HoldResult(remote, replayed=True)
         logger.info(
             "remote hold %s for order %s of %s: %s %s to %s",
@@ -170,11 +190,11 @@ class Acquirer:
             order.order_id,
             provider_id,
             "REDEEM" if redeem else "AUTHORIZE",
-            message_id,
+            row["message_id"],
             issuer,
         )
         crash_point(f"acquirer.before_send.{kind if redeem else 'authorize'}")
-        answered = await self._answer(remote.id, message_id)
+        answered = await self._answer(remote.id, row)
         if answered.state == "refused":
             raise refusal_error(answered)
         return HoldResult(answered, replayed=False)
@@ -190,7 +210,7 @@ class Acquirer:
     ) -> HoldResult:
         now = self._clock.now_ms()
 
-        def txn(conn: sqlite3.Connection) -> tuple[RemoteHold, str | None]:
+        def txn(conn: sqlite3.Connection) -> tuple[RemoteHold, Row | None]:
             hold = peers.get_remote_hold(conn, hold_id)
             if hold.provider_id != provider_id:
                 raise errors.Forbidden(f"a provider may {action} only its own holds")
@@ -215,74 +235,71 @@ class Acquirer:
                 raise errors.CaptureExceedsHold(
                     f"capture of {amount} fen exceeds the hold of {hold.amount_fen} fen"
                 )
-            return hold, self._enqueue(conn, hold, action, amount, now)
+            return hold, enqueue_txn(conn, hold, action, amount, now, self._backoff)
 
-        hold, message_id = await self._db.run(f"remote_{action}", txn)
-        if message_id is None:
+        hold, row = await self._db.run(f"remote_{action}", txn)
+        if row is None:
             return HoldResult(hold, replayed=hold.wanted is None)
         logger.info(
-            "remote hold %s: %s %s to %s", hold.id, action.upper(), message_id, hold.issuer_region
+            "remote hold %s: %s %s to %s",
+            hold.id,
+            action.upper(),
+            row["message_id"],
+            hold.issuer_region,
         )
         crash_point(f"acquirer.before_send.{action}")
-        answered = await self._answer(hold.id, message_id)
+        answered = await self._answer(hold.id, row)
         final = "captured" if action == "capture" else "voided"
         if answered.wanted is None and answered.state != final:
             raise refusal_error(answered)
         return HoldResult(answered, replayed=False)
 
-    def _enqueue(
-        self, conn: sqlite3.Connection, hold: RemoteHold, action: str, amount: int | None, now: int
-    ) -> str:
-        assert hold.issuer_hold_id is not None
-        if action == "capture":
-            assert amount is not None
-            payload = pb.CaptureRequest(
-                hold_id=hold.issuer_hold_id, amount_fen=amount
-            ).SerializeToString(deterministic=True)
-            kind = pb.CAPTURE
-        else:
-            payload = pb.VoidRequest(hold_id=hold.issuer_hold_id).SerializeToString(
-                deterministic=True
-            )
-            kind = pb.VOID
-        message_id = new_id("m")
-        peers.update_remote_hold(conn, hold.id, wanted=action, wanted_fen=amount)
-        self._fresh[message_id] = peers.outbox_put(
-            conn,
-            message_id,
-            hold.issuer_region,
-            kind,
-            payload,
-            hold.id,
-            now,
-            self._outbox.first_attempt_at(now),
-        )
-        return message_id
-
-    async def _answer(self, hold_id: str, message_id: str) -> RemoteHold:
-        """Send now and return the hold as the answer left it (read only if none came)."""
-        self._waiting.add(hold_id)
-        try:
-            await self._outbox.send_now(message_id, self._fresh.pop(message_id, None))
-        finally:
-            self._waiting.discard(hold_id)
-        answered = self._answers.pop(hold_id, None)
-        return answered if answered is not None else await self._get(hold_id)
+    async def _answer(self, hold_id: str, row: Row) -> RemoteHold:
+        """Send now; the hold as the answer left it, or as it is if none came this time."""
+        applied = await self._outbox.send_now(row)
+        if applied is not None and applied.result is not None:
+            result: RemoteHold = applied.result
+            return result
+        return await self._get(hold_id)
 
     async def _get(self, hold_id: str) -> RemoteHold:
         return await self._db.read("remote_hold_get", lambda c: peers.get_remote_hold(c, hold_id))
 
-    # Answers from issuers -----------------------------------------------------------------
+    # Sweeper ------------------------------------------------------------------------------
 
-    async def apply(self, row: Row, opened: Opened) -> None:
+    async def sweep(self) -> int:
+        """Holds the issuer has expired by now, with nothing in flight, are expired here too."""
+        now = self._clock.now_ms()
+        return await self._db.run("remote_sweep", lambda c: peers.expire_remote_holds(c, now))
+
+
+class Answers:
+    """Applies the issuers' signed answers to this node's remote holds, exactly once (the
+    outbox row is marked done in the same transaction), and books the captures."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        backoff: Backoff,
+        payout_window: Callable[[sqlite3.Connection, int], str],
+        observer: FlowObserver | None = None,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._backoff = backoff
+        self._payout_window = payout_window
+        self._observer = observer
+
+    async def apply(self, row: Row, opened: Opened) -> Applied:
         """Apply an issuer's signed answer to the outbox message ``row``, exactly once."""
         now = self._clock.now_ms()
         flows: list[tuple[str, str, int]] = []
-        queued: list[str] = []
+        queued: list[Row] = []
 
-        def txn(conn: sqlite3.Connection) -> None:
+        def txn(conn: sqlite3.Connection) -> RemoteHold | None:
             if not peers.outbox_done(conn, row["message_id"], now):
-                return  # already applied (a retry's answer raced the first one)
+                return None  # already applied (a retry's answer raced the first one)
             hold = peers.get_remote_hold(conn, row["remote_hold_id"])
             peers.put_receipt(
                 conn, opened.header.message_id, hold.id, opened.header.type, opened.raw, now
@@ -300,15 +317,13 @@ class Acquirer:
                         flows.append(flow)
             except DecodeError:
                 raise errors.MalformedMessage("an answer's payload does not parse") from None
-            if hold.id in self._waiting:
-                self._answers[hold.id] = applied or peers.get_remote_hold(conn, hold.id)
+            return applied or peers.get_remote_hold(conn, hold.id)
 
-        await self._db.run("remote_apply", txn)
+        result = await self._db.run("remote_apply", txn)
         for outcome, compute_class, amount in flows:
             if self._observer is not None:
                 self._observer(row["peer"], outcome, compute_class, amount)
-        for message_id in queued:
-            await self._outbox.send_now(message_id, self._fresh.pop(message_id, None))
+        return Applied(result, tuple(queued))
 
     def _receipt(
         self,
@@ -317,7 +332,7 @@ class Acquirer:
         kind: int,
         r: pb.Receipt,
         now: int,
-        queued: list[str],
+        queued: list[Row],
     ) -> tuple[tuple[str, str, int] | None, RemoteHold | None]:
         """Apply the issuer's receipt to the hold, in one update; book a capture. Returns the
         flow to count, and the hold as it now is (None when it was changed again since)."""
@@ -359,7 +374,7 @@ class Acquirer:
             return (r.state, hold.compute_class, hold.amount_fen), applied
         if r.state == "held" and hold.wanted == "void":
             peers.update_remote_hold(conn, hold.id, wanted=None)
-            queued.append(self._enqueue(conn, current, "void", None, now))
+            queued.append(enqueue_txn(conn, current, "void", None, now, self._backoff))
             applied = None
         return (("held", hold.compute_class, r.amount_fen) if r.state == "held" else None), applied
 
@@ -411,13 +426,6 @@ class Acquirer:
             message=r.message,
         )
         return dataclasses.replace(hold, **columns)  # type: ignore[arg-type]
-
-    # Sweeper ------------------------------------------------------------------------------
-
-    async def sweep(self) -> int:
-        """Holds the issuer has expired by now, with nothing in flight, are expired here too."""
-        now = self._clock.now_ms()
-        return await self._db.run("remote_sweep", lambda c: peers.expire_remote_holds(c, now))
 
 
 def refusal_error(hold: RemoteHold) -> errors.SuanliError:

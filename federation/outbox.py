@@ -46,7 +46,18 @@ logger = logging.getLogger(__name__)
 Row = (
     Mapping[str, Any] | sqlite3.Row
 )  # an outbox row: message_id, peer, type, payload, remote_hold_id, attempts
-Apply = Callable[[Row, Opened], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What applying an answer did: the result for whoever waits on that message (None when it
+    had been applied already), and the messages the answer made due, sent at once."""
+
+    result: Any = None
+    then: tuple[Row, ...] = ()
+
+
+Apply = Callable[[Row, Opened], Awaitable[Applied]]
 CallObserver = Callable[[str, str, str, float], None]  # peer, method, outcome, seconds
 
 
@@ -55,6 +66,10 @@ class Backoff:
     timeout_seconds: float = 2.0
     base_seconds: float = 0.2
     cap_seconds: float = 30.0
+
+    def first_attempt_at(self, now: int) -> int:
+        """When the worker may first pick up a new message: after the caller's own attempt."""
+        return now + int(self.timeout_seconds * 1000) + 500
 
     def delay_ms(self, attempts: int) -> int:
         raw = min(self.cap_seconds, self.base_seconds * (2 ** min(attempts, 30)))
@@ -76,6 +91,7 @@ class Outbox:
         door: Door,
         clients: Clients,
         backoff: Backoff,
+        apply: Apply,
         observer: CallObserver | None = None,
     ) -> None:
         self._db = db
@@ -87,44 +103,37 @@ class Outbox:
         self._clients = clients
         self.backoff = backoff
         self._observer = observer
-        self._apply: Apply | None = None
+        self._apply = apply
         self._wake: dict[str, asyncio.Event] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._inflight: set[str] = set()
 
-    def set_apply(self, apply: Apply) -> None:
-        self._apply = apply
-
-    def first_attempt_at(self, now: int) -> int:
-        """When the worker may first pick up a new message: after the caller's own attempt."""
-        return now + int(self.backoff.timeout_seconds * 1000) + 500
-
-    async def send_now(self, message_id: str, row: Row | None = None) -> bool:
-        """One attempt, right away (the REST caller's, which may pass the row it just wrote).
-        True if a definitive answer was applied."""
-        if row is None:
-            row = await self._db.read("outbox_get", lambda c: peers.outbox_get(c, message_id))
-            if row["state"] != "pending":
-                return True
+    async def send_now(self, row: Row) -> Applied | None:
+        """One attempt, right away (the REST caller's, with the row it just wrote). What the
+        answer's application returned, or None without a definitive answer this time (the
+        workers keep trying)."""
         return await self._attempt(row)
 
-    async def _attempt(self, row: Row) -> bool:
+    async def _attempt(self, row: Row) -> Applied | None:
         message_id = row["message_id"]
         if message_id in self._inflight:
-            return False
+            return None
         self._inflight.add(message_id)
         try:
-            return await self._attempt_once(row)
+            applied = await self._attempt_once(row)
         finally:
             self._inflight.discard(message_id)
+        for follow in applied.then if applied is not None else ():
+            await self._attempt(follow)
+        return applied
 
-    async def _attempt_once(self, row: Row) -> bool:
+    async def _attempt_once(self, row: Row) -> Applied | None:
         region, message_id, kind = row["peer"], row["message_id"], row["type"]
         peer = self._directory.get(region)
         method = pb.MessageType.Name(kind).lower()
         if peer is None:
             await self._later(row, f"{region} is not a peer")
-            return False
+            return None
         now = self._clock.now_ms()
         envelope = seal(
             self._key, self.region, region, message_id, kind, bytes(row["payload"]), now
@@ -138,14 +147,14 @@ class Outbox:
         except PeerUnreachable as exc:
             self._observe(region, method, "unreachable", loop.time() - started)
             await self._later(row, str(exc))
-            return False
+            return None
         except PeerRefused as exc:
             # The peer's door refused the envelope (a key not yet imported, clocks apart…).
             # That may be fixed by an operator: keep the intent, retry with backoff, say so.
             self._observe(region, method, exc.code, loop.time() - started)
             logger.warning("%s refused %s %s: %s", region, method, message_id, exc)
             await self._later(row, str(exc))
-            return False
+            return None
         try:
             opened = self._door.open(
                 raw, (pb.RECEIPT, pb.REFUSAL), self._clock.now_ms(), check_skew=False
@@ -158,12 +167,10 @@ class Outbox:
             self._observe(region, method, exc.code, loop.time() - started)
             logger.error("bad reply from %s to %s: %s", region, message_id, exc.message)
             await self._later(row, f"bad reply: {exc.message}")
-            return False
+            return None
         self._observe(region, method, "answered", loop.time() - started)
         crash_point(f"acquirer.before_apply.{method}")
-        assert self._apply is not None, "Outbox.set_apply was not called"
-        await self._apply(row, opened)
-        return True
+        return await self._apply(row, opened)
 
     def _observe(self, peer: str, method: str, outcome: str, seconds: float) -> None:
         if self._observer is not None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
 
-from federation.acquirer import Acquirer
+from federation.acquirer import Acquirer, Answers
 from federation.announce import Announcer, CardReceiver
 from federation.cards import build_card
 from federation.client import Clients, Tls
@@ -61,23 +62,22 @@ def build_node(data_dir: Path, clock: Clock | None = None) -> Node:
     def on_flow(role: str, peer: str, outcome: str, compute_class: str, amount: int) -> None:
         metrics.observe_flow(role, peer, outcome, compute_class, amount)
 
-    spending = Spending(db, clock, policies, observer=on_flow)
     directory = Directory(db)
     directory.load_sync()
     local_settlement = LocalSettlement(db, clock, policies, key)
-    federation = None
-    if config.federation is not None:
-        federation = _build_federation(
-            config,
-            config.federation,
-            clock,
-            db,
-            key,
-            metrics,
-            spending,
-            directory,
-            local_settlement,
-        )
+    wire = (
+        _build_wire(config, config.federation, clock, db, key, metrics, directory, local_settlement)
+        if config.federation is not None
+        else None
+    )
+    spending = Spending(
+        db, clock, policies, observer=on_flow, remote=wire.acquirer if wire else None
+    )
+    federation = (
+        _build_federation(config, wire, clock, db, key, metrics, spending, local_settlement)
+        if wire is not None
+        else None
+    )
     return Node(
         config=config,
         clock=clock,
@@ -109,17 +109,29 @@ def _path(config: NodeConfig, name: str) -> Path:
     return path if path.is_absolute() else config.data_dir / path
 
 
-def _build_federation(
+@dataclass(frozen=True)
+class _Wire:
+    """The federation parts a node's spending needs first: the acquirer and what it sends with."""
+
+    config: FederationConfig
+    directory: Directory
+    door: Door
+    clients: Clients
+    server_tls: ServerTls | None
+    outbox: Outbox
+    acquirer: Acquirer
+
+
+def _build_wire(
     config: NodeConfig,
     fed: FederationConfig,
     clock: Clock,
     db: Database,
     key: NodeKey,
     metrics: Metrics,
-    spending: Spending,
     directory: Directory,
     local_settlement: LocalSettlement,
-) -> Federation:
+) -> _Wire:
     region = config.region
     door = Door(region, directory.get, int(fed.max_skew_seconds * 1000))
     client_tls = server_tls = None
@@ -134,12 +146,37 @@ def _build_federation(
         server_tls = ServerTls(cert, tls_key, ca if mutual else None)
     clients = Clients(client_tls)
 
-    def known(peer: str) -> str:
-        return peer if directory.get(peer) is not None else "unknown"
-
     def on_call(peer: str, method: str, outcome: str, seconds: float) -> None:
         metrics.child(metrics.federation_call_seconds, peer, method, outcome).observe(seconds)
         metrics.child(metrics.peer_up, peer).set(0 if outcome == "unreachable" else 1)
+
+    def on_acquired(issuer: str, outcome: str, compute_class: str, amount: int) -> None:
+        metrics.observe_flow("acquirer", issuer, outcome, compute_class, amount)
+
+    backoff = Backoff(fed.call_timeout_seconds, fed.backoff_base_seconds, fed.backoff_cap_seconds)
+    answers = Answers(db, clock, backoff, local_settlement.payout_window, on_acquired)
+    outbox = Outbox(
+        db, clock, region, key, directory, door, clients, backoff, answers.apply, on_call
+    )
+    acquirer = Acquirer(db, clock, region, outbox, backoff)
+    return _Wire(fed, directory, door, clients, server_tls, outbox, acquirer)
+
+
+def _build_federation(
+    config: NodeConfig,
+    wire_parts: _Wire,
+    clock: Clock,
+    db: Database,
+    key: NodeKey,
+    metrics: Metrics,
+    spending: Spending,
+    local_settlement: LocalSettlement,
+) -> Federation:
+    region = config.region
+    fed, directory, door = wire_parts.config, wire_parts.directory, wire_parts.door
+
+    def known(peer: str) -> str:
+        return peer if directory.get(peer) is not None else "unknown"
 
     def on_issuer(peer: str, kind: int, outcome: str) -> None:
         metrics.child(
@@ -149,24 +186,8 @@ def _build_federation(
     def on_refusal(peer: str, reason: str) -> None:
         metrics.envelope_refusals.labels(known(peer), reason).inc()
 
-    def on_acquired(issuer: str, outcome: str, compute_class: str, amount: int) -> None:
-        metrics.observe_flow("acquirer", issuer, outcome, compute_class, amount)
-
-    outbox = Outbox(
-        db,
-        clock,
-        region,
-        key,
-        directory,
-        door,
-        clients,
-        Backoff(fed.call_timeout_seconds, fed.backoff_base_seconds, fed.backoff_cap_seconds),
-        on_call,
-    )
-    acquirer = Acquirer(db, clock, region, outbox, local_settlement.payout_window, on_acquired)
-    spending.remote = acquirer
     issuer = Issuer(db, clock, region, key, spending, on_issuer)
-    wire = Wire(region, key, clock, directory, door, clients, fed.call_timeout_seconds)
+    wire = Wire(region, key, clock, directory, door, wire_parts.clients, fed.call_timeout_seconds)
     announcer = Announcer(db, wire, config.name, fed.advertised, config.data_dir)
     cards = CardReceiver(db, clock, region, key, directory)
 
@@ -198,11 +219,11 @@ def _build_federation(
         directory,
         door,
         issuer,
-        outbox,
-        acquirer,
-        clients,
+        wire_parts.outbox,
+        wire_parts.acquirer,
+        wire_parts.clients,
         servicer,
-        server_tls,
+        wire_parts.server_tls,
         announcer,
         settler,
         netting,

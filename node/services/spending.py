@@ -99,13 +99,16 @@ class Spending:
         clock: Clock,
         policies: PolicyBook,
         observer: FlowObserver | None = None,
+        remote: RemoteSpending | None = None,
     ) -> None:
+        """``remote``: where codes of other cities go (the acquirer side of the federation),
+        None for a node outside any federation."""
         self._db = db
         self._clock = clock
         self._policies = policies
         self._observer = observer
         self.region = policies.region
-        self.remote: RemoteSpending | None = None
+        self.remote = remote
 
     def _observe(
         self, outcome: str, compute_class: str, amount: int, acquirer: str | None = None

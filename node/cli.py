@@ -23,11 +23,11 @@ from node.config import load as load_config
 from node.domain.fields import MAX_FEN, parse_int
 from node.domain.money import yuan
 from node.domain.policy import policy_summary
-from node.files import FolderBusy, FolderLock, private
+from node.files import FolderBusy, FolderLock
 from node.node import Node
 from node.provision import init_node
 from node.services.common import SYSTEM
-from node.store.db import SchemaTooNew
+from node.store.db import BackupFailed, SchemaTooNew, backup
 
 logger = logging.getLogger(__name__)
 
@@ -344,27 +344,6 @@ def _cmd_settle(args: argparse.Namespace) -> int:
     return 0
 
 
-def backup(db_path: Path, out: Path) -> int:
-    """Copy the books with SQLite's online backup API: consistent, while the node serves."""
-    import sqlite3
-
-    if out.exists():
-        raise ConfigError(f"{out} exists; refusing to overwrite a backup")
-    src = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
-    private(out)  # 0600 from the first byte
-    dst = sqlite3.connect(out)
-    try:
-        src.backup(dst, pages=1024)
-        if dst.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
-            raise ConfigError(f"{out} failed its integrity check")
-        version = int(dst.execute("PRAGMA user_version").fetchone()[0])
-    finally:
-        dst.close()
-        src.close()
-    os.chmod(out, 0o600)
-    return version
-
-
 def _cmd_backup(args: argparse.Namespace) -> int:
     from node.config import load as load_config
 
@@ -567,7 +546,14 @@ def main(argv: list[str] | None = None) -> int:
     os.umask(0o077)  # whatever suanli writes is its owner's only (node/files.py)
     try:
         code: int = args.fn(args)
-    except (errors.SuanliError, ConfigError, SchemaTooNew, OSError, FolderBusy) as exc:
+    except (
+        errors.SuanliError,
+        ConfigError,
+        SchemaTooNew,
+        OSError,
+        FolderBusy,
+        BackupFailed,
+    ) as exc:
         message = exc.message if isinstance(exc, errors.SuanliError) else str(exc)
         print(f"suanli: {message}", file=sys.stderr)
         return 2

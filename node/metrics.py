@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector
 
 from node.domain.issuance import Decision
 from node.domain.policy import Policy
-from node.store import ledger
+from node.store import books
 
 DB_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -47,9 +47,7 @@ class BooksCollector(Collector):
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            self._conn = sqlite3.connect(
-                f"file:{self._path}?mode=ro", uri=True, check_same_thread=False
-            )
+            self._conn = books.connect_readonly(self._path)
         return self._conn
 
     def collect(self) -> Iterable[Metric]:
@@ -74,25 +72,13 @@ class BooksCollector(Collector):
         with self._lock:
             conn = self._connection()
             for year in sorted(self._policies()):
-                funded = -_balance(conn, ledger.appropriation(year))
-                pool = _balance(conn, ledger.pool(year))
+                funded, pool = books.budget(conn, year)
                 total.add_metric([str(year)], funded)
                 remaining.add_metric([str(year)], pool)
                 committed.add_metric([str(year)], funded - pool)
-            row = conn.execute(
-                "SELECT COALESCE(SUM(available_fen), 0), COALESCE(SUM(held_fen), 0), "
-                "COALESCE(SUM(captured_fen), 0), COALESCE(SUM(reclaimed_fen), 0) FROM vouchers"
-            ).fetchone()
-            positions = conn.execute(
-                "SELECT name, balance_fen FROM accounts WHERE name LIKE 'due:%' OR name LIKE 'issuer:%'"
-            ).fetchall()
-            disputes = conn.execute(
-                "SELECT COUNT(*) FROM disputes WHERE resolved_at IS NULL"
-            ).fetchone()[0]
-            conflicts = conn.execute("SELECT COUNT(*) FROM statement_conflicts").fetchone()[0]
-            states = conn.execute(
-                "SELECT state, COUNT(*) FROM statements GROUP BY state"
-            ).fetchall()
+            row = books.voucher_totals(conn)
+            positions = books.positions(conn)
+            disputes, conflicts, states = books.settlement_counts(conn)
         for state, value in zip(("available", "held", "captured", "reclaimed"), row, strict=True):
             vouchers.add_metric([state], value)
         owed = GaugeMetricFamily(
@@ -171,35 +157,23 @@ class BooksCollector(Collector):
         window = self._window(now)
         with self._lock:
             conn = self._connection()
-            for region, outbound, inbound, limit in conn.execute(
-                "SELECT region, outbound, inbound, exposure_cap_fen FROM peers ORDER BY region"
-            ).fetchall():
-                owed = conn.execute(
-                    "SELECT COALESCE(SUM(fen), 0) FROM exposure WHERE acquirer = ? AND window_id IN ('', ?)",
-                    (region, window),
-                ).fetchone()[0]
-                exposure.add_metric([region], owed)
-                cap.add_metric([region], limit)
-                up_allowed.add_metric([region, "outbound"], outbound)
-                up_allowed.add_metric([region, "inbound"], inbound)
-                depth.add_metric([region], 0)
-                age.add_metric([region], 0)
-            for region, count, oldest in conn.execute(
-                "SELECT peer, COUNT(*), MIN(created_at) FROM outbox WHERE state = 'pending' GROUP BY peer"
-            ).fetchall():
-                depth.add_metric([region], count)
-                age.add_metric([region], max(0.0, (now - oldest) / 1000))
-            overdue.add_metric(
-                [],
-                conn.execute(
-                    "SELECT COUNT(*) FROM holds WHERE state = 'held' AND expires_at + ? < ?",
-                    (self._grace, now),
-                ).fetchone()[0],
-            )
-            for state, fen in conn.execute(
-                "SELECT state, COALESCE(SUM(reclaimed_fen), 0) FROM vouchers WHERE state != 'active' GROUP BY state"
-            ).fetchall():
+            peers = books.peer_exposure(conn, window)
+            backlog = books.outbox_backlog(conn)
+            overdue.add_metric([], books.overdue_holds(conn, now, self._grace))
+            for state, fen in books.reclaimed_by_state(conn):
                 reclaimed.add_metric(["expired" if state == "expired" else "revoked"], fen)
+        # One sample per peer and series: every peer (so the series exist from the start),
+        # with its backlog if it has one. (Two samples of one series, a 0 and the count, made
+        # Prometheus keep only the first: the backlog alerts could never fire.)
+        for region, outbound, inbound, limit, owed in peers:
+            exposure.add_metric([region], owed)
+            cap.add_metric([region], limit)
+            up_allowed.add_metric([region, "outbound"], outbound)
+            up_allowed.add_metric([region, "inbound"], inbound)
+        for region in sorted({p[0] for p in peers} | set(backlog)):
+            count, oldest = backlog.get(region, (0, now))
+            depth.add_metric([region], count)
+            age.add_metric([region], max(0.0, (now - oldest) / 1000))
         return [exposure, cap, up_allowed, depth, age, overdue, reclaimed]
 
     def close(self) -> None:
@@ -207,11 +181,6 @@ class BooksCollector(Collector):
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-
-
-def _balance(conn: sqlite3.Connection, account: str) -> int:
-    row = conn.execute("SELECT balance_fen FROM accounts WHERE name = ?", (account,)).fetchone()
-    return int(row[0]) if row else 0
 
 
 class Metrics:

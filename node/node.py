@@ -21,13 +21,13 @@ from node.clock import Clock
 from node.config import FederationConfig, NodeConfig
 from node.keys import NodeKey
 from node.metrics import BooksCollector, Metrics
-from node.services.check import check_books
 from node.services.issuance import Issuance
 from node.services.policies import PolicyBook
 from node.services.registry import Registry, Tokens
 from node.services.settlement import LocalSettlement, SettlementViews
 from node.services.spending import Spending
 from node.services.views import Views
+from node.store.audit import check_books
 from node.store.db import Database
 
 

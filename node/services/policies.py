@@ -34,7 +34,7 @@ class PolicyBook:
         """Read the latest version of every year's policy from the database."""
         rows = self._db.run_sync("policy_latest", registry.latest_policies)
         self._by_year = {int(r["fiscal_year"]): _stored(r["source"]) for r in rows}
-        self._count = self._db.run_sync("policy_count", _policy_count)
+        self._count = self._db.run_sync("policy_count", registry.policy_count)
 
     def years(self) -> list[int]:
         return sorted(self._by_year)
@@ -131,17 +131,13 @@ class PolicyBook:
 
     async def refresh(self) -> bool:
         """Pick up policies loaded by another process (``suanli policy load``)."""
-        count = await self._db.read("policy_count", _policy_count)
+        count = await self._db.read("policy_count", registry.policy_count)
         if count == self._count:
             return False
         rows = await self._db.read("policy_latest", registry.latest_policies)
         self._by_year = {int(r["fiscal_year"]): _stored(r["source"]) for r in rows}
         self._count = count
         return True
-
-
-def _policy_count(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT COUNT(*) FROM policies").fetchone()[0])
 
 
 def _stored(source: str) -> Policy:

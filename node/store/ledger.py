@@ -13,7 +13,7 @@ Accounts (balances in fen):
 
 Every transfer moves a positive amount from one account to another, so all balances sum to
 zero by construction; ``accounts`` caches each balance in the same transaction and
-``node.services.check`` recomputes them from the transfers.
+``node.store.audit`` recomputes them from the transfers.
 """
 
 from __future__ import annotations

@@ -146,6 +146,10 @@ def latest_policies(conn: sqlite3.Connection) -> list[sqlite3.Row]:
     ).fetchall()
 
 
+def policy_count(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COUNT(*) FROM policies").fetchone()[0])
+
+
 def get_meta(conn: sqlite3.Connection, key: str) -> str | None:
     row = conn.execute("SELECT value FROM node_meta WHERE key = ?", (key,)).fetchone()
     return None if row is None else str(row[0])

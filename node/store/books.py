@@ -1,0 +1,92 @@
+"""The reads behind the quota-flow gauges (node/metrics.py), on a read-only connection of
+their own so that a scrape never waits for the writer. Each is one indexed query or a small
+aggregate; the metrics module turns the figures into samples."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from node.store import ledger
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+
+
+def budget(conn: sqlite3.Connection, year: int) -> tuple[int, int]:
+    """(funded, still in the pool) for a fiscal year, fen."""
+    return -ledger.balance(conn, ledger.appropriation(year)), ledger.balance(
+        conn, ledger.pool(year)
+    )
+
+
+def voucher_totals(conn: sqlite3.Connection) -> tuple[int, int, int, int]:
+    """Voucher money by column: available, held, captured, reclaimed."""
+    row = conn.execute(
+        "SELECT COALESCE(SUM(available_fen), 0), COALESCE(SUM(held_fen), 0), "
+        "COALESCE(SUM(captured_fen), 0), COALESCE(SUM(reclaimed_fen), 0) FROM vouchers"
+    ).fetchone()
+    return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+
+
+def positions(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+    """The accounts between cities: ``due:<region>`` (we owe) and ``issuer:<region>`` (owed)."""
+    return [
+        (str(r[0]), int(r[1]))
+        for r in conn.execute(
+            "SELECT name, balance_fen FROM accounts WHERE name LIKE 'due:%' OR name LIKE 'issuer:%'"
+        )
+    ]
+
+
+def settlement_counts(conn: sqlite3.Connection) -> tuple[int, int, list[tuple[str, int]]]:
+    """Open disputes, conflicts after agreement, and pair statements by state."""
+    disputes = conn.execute("SELECT COUNT(*) FROM disputes WHERE resolved_at IS NULL").fetchone()
+    conflicts = conn.execute("SELECT COUNT(*) FROM statement_conflicts").fetchone()
+    states = conn.execute("SELECT state, COUNT(*) FROM statements GROUP BY state").fetchall()
+    return int(disputes[0]), int(conflicts[0]), [(str(s), int(n)) for s, n in states]
+
+
+def peer_exposure(conn: sqlite3.Connection, window: str) -> list[tuple[str, int, int, int, int]]:
+    """Per peer: region, outbound, inbound, exposure cap, and what we may owe it in ``window``
+    (open holds and this window's captures)."""
+    out = []
+    for region, outbound, inbound, cap in conn.execute(
+        "SELECT region, outbound, inbound, exposure_cap_fen FROM peers ORDER BY region"
+    ).fetchall():
+        owed = conn.execute(
+            "SELECT COALESCE(SUM(fen), 0) FROM exposure WHERE acquirer = ? AND window_id IN ('', ?)",
+            (region, window),
+        ).fetchone()[0]
+        out.append((str(region), int(outbound), int(inbound), int(cap), int(owed)))
+    return out
+
+
+def outbox_backlog(conn: sqlite3.Connection) -> dict[str, tuple[int, int]]:
+    """Per peer with messages awaiting an answer: how many, and when the oldest was written."""
+    return {
+        str(peer): (int(count), int(oldest))
+        for peer, count, oldest in conn.execute(
+            "SELECT peer, COUNT(*), MIN(created_at) FROM outbox WHERE state = 'pending' GROUP BY peer"
+        )
+    }
+
+
+def overdue_holds(conn: sqlite3.Connection, now: int, grace_ms: int) -> int:
+    return int(
+        conn.execute(
+            "SELECT COUNT(*) FROM holds WHERE state = 'held' AND expires_at + ? < ?",
+            (grace_ms, now),
+        ).fetchone()[0]
+    )
+
+
+def reclaimed_by_state(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+    return [
+        (str(state), int(fen))
+        for state, fen in conn.execute(
+            "SELECT state, COALESCE(SUM(reclaimed_fen), 0) FROM vouchers WHERE state != 'active' "
+            "GROUP BY state"
+        )
+    ]

@@ -27,7 +27,7 @@ from federation.outbox import Applied, Backoff, Outbox, Row
 from federation.proto.v1 import federation_pb2 as pb
 from node import errors
 from node.clock import Clock
-from node.domain.model import RemoteHold
+from node.domain.model import RemoteHold, RemoteHoldKind
 from node.faults import crash_point
 from node.services.common import new_id, sha256_hex
 from node.services.spending import HoldResult, Order
@@ -84,7 +84,7 @@ class Acquirer:
 
     async def hold(self, provider_id: str, order: Order, issuer: str, redeem: bool) -> HoldResult:
         now = self._clock.now_ms()
-        kind = "redeem" if redeem else "hold"
+        kind: RemoteHoldKind = "redeem" if redeem else "hold"
         code_sha256 = sha256_hex(order.code)
 
         def txn(conn: sqlite3.Connection) -> tuple[RemoteHold, Row | None]:

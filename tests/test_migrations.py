@@ -55,3 +55,43 @@ def test_a_fresh_node_is_at_the_current_version_and_checks_clean(tmp_path: Path)
         assert node.check() == []
     finally:
         node.close()
+
+
+def test_the_models_states_are_the_databases(tmp_path: Path) -> None:
+    """One list of states per record: the model's Literal types, the schema's CHECK clauses."""
+    import re
+    from typing import get_args
+
+    from node.domain import model
+
+    node, _ = make_node(tmp_path, ManualClock(1_772_413_200_000))
+    try:
+        tables = dict(
+            node.db.run_sync(
+                "s",
+                lambda c: c.execute(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'table'"
+                ).fetchall(),
+            )
+        )
+    finally:
+        node.close()
+
+    def checked(table: str, column: str = "state") -> set[str]:
+        found = re.search(
+            rf"{column} TEXT NOT NULL CHECK \({column} IN \(([^)]*)\)\)", tables[table]
+        )
+        assert found, table
+        return {v.strip().strip("'") for v in found[1].split(",")}
+
+    for table, states in [
+        ("providers", model.ProviderState),
+        ("vouchers", model.VoucherState),
+        ("authorizations", model.AuthorizationState),
+        ("holds", model.HoldState),
+        ("remote_holds", model.RemoteHoldState),
+        ("statements", model.StatementState),
+        ("windows", model.WindowState),
+    ]:
+        assert checked(table) == set(get_args(states)), table
+    assert checked("remote_holds", "kind") == set(get_args(model.RemoteHoldKind))

@@ -14,17 +14,17 @@ from node.domain import model
 
 TIME = {"type": "string", "format": "date-time"}
 
-# The states each record may be in, as the schema's CHECK constraints have them.
+# The states each record may be in: the model's own Literal types.
 STATES: dict[type[Any], tuple[str, ...]] = {
-    model.Provider: model.PROVIDER_STATES,
-    model.Voucher: ("active", "expired", "revoked"),
-    model.Authorization: ("open", "used", "expired", "cancelled"),
-    model.Hold: ("held", "captured", "voided", "expired"),
-    model.RemoteHold: ("pending", "held", "captured", "voided", "expired", "refused"),
+    model.Provider: typing.get_args(model.ProviderState),
+    model.Voucher: typing.get_args(model.VoucherState),
+    model.Authorization: typing.get_args(model.AuthorizationState),
+    model.Hold: typing.get_args(model.HoldState),
+    model.RemoteHold: typing.get_args(model.RemoteHoldState),
 }
 ENUMS: dict[tuple[type[Any], str], tuple[str, ...]] = {
     (model.Provider, "kind"): model.PROVIDER_KINDS,
-    (model.RemoteHold, "kind"): ("hold", "redeem"),
+    (model.RemoteHold, "kind"): typing.get_args(model.RemoteHoldKind),
 }
 HIDDEN = {"code_sha256"}  # never rendered (render.hold)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 _FIELDS: dict[type, tuple[str, ...]] = {}
 
@@ -17,8 +17,21 @@ def field_names(cls: type[Any]) -> tuple[str, ...]:
     return names
 
 
-PROVIDER_KINDS = ("computing_centre", "matchmaking_partner")
-PROVIDER_STATES = ("pending", "approved", "suspended")
+# The states each record may be in: types, so that mypy (strict equality) refuses a typo in a
+# comparison or a construction; the tuples are for schemas and checks. The database's CHECK
+# constraints (node/store/schema.py) say the same.
+ProviderKind = Literal["computing_centre", "matchmaking_partner"]
+ProviderState = Literal["pending", "approved", "suspended"]
+VoucherState = Literal["active", "expired", "revoked"]
+AuthorizationState = Literal["open", "used", "expired", "cancelled"]
+HoldState = Literal["held", "captured", "voided", "expired"]
+RemoteHoldState = Literal["pending", "held", "captured", "voided", "expired", "refused"]
+RemoteHoldKind = Literal["hold", "redeem"]
+StatementState = Literal["sent", "agreed", "disputed"]
+WindowState = Literal["closed", "settled"]
+
+PROVIDER_KINDS: tuple[str, ...] = get_args(ProviderKind)
+PROVIDER_STATES: tuple[str, ...] = get_args(ProviderState)
 
 
 @dataclass(frozen=True)
@@ -39,7 +52,7 @@ class Provider:
     name: str
     kind: str
     region: str
-    state: str
+    state: ProviderState
     related_uscc: tuple[str, ...]
     created_at: int
 
@@ -64,7 +77,7 @@ class Voucher:
     held_fen: int
     captured_fen: int
     reclaimed_fen: int
-    state: str  # active | expired | revoked
+    state: VoucherState
     issued_at: int
     expires_at: int
     decision_id: str
@@ -79,7 +92,7 @@ class Authorization:
     provider_id: str
     max_fen: int
     expires_at: int
-    state: str  # open | used | expired | cancelled
+    state: AuthorizationState
     hold_id: str | None
     created_at: int
 
@@ -96,7 +109,7 @@ class Hold:
     compute_class: str
     amount_fen: int
     captured_fen: int
-    state: str  # held | captured | voided | expired
+    state: HoldState
     created_at: int
     expires_at: int
     closed_at: int | None
@@ -134,12 +147,12 @@ class RemoteHold:
     id: str
     provider_id: str
     issuer_region: str
-    kind: str  # hold | redeem
+    kind: RemoteHoldKind
     code_sha256: str  # which authorization it used, to tell a retry from a second subsidy
     order_id: str
     order_amount_fen: int
     compute_class: str
-    state: str  # pending | held | captured | voided | expired | refused
+    state: RemoteHoldState
     amount_fen: int
     captured_fen: int
     issuer_hold_id: str | None

@@ -24,7 +24,7 @@ from node import errors
 from node.clock import Clock
 from node.domain import spending as rules
 from node.domain.fields import is_region
-from node.domain.model import Authorization, Hold, Provider, RemoteHold, Voucher
+from node.domain.model import Authorization, Hold, HoldState, Provider, RemoteHold, Voucher
 from node.domain.settlement import open_window, window_of
 from node.services.common import (
     Principal,
@@ -130,7 +130,7 @@ class Spending:
         self,
         conn: sqlite3.Connection,
         hold: Hold,
-        state: str,
+        state: HoldState,
         captured: int,
         now: int,
         actor: str,

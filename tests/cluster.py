@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from node.app import build_node
 from node.clock import SystemClock, year_of
 from node.config import FederationConfig
 from node.provision import init_node, peer_all
 from node.tools.crosscheck import compare, in_flight
 from node.tools.processes import free_port
 from tests.conftest import policy_text
-from tests.proc import NodeProcess, suanli, wait_until
+from tests.proc import NodeProcess, wait_until
 
 YEAR = year_of(SystemClock().now_ms())
 
@@ -342,18 +343,24 @@ class Cluster:
         return next(m for m in self.members if m.region == region)
 
     def start(self, env: dict[str, dict[str, str]] | None = None) -> Cluster:
-        """Start every node, or none: if one fails, the started ones are stopped."""
+        """Start every node, or none: all are started, then each is waited for (their start-ups
+        overlap); if one fails, the others are stopped."""
         try:
             for m in self.members:
-                m.process.start((env or {}).get(m.region))
+                m.process.spawn((env or {}).get(m.region))
+            for m in self.members:
+                m.process.wait_serving()
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
+        """Two phases: ask every node to stop, then wait for each."""
         for m in self.members:
-            m.process.stop()
+            m.process.terminate()
+        for m in self.members:
+            m.process.wait_stopped()
 
     def close(self) -> None:
         self.stop()
@@ -458,9 +465,13 @@ class Cluster:
 
     def check_all(self) -> None:
         """Every node's own invariants, and every pair's records agreeing."""
-        for m in self.members:
-            out = suanli("check", "--data", str(m.data), check=False)
-            assert out.returncode == 0, f"{m.name}: {out.stdout}{out.stderr}"
+        for m in self.members:  # in this process, beside the running node (WAL readers)
+            node = build_node(m.data)
+            try:
+                problems = node.check()
+            finally:
+                node.close()
+            assert problems == [], f"{m.name}: " + "\n".join(problems)
         problems = self.disagreements()
         assert problems == [], "\n".join(problems)
 

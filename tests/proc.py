@@ -62,9 +62,17 @@ class NodeProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, env: dict[str, str] | None = None, *args: str) -> NodeProcess:
+        self.spawn(env, *args)
+        return self.wait_serving()
+
+    def spawn(self, env: dict[str, str] | None = None, *args: str) -> NodeProcess:
+        """Start the process and return at once (``wait_serving`` waits for it): a cluster
+        starts all its nodes, then waits for them, as Bitcoin's ``start_nodes`` does."""
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self.proc = spawn(self.data, "--port", "0", *args, env=env)
+        return self
 
+    def wait_serving(self) -> NodeProcess:
         def ready() -> int:
             assert self.proc is not None
             try:
@@ -89,9 +97,19 @@ class NodeProcess:
 
     def stop(self) -> int:
         """SIGTERM, then SIGKILL if it does not stop in time. Returns the exit code."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.terminate()
+        self.terminate()
+        return self.wait_stopped()
+
+    def terminate(self) -> None:
+        """The first phase of a stop: ask the process to end (``wait_stopped`` waits)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+
+    def wait_stopped(self) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.returncode is not None:
+            return self.proc.returncode
         try:
             return self.proc.wait(timeout=10 * TIMEOUT_FACTOR)
         except subprocess.TimeoutExpired:

@@ -30,7 +30,7 @@ CHECKS = ",".join(
         "negative_data_rejection",
     )
 )
-EXAMPLES = 15  # per operation and phase: a few hundred requests per role, well under a minute
+EXAMPLES = 6  # per operation and phase: some six hundred requests per role, seconds each
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from federation.announce import CardReceiver
 from federation.envelope import Door
 from federation.issuer import Issuer
 from federation.proto.v1 import federation_pb2 as pb
-from federation.settlement import StatementDesk
+from federation.statements import StatementDesk
 from node import errors
 from node.clock import Clock
 

@@ -19,21 +19,21 @@ from federation.outbox import Backoff, Outbox
 from federation.ownkeys import load as load_own_keys
 from federation.proto.v1 import federation_pb2 as pb
 from federation.server import ServerTls, Servicer
-from federation.settlement import Netting, Settler, StatementDesk
+from federation.statements import Netting, Settler, StatementDesk
 from federation.wire import Wire
-from node.api.app import make_web_app
+from node.api.routes import make_web_app
 from node.clock import Clock, SystemClock
 from node.config import FederationConfig, NodeConfig
 from node.config import load as load_config
-from node.domain.settlement import window_of
+from node.domain.windows import window_of
 from node.keys import NodeKey
 from node.metrics import BooksCollector, Metrics
 from node.node import Federation, Node
 from node.runtime import federation_ctx, sweeper_ctx
 from node.services.issuance import Issuance
+from node.services.payouts import LocalSettlement, SettlementViews
 from node.services.policies import PolicyBook
 from node.services.registry import Registry, Tokens
-from node.services.settlement import LocalSettlement, SettlementViews
 from node.services.spending import Spending
 from node.services.views import Views
 from node.store.db import Database

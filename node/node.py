@@ -16,15 +16,15 @@ from federation.issuer import Issuer
 from federation.outbox import Outbox
 from federation.ownkeys import load as load_own_keys
 from federation.server import ServerTls, Servicer
-from federation.settlement import Netting, Settler
+from federation.statements import Netting, Settler
 from node.clock import Clock
 from node.config import FederationConfig, NodeConfig
 from node.keys import NodeKey
 from node.metrics import BooksCollector, Metrics
 from node.services.issuance import Issuance
+from node.services.payouts import LocalSettlement, SettlementViews
 from node.services.policies import PolicyBook
 from node.services.registry import Registry, Tokens
-from node.services.settlement import LocalSettlement, SettlementViews
 from node.services.spending import Spending
 from node.services.views import Views
 from node.store.audit import check_books

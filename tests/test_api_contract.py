@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from node.api.keys import NODE
+from node.api.appkeys import NODE
 from node.api.openapi import OPERATIONS, openapi_document
 from node.app import make_app
 from node.errors import ALL_ERRORS

@@ -291,7 +291,7 @@ def test_hub_accepts_federation_members_only() -> None:
 
 
 def test_window_ids_and_bounds() -> None:
-    from node.domain.settlement import open_window, window_bounds, window_of
+    from node.domain.windows import open_window, window_bounds, window_of
 
     p = parse_policy(policy_text())  # quarterly
     ms = parse_iso("2026-12-31T16:30:00Z")  # 2027-01-01 00:30 in Beijing
@@ -318,3 +318,11 @@ def test_window_ids_and_bounds() -> None:
     assert window_bounds(nxt)[0] == ms + 300_000
     with pytest.raises(ValueError):
         window_bounds("2026-Q5")
+
+
+def test_a_spend_code_names_its_issuing_region() -> None:
+    from node.domain.spending import SpendCode
+
+    assert SpendCode.parse("sac_330100_a-b_c") == SpendCode("330100", "a-b_c")
+    for bad in ("sac_330100_", "sac_abc_x", "sac_33010²_x", "xyz_330100_x", "sac330100x", ""):
+        assert SpendCode.parse(bad) is None, bad

@@ -27,7 +27,7 @@ from node.clock import ManualClock
 from node.keys import verify
 from node.node import Node
 from node.services.common import SYSTEM, Principal
-from node.services.settlement import PAYOUT_TAG
+from node.services.payouts import PAYOUT_TAG
 from node.store import settlement as store
 from node.store.db import Database
 from node.tools.bench.payout import HZ, seed
@@ -280,7 +280,7 @@ def test_merged_scans_give_every_row_once_in_order(tables: list[list[str]], chun
 
 def test_the_payout_test_vector_in_the_docs_is_what_a_node_signs(tmp_path: Path) -> None:
     from node.keys import NodeKey
-    from node.services.settlement import LocalSettlement
+    from node.services.payouts import LocalSettlement
 
     doc = (Path(__file__).resolve().parent.parent / "docs" / "settlement.md").read_text()
     block = doc.split("### Payout test vector")[1].split("```")[1]

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from node.api.app import PUBLIC
+from node.api.routes import PUBLIC
 from node.node import Node
 from node.services.common import SYSTEM
 from tests.conftest import HZ_ENTERPRISE, Api, World, demand, order, snapshot

@@ -63,7 +63,7 @@ def verified_payout(m: Any, provider: str, item: dict[str, Any]) -> list[dict[st
     import hashlib
 
     from node.keys import canonical_json, verify
-    from node.services.settlement import PAYOUT_TAG
+    from node.services.payouts import PAYOUT_TAG
 
     card = m.call("GET", "/v1/node", expect=200)
     [key] = [k for k in card["keys"] if k["key_id"] == item["key_id"]]
@@ -178,7 +178,7 @@ def test_statements_agree_payouts_and_netting(trio: Cluster) -> None:
     wait_until(
         lambda: all_agreed(trio, PAIRS), "every pair statement to be countersigned", timeout=30
     )
-    from federation.settlement import Netting  # noqa: F401 - the verification is exercised below
+    from federation.statements import Netting  # noqa: F401 - the verification is exercised below
 
     # Both sides hold the same statement, with both signatures.
     gy_side = next(s for s in statements(trio, GY) if s["issuer"] == HZ)

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from federation.settlement import Tally, tally, tally_rows
+from federation.statements import Tally, tally, tally_rows
 from node.store import settlement as store
 from node.store.db import Database
 

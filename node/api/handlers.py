@@ -10,7 +10,7 @@ from aiohttp import web
 
 from node import errors
 from node.api import render
-from node.api.keys import NODE, PRINCIPAL
+from node.api.appkeys import NODE, PRINCIPAL
 from node.api.parse import Query, json_body, page
 from node.domain.issuance import Demand
 from node.domain.model import RemoteHold

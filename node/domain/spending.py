@@ -12,12 +12,34 @@ Captured, voided and expired are final. Whatever is not captured returns to the 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from node import errors
+from node.domain.fields import is_region
 from node.domain.model import Authorization, Hold, Provider, Voucher
 from node.domain.money import apply_ratio
 from node.domain.policy import Policy
 
 HOLD_FINAL = ("captured", "voided", "expired")
+
+
+@dataclass(frozen=True)
+class SpendCode:
+    """A holder's one-time spend code, ``sac_<issuing region>_<secret>``: the region says which
+    city to ask (docs/protocol.md §4.2). Parsed once, instead of split wherever it is needed."""
+
+    region: str
+    secret: str
+
+    @classmethod
+    def parse(cls, text: str) -> SpendCode | None:
+        """The code's parts, or None if it does not have the form (then it is no one's:
+        refused as ``authorization_invalid`` where it is looked up)."""
+        prefix, _, rest = text.partition("_")
+        region, _, secret = rest.partition("_")
+        if prefix != "sac" or not is_region(region) or not secret:
+            return None
+        return cls(region, secret)
 
 
 def check_voucher_spendable(voucher: Voucher, now_ms: int) -> None:

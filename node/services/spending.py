@@ -23,9 +23,8 @@ from typing import Any, Protocol
 from node import errors
 from node.clock import Clock
 from node.domain import spending as rules
-from node.domain.fields import is_region
 from node.domain.model import Authorization, Hold, HoldState, Provider, RemoteHold, Voucher
-from node.domain.settlement import open_window, window_of
+from node.domain.windows import open_window, window_of
 from node.services.common import (
     Principal,
     may_see,
@@ -76,14 +75,6 @@ class RemoteSpending(Protocol):
     ) -> HoldResult: ...
     async def capture(self, provider_id: str, hold_id: str, amount_fen: int) -> HoldResult: ...
     async def void(self, provider_id: str, hold_id: str) -> HoldResult: ...
-
-
-def code_region(code: str) -> str | None:
-    """The issuing region named in a code ``sac_<region>_<secret>``, if it has that form."""
-    parts = code.split("_", 2)
-    if len(parts) == 3 and parts[0] == "sac" and is_region(parts[1]):
-        return parts[1]
-    return None
 
 
 def _settle_account(hold: Hold, own_region: str) -> str:
@@ -346,9 +337,8 @@ class Spending:
         hold = result.hold
         if not result.replayed:
             amount = hold.captured_fen if outcome == "captured" else hold.amount_fen
-            self._observe(
-                outcome, hold.compute_class, amount, getattr(hold, "acquirer_region", None)
-            )
+            acquirer = hold.acquirer_region if isinstance(hold, Hold) else None
+            self._observe(outcome, hold.compute_class, amount, acquirer)
 
     # Authorizations ---------------------------------------------------------------------------
 
@@ -435,9 +425,10 @@ class Spending:
         return Redeemer(self.region, registry.get_provider(conn, provider_id))
 
     def _remote_for(self, code: str) -> tuple[RemoteSpending, str] | None:
-        region = code_region(code)
-        if region is None or region == self.region:
+        parsed = rules.SpendCode.parse(code)
+        if parsed is None or parsed.region == self.region:
             return None
+        region = parsed.region
         if self.remote is None:
             raise errors.InboundNotAllowed("this node is not part of a federation")
         return self.remote, region

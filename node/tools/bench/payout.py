@@ -30,7 +30,7 @@ from node.app import build_node
 from node.clock import SystemClock, year_of
 from node.keys import canonical_json
 from node.services.common import SYSTEM
-from node.services.settlement import PAYOUT_TAG_V1
+from node.services.payouts import PAYOUT_TAG_V1
 from node.store import settlement as store
 from node.tools.bench.statement import measured
 from node.tools.processes import free_port

@@ -25,7 +25,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from federation.settlement import Tally, tally_rows
+from federation.statements import Tally, tally_rows
 from node.store import settlement as store
 from node.store.db import Database
 

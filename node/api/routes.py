@@ -12,7 +12,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 from node import errors
 from node.api import handlers as h
-from node.api.keys import NODE, PRINCIPAL
+from node.api.appkeys import NODE, PRINCIPAL
 from node.api.openapi import openapi_document
 from node.api.status import http_status
 from node.clock import year_of

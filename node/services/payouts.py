@@ -1,7 +1,7 @@
 """Settlement at this node: windows, their closing, and signed payout statements for providers.
 
 Every capture belongs to exactly one window of the city that names it: the issuer's, in its
-signed receipt, for the inter-city statements (``federation.settlement``); and, for this node's
+signed receipt, for the inter-city statements (``federation.statements``); and, for this node's
 provider payouts, the window of this node in which it recorded the capture (its own
 ``settlement_window`` for a local voucher, ``payout_window`` for another city's). A window
 closes ``settlement_grace_minutes`` after its end, or earlier when the operator closes it; from
@@ -25,7 +25,7 @@ from typing import Any
 from node import errors
 from node.clock import Clock, iso, people_times
 from node.csvout import Writer
-from node.domain.settlement import open_window, window_bounds, window_of
+from node.domain.windows import open_window, window_bounds, window_of
 from node.faults import crash_point
 from node.keys import NodeKey, canonical_json
 from node.services.common import Principal, require_operator

@@ -47,7 +47,7 @@ from node import errors
 from node.clock import Clock
 from node.config import MAX_STATEMENTS_PAGE
 from node.domain.model import Peer
-from node.domain.settlement import window_bounds
+from node.domain.windows import window_bounds
 from node.faults import crash_point
 from node.keys import NodeKey, canonical_json, verify
 from node.services.common import Principal, new_id, require_operator

@@ -30,7 +30,7 @@ from node.keys import NodeKey
 from node.services.common import CONTROL, new_id
 from node.services.spending import HoldResult, Order, Redeemer, Spending
 from node.store import peers, registry, vouchers
-from node.store.db import Database
+from node.store.db import Database, savepoint
 
 logger = logging.getLogger(__name__)
 
@@ -112,17 +112,16 @@ class Issuer:
                     )
                 outcome.append("replay")
                 return bytes(seen["reply"])
-            conn.execute("SAVEPOINT request")
             try:
                 answer: Message
-                answer, hold_id = self._apply(conn, origin, header, opened.payload, now, observed)
-                conn.execute("RELEASE request")
+                with savepoint(conn, "request"):  # a refusal undoes the request's effect only
+                    answer, hold_id = self._apply(
+                        conn, origin, header, opened.payload, now, observed
+                    )
                 kind = pb.RECEIPT
                 outcome.append("receipt")
             except errors.SuanliError as refusal:
                 observed.clear()
-                conn.execute("ROLLBACK TO request")
-                conn.execute("RELEASE request")
                 answer = pb.Refusal(
                     request_message_id=header.message_id, code=refusal.code, message=refusal.message
                 )

@@ -151,3 +151,27 @@ def test_the_sweepers_never_scan_a_table_that_grows(tmp_path: Path) -> None:
             )
     finally:
         db.close()
+
+
+def test_a_savepoint_undoes_only_its_block(tmp_path: Path) -> None:
+    """The door's savepoint: what a failing block wrote is undone, the rest of the transaction
+    is kept (the issuer commits a refusal in the transaction whose effect it rolled back)."""
+    import sqlite3
+
+    import pytest
+
+    from node.store.db import savepoint
+
+    conn = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    conn.execute("CREATE TABLE t (v TEXT)")
+    conn.execute("BEGIN")
+    conn.execute("INSERT INTO t VALUES ('before')")
+    with pytest.raises(RuntimeError), savepoint(conn, "request"):
+        conn.execute("INSERT INTO t VALUES ('undone')")
+        raise RuntimeError("refused")
+    with savepoint(conn, "request"):
+        conn.execute("INSERT INTO t VALUES ('kept')")
+    conn.execute("COMMIT")
+    assert [r[0] for r in conn.execute("SELECT v FROM t ORDER BY rowid")] == ["before", "kept"]
+    with pytest.raises(ValueError):
+        savepoint(conn, "x; DROP TABLE t").__enter__()

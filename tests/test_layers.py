@@ -74,7 +74,6 @@ KNOWN: set[tuple[str, str]] = {
 }
 SQL_KNOWN: set[str] = {
     "federation/directory.py",
-    "federation/issuer.py",
     "federation/peering.py",
     "federation/statements.py",
 }

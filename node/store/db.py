@@ -33,12 +33,14 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import heapq
 import logging
+import re
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -61,6 +63,26 @@ SCAN_CHUNK = 1_000  # rows per event-loop turn of a scan: ~1-2 ms here
 
 class SchemaTooNew(RuntimeError):
     pass
+
+
+_NAME = re.compile(r"[a-z_]{1,32}")
+
+
+@contextlib.contextmanager
+def savepoint(conn: sqlite3.Connection, name: str) -> Iterator[None]:
+    """A block in its own savepoint inside the current transaction: if it raises, its writes
+    are undone and the exception goes on, while the transaction's other writes stay (the
+    issuer stores a refusal in the transaction whose effect it rolled back)."""
+    if _NAME.fullmatch(name) is None:
+        raise ValueError(f"not a savepoint name: {name!r}")
+    conn.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        conn.execute(f"ROLLBACK TO {name}")
+        conn.execute(f"RELEASE {name}")
+        raise
+    conn.execute(f"RELEASE {name}")
 
 
 class BackupFailed(RuntimeError):
@@ -265,17 +287,12 @@ class Database:
         observer = self._observer
         for job in batch:
             started = time.perf_counter()
-            if not alone:
-                conn.execute("SAVEPOINT job")
             try:
-                done.append((job, True, job.fn(conn)))
-                if not alone:
-                    conn.execute("RELEASE job")
+                with contextlib.nullcontext() if alone else savepoint(conn, "job"):
+                    result = job.fn(conn)
+                done.append((job, True, result))
             except Exception as exc:
                 done.append((job, False, exc))
-                if not alone:
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
             if observer is not None:
                 observer(job.name, time.perf_counter() - started)
         return done

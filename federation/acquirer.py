@@ -31,7 +31,8 @@ from node.domain.model import RemoteHold, RemoteHoldKind
 from node.faults import crash_point
 from node.services.common import new_id, sha256_hex
 from node.services.spending import HoldResult, Order
-from node.store import ledger, peers, registry, settlement, vouchers
+from node.store import ledger, peers, registry, remote_holds, settlement, vouchers
+from node.store import outbox as outbox_rows
 from node.store.db import Database
 
 logger = logging.getLogger(__name__)
@@ -57,8 +58,8 @@ def enqueue_txn(
     else:
         payload = pb.VoidRequest(hold_id=hold.issuer_hold_id)  # type: ignore[assignment]
         kind = pb.VOID
-    peers.update_remote_hold(conn, hold.id, wanted=action, wanted_fen=amount)
-    return peers.outbox_put(
+    remote_holds.update_remote_hold(conn, hold.id, wanted=action, wanted_fen=amount)
+    return outbox_rows.outbox_put(
         conn,
         new_id("m"),
         hold.issuer_region,
@@ -97,7 +98,9 @@ class Acquirer:
                 raise errors.InboundNotAllowed(
                     f"this city's providers do not accept vouchers of {issuer}"
                 )
-            existing = peers.remote_hold_for_order(conn, provider_id, order.order_id)  # not refused
+            existing = remote_holds.remote_hold_for_order(
+                conn, provider_id, order.order_id
+            )  # not refused
             if existing is not None:
                 same = (
                     existing.kind == kind
@@ -138,7 +141,7 @@ class Acquirer:
                 created_at=now,
                 closed_at=None,
             )
-            peers.insert_remote_hold(conn, remote)
+            remote_holds.insert_remote_hold(conn, remote)
             request = pb.AuthorizeRequest if not redeem else pb.RedeemRequest
             payload = request(
                 code=order.code,
@@ -157,7 +160,7 @@ class Acquirer:
             ).SerializeToString(deterministic=True)
             message_id = new_id("m")
             mtype = pb.REDEEM if redeem else pb.AUTHORIZE
-            row = peers.outbox_put(
+            row = outbox_rows.outbox_put(
                 conn,
                 message_id,
                 issuer,
@@ -211,7 +214,7 @@ class Acquirer:
         now = self._clock.now_ms()
 
         def txn(conn: sqlite3.Connection) -> tuple[RemoteHold, Row | None]:
-            hold = peers.get_remote_hold(conn, hold_id)
+            hold = remote_holds.get_remote_hold(conn, hold_id)
             if hold.provider_id != provider_id:
                 raise errors.Forbidden(f"a provider may {action} only its own holds")
             final = "captured" if action == "capture" else "voided"
@@ -224,8 +227,8 @@ class Acquirer:
             if hold.state == "pending":
                 if action == "capture":
                     raise errors.HoldPending(f"the issuer has not answered for hold {hold.id} yet")
-                peers.update_remote_hold(conn, hold.id, wanted="void")
-                return peers.get_remote_hold(conn, hold.id), None
+                remote_holds.update_remote_hold(conn, hold.id, wanted="void")
+                return remote_holds.get_remote_hold(conn, hold.id), None
             if hold.state != "held":
                 raise errors.HoldNotOpen(f"hold {hold.id} is already {hold.state}")
             assert hold.expires_at is not None and hold.issuer_hold_id is not None
@@ -263,14 +266,18 @@ class Acquirer:
         return await self._get(hold_id)
 
     async def _get(self, hold_id: str) -> RemoteHold:
-        return await self._db.read("remote_hold_get", lambda c: peers.get_remote_hold(c, hold_id))
+        return await self._db.read(
+            "remote_hold_get", lambda c: remote_holds.get_remote_hold(c, hold_id)
+        )
 
     # Sweeper ------------------------------------------------------------------------------
 
     async def sweep(self) -> int:
         """Holds the issuer has expired by now, with nothing in flight, are expired here too."""
         now = self._clock.now_ms()
-        return await self._db.run("remote_sweep", lambda c: peers.expire_remote_holds(c, now))
+        return await self._db.run(
+            "remote_sweep", lambda c: remote_holds.expire_remote_holds(c, now)
+        )
 
 
 class Answers:
@@ -298,10 +305,10 @@ class Answers:
         queued: list[Row] = []
 
         def txn(conn: sqlite3.Connection) -> RemoteHold | None:
-            if not peers.outbox_done(conn, row["message_id"], now):
+            if not outbox_rows.outbox_done(conn, row["message_id"], now):
                 return None  # already applied (a retry's answer raced the first one)
-            hold = peers.get_remote_hold(conn, row["remote_hold_id"])
-            peers.put_receipt(
+            hold = remote_holds.get_remote_hold(conn, row["remote_hold_id"])
+            remote_holds.put_receipt(
                 conn, opened.header.message_id, hold.id, opened.header.type, opened.raw, now
             )
             try:
@@ -317,7 +324,7 @@ class Answers:
                         flows.append(flow)
             except DecodeError:
                 raise errors.MalformedMessage("an answer's payload does not parse") from None
-            return applied or peers.get_remote_hold(conn, hold.id)
+            return applied or remote_holds.get_remote_hold(conn, hold.id)
 
         result = await self._db.run("remote_apply", txn)
         for outcome, compute_class, amount in flows:
@@ -354,7 +361,7 @@ class Answers:
             columns.update(wanted=None, wanted_fen=None, closed_at=now)
         if r.state == "captured":
             columns.update(self._book_capture(conn, hold, r, now))
-        peers.update_remote_hold(conn, hold.id, **columns)
+        remote_holds.update_remote_hold(conn, hold.id, **columns)
         current = dataclasses.replace(hold, **columns)  # type: ignore[arg-type]
         applied: RemoteHold | None = current
         amount = r.amount_fen if first else r.captured_fen
@@ -373,7 +380,7 @@ class Answers:
         if not first:
             return (r.state, hold.compute_class, hold.amount_fen), applied
         if r.state == "held" and hold.wanted == "void":
-            peers.update_remote_hold(conn, hold.id, wanted=None)
+            remote_holds.update_remote_hold(conn, hold.id, wanted=None)
             queued.append(enqueue_txn(conn, current, "void", None, now, self._backoff))
             applied = None
         return (("held", hold.compute_class, r.amount_fen) if r.state == "held" else None), applied
@@ -413,7 +420,7 @@ class Answers:
             columns.update(state="refused", closed_at=now)
         elif r.code == errors.HoldExpired.code:
             columns.update(state="expired", closed_at=now)
-        peers.update_remote_hold(conn, hold.id, **columns)
+        remote_holds.update_remote_hold(conn, hold.id, **columns)
         ledger.event(
             conn,
             now,

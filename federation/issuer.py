@@ -29,7 +29,7 @@ from node.faults import crash_point
 from node.keys import NodeKey
 from node.services.common import CONTROL, new_id
 from node.services.spending import HoldResult, Order, Redeemer, Spending
-from node.store import peers, registry, vouchers
+from node.store import inbox, registry, vouchers
 from node.store.db import Database, savepoint
 
 logger = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class Issuer:
         observed: list[tuple[HoldResult, str]] = []
 
         def txn(conn: sqlite3.Connection) -> bytes:
-            seen = peers.inbox_get(conn, origin, header.message_id)
+            seen = inbox.inbox_get(conn, origin, header.message_id)
             if seen is not None:
                 if seen["payload_sha256"] != opened.payload_sha256 or seen["type"] != header.type:
                     raise errors.ModifiedReplay(
@@ -138,7 +138,7 @@ class Issuer:
                 now,
                 in_reply_to=header.message_id,
             )
-            peers.inbox_put(
+            inbox.inbox_put(
                 conn,
                 origin,
                 header.message_id,
@@ -248,7 +248,7 @@ class Issuer:
     def _status(
         self, conn: sqlite3.Connection, origin: str, asked: str, message_id: str, now: int
     ) -> pb.Receipt:
-        seen = peers.inbox_get(conn, origin, asked)
+        seen = inbox.inbox_get(conn, origin, asked)
         if seen is None:
             return pb.Receipt(
                 request_message_id=message_id,

@@ -38,7 +38,7 @@ from node import errors
 from node.clock import Clock
 from node.faults import crash_point
 from node.keys import NodeKey
-from node.store import peers
+from node.store import outbox as outbox_rows
 from node.store.db import Database
 
 logger = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class Backoff:
 
 
 def _due(conn: sqlite3.Connection, region: str, now: int) -> list[sqlite3.Row]:
-    return peers.outbox_due(conn, region, now, 100)
+    return outbox_rows.outbox_due(conn, region, now, 100)
 
 
 class Outbox:
@@ -179,7 +179,8 @@ class Outbox:
     async def _later(self, row: Row, error: str) -> None:
         at = self._clock.now_ms() + self.backoff.delay_ms(int(row["attempts"]))
         await self._db.run(
-            "outbox_retry", lambda c: peers.outbox_retry_later(c, row["message_id"], at, error)
+            "outbox_retry",
+            lambda c: outbox_rows.outbox_retry_later(c, row["message_id"], at, error),
         )
         self.wake(row["peer"])
 
@@ -207,7 +208,7 @@ class Outbox:
                 )
                 await asyncio.gather(*(self._attempt(row) for row in due))
                 next_at = await self._db.read(
-                    "outbox_next", lambda c: peers.outbox_next_due(c, region)
+                    "outbox_next", lambda c: outbox_rows.outbox_next_due(c, region)
                 )
             except asyncio.CancelledError:
                 raise

@@ -51,7 +51,8 @@ from node.domain.windows import window_bounds
 from node.faults import crash_point
 from node.keys import NodeKey, canonical_json, verify
 from node.services.common import Principal, new_id, require_operator
-from node.store import ledger, peers
+from node.store import ledger
+from node.store import outbox as outbox_rows
 from node.store import settlement as store
 from node.store.db import Database
 
@@ -199,7 +200,7 @@ class Settler:
 
         def due(conn: sqlite3.Connection) -> list[tuple[str, str]]:
             out: list[tuple[str, str]] = []
-            busy = {p for p, _, _ in peers.outbox_depth(conn)}
+            busy = {p for p, _, _ in outbox_rows.outbox_depth(conn)}
             for issuer, window_id in store.acquirer_windows(conn, self.region):
                 if issuer in busy:
                     continue  # an answer is still outstanding: reconcile once it is in

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from node.store import outbox as outbox_rows
+from node.store import remote_holds
 from node.store.db import WRITER_CHECKPOINT_PAGES, Database
 
 
@@ -119,7 +121,7 @@ def test_a_failed_commit_fails_the_whole_batch(tmp_path: Path) -> None:
 def test_the_sweepers_never_scan_a_table_that_grows(tmp_path: Path) -> None:
     """Every statement the sweepers run finds its rows through an index (EXPLAIN QUERY PLAN):
     a sweep costs what has expired, not everything ever written."""
-    from node.store import peers, vouchers
+    from node.store import vouchers
 
     db = Database(tmp_path / "t.db")
     statements: list[str] = []
@@ -131,8 +133,8 @@ def test_the_sweepers_never_scan_a_table_that_grows(tmp_path: Path) -> None:
                 vouchers.expired_holds(conn, 10**13, 100)
                 vouchers.expire_authorizations(conn, 10**13)
                 vouchers.expired_vouchers(conn, 10**13, 100)
-                peers.expire_remote_holds(conn, 10**13)
-                peers.outbox_due(conn, "520100", 10**13, 100)
+                remote_holds.expire_remote_holds(conn, 10**13)
+                outbox_rows.outbox_due(conn, "520100", 10**13, 100)
             finally:
                 conn.set_trace_callback(None)
 

@@ -35,7 +35,7 @@ from node.services.common import (
     sha256_hex,
 )
 from node.services.policies import PolicyBook
-from node.store import ledger, peers, registry, settlement, vouchers
+from node.store import ledger, peers, registry, remote_holds, settlement, vouchers
 from node.store.db import Database
 
 # (role, peer, outcome, compute_class, amount_fen): role is local | issuer (| acquirer, from the
@@ -219,7 +219,7 @@ class Spending:
             raise errors.OrderAlreadySubsidised(
                 f"order {order.order_id} of this provider already has a subsidy (hold {existing.id})"
             )
-        if redeemer.region == self.region and peers.remote_hold_for_order(
+        if redeemer.region == self.region and remote_holds.remote_hold_for_order(
             conn, provider.id, order.order_id
         ):
             raise errors.OrderAlreadySubsidised(
@@ -489,7 +489,7 @@ class Spending:
     async def get_hold(self, who: Principal, hold_id: str) -> Hold | RemoteHold:
         def txn(conn: sqlite3.Connection) -> Hold | RemoteHold:
             if hold_id.startswith("rh_"):
-                remote = peers.get_remote_hold(conn, hold_id)
+                remote = remote_holds.get_remote_hold(conn, hold_id)
                 if may_see(who, "provider", remote.provider_id):
                     return remote
                 raise errors.Forbidden("this hold belongs to another provider")
@@ -514,7 +514,7 @@ class Spending:
             local: list[Hold | RemoteHold] = list(
                 vouchers.list_holds(conn, provider, None, limit, after)
             )
-            remote = peers.list_remote_holds(conn, provider, limit, after)
+            remote = remote_holds.list_remote_holds(conn, provider, limit, after)
             return sorted([*local, *remote], key=lambda h: h.id)[:limit]
 
         return await self._db.read("hold_list", txn)

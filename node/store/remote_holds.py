@@ -1,0 +1,91 @@
+"""The acquirer's remote holds (another city's vouchers redeemed here) and the issuers' signed receipts for them."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from node import errors
+from node.domain.model import RemoteHold
+from node.store.rows import from_row, insert
+
+
+def insert_remote_hold(conn: sqlite3.Connection, hold: RemoteHold) -> None:
+    insert(conn, "remote_holds", hold)
+
+
+def get_remote_hold(conn: sqlite3.Connection, hold_id: str) -> RemoteHold:
+    row = conn.execute("SELECT * FROM remote_holds WHERE id = ?", (hold_id,)).fetchone()
+    if row is None:
+        raise errors.HoldNotFound(f"no hold {hold_id}")
+    return from_row(RemoteHold, row)
+
+
+def remote_hold_for_order(
+    conn: sqlite3.Connection, provider_id: str, order_id: str
+) -> RemoteHold | None:
+    row = conn.execute(
+        "SELECT * FROM remote_holds WHERE provider_id = ? AND order_id = ? AND state != 'refused'",
+        (provider_id, order_id),
+    ).fetchone()
+    return None if row is None else from_row(RemoteHold, row)
+
+
+def list_remote_holds(
+    conn: sqlite3.Connection, provider_id: str | None, limit: int, after: str
+) -> list[RemoteHold]:
+    if provider_id is None:
+        rows = conn.execute(
+            "SELECT * FROM remote_holds WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+        )
+    else:
+        rows = conn.execute(
+            "SELECT * FROM remote_holds WHERE provider_id = ? AND id > ? ORDER BY id LIMIT ?",
+            (provider_id, after, limit),
+        )
+    return [from_row(RemoteHold, r) for r in rows.fetchall()]
+
+
+def update_remote_hold(conn: sqlite3.Connection, hold_id: str, **columns: object) -> None:
+    allowed = {
+        "state",
+        "amount_fen",
+        "captured_fen",
+        "issuer_hold_id",
+        "voucher_id",
+        "expires_at",
+        "settlement_window",
+        "refusal_code",
+        "refusal_message",
+        "wanted",
+        "wanted_fen",
+        "closed_at",
+        "payout_window",
+        "holder_uscc",
+    }
+    if not columns or set(columns) - allowed:
+        raise ValueError(f"bad remote hold columns {sorted(columns)}")
+    sets = ", ".join(f"{c} = ?" for c in columns)
+    conn.execute(f"UPDATE remote_holds SET {sets} WHERE id = ?", (*columns.values(), hold_id))
+
+
+def put_receipt(
+    conn: sqlite3.Connection,
+    message_id: str,
+    remote_hold_id: str,
+    kind: int,
+    envelope: bytes,
+    at: int,
+) -> None:
+    conn.execute(
+        "INSERT OR IGNORE INTO receipts (message_id, remote_hold_id, type, envelope, received_at) VALUES (?, ?, ?, ?, ?)",
+        (message_id, remote_hold_id, kind, envelope, at),
+    )
+
+
+def expire_remote_holds(conn: sqlite3.Connection, now: int) -> int:
+    cur = conn.execute(
+        "UPDATE remote_holds SET state = 'expired', closed_at = ? "
+        "WHERE state = 'held' AND wanted IS NULL AND expires_at <= ?",
+        (now, now),
+    )
+    return cur.rowcount

@@ -1,7 +1,8 @@
 """The gRPC servicer: verify the envelope at the door, hand it to the issuer, map errors once.
 
 It runs in the node's process and event loop, beside the REST API (grpc.aio). Nothing here
-decides anything: the door checks the envelope, ``Issuer.handle`` applies the request, and
+decides anything: the door checks the envelope, ``convert`` turns it into the service's values,
+``IssuerDesk.handle`` (node/services/issuer.py) applies the request, and
 ``GRPC_STATUS`` maps every envelope refusal to a gRPC status with the stable code in the
 ``suanli-code`` trailing metadata. Business refusals are not gRPC errors: they are signed
 REFUSAL replies, the issuer's evidence as much as a receipt is.
@@ -20,13 +21,14 @@ import grpc
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2
 
+from federation import convert
 from federation.announce import CardReceiver
 from federation.envelope import Door
-from federation.issuer import Issuer
 from federation.proto.v1 import federation_pb2 as pb
 from federation.statements import StatementDesk
 from node import errors
 from node.clock import Clock
+from node.services.issuer import IssuerDesk
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +109,7 @@ class Servicer:
     def __init__(
         self,
         door: Door,
-        issuer: Issuer,
+        issuer: IssuerDesk,
         cards: CardReceiver,
         desk: StatementDesk,
         clock: Clock,
@@ -133,7 +135,7 @@ class Servicer:
             return await self._desk.handle(opened)
         if kind == pb.STATEMENTS:
             return await self._desk.statements(opened)
-        return await self._issuer.handle(opened)
+        return await self._issuer.handle(convert.peer_request(opened))
 
     def _refused(self, signer_region: str, kinds: tuple[int, ...], exc: errors.SuanliError) -> None:
         if self._observer is not None:  # it labels by peer only regions that are peers

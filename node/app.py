@@ -12,12 +12,11 @@ from federation.acquirer import Acquirer, Answers
 from federation.announce import Announcer, CardReceiver
 from federation.cards import build_card
 from federation.client import Clients, Tls
+from federation.convert import STATUS, Sealer
 from federation.directory import Directory
 from federation.envelope import Door
-from federation.issuer import Issuer
 from federation.outbox import Backoff, Outbox
 from federation.ownkeys import load as load_own_keys
-from federation.proto.v1 import federation_pb2 as pb
 from federation.server import ServerTls, Servicer
 from federation.statements import Netting, Settler, StatementDesk
 from federation.wire import Wire
@@ -31,6 +30,7 @@ from node.metrics import BooksCollector, Metrics
 from node.node import Federation, Node
 from node.runtime import federation_ctx, sweeper_ctx
 from node.services.issuance import Issuance
+from node.services.issuer import IssuerDesk
 from node.services.payouts import LocalSettlement, SettlementViews
 from node.services.policies import PolicyBook
 from node.services.registry import Registry, Tokens
@@ -178,15 +178,13 @@ def _build_federation(
     def known(peer: str) -> str:
         return peer if directory.get(peer) is not None else "unknown"
 
-    def on_issuer(peer: str, kind: int, outcome: str) -> None:
-        metrics.child(
-            metrics.federation_requests, peer, pb.MessageType.Name(kind).lower(), outcome
-        ).inc()
+    def on_issuer(peer: str, kind: str, outcome: str) -> None:
+        metrics.child(metrics.federation_requests, peer, kind, outcome).inc()
 
     def on_refusal(peer: str, reason: str) -> None:
         metrics.envelope_refusals.labels(known(peer), reason).inc()
 
-    issuer = Issuer(db, clock, region, key, spending, on_issuer)
+    issuer = IssuerDesk(db, clock, spending, Sealer(key, region), STATUS, on_issuer)
     wire = Wire(region, key, clock, directory, door, wire_parts.clients, fed.call_timeout_seconds)
     announcer = Announcer(db, wire, config.name, fed.advertised, config.data_dir)
     cards = CardReceiver(db, clock, region, key, directory)

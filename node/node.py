@@ -12,7 +12,6 @@ from federation.announce import Announcer
 from federation.client import Clients
 from federation.directory import Directory
 from federation.envelope import Door
-from federation.issuer import Issuer
 from federation.outbox import Outbox
 from federation.ownkeys import load as load_own_keys
 from federation.server import ServerTls, Servicer
@@ -22,6 +21,7 @@ from node.config import FederationConfig, NodeConfig
 from node.keys import NodeKey
 from node.metrics import BooksCollector, Metrics
 from node.services.issuance import Issuance
+from node.services.issuer import IssuerDesk
 from node.services.payouts import LocalSettlement, SettlementViews
 from node.services.policies import PolicyBook
 from node.services.registry import Registry, Tokens
@@ -38,7 +38,7 @@ class Federation:
     config: FederationConfig
     directory: Directory
     door: Door
-    issuer: Issuer
+    issuer: IssuerDesk
     outbox: Outbox
     acquirer: Acquirer
     clients: Clients

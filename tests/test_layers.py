@@ -64,8 +64,6 @@ KNOWN: set[tuple[str, str]] = {
     ("federation.acquirer", "node.store.vouchers"),
     ("federation.announce", "node.store.ledger"),
     ("federation.announce", "node.store.registry"),
-    ("federation.issuer", "node.store.registry"),
-    ("federation.issuer", "node.store.vouchers"),
     ("federation.ownkeys", "node.store.ledger"),
     ("federation.ownkeys", "node.store.registry"),
     ("federation.peering", "node.store.ledger"),

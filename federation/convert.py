@@ -1,0 +1,115 @@
+"""Every conversion between the protocol's protobuf messages and the services' values, in one
+place (Flower's ``flwr.common.serde``): the services know no protobuf, the wire knows no money.
+"""
+
+from __future__ import annotations
+
+from google.protobuf.message import DecodeError
+
+from federation.envelope import Opened, seal
+from federation.proto.v1 import federation_pb2 as pb
+from node.keys import NodeKey
+from node.services.common import new_id
+from node.services.ports import (
+    Ask,
+    PeerProvider,
+    PeerRequest,
+    Place,
+    Receipt,
+    Refusal,
+    Settle,
+    Status,
+    Unreadable,
+)
+
+STATUS = int(pb.STATUS)
+
+
+def _ask(kind: int, payload: bytes) -> Ask:
+    try:
+        if kind in (pb.AUTHORIZE, pb.REDEEM):
+            place = (pb.AuthorizeRequest if kind == pb.AUTHORIZE else pb.RedeemRequest).FromString(
+                payload
+            )
+            p = place.provider
+            return Place(
+                code=place.code,
+                provider=PeerProvider(p.region, p.id, p.uscc, p.name, p.kind),
+                order_id=place.order.order_id,
+                order_amount_fen=place.order.order_amount_fen,
+                compute_class=place.order.compute_class,
+                capture=kind == pb.REDEEM,
+            )
+        if kind == pb.CAPTURE:
+            capture = pb.CaptureRequest.FromString(payload)
+            return Settle(capture.hold_id, capture.amount_fen)
+        if kind == pb.VOID:
+            return Settle(pb.VoidRequest.FromString(payload).hold_id, None)
+        if kind == pb.STATUS:
+            return Status(pb.StatusRequest.FromString(payload).request_message_id)
+    except DecodeError:
+        pass
+    return Unreadable()
+
+
+def peer_request(opened: Opened) -> PeerRequest:
+    """A redemption request that passed the door, as the issuer's service takes it."""
+    header = opened.header
+    return PeerRequest(
+        origin=header.origin,
+        message_id=header.message_id,
+        type_code=int(header.type),
+        type_name=pb.MessageType.Name(header.type).lower(),
+        payload_sha256=opened.payload_sha256,
+        ask=_ask(header.type, opened.payload),
+    )
+
+
+def receipt_message(r: Receipt) -> pb.Receipt:
+    return pb.Receipt(
+        request_message_id=r.request_message_id,
+        request_type=r.request_type,  # type: ignore[arg-type]
+        hold_id=r.hold_id,
+        voucher_id=r.voucher_id,
+        state=r.state,
+        amount_fen=r.amount_fen,
+        captured_fen=r.captured_fen,
+        ratio_bp=r.ratio_bp,
+        expires_at_ms=r.expires_at_ms,
+        order_id=r.order_id,
+        provider_id=r.provider_id,
+        decided_at_ms=r.decided_at_ms,
+        settlement_window=r.settlement_window,
+        unknown=r.unknown,
+        holder_uscc=r.holder_uscc,
+    )
+
+
+class Sealer:
+    """The issuer's ``ReplySealer``: an answer as the signed RECEIPT or REFUSAL envelope."""
+
+    def __init__(self, key: NodeKey, region: str) -> None:
+        self._key = key
+        self._region = region
+
+    def seal(self, origin: str, in_reply_to: str, answer: Receipt | Refusal, now_ms: int) -> bytes:
+        if isinstance(answer, Refusal):
+            kind = pb.REFUSAL
+            payload = pb.Refusal(
+                request_message_id=answer.request_message_id,
+                code=answer.code,
+                message=answer.message,
+            ).SerializeToString(deterministic=True)
+        else:
+            kind = pb.RECEIPT
+            payload = receipt_message(answer).SerializeToString(deterministic=True)
+        return seal(
+            self._key,
+            self._region,
+            origin,
+            new_id("m"),
+            kind,
+            payload,
+            now_ms,
+            in_reply_to=in_reply_to,
+        )

@@ -1,0 +1,115 @@
+"""What the services need from the federation, as values and one port (the review's "two small
+ports", docs/architecture.md). Services know no protobuf: the federation converts its messages to
+these values (``federation/convert.py``) and implements the port.
+
+Exactly-once needs the issuer's signed reply to commit in the same transaction as the money it
+answers for (so that a retried request gets the very same bytes): the service calls
+``ReplySealer.seal`` inside that transaction and stores what it returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+# What a peer (the acquirer) asks this node (the issuer) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class PeerProvider:
+    """The provider as its home node vouches for it."""
+
+    region: str
+    id: str
+    uscc: str
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class Place:
+    """AUTHORIZE (hold) or REDEEM (hold and capture at once)."""
+
+    code: str
+    provider: PeerProvider
+    order_id: str
+    order_amount_fen: int
+    compute_class: str
+    capture: bool
+
+
+@dataclass(frozen=True)
+class Settle:
+    """CAPTURE (with an amount) or VOID (without) of one of this node's holds."""
+
+    hold_id: str
+    amount_fen: int | None
+
+
+@dataclass(frozen=True)
+class Status:
+    """What became of an earlier request of the same origin."""
+
+    request_message_id: str
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A verified message whose payload is not the request its type names: refused, and the
+    refusal stored like any answer."""
+
+
+Ask = Place | Settle | Status | Unreadable
+
+
+@dataclass(frozen=True)
+class PeerRequest:
+    """A request that passed the door: who sent it, its id, its type (the wire's number and its
+    name, opaque here) and the SHA-256 of its payload, for the inbox; and what it asks."""
+
+    origin: str
+    message_id: str
+    type_code: int
+    type_name: str
+    payload_sha256: str
+    ask: Ask
+
+
+# What this node answers --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The issuer's account of a hold (docs/protocol.md §4.5); ``request_type`` is the wire's
+    number of the request type it answers."""
+
+    request_message_id: str
+    request_type: int
+    decided_at_ms: int
+    hold_id: str = ""
+    voucher_id: str = ""
+    state: str = ""
+    amount_fen: int = 0
+    captured_fen: int = 0
+    ratio_bp: int = 0
+    expires_at_ms: int = 0
+    order_id: str = ""
+    provider_id: str = ""
+    settlement_window: str = ""
+    unknown: bool = False
+    holder_uscc: str = ""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    request_message_id: str
+    code: str
+    message: str
+
+
+class ReplySealer(Protocol):
+    """Turns an answer into the signed reply envelope for ``origin`` (the federation's)."""
+
+    def seal(
+        self, origin: str, in_reply_to: str, answer: Receipt | Refusal, now_ms: int
+    ) -> bytes: ...

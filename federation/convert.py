@@ -8,6 +8,7 @@ from google.protobuf.message import DecodeError
 
 from federation.envelope import Opened, seal
 from federation.proto.v1 import federation_pb2 as pb
+from node import errors
 from node.keys import NodeKey
 from node.services.common import new_id
 from node.services.ports import (
@@ -23,6 +24,66 @@ from node.services.ports import (
 )
 
 STATUS = int(pb.STATUS)
+
+
+def type_name(kind: int) -> str:
+    """A message type's name as the services and the metrics say it: ``authorize``…"""
+    return pb.MessageType.Name(kind).lower()
+
+
+def request_message(ask: Place | Settle) -> tuple[int, bytes]:
+    """The acquirer's request: its message type and exact payload."""
+    if isinstance(ask, Place):
+        request = (pb.RedeemRequest if ask.capture else pb.AuthorizeRequest)(
+            code=ask.code,
+            provider=pb.Provider(
+                region=ask.provider.region,
+                id=ask.provider.id,
+                uscc=ask.provider.uscc,
+                name=ask.provider.name,
+                kind=ask.provider.kind,
+            ),
+            order=pb.Order(
+                order_id=ask.order_id,
+                order_amount_fen=ask.order_amount_fen,
+                compute_class=ask.compute_class,
+            ),
+        )
+        return (pb.REDEEM if ask.capture else pb.AUTHORIZE), request.SerializeToString(
+            deterministic=True
+        )
+    if ask.amount_fen is not None:
+        capture = pb.CaptureRequest(hold_id=ask.hold_id, amount_fen=ask.amount_fen)
+        return pb.CAPTURE, capture.SerializeToString(deterministic=True)
+    return pb.VOID, pb.VoidRequest(hold_id=ask.hold_id).SerializeToString(deterministic=True)
+
+
+def answer(opened: Opened) -> Receipt | Refusal:
+    """An issuer's verified RECEIPT or REFUSAL as the acquirer's service takes it."""
+    try:
+        if opened.header.type == pb.REFUSAL:
+            refusal = pb.Refusal.FromString(opened.payload)
+            return Refusal(refusal.request_message_id, refusal.code, refusal.message)
+        r = pb.Receipt.FromString(opened.payload)
+    except DecodeError:
+        raise errors.MalformedMessage("an answer's payload does not parse") from None
+    return Receipt(
+        request_message_id=r.request_message_id,
+        request_type=int(r.request_type),
+        decided_at_ms=r.decided_at_ms,
+        hold_id=r.hold_id,
+        voucher_id=r.voucher_id,
+        state=r.state,
+        amount_fen=r.amount_fen,
+        captured_fen=r.captured_fen,
+        ratio_bp=r.ratio_bp,
+        expires_at_ms=r.expires_at_ms,
+        order_id=r.order_id,
+        provider_id=r.provider_id,
+        settlement_window=r.settlement_window,
+        unknown=r.unknown,
+        holder_uscc=r.holder_uscc,
+    )
 
 
 def _ask(kind: int, payload: bytes) -> Ask:

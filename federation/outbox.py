@@ -26,38 +26,26 @@ import functools
 import logging
 import random
 import sqlite3
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
+from federation import convert
 from federation.client import Clients, PeerRefused, PeerUnreachable
 from federation.directory import Directory
-from federation.envelope import Door, Opened, seal
+from federation.envelope import Door, seal
 from federation.proto.v1 import federation_pb2 as pb
 from node import errors
 from node.clock import Clock
 from node.faults import crash_point
 from node.keys import NodeKey
+from node.services.ports import Applied, Evidence, Place, Receipt, Refusal, Row, Settle
 from node.store import outbox as outbox_rows
 from node.store.db import Database
 
 logger = logging.getLogger(__name__)
 
-Row = (
-    Mapping[str, Any] | sqlite3.Row
-)  # an outbox row: message_id, peer, type, payload, remote_hold_id, attempts
-
-
-@dataclass(frozen=True)
-class Applied:
-    """What applying an answer did: the result for whoever waits on that message (None when it
-    had been applied already), and the messages the answer made due, sent at once."""
-
-    result: Any = None
-    then: tuple[Row, ...] = ()
-
-
-Apply = Callable[[Row, Opened], Awaitable[Applied]]
+# How an answer is applied: the row, its request's type name, the answer, and the evidence.
+Apply = Callable[[Row, str, Receipt | Refusal, Evidence], Awaitable[Applied]]
 CallObserver = Callable[[str, str, str, float], None]  # peer, method, outcome, seconds
 
 
@@ -78,6 +66,35 @@ class Backoff:
 
 def _due(conn: sqlite3.Connection, region: str, now: int) -> list[sqlite3.Row]:
     return outbox_rows.outbox_due(conn, region, now, 100)
+
+
+class Writer:
+    """The services' ``OutboxWriter``: a message to a peer, its exact payload, into the outbox
+    inside the caller's transaction (docs/protocol.md §5)."""
+
+    def __init__(self, backoff: Backoff) -> None:
+        self._backoff = backoff
+
+    def put_txn(
+        self,
+        conn: sqlite3.Connection,
+        peer: str,
+        message_id: str,
+        ask: Place | Settle,
+        remote_hold_id: str,
+        now: int,
+    ) -> Row:
+        kind, payload = convert.request_message(ask)
+        return outbox_rows.outbox_put(
+            conn,
+            message_id,
+            peer,
+            kind,
+            payload,
+            remote_hold_id,
+            now,
+            self._backoff.first_attempt_at(now),
+        )
 
 
 class Outbox:
@@ -163,6 +180,7 @@ class Outbox:
                 raise errors.MalformedMessage(
                     f"reply from {opened.header.origin} to {opened.header.in_reply_to}"
                 )
+            answered = convert.answer(opened)  # a payload that does not parse: a bad reply too
         except errors.SuanliError as exc:
             self._observe(region, method, exc.code, loop.time() - started)
             logger.error("bad reply from %s to %s: %s", region, message_id, exc.message)
@@ -170,7 +188,8 @@ class Outbox:
             return None
         self._observe(region, method, "answered", loop.time() - started)
         crash_point(f"acquirer.before_apply.{method}")
-        return await self._apply(row, opened)
+        evidence = Evidence(opened.header.message_id, int(opened.header.type), opened.raw)
+        return await self._apply(row, method, answered, evidence)
 
     def _observe(self, peer: str, method: str, outcome: str, seconds: float) -> None:
         if self._observer is not None:

@@ -8,14 +8,13 @@ from pathlib import Path
 
 from aiohttp import web
 
-from federation.acquirer import Acquirer, Answers
 from federation.announce import Announcer, CardReceiver
 from federation.cards import build_card
 from federation.client import Clients, Tls
 from federation.convert import STATUS, Sealer
 from federation.directory import Directory
 from federation.envelope import Door
-from federation.outbox import Backoff, Outbox
+from federation.outbox import Backoff, Outbox, Writer
 from federation.ownkeys import load as load_own_keys
 from federation.server import ServerTls, Servicer
 from federation.statements import Netting, Settler, StatementDesk
@@ -29,6 +28,7 @@ from node.keys import NodeKey
 from node.metrics import BooksCollector, Metrics
 from node.node import Federation, Node
 from node.runtime import federation_ctx, sweeper_ctx
+from node.services.acquirer import Acquirer, Answers
 from node.services.issuance import Issuance
 from node.services.issuer import IssuerDesk
 from node.services.payouts import LocalSettlement, SettlementViews
@@ -154,11 +154,12 @@ def _build_wire(
         metrics.observe_flow("acquirer", issuer, outcome, compute_class, amount)
 
     backoff = Backoff(fed.call_timeout_seconds, fed.backoff_base_seconds, fed.backoff_cap_seconds)
-    answers = Answers(db, clock, backoff, local_settlement.payout_window, on_acquired)
+    writer = Writer(backoff)
+    answers = Answers(db, clock, writer, local_settlement.payout_window, on_acquired)
     outbox = Outbox(
         db, clock, region, key, directory, door, clients, backoff, answers.apply, on_call
     )
-    acquirer = Acquirer(db, clock, region, outbox, backoff)
+    acquirer = Acquirer(db, clock, region, writer, outbox)
     return _Wire(fed, directory, door, clients, server_tls, outbox, acquirer)
 
 

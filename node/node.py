@@ -7,7 +7,6 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from federation.acquirer import Acquirer
 from federation.announce import Announcer
 from federation.client import Clients
 from federation.directory import Directory
@@ -20,6 +19,7 @@ from node.clock import Clock
 from node.config import FederationConfig, NodeConfig
 from node.keys import NodeKey
 from node.metrics import BooksCollector, Metrics
+from node.services.acquirer import Acquirer
 from node.services.issuance import Issuance
 from node.services.issuer import IssuerDesk
 from node.services.payouts import LocalSettlement, SettlementViews

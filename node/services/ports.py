@@ -1,16 +1,21 @@
-"""What the services need from the federation, as values and one port (the review's "two small
-ports", docs/architecture.md). Services know no protobuf: the federation converts its messages to
-these values (``federation/convert.py``) and implements the port.
+"""What the services need from the federation, as values and three ports (docs/architecture.md).
+Services know no protobuf: the federation converts its messages to these values
+(``federation/convert.py``) and implements the ports.
 
-Exactly-once needs the issuer's signed reply to commit in the same transaction as the money it
-answers for (so that a retried request gets the very same bytes): the service calls
-``ReplySealer.seal`` inside that transaction and stores what it returns.
+Exactly-once needs wire bytes written inside money transactions, twice. The issuer's signed
+reply commits in the same transaction as the money it answers for (so that a retried request
+gets the very same bytes): the service calls ``ReplySealer.seal`` inside that transaction and
+stores what it returns. The acquirer's message (its exact payload) commits in the same
+transaction as the pending remote hold: the service calls ``OutboxWriter.put_txn`` there, and
+hands the row it returns to ``Sender.send_now``.
 """
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 # What a peer (the acquirer) asks this node (the issuer) ----------------------------------------
 
@@ -105,6 +110,50 @@ class Refusal:
     request_message_id: str
     code: str
     message: str
+
+
+# The acquirer's outbox ------------------------------------------------------------------------
+
+# an outbox row: message_id, peer, type, payload, remote_hold_id, attempts
+Row = Mapping[str, Any] | sqlite3.Row
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What applying an answer did: the result for whoever waits on that message (None when it
+    had been applied already), and the messages the answer made due, sent at once."""
+
+    result: Any = None
+    then: tuple[Row, ...] = ()
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """An issuer's signed answer as it was received, kept for settlement."""
+
+    message_id: str
+    type_code: int
+    envelope: bytes
+
+
+class OutboxWriter(Protocol):
+    """Writes a message to a peer into the outbox, inside the caller's transaction."""
+
+    def put_txn(
+        self,
+        conn: sqlite3.Connection,
+        peer: str,
+        message_id: str,
+        ask: Place | Settle,
+        remote_hold_id: str,
+        now: int,
+    ) -> Row: ...
+
+
+class Sender(Protocol):
+    """Sends an outbox message at once; what applying its answer returned, or None."""
+
+    async def send_now(self, row: Row) -> Applied | None: ...
 
 
 class ReplySealer(Protocol):

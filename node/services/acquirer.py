@@ -20,16 +20,23 @@ import logging
 import sqlite3
 from collections.abc import Callable
 
-from google.protobuf.message import DecodeError
-
-from federation.envelope import Opened
-from federation.outbox import Applied, Backoff, Outbox, Row
-from federation.proto.v1 import federation_pb2 as pb
 from node import errors
 from node.clock import Clock
 from node.domain.model import RemoteHold, RemoteHoldKind
 from node.faults import crash_point
 from node.services.common import new_id, sha256_hex
+from node.services.ports import (
+    Applied,
+    Evidence,
+    OutboxWriter,
+    PeerProvider,
+    Place,
+    Receipt,
+    Refusal,
+    Row,
+    Sender,
+    Settle,
+)
 from node.services.spending import HoldResult, Order
 from node.store import ledger, peers, registry, remote_holds, settlement, vouchers
 from node.store import outbox as outbox_rows
@@ -46,40 +53,26 @@ def enqueue_txn(
     action: str,
     amount: int | None,
     now: int,
-    backoff: Backoff,
+    writer: OutboxWriter,
 ) -> Row:
     """Write a capture or void of ``hold`` to the outbox (and mark it wanted on the hold);
     returns the outbox row, for the first attempt."""
     assert hold.issuer_hold_id is not None
-    if action == "capture":
-        assert amount is not None
-        payload = pb.CaptureRequest(hold_id=hold.issuer_hold_id, amount_fen=amount)
-        kind = pb.CAPTURE
-    else:
-        payload = pb.VoidRequest(hold_id=hold.issuer_hold_id)  # type: ignore[assignment]
-        kind = pb.VOID
+    assert action == "void" or amount is not None
     remote_holds.update_remote_hold(conn, hold.id, wanted=action, wanted_fen=amount)
-    return outbox_rows.outbox_put(
-        conn,
-        new_id("m"),
-        hold.issuer_region,
-        kind,
-        payload.SerializeToString(deterministic=True),
-        hold.id,
-        now,
-        backoff.first_attempt_at(now),
-    )
+    ask = Settle(hold.issuer_hold_id, amount if action == "capture" else None)
+    return writer.put_txn(conn, hold.issuer_region, new_id("m"), ask, hold.id, now)
 
 
 class Acquirer:
     def __init__(
-        self, db: Database, clock: Clock, region: str, outbox: Outbox, backoff: Backoff
+        self, db: Database, clock: Clock, region: str, writer: OutboxWriter, sender: Sender
     ) -> None:
         self._db = db
         self._clock = clock
         self.region = region
-        self._outbox = outbox
-        self._backoff = backoff
+        self._writer = writer
+        self._sender = sender
 
     # Requests from this node's providers (RemoteSpending) ---------------------------------
 
@@ -142,34 +135,18 @@ class Acquirer:
                 closed_at=None,
             )
             remote_holds.insert_remote_hold(conn, remote)
-            request = pb.AuthorizeRequest if not redeem else pb.RedeemRequest
-            payload = request(
-                code=order.code,
-                provider=pb.Provider(
-                    region=self.region,
-                    id=provider.id,
-                    uscc=provider.uscc,
-                    name=provider.name,
-                    kind=provider.kind,
-                ),
-                order=pb.Order(
-                    order_id=order.order_id,
-                    order_amount_fen=order.order_amount_fen,
-                    compute_class=order.compute_class,
-                ),
-            ).SerializeToString(deterministic=True)
             message_id = new_id("m")
-            mtype = pb.REDEEM if redeem else pb.AUTHORIZE
-            row = outbox_rows.outbox_put(
-                conn,
-                message_id,
-                issuer,
-                mtype,
-                payload,
-                remote.id,
-                now,
-                self._backoff.first_attempt_at(now),
+            ask = Place(
+                code=order.code,
+                provider=PeerProvider(
+                    self.region, provider.id, provider.uscc, provider.name, provider.kind
+                ),
+                order_id=order.order_id,
+                order_amount_fen=order.order_amount_fen,
+                compute_class=order.compute_class,
+                capture=redeem,
             )
+            row = self._writer.put_txn(conn, issuer, message_id, ask, remote.id, now)
             ledger.event(
                 conn,
                 now,
@@ -238,7 +215,7 @@ class Acquirer:
                 raise errors.CaptureExceedsHold(
                     f"capture of {amount} fen exceeds the hold of {hold.amount_fen} fen"
                 )
-            return hold, enqueue_txn(conn, hold, action, amount, now, self._backoff)
+            return hold, enqueue_txn(conn, hold, action, amount, now, self._writer)
 
         hold, row = await self._db.run(f"remote_{action}", txn)
         if row is None:
@@ -259,7 +236,7 @@ class Acquirer:
 
     async def _answer(self, hold_id: str, row: Row) -> RemoteHold:
         """Send now; the hold as the answer left it, or as it is if none came this time."""
-        applied = await self._outbox.send_now(row)
+        applied = await self._sender.send_now(row)
         if applied is not None and applied.result is not None:
             result: RemoteHold = applied.result
             return result
@@ -288,18 +265,22 @@ class Answers:
         self,
         db: Database,
         clock: Clock,
-        backoff: Backoff,
+        writer: OutboxWriter,
         payout_window: Callable[[sqlite3.Connection, int], str],
         observer: FlowObserver | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
-        self._backoff = backoff
+        self._writer = writer
         self._payout_window = payout_window
         self._observer = observer
 
-    async def apply(self, row: Row, opened: Opened) -> Applied:
-        """Apply an issuer's signed answer to the outbox message ``row``, exactly once."""
+    async def apply(
+        self, row: Row, request_type: str, answer: Receipt | Refusal, evidence: Evidence
+    ) -> Applied:
+        """Apply an issuer's signed answer to the outbox message ``row`` (a request of
+        ``request_type``: authorize, redeem, capture or void), exactly once; ``evidence`` is the
+        signed answer as received, kept for settlement."""
         now = self._clock.now_ms()
         flows: list[tuple[str, str, int]] = []
         queued: list[Row] = []
@@ -309,21 +290,16 @@ class Answers:
                 return None  # already applied (a retry's answer raced the first one)
             hold = remote_holds.get_remote_hold(conn, row["remote_hold_id"])
             remote_holds.put_receipt(
-                conn, opened.header.message_id, hold.id, opened.header.type, opened.raw, now
+                conn, evidence.message_id, hold.id, evidence.type_code, evidence.envelope, now
             )
-            try:
-                if opened.header.type == pb.REFUSAL:
-                    applied: RemoteHold | None = self._refused(
-                        conn, hold, row["type"], pb.Refusal.FromString(opened.payload), now
-                    )
-                else:
-                    flow, applied = self._receipt(
-                        conn, hold, row["type"], pb.Receipt.FromString(opened.payload), now, queued
-                    )
-                    if flow is not None:
-                        flows.append(flow)
-            except DecodeError:
-                raise errors.MalformedMessage("an answer's payload does not parse") from None
+            first = request_type in ("authorize", "redeem")
+            applied: RemoteHold | None
+            if isinstance(answer, Refusal):
+                applied = self._refused(conn, hold, first, answer, now)
+            else:
+                flow, applied = self._receipt(conn, hold, first, answer, now, queued)
+                if flow is not None:
+                    flows.append(flow)
             return applied or remote_holds.get_remote_hold(conn, hold.id)
 
         result = await self._db.run("remote_apply", txn)
@@ -336,14 +312,13 @@ class Answers:
         self,
         conn: sqlite3.Connection,
         hold: RemoteHold,
-        kind: int,
-        r: pb.Receipt,
+        first: bool,
+        r: Receipt,
         now: int,
         queued: list[Row],
     ) -> tuple[tuple[str, str, int] | None, RemoteHold | None]:
         """Apply the issuer's receipt to the hold, in one update; book a capture. Returns the
         flow to count, and the hold as it now is (None when it was changed again since)."""
-        first = kind in (pb.AUTHORIZE, pb.REDEEM)
         columns: dict[str, object] = {
             "state": r.state,
             "captured_fen": r.captured_fen,
@@ -381,12 +356,12 @@ class Answers:
             return (r.state, hold.compute_class, hold.amount_fen), applied
         if r.state == "held" and hold.wanted == "void":
             remote_holds.update_remote_hold(conn, hold.id, wanted=None)
-            queued.append(enqueue_txn(conn, current, "void", None, now, self._backoff))
+            queued.append(enqueue_txn(conn, current, "void", None, now, self._writer))
             applied = None
         return (("held", hold.compute_class, r.amount_fen) if r.state == "held" else None), applied
 
     def _book_capture(
-        self, conn: sqlite3.Connection, hold: RemoteHold, r: pb.Receipt, now: int
+        self, conn: sqlite3.Connection, hold: RemoteHold, r: Receipt, now: int
     ) -> dict[str, object]:
         """Book a captured subsidy (the issuer's city owes ours, we owe the provider); returns the
         hold's columns that record where it is paid from."""
@@ -406,7 +381,7 @@ class Answers:
         return {"payout_window": payout_window, "holder_uscc": r.holder_uscc or None}
 
     def _refused(
-        self, conn: sqlite3.Connection, hold: RemoteHold, kind: int, r: pb.Refusal, now: int
+        self, conn: sqlite3.Connection, hold: RemoteHold, first: bool, r: Refusal, now: int
     ) -> RemoteHold:
         """Record the issuer's refusal; returns the hold as it now is."""
         actor = f"peer:{hold.issuer_region}"
@@ -416,7 +391,7 @@ class Answers:
             "wanted": None,
             "wanted_fen": None,
         }
-        if kind in (pb.AUTHORIZE, pb.REDEEM):
+        if first:
             columns.update(state="refused", closed_at=now)
         elif r.code == errors.HoldExpired.code:
             columns.update(state="expired", closed_at=now)

@@ -19,7 +19,6 @@ from google.protobuf.message import DecodeError
 
 from federation.cards import OwnKey, ParsedCard, card_payload, fingerprint
 from federation.client import PeerRefused, PeerUnreachable
-from federation.directory import Directory
 from federation.envelope import Opened, seal
 from federation.ownkeys import announcing_key, card_version
 from federation.ownkeys import load as load_own_keys
@@ -29,6 +28,7 @@ from node import errors
 from node.clock import Clock
 from node.keys import NodeKey
 from node.services.common import new_id
+from node.services.directory import Directory
 from node.store import ledger, peers, registry
 from node.store.db import Database
 

@@ -31,13 +31,13 @@ from dataclasses import dataclass
 
 from federation import convert
 from federation.client import Clients, PeerRefused, PeerUnreachable
-from federation.directory import Directory
 from federation.envelope import Door, seal
 from federation.proto.v1 import federation_pb2 as pb
 from node import errors
 from node.clock import Clock
 from node.faults import crash_point
 from node.keys import NodeKey
+from node.services.directory import Directory
 from node.services.ports import Applied, Evidence, Place, Receipt, Refusal, Row, Settle
 from node.store import outbox as outbox_rows
 from node.store.db import Database

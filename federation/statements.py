@@ -38,7 +38,6 @@ from google.protobuf.message import DecodeError
 
 from federation import ownkeys
 from federation.client import PeerRefused, PeerUnreachable
-from federation.directory import Directory
 from federation.envelope import Opened, seal
 from federation.netting import positions, transfers
 from federation.proto.v1 import federation_pb2 as pb
@@ -51,6 +50,7 @@ from node.domain.windows import window_bounds
 from node.faults import crash_point
 from node.keys import NodeKey, canonical_json, verify
 from node.services.common import Principal, new_id, require_operator
+from node.services.directory import Directory
 from node.store import ledger
 from node.store import outbox as outbox_rows
 from node.store import settlement as store

@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from federation.client import Clients
-from federation.directory import Directory
 from federation.envelope import Door, Opened, seal
 from node import errors
 from node.clock import Clock
 from node.keys import NodeKey
 from node.services.common import new_id
+from node.services.directory import Directory
 
 
 @dataclass(frozen=True)

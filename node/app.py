@@ -12,7 +12,6 @@ from federation.announce import Announcer, CardReceiver
 from federation.cards import build_card
 from federation.client import Clients, Tls
 from federation.convert import STATUS, Sealer
-from federation.directory import Directory
 from federation.envelope import Door
 from federation.outbox import Backoff, Outbox, Writer
 from federation.ownkeys import load as load_own_keys
@@ -29,6 +28,7 @@ from node.metrics import BooksCollector, Metrics
 from node.node import Federation, Node
 from node.runtime import federation_ctx, sweeper_ctx
 from node.services.acquirer import Acquirer, Answers
+from node.services.directory import Directory
 from node.services.issuance import Issuance
 from node.services.issuer import IssuerDesk
 from node.services.payouts import LocalSettlement, SettlementViews

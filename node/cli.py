@@ -213,13 +213,14 @@ def _cmd_card(args: argparse.Namespace) -> int:
 
 
 def _cmd_peer(args: argparse.Namespace) -> int:
-    from federation.peering import Peering
+    from federation.cards import parse_card
+    from node.services.peering import Peering
 
     node = build_node(args.data)
     try:
         peering = Peering(node.db, node.clock, node.config.region)
         if args.action == "add":
-            card = peering.read_card(Path(args.card).read_text())
+            card = parse_card(Path(args.card).read_text())
             print(f"peer {card.card.region} {card.card.name} at {card.card.endpoint}")
             print(f"fingerprint: {card.fingerprint}")
             if args.fingerprint is not None and args.fingerprint.replace(
@@ -243,7 +244,8 @@ def _cmd_peer(args: argparse.Namespace) -> int:
                 if args.exposure_cap_fen is not None
                 else (fed.default_exposure_cap_fen if fed else 0)
             )
-            peering.add(card, not args.no_outbound, not args.no_inbound, cap, SYSTEM)
+            imported = card.peer(not args.no_outbound, not args.no_inbound, cap)
+            peering.add(imported, card.envelope, SYSTEM)
             print(f"peer {card.card.region} imported")
         elif args.action == "list":
             for peer in peering.list():

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from federation.announce import Announcer
 from federation.client import Clients
-from federation.directory import Directory
 from federation.envelope import Door
 from federation.outbox import Outbox
 from federation.ownkeys import load as load_own_keys
@@ -20,6 +19,7 @@ from node.config import FederationConfig, NodeConfig
 from node.keys import NodeKey
 from node.metrics import BooksCollector, Metrics
 from node.services.acquirer import Acquirer
+from node.services.directory import Directory
 from node.services.issuance import Issuance
 from node.services.issuer import IssuerDesk
 from node.services.payouts import LocalSettlement, SettlementViews

@@ -8,13 +8,13 @@ import os
 from pathlib import Path
 
 from federation.cards import card_text, parse_card
-from federation.peering import Peering
 from node.app import build_node
 from node.config import CONFIG_FILE, ConfigError, FederationConfig, NodeConfig, render
 from node.domain.policy import parse_policy
 from node.files import write_private
 from node.keys import NodeKey
 from node.services.common import SYSTEM
+from node.services.peering import Peering
 from node.store.db import Database
 
 
@@ -75,6 +75,7 @@ def peer_all(members: list[tuple[str, Path]], exposure_cap_fen: int) -> None:
             for other, card in cards.items():
                 if other != region:
                     (data / f"{other}.card").write_text(card)
-                    peering.add(parse_card(card), True, True, exposure_cap_fen, SYSTEM)
+                    parsed = parse_card(card)
+                    peering.add(parsed.peer(True, True, exposure_cap_fen), parsed.envelope, SYSTEM)
         finally:
             node.close()

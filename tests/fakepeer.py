@@ -15,7 +15,6 @@ import pytest
 
 from federation.cards import OwnKey, build_card, parse_card
 from federation.envelope import TAG
-from federation.peering import Peering
 from federation.proto.v1 import federation_pb2 as pb
 from federation.proto.v1 import federation_pb2_grpc as pb_grpc
 from federation.server import start_server
@@ -25,6 +24,7 @@ from node.domain.issuance import Demand
 from node.keys import NodeKey, verify
 from node.node import Node
 from node.services.common import SYSTEM, Principal
+from node.services.peering import Peering
 from tests.cluster import free_port
 from tests.conftest import HZ_ENTERPRISE, make_node
 
@@ -96,7 +96,8 @@ async def rig(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Rig]:
         ],
         clock.now_ms(),
     )
-    Peering(node.db, clock, "330100").add(parse_card(card), True, True, 10**12, SYSTEM)
+    parsed = parse_card(card)
+    Peering(node.db, clock, "330100").add(parsed.peer(True, True, 10**12), parsed.envelope, SYSTEM)
     node.federation.directory.load_sync()
     holder, _ = await node.registry.register_holder(
         SYSTEM, HZ_ENTERPRISE, "h", "enterprise", None, None

@@ -12,11 +12,11 @@ import grpc
 import pytest
 
 from federation.envelope import TAG, seal
-from federation.peering import Peering
 from federation.proto.v1 import federation_pb2 as pb
 from federation.proto.v1 import federation_pb2_grpc as pb_grpc
 from federation.server import start_server
 from node.services.common import SYSTEM
+from node.services.peering import Peering
 from tests.conftest import snapshot
 from tests.fakepeer import OLD_KEY, PEER, PEER_KEY, STRANGER, Rig, reply_of
 

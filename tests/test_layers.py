@@ -62,13 +62,10 @@ KNOWN: set[tuple[str, str]] = {
     ("federation.announce", "node.store.registry"),
     ("federation.ownkeys", "node.store.ledger"),
     ("federation.ownkeys", "node.store.registry"),
-    ("federation.peering", "node.store.ledger"),
     ("federation.statements", "node.store.ledger"),
     ("federation.statements", "node.store.settlement"),
 }
 SQL_KNOWN: set[str] = {
-    "federation/directory.py",
-    "federation/peering.py",
     "federation/statements.py",
 }
 

@@ -94,11 +94,12 @@ def peer_inbound(conn: sqlite3.Connection, region: str) -> bool:
 
 
 def set_peer_policy(
-    conn: sqlite3.Connection, region: str, outbound: bool, inbound: bool, cap: int
+    conn: sqlite3.Connection, region: str, outbound: bool, inbound: bool, cap: int, at: int
 ) -> None:
     cur = conn.execute(
-        "UPDATE peers SET outbound = ?, inbound = ?, exposure_cap_fen = ? WHERE region = ?",
-        (int(outbound), int(inbound), cap, region),
+        "UPDATE peers SET outbound = ?, inbound = ?, exposure_cap_fen = ?, updated_at = ? "
+        "WHERE region = ?",
+        (int(outbound), int(inbound), cap, at, region),
     )
     if cur.rowcount != 1:
         raise errors.PeerNotFound(f"{region} is not a peer of this node")
@@ -129,3 +130,13 @@ def add_exposure(conn: sqlite3.Connection, acquirer: str, window: str, fen: int)
             "ON CONFLICT(acquirer, window_id) DO UPDATE SET fen = fen + excluded.fen",
             (acquirer, window, fen),
         )
+
+
+def signature(conn: sqlite3.Connection) -> tuple[int, ...]:
+    """A cheap fingerprint of the peer tables: it changes whenever an operator changes a peer."""
+    row = conn.execute(
+        "SELECT (SELECT COUNT(*) FROM peers), (SELECT COALESCE(MAX(updated_at), 0) FROM peers), "
+        "(SELECT COUNT(*) FROM peer_keys), (SELECT COALESCE(SUM(revoked), 0) FROM peer_keys), "
+        "(SELECT COALESCE(SUM(outbound * 2 + inbound + exposure_cap_fen), 0) FROM peers)"
+    ).fetchone()
+    return tuple(int(v) for v in row)

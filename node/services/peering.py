@@ -6,9 +6,9 @@ import base64
 import sqlite3
 from typing import Any
 
-from federation.cards import ParsedCard, parse_card
 from node import errors
 from node.clock import Clock, iso
+from node.domain.model import Peer
 from node.services.common import Principal, require_operator
 from node.store import ledger, peers
 from node.store.db import Database
@@ -20,23 +20,21 @@ class Peering:
         self._clock = clock
         self.region = region
 
-    def read_card(self, text: str) -> ParsedCard:
-        card = parse_card(text)
-        if card.card.region == self.region:
-            raise errors.InvalidRequest("that is this node's own card")
-        return card
-
-    def add(
-        self, card: ParsedCard, outbound: bool, inbound: bool, cap: int, who: Principal
-    ) -> None:
+    def add(self, card: Peer, envelope: bytes, who: Principal) -> None:
+        """Import a peer's card (``card``: the peer it describes, with the policy to apply;
+        ``envelope``: the signed card as received, kept). Re-importing adds keys and updates
+        the endpoint; it never un-revokes a key."""
         require_operator(who)
-        if cap < 0:
+        if card.region == self.region:
+            raise errors.InvalidRequest("that is this node's own card")
+        if card.exposure_cap_fen < 0:
             raise errors.InvalidRequest("exposure cap: must not be negative")
         now = self._clock.now_ms()
-        peer = card.peer(outbound, inbound, cap)
+        peer = card
+        outbound, inbound, cap = peer.outbound, peer.inbound, peer.exposure_cap_fen
 
         def txn(conn: sqlite3.Connection) -> None:
-            peers.upsert_peer(conn, peer, card.envelope, now)
+            peers.upsert_peer(conn, peer, envelope, now)
             ledger.audit(
                 conn,
                 now,
@@ -45,7 +43,7 @@ class Peering:
                 peer.region,
                 name=peer.name,
                 endpoint=peer.endpoint,
-                fingerprint=card.fingerprint,
+                fingerprint=peer.fingerprint,
                 keys=[k.key_id for k in peer.keys],
                 outbound=outbound,
                 inbound=inbound,
@@ -72,8 +70,7 @@ class Peering:
             new_cap = peer.exposure_cap_fen if cap is None else cap
             if new_cap < 0:
                 raise errors.InvalidRequest("exposure cap: must not be negative")
-            peers.set_peer_policy(conn, region, out, inn, new_cap)
-            conn.execute("UPDATE peers SET updated_at = ? WHERE region = ?", (now, region))
+            peers.set_peer_policy(conn, region, out, inn, new_cap, now)
             ledger.audit(
                 conn,
                 now,

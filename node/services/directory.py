@@ -6,20 +6,9 @@ change (a cheap fingerprint of the peers tables) on its sweep tick and reloads.
 
 from __future__ import annotations
 
-import sqlite3
-
 from node.domain.model import Peer
 from node.store import peers
 from node.store.db import Database
-
-
-def _signature(conn: sqlite3.Connection) -> tuple[int, ...]:
-    row = conn.execute(
-        "SELECT (SELECT COUNT(*) FROM peers), (SELECT COALESCE(MAX(updated_at), 0) FROM peers), "
-        "(SELECT COUNT(*) FROM peer_keys), (SELECT COALESCE(SUM(revoked), 0) FROM peer_keys), "
-        "(SELECT COALESCE(SUM(outbound * 2 + inbound + exposure_cap_fen), 0) FROM peers)"
-    ).fetchone()
-    return tuple(int(v) for v in row)
 
 
 class Directory:
@@ -30,10 +19,10 @@ class Directory:
 
     def load_sync(self) -> None:
         self._peers = {p.region: p for p in self._db.run_sync("peers_load", peers.list_peers)}
-        self._signature = self._db.run_sync("peers_signature", _signature)
+        self._signature = self._db.run_sync("peers_signature", peers.signature)
 
     async def refresh(self) -> bool:
-        signature = await self._db.read("peers_signature", _signature)
+        signature = await self._db.read("peers_signature", peers.signature)
         if signature == self._signature:
             return False
         self._peers = {p.region: p for p in await self._db.read("peers_load", peers.list_peers)}

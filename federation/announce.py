@@ -17,18 +17,19 @@ from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
-from federation.cards import OwnKey, ParsedCard, card_payload, fingerprint
+from federation.cards import ParsedCard, card_payload, fingerprint
 from federation.client import PeerRefused, PeerUnreachable
 from federation.envelope import Opened, seal
-from federation.ownkeys import announcing_key, card_version
-from federation.ownkeys import load as load_own_keys
 from federation.proto.v1 import federation_pb2 as pb
 from federation.wire import Wire
 from node import errors
 from node.clock import Clock
+from node.domain.model import OwnKey
 from node.keys import NodeKey
 from node.services.common import new_id
 from node.services.directory import Directory
+from node.services.ownkeys import announcing_key, card_version
+from node.services.ownkeys import load as load_own_keys
 from node.store import ledger, peers, registry
 from node.store.db import Database
 

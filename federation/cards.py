@@ -18,17 +18,8 @@ from federation.envelope import TAG, seal
 from federation.proto.v1 import federation_pb2 as pb
 from node import errors
 from node.domain.fields import is_region
-from node.domain.model import Peer, PeerKey
+from node.domain.model import OwnKey, Peer, PeerKey
 from node.keys import NodeKey, verify
-
-
-@dataclass(frozen=True)
-class OwnKey:
-    key_id: str
-    public_key: bytes
-    not_before: int
-    not_after: int = 0
-    revoked: bool = False
 
 
 def fingerprint(region: str, keys: list[tuple[str, bytes]]) -> str:

@@ -36,7 +36,6 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
-from federation import ownkeys
 from federation.client import PeerRefused, PeerUnreachable
 from federation.envelope import Opened, seal
 from federation.netting import positions, transfers
@@ -49,6 +48,7 @@ from node.domain.model import Peer
 from node.domain.windows import window_bounds
 from node.faults import crash_point
 from node.keys import NodeKey, canonical_json, verify
+from node.services import ownkeys
 from node.services.common import Principal, new_id, require_operator
 from node.services.directory import Directory
 from node.store import ledger

@@ -14,7 +14,6 @@ from federation.client import Clients, Tls
 from federation.convert import STATUS, Sealer
 from federation.envelope import Door
 from federation.outbox import Backoff, Outbox, Writer
-from federation.ownkeys import load as load_own_keys
 from federation.server import ServerTls, Servicer
 from federation.statements import Netting, Settler, StatementDesk
 from federation.wire import Wire
@@ -31,6 +30,7 @@ from node.services.acquirer import Acquirer, Answers
 from node.services.directory import Directory
 from node.services.issuance import Issuance
 from node.services.issuer import IssuerDesk
+from node.services.ownkeys import load as load_own_keys
 from node.services.payouts import LocalSettlement, SettlementViews
 from node.services.policies import PolicyBook
 from node.services.registry import Registry, Tokens

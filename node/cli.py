@@ -268,7 +268,7 @@ def _cmd_peer(args: argparse.Namespace) -> int:
 
 
 def _cmd_key(args: argparse.Namespace) -> int:
-    from federation import ownkeys
+    from node.services import ownkeys
 
     config = load_config(args.data)
     node = build_node(args.data)

@@ -11,7 +11,6 @@ from federation.announce import Announcer
 from federation.client import Clients
 from federation.envelope import Door
 from federation.outbox import Outbox
-from federation.ownkeys import load as load_own_keys
 from federation.server import ServerTls, Servicer
 from federation.statements import Netting, Settler
 from node.clock import Clock
@@ -22,6 +21,7 @@ from node.services.acquirer import Acquirer
 from node.services.directory import Directory
 from node.services.issuance import Issuance
 from node.services.issuer import IssuerDesk
+from node.services.ownkeys import load as load_own_keys
 from node.services.payouts import LocalSettlement, SettlementViews
 from node.services.policies import PolicyBook
 from node.services.registry import Registry, Tokens

@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 import pytest
 
-from federation.cards import OwnKey, build_card, parse_card
+from federation.cards import build_card, parse_card
 from federation.envelope import TAG
 from federation.proto.v1 import federation_pb2 as pb
 from federation.proto.v1 import federation_pb2_grpc as pb_grpc
@@ -21,6 +21,7 @@ from federation.server import start_server
 from node.clock import ManualClock
 from node.config import FederationConfig
 from node.domain.issuance import Demand
+from node.domain.model import OwnKey
 from node.keys import NodeKey, verify
 from node.node import Node
 from node.services.common import SYSTEM, Principal

@@ -60,8 +60,6 @@ ROOT_IMPORTERS = ("node.cli", "node.provision", "node.tools")
 KNOWN: set[tuple[str, str]] = {
     ("federation.announce", "node.store.ledger"),
     ("federation.announce", "node.store.registry"),
-    ("federation.ownkeys", "node.store.ledger"),
-    ("federation.ownkeys", "node.store.registry"),
     ("federation.statements", "node.store.ledger"),
     ("federation.statements", "node.store.settlement"),
 }

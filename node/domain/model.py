@@ -129,6 +129,17 @@ class PeerKey:
 
 
 @dataclass(frozen=True)
+class OwnKey:
+    """One of this node's own signing keys, as its card lists it (``not_after`` 0: no end)."""
+
+    key_id: str
+    public_key: bytes
+    not_before: int
+    not_after: int = 0
+    revoked: bool = False
+
+
+@dataclass(frozen=True)
 class Peer:
     region: str
     name: str

@@ -5,7 +5,7 @@ writes a new ``node.key``, and gives the old key an end (``not_after``) an overl
 ahead, so that messages and vouchers signed with it stay verifiable while peers learn the new
 key. The list of keys, with their validity, lives in ``node_meta`` (``own_keys``), and every
 change bumps ``card_version``: the running node then pushes its new card to every peer
-(``federation.announce``), signed with a key the peer already trusts. A revoked key is listed
+(``federation/announce.py``), signed with a key the peer already trusts. A revoked key is listed
 as revoked so peers refuse it from then on. Vouchers keep naming the key that signed them and
 stay verifiable with it, revoked or not, by anyone holding the card.
 """
@@ -17,8 +17,8 @@ import os
 import sqlite3
 from pathlib import Path
 
-from federation.cards import OwnKey
 from node import errors
+from node.domain.model import OwnKey
 from node.keys import NodeKey
 from node.store import ledger, registry
 from node.store.db import Database

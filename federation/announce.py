@@ -10,9 +10,7 @@ and never changes what the operator decided may travel to or from the sender.
 
 from __future__ import annotations
 
-import functools
 import logging
-import sqlite3
 from pathlib import Path
 
 from google.protobuf.message import DecodeError
@@ -24,25 +22,20 @@ from federation.proto.v1 import federation_pb2 as pb
 from federation.wire import Wire
 from node import errors
 from node.clock import Clock
-from node.domain.model import OwnKey
 from node.keys import NodeKey
 from node.services.common import new_id
 from node.services.directory import Directory
-from node.services.ownkeys import announcing_key, card_version
-from node.services.ownkeys import load as load_own_keys
-from node.store import ledger, peers, registry
-from node.store.db import Database
+from node.services.ownkeys import announcing_key
+from node.services.peering import Peering
 
 logger = logging.getLogger(__name__)
 
 
-def _announced(conn: sqlite3.Connection, region: str, version: int) -> None:
-    registry.set_meta(conn, f"card_announced:{region}", str(version))
-
-
 class Announcer:
-    def __init__(self, db: Database, wire: Wire, name: str, endpoint: str, data_dir: Path) -> None:
-        self._db = db
+    def __init__(
+        self, peering: Peering, wire: Wire, name: str, endpoint: str, data_dir: Path
+    ) -> None:
+        self._peering = peering
         self._wire = wire
         self.name = name
         self.endpoint = endpoint
@@ -51,14 +44,7 @@ class Announcer:
     async def announce(self) -> int:
         """Push the current card to every peer that lacks it; returns how many acknowledged."""
 
-        def state(conn: sqlite3.Connection) -> tuple[int, list[OwnKey], dict[str, int]]:
-            announced = {
-                p.region: int(registry.get_meta(conn, f"card_announced:{p.region}") or "0")
-                for p in peers.list_peers(conn)
-            }
-            return card_version(conn), load_own_keys(conn, self._wire.key), announced
-
-        version, keys, announced = await self._db.read("card_state", state)
+        version, keys, announced = await self._peering.announce_state(self._wire.key)
         if version == 0:
             return 0
         acked = 0
@@ -74,9 +60,7 @@ class Announcer:
             except (PeerUnreachable, PeerRefused, errors.SuanliError) as exc:
                 logger.warning("card v%d not yet announced to %s: %s", version, peer.region, exc)
                 continue
-            await self._db.run(
-                "card_announced", functools.partial(_announced, region=peer.region, version=version)
-            )
+            await self._peering.announced(peer.region, version)
             logger.info("card v%d announced to %s", version, peer.region)
             acked += 1
         return acked
@@ -86,9 +70,9 @@ class CardReceiver:
     """Applies a peer's pushed card, verified at the door with a key already trusted."""
 
     def __init__(
-        self, db: Database, clock: Clock, region: str, key: NodeKey, directory: Directory
+        self, peering: Peering, clock: Clock, region: str, key: NodeKey, directory: Directory
     ) -> None:
-        self._db = db
+        self._peering = peering
         self._clock = clock
         self.region = region
         self._key = key
@@ -106,24 +90,10 @@ class CardReceiver:
             )
         keys = [(k.key_id, bytes(k.public_key)) for k in card.keys]
         parsed = ParsedCard(card, opened.raw, fingerprint(card.region, keys))
-        now = self._clock.now_ms()
-
-        def txn(conn: sqlite3.Connection) -> None:
-            current = peers.get_peer(conn, origin)
-            peer = parsed.peer(current.outbound, current.inbound, current.exposure_cap_fen)
-            peers.upsert_peer(conn, peer, opened.raw, now)
-            ledger.audit(
-                conn,
-                now,
-                f"peer:{origin}",
-                "peer.card",
-                origin,
-                keys=[[k.key_id, k.not_after, k.revoked] for k in peer.keys],
-                fingerprint=parsed.fingerprint,
-            )
-
-        await self._db.run("peer_card", txn)
+        # the policy fields are the receiving operator's: the service keeps them as they are
+        await self._peering.pushed_card(origin, parsed.peer(False, False, 0), opened.raw)
         await self._directory.refresh()
+        now = self._clock.now_ms()
         ack = pb.Ack(request_message_id=opened.header.message_id).SerializeToString()
         return seal(
             self._key,

@@ -32,6 +32,7 @@ from node.services.issuance import Issuance
 from node.services.issuer import IssuerDesk
 from node.services.ownkeys import load as load_own_keys
 from node.services.payouts import LocalSettlement, SettlementViews
+from node.services.peering import Peering
 from node.services.policies import PolicyBook
 from node.services.registry import Registry, Tokens
 from node.services.spending import Spending
@@ -187,8 +188,9 @@ def _build_federation(
 
     issuer = IssuerDesk(db, clock, spending, Sealer(key, region), STATUS, on_issuer)
     wire = Wire(region, key, clock, directory, door, wire_parts.clients, fed.call_timeout_seconds)
-    announcer = Announcer(db, wire, config.name, fed.advertised, config.data_dir)
-    cards = CardReceiver(db, clock, region, key, directory)
+    peering = Peering(db, clock, region)
+    announcer = Announcer(peering, wire, config.name, fed.advertised, config.data_dir)
+    cards = CardReceiver(peering, clock, region, key, directory)
 
     def own_card() -> bytes:
         """The card, listing every own key (retired and revoked ones included)."""

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import base64
+import builtins
+import dataclasses
 import sqlite3
 from typing import Any
 
 from node import errors
 from node.clock import Clock, iso
-from node.domain.model import Peer
+from node.domain.model import OwnKey, Peer
+from node.keys import NodeKey
+from node.services import ownkeys
 from node.services.common import Principal, require_operator
-from node.store import ledger, peers
+from node.store import ledger, peers, registry
 from node.store.db import Database
 
 
@@ -119,3 +123,53 @@ class Peering:
                 }
             )
         return out
+
+    # A serving node's side of card announcements (federation/announce.py carries them) -----
+
+    async def announce_state(
+        self, current: NodeKey
+    ) -> tuple[int, builtins.list[OwnKey], dict[str, int]]:
+        """This node's card version, its own keys, and the version each peer acknowledged."""
+
+        def state(conn: sqlite3.Connection) -> tuple[int, builtins.list[OwnKey], dict[str, int]]:
+            announced = {
+                p.region: int(registry.get_meta(conn, f"card_announced:{p.region}") or "0")
+                for p in peers.list_peers(conn)
+            }
+            return ownkeys.card_version(conn), ownkeys.load(conn, current), announced
+
+        return await self._db.read("card_state", state)
+
+    async def announced(self, region: str, version: int) -> None:
+        """``region`` acknowledged this node's card ``version``."""
+        await self._db.run(
+            "card_announced",
+            lambda c: registry.set_meta(c, f"card_announced:{region}", str(version)),
+        )
+
+    async def pushed_card(self, origin: str, card: Peer, envelope: bytes) -> None:
+        """A peer's own new card, verified at the door: its keys, ends and revocations are
+        taken (never un-revoking), while what this operator decided may travel to and from it
+        stays as it is."""
+        now = self._clock.now_ms()
+
+        def txn(conn: sqlite3.Connection) -> None:
+            current = peers.get_peer(conn, origin)
+            peer = dataclasses.replace(
+                card,
+                outbound=current.outbound,
+                inbound=current.inbound,
+                exposure_cap_fen=current.exposure_cap_fen,
+            )
+            peers.upsert_peer(conn, peer, envelope, now)
+            ledger.audit(
+                conn,
+                now,
+                f"peer:{origin}",
+                "peer.card",
+                origin,
+                keys=[[k.key_id, k.not_after, k.revoked] for k in peer.keys],
+                fingerprint=peer.fingerprint,
+            )
+
+        await self._db.run("peer_card", txn)

@@ -4,6 +4,8 @@ place (Flower's ``flwr.common.serde``): the services know no protobuf, the wire 
 
 from __future__ import annotations
 
+import dataclasses
+
 from google.protobuf.message import DecodeError
 
 from federation.envelope import Opened, seal
@@ -67,23 +69,7 @@ def answer(opened: Opened) -> Receipt | Refusal:
         r = pb.Receipt.FromString(opened.payload)
     except DecodeError:
         raise errors.MalformedMessage("an answer's payload does not parse") from None
-    return Receipt(
-        request_message_id=r.request_message_id,
-        request_type=int(r.request_type),
-        decided_at_ms=r.decided_at_ms,
-        hold_id=r.hold_id,
-        voucher_id=r.voucher_id,
-        state=r.state,
-        amount_fen=r.amount_fen,
-        captured_fen=r.captured_fen,
-        ratio_bp=r.ratio_bp,
-        expires_at_ms=r.expires_at_ms,
-        order_id=r.order_id,
-        provider_id=r.provider_id,
-        settlement_window=r.settlement_window,
-        unknown=r.unknown,
-        holder_uscc=r.holder_uscc,
-    )
+    return Receipt(**{name: getattr(r, name) for name in RECEIPT_FIELDS})
 
 
 def _ask(kind: int, payload: bytes) -> Ask:
@@ -126,24 +112,12 @@ def peer_request(opened: Opened) -> PeerRequest:
     )
 
 
+# A Receipt value and the protocol's Receipt message have the same fields (docs/protocol.md §4.5).
+RECEIPT_FIELDS = tuple(f.name for f in dataclasses.fields(Receipt))
+
+
 def receipt_message(r: Receipt) -> pb.Receipt:
-    return pb.Receipt(
-        request_message_id=r.request_message_id,
-        request_type=r.request_type,  # type: ignore[arg-type]
-        hold_id=r.hold_id,
-        voucher_id=r.voucher_id,
-        state=r.state,
-        amount_fen=r.amount_fen,
-        captured_fen=r.captured_fen,
-        ratio_bp=r.ratio_bp,
-        expires_at_ms=r.expires_at_ms,
-        order_id=r.order_id,
-        provider_id=r.provider_id,
-        decided_at_ms=r.decided_at_ms,
-        settlement_window=r.settlement_window,
-        unknown=r.unknown,
-        holder_uscc=r.holder_uscc,
-    )
+    return pb.Receipt(**{name: getattr(r, name) for name in RECEIPT_FIELDS})
 
 
 class Sealer:

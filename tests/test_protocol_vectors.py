@@ -100,3 +100,10 @@ def test_reply_vector_fields_digest_and_envelope() -> None:
         signature=bytes.fromhex(v["reply_signature_hex"]),
     )
     assert envelope.SerializeToString(deterministic=True).hex() == v["reply_envelope_hex"]
+
+
+def test_the_receipt_value_has_the_messages_fields() -> None:
+    """convert.py maps a Receipt value and the Receipt message field by field, by name."""
+    from federation import convert
+
+    assert set(convert.RECEIPT_FIELDS) == {f.name for f in pb.Receipt.DESCRIPTOR.fields}

@@ -51,7 +51,7 @@ from node.keys import NodeKey, canonical_json, verify
 from node.services import ownkeys
 from node.services.common import Principal, new_id, require_operator
 from node.services.directory import Directory
-from node.store import ledger
+from node.store import ledger, remote_holds
 from node.store import outbox as outbox_rows
 from node.store import settlement as store
 from node.store.db import Database
@@ -419,12 +419,8 @@ class Settler:
         differing = _differences(ours, theirs) if ours is not None and theirs is not None else []
         for item in differing:
             item["receipts"] = [
-                base64.b64encode(bytes(r[0])).decode()
-                for r in conn.execute(
-                    "SELECT c.envelope FROM receipts c JOIN remote_holds h ON h.id = c.remote_hold_id "
-                    "WHERE h.issuer_hold_id = ? ORDER BY c.received_at",
-                    (item["issuer_hold_id"],),
-                )
+                base64.b64encode(envelope).decode()
+                for envelope in remote_holds.receipts_for(conn, item["issuer_hold_id"])
             ]
         evidence = {
             "ours": {k: base[k] for k in ("count", "total_fen", "digest")},
@@ -650,14 +646,7 @@ class StatementDesk:
 
     def _maybe_settled(self, conn: sqlite3.Connection, window_id: str, now: int) -> None:
         acquirers = store.acquirers_in_window(conn, window_id, self.region)
-        agreed = {
-            r[0]
-            for r in conn.execute(
-                "SELECT acquirer FROM statements WHERE issuer = ? AND window_id = ? AND state = 'agreed'",
-                (self.region, window_id),
-            )
-        }
-        if acquirers <= agreed:
+        if acquirers <= store.agreed_acquirers(conn, self.region, window_id):
             store.settle_window(conn, window_id, now)
 
     async def statements(self, opened: Opened) -> bytes:

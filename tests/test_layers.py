@@ -61,9 +61,7 @@ KNOWN: set[tuple[str, str]] = {
     ("federation.statements", "node.store.ledger"),
     ("federation.statements", "node.store.settlement"),
 }
-SQL_KNOWN: set[str] = {
-    "federation/statements.py",
-}
+SQL_KNOWN: set[str] = set()
 
 
 def _module(path: Path) -> str:

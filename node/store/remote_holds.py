@@ -89,3 +89,16 @@ def expire_remote_holds(conn: sqlite3.Connection, now: int) -> int:
         (now, now),
     )
     return cur.rowcount
+
+
+def receipts_for(conn: sqlite3.Connection, issuer_hold_id: str) -> list[bytes]:
+    """The issuer's signed answers this node holds for one of the issuer's holds, in order:
+    a dispute's evidence."""
+    return [
+        bytes(r[0])
+        for r in conn.execute(
+            "SELECT c.envelope FROM receipts c JOIN remote_holds h ON h.id = c.remote_hold_id "
+            "WHERE h.issuer_hold_id = ? ORDER BY c.received_at",
+            (issuer_hold_id,),
+        )
+    ]

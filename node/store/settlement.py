@@ -338,3 +338,14 @@ def require_window(conn: sqlite3.Connection, window_id: str) -> sqlite3.Row:
     if row is None:
         raise errors.NotFound(f"window {window_id} is not closed")
     return row
+
+
+def agreed_acquirers(conn: sqlite3.Connection, issuer: str, window_id: str) -> set[str]:
+    """As issuer: the acquirer cities whose statement for a window is countersigned."""
+    return {
+        str(r[0])
+        for r in conn.execute(
+            "SELECT acquirer FROM statements WHERE issuer = ? AND window_id = ? AND state = 'agreed'",
+            (issuer, window_id),
+        )
+    }

@@ -346,7 +346,7 @@ class Settler:
             summary = None
         if not isinstance(summary, dict):
             summary = None
-        own = {k.key_id: k.public_key for k in ownkeys.load(conn, self._key)}
+        own = {k.key_id: k.public_key for k in ownkeys.load_txn(conn, self._key)}
         ours = own.get(agreed.acquirer_key_id)
         issuer_key = _key_of(peer, agreed.issuer_key_id)
         valid = (

@@ -30,7 +30,7 @@ from node.services.acquirer import Acquirer, Answers
 from node.services.directory import Directory
 from node.services.issuance import Issuance
 from node.services.issuer import IssuerDesk
-from node.services.ownkeys import load as load_own_keys
+from node.services.ownkeys import load_txn as load_own_keys
 from node.services.payouts import LocalSettlement, SettlementViews
 from node.services.peering import Peering
 from node.services.policies import PolicyBook
@@ -156,7 +156,7 @@ def _build_wire(
 
     backoff = Backoff(fed.call_timeout_seconds, fed.backoff_base_seconds, fed.backoff_cap_seconds)
     writer = Writer(backoff)
-    answers = Answers(db, clock, writer, local_settlement.payout_window, on_acquired)
+    answers = Answers(db, clock, writer, local_settlement.payout_window_txn, on_acquired)
     outbox = Outbox(
         db, clock, region, key, directory, door, clients, backoff, answers.apply, on_call
     )

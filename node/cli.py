@@ -291,7 +291,7 @@ def _cmd_key(args: argparse.Namespace) -> int:
             ownkeys.revoke(node.db, config.key_path, args.key_id, now, "operator:cli")
             print(f"key {args.key_id} revoked; peers are told within a sweep interval")
         else:
-            for k in node.db.run_sync("own_keys", lambda c: ownkeys.load(c, node.key)):
+            for k in node.db.run_sync("own_keys", lambda c: ownkeys.load_txn(c, node.key)):
                 print(
                     json.dumps(
                         {

@@ -21,7 +21,7 @@ from node.services.acquirer import Acquirer
 from node.services.directory import Directory
 from node.services.issuance import Issuance
 from node.services.issuer import IssuerDesk
-from node.services.ownkeys import load as load_own_keys
+from node.services.ownkeys import load_txn as load_own_keys
 from node.services.payouts import LocalSettlement, SettlementViews
 from node.services.policies import PolicyBook
 from node.services.registry import Registry, Tokens

@@ -219,3 +219,17 @@ def test_one_name_one_thing() -> None:
         seen.setdefault(p.stem, []).append(str(p.relative_to(ROOT)))
     repeated = {name: paths for name, paths in seen.items() if len(paths) > 1}
     assert set(repeated) <= SAME_CONCEPT, {n: repeated[n] for n in set(repeated) - SAME_CONCEPT}
+
+
+def test_transaction_functions_say_so() -> None:
+    """In the services (where async methods and functions that run inside a transaction sit
+    side by side), a function that takes the connection is named ``…txn`` (Synapse's
+    ``*_txn``): a reader sees at once what runs inside ``Database.run`` and must not await."""
+    unmarked = []
+    for p in sorted((ROOT / "node" / "services").glob("*.py")):
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                names = [a.arg for a in node.args.args]
+                if "conn" in names[:2] and not node.name.endswith("txn"):
+                    unmarked.append(f"{p.name}:{node.lineno} {node.name}")
+    assert not unmarked, unmarked

@@ -192,7 +192,7 @@ def test_payouts_are_signed_once_when_two_signers_race_and_after_a_crash(
 ) -> None:
     node, window, _ = seeded
     # A crash between the close and the signing: the close is committed, nothing signed.
-    node.db.run_sync("t", lambda c: node.settlement._close(c, window, 1_772_413_200_000, "t"))
+    node.db.run_sync("t", lambda c: node.settlement._close_txn(c, window, 1_772_413_200_000, "t"))
     assert node.db.run_sync("t", store.payouts_pending) == [window]
     # The CLI beside the node: another process, another lock, the same books.
     beside = build_node(node.config.data_dir, ManualClock(1_772_413_200_000))
@@ -305,7 +305,7 @@ def test_the_payout_test_vector_in_the_docs_is_what_a_node_signs(tmp_path: Path)
                 ("x_000002", PROVIDERS[0], 'B|2,"订单"', "91520100000000001X", "520100", 12_345),
             ],
         )
-        node.db.run_sync("t", lambda c: settlement._close(c, "2026-Q1", clock.now_ms(), "t"))
+        node.db.run_sync("t", lambda c: settlement._close_txn(c, "2026-Q1", clock.now_ms(), "t"))
         assert asyncio.run(settlement.sign_payouts("2026-Q1")) == (1, 2)
         row = node.db.run_sync(
             "t", lambda c: c.execute("SELECT statement, signature FROM payouts").fetchone()

@@ -295,9 +295,9 @@ class Answers:
             first = request_type in ("authorize", "redeem")
             applied: RemoteHold | None
             if isinstance(answer, Refusal):
-                applied = self._refused(conn, hold, first, answer, now)
+                applied = self._refused_txn(conn, hold, first, answer, now)
             else:
-                flow, applied = self._receipt(conn, hold, first, answer, now, queued)
+                flow, applied = self._receipt_txn(conn, hold, first, answer, now, queued)
                 if flow is not None:
                     flows.append(flow)
             return applied or remote_holds.get_remote_hold(conn, hold.id)
@@ -308,7 +308,7 @@ class Answers:
                 self._observer(row["peer"], outcome, compute_class, amount)
         return Applied(result, tuple(queued))
 
-    def _receipt(
+    def _receipt_txn(
         self,
         conn: sqlite3.Connection,
         hold: RemoteHold,
@@ -335,7 +335,7 @@ class Answers:
         else:
             columns.update(wanted=None, wanted_fen=None, closed_at=now)
         if r.state == "captured":
-            columns.update(self._book_capture(conn, hold, r, now))
+            columns.update(self._book_capture_txn(conn, hold, r, now))
         remote_holds.update_remote_hold(conn, hold.id, **columns)
         current = dataclasses.replace(hold, **columns)  # type: ignore[arg-type]
         applied: RemoteHold | None = current
@@ -360,7 +360,7 @@ class Answers:
             applied = None
         return (("held", hold.compute_class, r.amount_fen) if r.state == "held" else None), applied
 
-    def _book_capture(
+    def _book_capture_txn(
         self, conn: sqlite3.Connection, hold: RemoteHold, r: Receipt, now: int
     ) -> dict[str, object]:
         """Book a captured subsidy (the issuer's city owes ours, we owe the provider); returns the
@@ -380,7 +380,7 @@ class Answers:
         )
         return {"payout_window": payout_window, "holder_uscc": r.holder_uscc or None}
 
-    def _refused(
+    def _refused_txn(
         self, conn: sqlite3.Connection, hold: RemoteHold, first: bool, r: Refusal, now: int
     ) -> RemoteHold:
         """Record the issuer's refusal; returns the hold as it now is."""

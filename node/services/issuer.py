@@ -72,7 +72,7 @@ def _text(value: str, field: str, limit: int = 100) -> str:
     return value
 
 
-def _holder_uscc(conn: sqlite3.Connection, hold: Hold) -> str:
+def _holder_uscc_txn(conn: sqlite3.Connection, hold: Hold) -> str:
     voucher = vouchers.get_voucher(conn, hold.voucher_id)
     return registry.get_holder(conn, voucher.holder_id).uscc
 
@@ -119,7 +119,7 @@ class IssuerDesk:
             hold_id: str | None
             try:
                 with savepoint(conn, "request"):  # a refusal undoes the request's effect only
-                    answer, hold_id = self._apply(conn, request, now, observed)
+                    answer, hold_id = self._apply_txn(conn, request, now, observed)
                 outcome.append("receipt")
             except errors.SuanliError as refusal:
                 observed.clear()
@@ -147,7 +147,7 @@ class IssuerDesk:
             self._observer(origin, request.type_name, outcome[0])
         return reply
 
-    def _apply(
+    def _apply_txn(
         self,
         conn: sqlite3.Connection,
         request: PeerRequest,
@@ -169,23 +169,25 @@ class IssuerDesk:
             if not 0 < order.order_amount_fen <= MAX_FEN:
                 raise errors.InvalidRequest(f"order.order_amount_fen: must be 1..{MAX_FEN}")
             if ask.capture:
-                result = spending.place_and_capture(conn, redeemer, order, now, actor)
+                result = spending.place_and_capture_txn(conn, redeemer, order, now, actor)
                 observed.append((result, "captured"))
             else:
-                result = spending.place(conn, redeemer, order, now, actor)
+                result = spending.place_txn(conn, redeemer, order, now, actor)
                 observed.append((result, "held"))
         elif isinstance(ask, Settle) and ask.amount_fen is not None:
             if not 0 < ask.amount_fen <= MAX_FEN:
                 raise errors.InvalidRequest(f"amount_fen: must be 1..{MAX_FEN}")
-            owner = self._owner(conn, origin, ask.hold_id)
+            owner = self._owner_txn(conn, origin, ask.hold_id)
             result = spending.capture_txn(conn, owner, ask.hold_id, ask.amount_fen, now, actor)
             observed.append((result, "captured"))
         elif isinstance(ask, Settle):
-            owner = self._owner(conn, origin, ask.hold_id)
+            owner = self._owner_txn(conn, origin, ask.hold_id)
             result = spending.void_txn(conn, owner, ask.hold_id, now, actor)
             observed.append((result, "voided"))
         elif isinstance(ask, Status):
-            return self._status(conn, origin, ask.request_message_id, request.message_id, now), None
+            return self._status_txn(
+                conn, origin, ask.request_message_id, request.message_id, now
+            ), None
         else:
             raise errors.InvalidRequest("the payload is not a valid request of its type")
         hold = result.hold
@@ -218,14 +220,14 @@ class IssuerDesk:
         )
 
     @staticmethod
-    def _owner(conn: sqlite3.Connection, origin: str, hold_id: str) -> Redeemer:
+    def _owner_txn(conn: sqlite3.Connection, origin: str, hold_id: str) -> Redeemer:
         hold = vouchers.get_hold(conn, _text(hold_id, "hold_id", 60))
         if hold.acquirer_region != origin:
             raise errors.Forbidden("this hold was not placed by your node")
         provider = Provider(hold.provider_id, "", "", "", origin, "approved", (), 0)
         return Redeemer(origin, provider)
 
-    def _status(
+    def _status_txn(
         self, conn: sqlite3.Connection, origin: str, asked: str, message_id: str, now: int
     ) -> Receipt:
         seen = inbox.inbox_get(conn, origin, asked)
@@ -236,5 +238,5 @@ class IssuerDesk:
         hold = vouchers.get_hold(conn, seen["hold_id"])
         ratio = vouchers.get_voucher(conn, hold.voucher_id).ratio_bp
         return hold_receipt(
-            message_id, self._status_type, hold, ratio, now, _holder_uscc(conn, hold)
+            message_id, self._status_type, hold, ratio, now, _holder_uscc_txn(conn, hold)
         )

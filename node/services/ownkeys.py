@@ -26,7 +26,7 @@ from node.store.db import Database
 KEYS_DIR = "keys"
 
 
-def load(conn: sqlite3.Connection, current: NodeKey) -> list[OwnKey]:
+def load_txn(conn: sqlite3.Connection, current: NodeKey) -> list[OwnKey]:
     raw = registry.get_meta(conn, "own_keys")
     if raw is None:
         return [OwnKey(current.key_id, current.public_key, 0)]
@@ -42,7 +42,7 @@ def load(conn: sqlite3.Connection, current: NodeKey) -> list[OwnKey]:
     ]
 
 
-def _save(conn: sqlite3.Connection, keys: list[OwnKey]) -> int:
+def _save_txn(conn: sqlite3.Connection, keys: list[OwnKey]) -> int:
     registry.set_meta(
         conn,
         "own_keys",
@@ -64,7 +64,7 @@ def _save(conn: sqlite3.Connection, keys: list[OwnKey]) -> int:
     return version
 
 
-def card_version(conn: sqlite3.Connection) -> int:
+def card_version_txn(conn: sqlite3.Connection) -> int:
     return int(registry.get_meta(conn, "card_version") or "0")
 
 
@@ -95,7 +95,7 @@ def rotate(
     keys_dir.mkdir(mode=0o700, exist_ok=True)
 
     def txn(conn: sqlite3.Connection) -> None:
-        keys = load(conn, current)
+        keys = load_txn(conn, current)
         updated = [
             OwnKey(
                 k.key_id,
@@ -107,7 +107,7 @@ def rotate(
             for k in keys
         ]
         updated.append(OwnKey(fresh.key_id, fresh.public_key, now))
-        version = _save(conn, updated)
+        version = _save_txn(conn, updated)
         ledger.audit(
             conn,
             now,
@@ -135,10 +135,10 @@ def revoke(db: Database, key_path: Path, key_id: str, now: int, actor: str) -> N
         raise errors.InvalidRequest("that is the current signing key: rotate first, then revoke it")
 
     def txn(conn: sqlite3.Connection) -> None:
-        keys = load(conn, current)
+        keys = load_txn(conn, current)
         if key_id not in {k.key_id for k in keys}:
             raise errors.NotFound(f"no own key {key_id}")
-        version = _save(
+        version = _save_txn(
             conn,
             [
                 OwnKey(

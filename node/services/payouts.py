@@ -75,11 +75,11 @@ class LocalSettlement:
     def grace_ms(self) -> int:
         return self._policies.current().settlement_grace_minutes * 60_000
 
-    def payout_window(self, conn: sqlite3.Connection, now: int) -> str:
+    def payout_window_txn(self, conn: sqlite3.Connection, now: int) -> str:
         """The open window of this node at ``now`` (for captures of other cities' vouchers)."""
         return open_window(self._policies.current(), now, lambda w: store.is_closed(conn, w))
 
-    def _close(self, conn: sqlite3.Connection, window_id: str, now: int, actor: str) -> None:
+    def _close_txn(self, conn: sqlite3.Connection, window_id: str, now: int, actor: str) -> None:
         start, end = window_bounds(window_id)
         if start > now:
             raise errors.InvalidRequest(f"window {window_id} has not started")
@@ -97,7 +97,7 @@ class LocalSettlement:
         require_operator(who)
         now = self._clock.now_ms()
         target = window_id or window_of(self._policies.current(), now)
-        await self._db.run("window_close", lambda c: self._close(c, target, now, who.actor))
+        await self._db.run("window_close", lambda c: self._close_txn(c, target, now, who.actor))
         crash_point("settlement.after_close")
         payouts, captures = await self.sign_payouts(target)
         return {"window": target, "payouts": payouts, "captures": captures}
@@ -112,7 +112,7 @@ class LocalSettlement:
             closed = []
             for window_id in store.active_windows(conn):
                 if window_bounds(window_id)[1] + grace <= now:
-                    self._close(conn, window_id, now, "system:settlement")
+                    self._close_txn(conn, window_id, now, "system:settlement")
                     closed.append(window_id)
             return closed
 
@@ -131,7 +131,7 @@ class LocalSettlement:
         in one short transaction that sets ``payouts_at``; whoever comes second (a tick and an
         operator's close, or the CLI beside the node) finds them signed."""
         async with self._signing:
-            if not await self._db.read("payouts_due", lambda c: _due(c, window_id)):
+            if not await self._db.read("payouts_due", lambda c: _due_txn(c, window_id)):
                 return await self._db.read(
                     "payout_counts", lambda c: store.payout_counts(c, window_id)
                 )
@@ -184,7 +184,7 @@ class LocalSettlement:
             captures = sum(t.count for t in tallies.values())
 
             def txn(conn: sqlite3.Connection) -> tuple[int, int]:
-                if not _due(conn, window_id):
+                if not _due_txn(conn, window_id):
                     return store.payout_counts(conn, window_id)
                 for provider_id, tally, statement, signature in signed:
                     store.put_payout(
@@ -314,7 +314,7 @@ def _viewer(who: Principal) -> str | None:
     return None
 
 
-def _due(conn: sqlite3.Connection, window_id: str) -> bool:
+def _due_txn(conn: sqlite3.Connection, window_id: str) -> bool:
     """Whether a window is closed and its payouts are not signed yet."""
     return store.is_closed(conn, window_id) and not store.payouts_signed(conn, window_id)
 

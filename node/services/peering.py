@@ -131,14 +131,16 @@ class Peering:
     ) -> tuple[int, builtins.list[OwnKey], dict[str, int]]:
         """This node's card version, its own keys, and the version each peer acknowledged."""
 
-        def state(conn: sqlite3.Connection) -> tuple[int, builtins.list[OwnKey], dict[str, int]]:
+        def state_txn(
+            conn: sqlite3.Connection,
+        ) -> tuple[int, builtins.list[OwnKey], dict[str, int]]:
             announced = {
                 p.region: int(registry.get_meta(conn, f"card_announced:{p.region}") or "0")
                 for p in peers.list_peers(conn)
             }
-            return ownkeys.card_version(conn), ownkeys.load(conn, current), announced
+            return ownkeys.card_version_txn(conn), ownkeys.load_txn(conn, current), announced
 
-        return await self._db.read("card_state", state)
+        return await self._db.read("card_state", state_txn)
 
     async def announced(self, region: str, version: int) -> None:
         """``region`` acknowledged this node's card ``version``."""

@@ -117,7 +117,7 @@ class Spending:
 
     # Transaction functions, shared by the REST path and the federation's issuer -----------
 
-    def release(
+    def release_txn(
         self,
         conn: sqlite3.Connection,
         hold: Hold,
@@ -160,7 +160,7 @@ class Spending:
             hold, state=state, captured_fen=captured, closed_at=now, settlement_window=window
         )
 
-    def _reclaim(
+    def _reclaim_txn(
         self,
         conn: sqlite3.Connection,
         voucher: Voucher,
@@ -171,7 +171,9 @@ class Spending:
     ) -> int:
         """Close a voucher: end its holds, cancel its codes, return its balance to the budget."""
         for hold in vouchers.open_holds(conn, voucher.id):
-            self.release(conn, hold, "voided" if state == "revoked" else "expired", 0, now, actor)
+            self.release_txn(
+                conn, hold, "voided" if state == "revoked" else "expired", 0, now, actor
+            )
         vouchers.close_open_authorizations(
             conn, voucher.id, "cancelled" if state == "revoked" else "expired"
         )
@@ -191,7 +193,7 @@ class Spending:
         ledger.event(conn, now, "voucher", voucher.id, state, actor, amount, reason=reason)
         return amount
 
-    def place(
+    def place_txn(
         self,
         conn: sqlite3.Connection,
         redeemer: Redeemer,
@@ -292,10 +294,10 @@ class Spending:
         )
         return HoldResult(hold, replayed=False, voucher=voucher, holder_uscc=holder.uscc)
 
-    def place_and_capture(
+    def place_and_capture_txn(
         self, conn: sqlite3.Connection, redeemer: Redeemer, order: Order, now: int, actor: str
     ) -> HoldResult:
-        placed = self.place(conn, redeemer, order, now, actor, capture=True)
+        placed = self.place_txn(conn, redeemer, order, now, actor, capture=True)
         hold = placed.hold
         if placed.replayed and (hold.state != "captured" or hold.captured_fen != hold.amount_fen):
             raise errors.OrderAlreadySubsidised(
@@ -319,7 +321,7 @@ class Spending:
             return HoldResult(hold, replayed=True)
         rules.check_capture(hold, amount_fen, now)
         voucher = vouchers.get_voucher(conn, hold.voucher_id)  # read once: release and receipt
-        released = self.release(conn, hold, "captured", amount_fen, now, actor, voucher)
+        released = self.release_txn(conn, hold, "captured", amount_fen, now, actor, voucher)
         return HoldResult(released, replayed=False, voucher=voucher)
 
     def void_txn(
@@ -331,7 +333,7 @@ class Spending:
         if hold.state == "voided":
             return HoldResult(hold, replayed=True)
         rules.check_hold_open(hold, now)
-        return HoldResult(self.release(conn, hold, "voided", 0, now, actor), replayed=False)
+        return HoldResult(self.release_txn(conn, hold, "voided", 0, now, actor), replayed=False)
 
     def observe(self, result: HoldResult, outcome: str) -> None:
         hold = result.hold
@@ -421,7 +423,7 @@ class Spending:
 
     # A local provider's requests (REST) -------------------------------------------------------
 
-    def _local(self, conn: sqlite3.Connection, provider_id: str) -> Redeemer:
+    def _local_txn(self, conn: sqlite3.Connection, provider_id: str) -> Redeemer:
         return Redeemer(self.region, registry.get_provider(conn, provider_id))
 
     def _remote_for(self, code: str) -> tuple[RemoteSpending, str] | None:
@@ -441,7 +443,7 @@ class Spending:
         now = self._clock.now_ms()
         result = await self._db.run(
             "hold_place",
-            lambda c: self.place(c, self._local(c, provider_id), order, now, who.actor),
+            lambda c: self.place_txn(c, self._local_txn(c, provider_id), order, now, who.actor),
         )
         self.observe(result, "held")
         return result
@@ -455,7 +457,9 @@ class Spending:
         now = self._clock.now_ms()
         result = await self._db.run(
             "redeem",
-            lambda c: self.place_and_capture(c, self._local(c, provider_id), order, now, who.actor),
+            lambda c: self.place_and_capture_txn(
+                c, self._local_txn(c, provider_id), order, now, who.actor
+            ),
         )
         self.observe(result, "captured")
         return result
@@ -468,7 +472,7 @@ class Spending:
         result = await self._db.run(
             "hold_capture",
             lambda c: self.capture_txn(
-                c, self._local(c, provider_id), hold_id, amount_fen, now, who.actor
+                c, self._local_txn(c, provider_id), hold_id, amount_fen, now, who.actor
             ),
         )
         self.observe(result, "captured")
@@ -481,7 +485,7 @@ class Spending:
         now = self._clock.now_ms()
         result = await self._db.run(
             "hold_void",
-            lambda c: self.void_txn(c, self._local(c, provider_id), hold_id, now, who.actor),
+            lambda c: self.void_txn(c, self._local_txn(c, provider_id), hold_id, now, who.actor),
         )
         self.observe(result, "voided")
         return result
@@ -529,7 +533,7 @@ class Spending:
             voucher = vouchers.get_voucher(conn, voucher_id)
             if voucher.state != "active":
                 raise errors.VoucherNotActive(f"voucher {voucher_id} is already {voucher.state}")
-            amount = self._reclaim(conn, voucher, "revoked", now, who.actor, reason)
+            amount = self._reclaim_txn(conn, voucher, "revoked", now, who.actor, reason)
             ledger.audit(
                 conn,
                 now,
@@ -553,13 +557,13 @@ class Spending:
             flows: list[tuple[str, str, int, str | None]] = []
             holds = vouchers.expired_holds(conn, now, batch)
             for hold in holds:
-                self.release(conn, hold, "expired", 0, now, "system:sweeper")
+                self.release_txn(conn, hold, "expired", 0, now, "system:sweeper")
                 flows.append(("expired", hold.compute_class, hold.amount_fen, hold.acquirer_region))
             vouchers.expire_authorizations(conn, now)
             expired = vouchers.expired_vouchers(conn, now, batch)
             for voucher_id in expired:
                 voucher = vouchers.get_voucher(conn, voucher_id)
-                amount = self._reclaim(
+                amount = self._reclaim_txn(
                     conn, voucher, "expired", now, "system:sweeper", "validity ended"
                 )
                 flows.append(("reclaimed", voucher.compute_class, amount, None))

@@ -38,13 +38,13 @@ from google.protobuf.message import DecodeError
 
 from federation.client import PeerRefused, PeerUnreachable
 from federation.envelope import Opened, seal
-from federation.netting import positions, transfers
 from federation.proto.v1 import federation_pb2 as pb
 from federation.wire import Wire
 from node import errors
 from node.clock import Clock
 from node.config import MAX_STATEMENTS_PAGE
 from node.domain.model import Peer
+from node.domain.netting import positions, transfers
 from node.domain.windows import window_bounds
 from node.faults import crash_point
 from node.keys import NodeKey, canonical_json, verify

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from federation.netting import positions, transfers
+from node.domain.netting import positions, transfers
 
 
 def test_three_cities_by_hand() -> None:

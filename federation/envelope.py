@@ -80,6 +80,16 @@ def seal(
     return envelope.SerializeToString(deterministic=True)
 
 
+# A key no one holds (the public half of a fixed seed): an envelope whose signer or key is
+# unknown is checked against it all the same, so that the refusal takes as long as a bad
+# signature's and its timing does not tell a stranger which regions and keys are known here.
+_DECOY = NodeKey(b"suanli/decoy/key/for/timing/\x00\x00\x00\x00").public_key
+
+
+def _decoy(envelope: pb.Envelope) -> None:
+    verify(_DECOY, TAG, envelope.body, envelope.signature)
+
+
 class Door:
     """Verifies envelopes addressed to this node."""
 
@@ -108,11 +118,13 @@ class Door:
                 ) from None
         peer = self._peers(envelope.signer_region)
         if peer is None:
+            _decoy(envelope)
             raise errors.UnknownSigner(
                 "unknown_origin", f"{envelope.signer_region[:40]!r} is not a peer"
             )
         key = next((k for k in peer.keys if k.key_id == envelope.key_id), None)
         if key is None:
+            _decoy(envelope)
             raise errors.UnknownSigner(
                 "unknown_key", f"{peer.region} has no key {envelope.key_id[:40]!r} known here"
             )

@@ -14,6 +14,7 @@ import pytest
 from federation.envelope import seal
 from federation.proto.v1 import federation_pb2 as pb
 from federation.server import MAX_MESSAGE_BYTES, METHODS
+from node import errors
 from node.keys import NodeKey
 from tests.conftest import snapshot
 from tests.fakepeer import PEER, PEER_KEY, STRANGER, Rig
@@ -140,3 +141,47 @@ async def test_the_health_service_refuses_garbage_the_same_way(rig: Rig) -> None
         == health_pb2.HealthCheckResponse.SERVING
     )
     call.cancel()
+
+
+def test_every_unauthenticated_refusal_pays_for_one_signature_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not a timing test: the door verifies one signature for an unknown region, an unknown key
+    and a bad signature alike (against a decoy key when there is no real one), so the three take
+    the same work and their timing does not tell them apart."""
+    from federation import envelope as door_module
+    from federation.envelope import Door
+    from node.domain.model import Peer, PeerKey
+
+    calls: list[bytes] = []
+    real = door_module.verify
+
+    def counting(public: bytes, tag: bytes, body: bytes, signature: bytes) -> bool:
+        calls.append(public)
+        return real(public, tag, body, signature)
+
+    monkeypatch.setattr(door_module, "verify", counting)
+    peer = Peer(
+        PEER,
+        "GY",
+        "x",
+        "",
+        True,
+        True,
+        0,
+        (PeerKey(PEER_KEY.key_id, PEER_KEY.public_key, 0, 0, False),),
+    )
+    door = Door("330100", {PEER: peer}.get, 300_000)
+    now = 1_795_000_000_000
+    payload = b"x"
+    for region, key in (("440300", STRANGER), (PEER, STRANGER)):
+        with pytest.raises(errors.UnknownSigner):
+            door.open(
+                seal(key, region, "330100", "m", pb.AUTHORIZE, payload, now), (pb.AUTHORIZE,), now
+            )
+    forged = pb.Envelope.FromString(seal(STRANGER, PEER, "330100", "m", pb.AUTHORIZE, payload, now))
+    forged.key_id = PEER_KEY.key_id
+    with pytest.raises(errors.UnknownSigner):
+        door.open(forged.SerializeToString(), (pb.AUTHORIZE,), now)
+    assert len(calls) == 3 and calls[2] == PEER_KEY.public_key
+    assert calls[0] == calls[1] != PEER_KEY.public_key  # the decoy

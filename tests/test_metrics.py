@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from node.node import Node
@@ -65,3 +67,30 @@ async def test_metrics_match_the_books(world: World, node: Node) -> None:
         )
     assert total(s, "suanli_db_transaction_seconds_count", name="redeem") == 1
     assert total(s, "suanli_http_requests_total", route="/v1/redemptions", status="201") == 1
+
+
+def test_no_series_is_exposed_twice(rig: Any) -> None:
+    """Read with Prometheus's own parser: each series once. (Every peer used to get a 0 and, with
+    a backlog, a second sample of the same series; Prometheus kept the 0, so the outbox alerts
+    could not fire.)"""
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from node.store import outbox as outbox_rows
+    from tests.fakepeer import PEER
+
+    rig.node.db.run_sync(
+        "put",
+        lambda c: outbox_rows.outbox_put(
+            c, "m_1", PEER, 6, b"payload", None, rig.now() - 90_000, rig.now()
+        ),
+    )
+    text = generate_latest(rig.node.metrics.registry).decode()
+    seen: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            key = (sample.name, tuple(sorted(sample.labels.items())))
+            assert key not in seen, f"{key} is exposed twice"
+            seen[key] = sample.value
+    assert seen[("suanli_outbox_pending", (("peer", PEER),))] == 1
+    assert seen[("suanli_outbox_oldest_age_seconds", (("peer", PEER),))] >= 90

@@ -106,7 +106,7 @@ def peer_request(opened: Opened) -> PeerRequest:
         origin=header.origin,
         message_id=header.message_id,
         type_code=int(header.type),
-        type_name=pb.MessageType.Name(header.type).lower(),
+        type_name=type_name(header.type),
         payload_sha256=opened.payload_sha256,
         ask=_ask(header.type, opened.payload),
     )

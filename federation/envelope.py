@@ -100,22 +100,16 @@ class Door:
 
     def open(
         self,
-        message: bytes | pb.Envelope,
+        message: bytes,
         expect: tuple[int, ...],
         now_ms: int,
         check_skew: bool = True,
     ) -> Opened:
-        if isinstance(message, pb.Envelope):
-            envelope = message
-            raw = message.SerializeToString(deterministic=True)
-        else:
-            raw = message
-            try:
-                envelope = pb.Envelope.FromString(raw)
-            except DecodeError:
-                raise errors.MalformedMessage(
-                    "the envelope is not a valid Envelope message"
-                ) from None
+        raw = message  # the bytes as received: what was signed is checked as it came
+        try:
+            envelope = pb.Envelope.FromString(raw)
+        except DecodeError:
+            raise errors.MalformedMessage("the envelope is not a valid Envelope message") from None
         peer = self._peers(envelope.signer_region)
         if peer is None:
             _decoy(envelope)

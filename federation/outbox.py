@@ -147,7 +147,7 @@ class Outbox:
     async def _attempt_once(self, row: Row) -> Applied | None:
         region, message_id, kind = row["peer"], row["message_id"], row["type"]
         peer = self._directory.get(region)
-        method = pb.MessageType.Name(kind).lower()
+        method = convert.type_name(kind)
         if peer is None:
             await self._later(row, f"{region} is not a peer")
             return None

@@ -159,15 +159,21 @@ def _differences(ours: list[Record], theirs: list[Record]) -> list[dict[str, Any
     return out
 
 
-def _summary(statement: bytes) -> dict[str, Any] | None:
-    """Count, total and digest of a statement's canonical JSON (None if absent or unreadable)."""
+def _parsed(statement: bytes) -> dict[str, Any] | None:
+    """A statement's canonical JSON as a dict (None if absent or unreadable)."""
     try:
         claimed = json.loads(statement) if statement else None
     except ValueError:
         return None
-    if not isinstance(claimed, dict):
-        return None
-    return {k: claimed.get(k) for k in ("count", "total_fen", "digest")}
+    return claimed if isinstance(claimed, dict) else None
+
+
+def _summary(statement: bytes) -> dict[str, Any] | None:
+    """Count, total and digest of a statement (None if absent or unreadable)."""
+    claimed = _parsed(statement)
+    return (
+        None if claimed is None else {k: claimed.get(k) for k in ("count", "total_fen", "digest")}
+    )
 
 
 def _rec(r: Record | None) -> dict[str, Any] | None:
@@ -340,12 +346,7 @@ class Settler:
         (books restored from an older backup, say). A statement both sides signed stands: if
         the one it sends verifies with its key and one of ours and names this pair and window,
         keep it as agreed; either way, record what happened for the operator."""
-        try:
-            summary = json.loads(agreed.statement) if agreed.statement else None
-        except ValueError:
-            summary = None
-        if not isinstance(summary, dict):
-            summary = None
+        summary = _parsed(agreed.statement)
         own = {k.key_id: k.public_key for k in ownkeys.load_txn(conn, self._key)}
         ours = own.get(agreed.acquirer_key_id)
         issuer_key = _key_of(peer, agreed.issuer_key_id)

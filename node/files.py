@@ -42,9 +42,8 @@ def private_database(path: Path) -> None:
     file drops every POSIX lock this process holds on it, the locks of SQLite connections
     already open included (SQLite's documentation, "How To Corrupt An SQLite Database File",
     §2.2). A new one is created and closed before any connection to it can exist."""
-    with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE))
-    for name in (str(path), f"{path}-wal", f"{path}-shm", f"{path}-journal"):
+    private(path)
+    for name in (f"{path}-wal", f"{path}-shm", f"{path}-journal"):
         with contextlib.suppress(FileNotFoundError):
             os.chmod(name, PRIVATE)
 

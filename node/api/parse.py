@@ -13,6 +13,7 @@ dates, control characters) live in ``node/domain/fields.py``.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from aiohttp import web
@@ -121,17 +122,9 @@ class Body:
             return None
         if not isinstance(value, str):
             raise errors.InvalidRequest(f"{name}: must be a string")
-        if (MULTILINE_CONTROL if multiline else CONTROL).search(value):  # before strip()
-            raise errors.InvalidRequest(f"{name}: control characters are not allowed")
-        if prose:
-            value = value.strip()
-        elif value != value.strip():
-            raise errors.InvalidRequest(f"{name}: must not begin or end with white space")
-        if not value:  # optional or not: leave an optional field out (or null) instead
-            raise errors.InvalidRequest(f"{name}: must not be empty")
-        if len(value) > max_len:
-            raise errors.InvalidRequest(f"{name}: at most {max_len} characters")
-        return value
+        # optional or not, never "": leave an optional field out (or null) instead
+        control = MULTILINE_CONTROL if multiline else CONTROL
+        return _text(name, value, max_len=max_len, control=control, prose=prose)
 
     def fen(self, name: str, *, minimum: int = 1, required: bool = True) -> Any:
         value = self._get(name, required)
@@ -186,6 +179,31 @@ class Body:
             raise errors.InvalidRequest(f"{unknown[0]}: unknown field")
 
 
+def _text(
+    name: str,
+    value: str,
+    *,
+    max_len: int,
+    control: re.Pattern[str] = CONTROL,
+    prose: bool = False,
+    allow_empty: bool = False,
+) -> str:
+    """The one rule for text, in a body or a query string: no control characters (looked for
+    before any trimming), white space around it trimmed for prose and refused otherwise, not
+    empty unless allowed, at most ``max_len`` characters."""
+    if control.search(value):
+        raise errors.InvalidRequest(f"{name}: control characters are not allowed")
+    if prose:
+        value = value.strip()
+    elif value != value.strip():
+        raise errors.InvalidRequest(f"{name}: must not begin or end with white space")
+    if not value and not allow_empty:
+        raise errors.InvalidRequest(f"{name}: must not be empty")
+    if len(value) > max_len:
+        raise errors.InvalidRequest(f"{name}: at most {max_len} characters")
+    return value
+
+
 def _time(name: str, value: str) -> int:
     try:
         ms = parse_iso(value)
@@ -215,15 +233,7 @@ class Query:
         value = self._get(name)
         if value is None:
             return None
-        if len(value) > max_len:
-            raise errors.InvalidRequest(f"{name}: at most {max_len} characters")
-        if CONTROL.search(value):
-            raise errors.InvalidRequest(f"{name}: control characters are not allowed")
-        if value != value.strip():
-            raise errors.InvalidRequest(f"{name}: must not begin or end with white space")
-        if not value and not allow_empty:
-            raise errors.InvalidRequest(f"{name}: must not be empty")
-        return value
+        return _text(name, value, max_len=max_len, allow_empty=allow_empty)
 
     def integer(self, name: str, *, minimum: int = 0, maximum: int = INT64_MAX) -> int | None:
         value = self._get(name)

@@ -9,8 +9,6 @@ import time
 from dataclasses import dataclass
 
 from node import errors
-from node.domain.fields import CONTROL as CONTROL  # every text field
-from node.domain.fields import MULTILINE_CONTROL as MULTILINE_CONTROL
 
 ROLES = ("operator", "holder", "provider")
 

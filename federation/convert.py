@@ -5,12 +5,14 @@ place (Flower's ``flwr.common.serde``): the services know no protobuf, the wire 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Sequence
 
 from google.protobuf.message import DecodeError
 
 from federation.envelope import Opened, seal
 from federation.proto.v1 import federation_pb2 as pb
 from node import errors
+from node.domain.statements import Record, SignedStatement, StatementAnswer, StatementClaim
 from node.keys import NodeKey
 from node.services.common import new_id
 from node.services.ports import (
@@ -138,6 +140,10 @@ class Sealer:
         else:
             kind = pb.RECEIPT
             payload = receipt_message(answer).SerializeToString(deterministic=True)
+        return self.reply(origin, in_reply_to, kind, payload, now_ms)
+
+    def reply(self, origin: str, in_reply_to: str, kind: int, payload: bytes, now_ms: int) -> bytes:
+        """Any reply to ``origin``'s message ``in_reply_to``, signed by this node."""
         return seal(
             self._key,
             self._region,
@@ -148,3 +154,124 @@ class Sealer:
             now_ms,
             in_reply_to=in_reply_to,
         )
+
+
+# Pair statements (docs/settlement.md) ------------------------------------------------------------
+
+
+def _records(msgs: Iterable[pb.StatementRecord]) -> list[Record]:
+    return sorted((m.issuer_hold_id, m.provider_id, m.order_id, m.captured_fen) for m in msgs)
+
+
+def _record_messages(records: Sequence[Record] | None) -> list[pb.StatementRecord]:
+    return [
+        pb.StatementRecord(issuer_hold_id=h, provider_id=p, order_id=o, captured_fen=f)
+        for h, p, o, f in records or ()
+    ]
+
+
+def statement_request(claim: StatementClaim) -> bytes:
+    """The acquirer's STATEMENT payload."""
+    return pb.StatementRequest(
+        statement=claim.statement,
+        acquirer_signature=claim.acquirer_signature,
+        acquirer_key_id=claim.acquirer_key_id,
+        records=_record_messages(claim.records),
+        records_omitted=claim.records is None,
+    ).SerializeToString(deterministic=True)
+
+
+def statement_claim(payload: bytes) -> StatementClaim:
+    """A STATEMENT payload as the issuer's desk takes it."""
+    try:
+        request = pb.StatementRequest.FromString(payload)
+    except DecodeError:
+        raise errors.MalformedMessage("the statement does not parse") from None
+    if request.records_omitted and request.records:
+        raise errors.MalformedMessage("records sent and said to be omitted")
+    return StatementClaim(
+        statement=request.statement,
+        acquirer_signature=request.acquirer_signature,
+        acquirer_key_id=request.acquirer_key_id,
+        records=None if request.records_omitted else _records(request.records),
+    )
+
+
+def signed_message(s: SignedStatement) -> pb.SignedStatement:
+    return pb.SignedStatement(
+        statement=s.statement,
+        acquirer_signature=s.acquirer_signature,
+        acquirer_key_id=s.acquirer_key_id,
+        issuer_signature=s.issuer_signature,
+        issuer_key_id=s.issuer_key_id,
+    )
+
+
+def signed_statement(m: pb.SignedStatement) -> SignedStatement:
+    return SignedStatement(
+        m.statement, m.acquirer_signature, m.acquirer_key_id, m.issuer_signature, m.issuer_key_id
+    )
+
+
+def statement_reply(answer: StatementAnswer) -> bytes:
+    """The issuer's STATEMENT_REPLY payload."""
+    reply = pb.StatementReply(
+        agreed=answer.agreed,
+        code=answer.code,
+        issuer_signature=answer.issuer_signature,
+        issuer_key_id=answer.issuer_key_id,
+        closes_at_ms=answer.closes_at_ms,
+        issuer_statement=answer.issuer_statement,
+        issuer_records=_record_messages(answer.issuer_records),
+        records_omitted=answer.issuer_records is None,
+    )
+    if answer.agreed_statement is not None:
+        reply.agreed_statement.CopyFrom(signed_message(answer.agreed_statement))
+    return reply.SerializeToString(deterministic=True)
+
+
+def statement_answer(payload: bytes) -> StatementAnswer:
+    """A STATEMENT_REPLY payload as the acquirer's service takes it."""
+    try:
+        r = pb.StatementReply.FromString(payload)
+    except DecodeError:
+        raise errors.MalformedMessage("the statement reply does not parse") from None
+    return StatementAnswer(
+        agreed=r.agreed,
+        code=r.code,
+        issuer_signature=r.issuer_signature,
+        issuer_key_id=r.issuer_key_id,
+        closes_at_ms=r.closes_at_ms,
+        issuer_statement=r.issuer_statement,
+        issuer_records=None if r.records_omitted else _records(r.issuer_records),
+        agreed_statement=signed_statement(r.agreed_statement)
+        if r.HasField("agreed_statement")
+        else None,
+    )
+
+
+def statements_request(until_ms: int, after: str, limit: int) -> bytes:
+    return pb.StatementsRequest(until_ms=until_ms, after=after, limit=limit).SerializeToString()
+
+
+def statements_query(payload: bytes) -> tuple[int, str, int]:
+    """A STATEMENTS payload: until, after, limit."""
+    try:
+        r = pb.StatementsRequest.FromString(payload)
+    except DecodeError:
+        raise errors.MalformedMessage("the request does not parse") from None
+    return r.until_ms, r.after, r.limit
+
+
+def statements_reply(statements: Sequence[SignedStatement], following: str) -> bytes:
+    return pb.StatementsReply(
+        statements=[signed_message(s) for s in statements], next=following
+    ).SerializeToString(deterministic=True)
+
+
+def statements_page(payload: bytes) -> tuple[list[SignedStatement], str]:
+    try:
+        r = pb.StatementsReply.FromString(payload)
+    except DecodeError:
+        raise errors.MalformedMessage("the statements reply does not parse") from None
+    return [signed_statement(s) for s in r.statements], r.next

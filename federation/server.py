@@ -23,12 +23,13 @@ from grpc_health.v1 import health, health_pb2
 
 from federation import convert
 from federation.announce import CardReceiver
-from federation.envelope import Door
+from federation.envelope import Door, Opened
 from federation.proto.v1 import federation_pb2 as pb
-from federation.statements import StatementDesk
 from node import errors
 from node.clock import Clock
+from node.faults import crash_point
 from node.services.issuer import IssuerDesk
+from node.services.statements import StatementDesk
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ class Servicer:
         issuer: IssuerDesk,
         cards: CardReceiver,
         desk: StatementDesk,
+        sealer: convert.Sealer,
         clock: Clock,
         card: Callable[[], bytes],
         observer: RefusalObserver | None = None,
@@ -120,6 +122,7 @@ class Servicer:
         self._issuer = issuer
         self._cards = cards
         self._desk = desk
+        self._sealer = sealer
         self._clock = clock
         self._card = card
         self._observer = observer
@@ -132,10 +135,22 @@ class Servicer:
         if kind == pb.CARD:
             return await self._cards.receive(opened)
         if kind == pb.STATEMENT:
-            return await self._desk.handle(opened)
+            origin = opened.header.origin
+            answer = await self._desk.compare(
+                origin, convert.statement_claim(opened.payload), opened.raw
+            )
+            crash_point("issuer.after_statement")
+            return self._reply(opened, pb.STATEMENT_REPLY, convert.statement_reply(answer))
         if kind == pb.STATEMENTS:
-            return await self._desk.statements(opened)
+            page = await self._desk.agreed(*convert.statements_query(opened.payload))
+            return self._reply(opened, pb.STATEMENTS_REPLY, convert.statements_reply(*page))
         return await self._issuer.handle(convert.peer_request(opened))
+
+    def _reply(self, opened: Opened, kind: int, payload: bytes) -> bytes:
+        header = opened.header
+        return self._sealer.reply(
+            header.origin, header.message_id, kind, payload, self._clock.now_ms()
+        )
 
     def _refused(self, signer_region: str, kinds: tuple[int, ...], exc: errors.SuanliError) -> None:
         if self._observer is not None:  # it labels by peer only regions that are peers

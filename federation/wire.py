@@ -8,13 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from federation.client import Clients
+from google.protobuf.message import DecodeError
+
+from federation import convert
+from federation.client import Clients, PeerRefused, PeerUnreachable
 from federation.envelope import Door, Opened, seal
+from federation.proto.v1 import federation_pb2 as pb
 from node import errors
 from node.clock import Clock
+from node.domain.statements import SignedStatement, StatementAnswer, StatementClaim
 from node.keys import NodeKey
 from node.services.common import new_id
 from node.services.directory import Directory
+from node.services.statements import NoAnswer
 
 
 @dataclass(frozen=True)
@@ -52,3 +58,28 @@ class Wire:
         if opened.header.in_reply_to != message_id or opened.header.origin != peer_region:
             raise errors.MalformedMessage(f"{peer_region} answered another message")
         return opened
+
+
+class PeerStatements:
+    """The statement services' ``StatementLink``: STATEMENT and STATEMENTS over the wire."""
+
+    def __init__(self, wire: Wire) -> None:
+        self._wire = wire
+
+    async def send(self, issuer: str, claim: StatementClaim) -> tuple[StatementAnswer, bytes]:
+        payload = convert.statement_request(claim)
+        try:
+            opened = await self._wire.ask(issuer, pb.STATEMENT, payload, pb.STATEMENT_REPLY)
+            return convert.statement_answer(opened.payload), opened.raw
+        except (PeerUnreachable, PeerRefused, errors.SuanliError, DecodeError) as exc:
+            raise NoAnswer(str(exc)) from exc
+
+    async def page(
+        self, region: str, until_ms: int, after: str, limit: int
+    ) -> tuple[list[SignedStatement], str]:
+        payload = convert.statements_request(until_ms, after, limit)
+        try:
+            opened = await self._wire.ask(region, pb.STATEMENTS, payload, pb.STATEMENTS_REPLY)
+            return convert.statements_page(opened.payload)
+        except (PeerUnreachable, PeerRefused, errors.SuanliError, DecodeError) as exc:
+            raise NoAnswer(str(exc)) from exc

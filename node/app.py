@@ -15,8 +15,7 @@ from federation.convert import STATUS, Sealer
 from federation.envelope import Door
 from federation.outbox import Backoff, Outbox, Writer
 from federation.server import ServerTls, Servicer
-from federation.statements import Netting, Settler, StatementDesk
-from federation.wire import Wire
+from federation.wire import PeerStatements, Wire
 from node.api.routes import make_web_app
 from node.clock import Clock, SystemClock
 from node.config import FederationConfig, NodeConfig
@@ -36,6 +35,7 @@ from node.services.peering import Peering
 from node.services.policies import PolicyBook
 from node.services.registry import Registry, Tokens
 from node.services.spending import Spending
+from node.services.statements import Netting, Settler, StatementDesk
 from node.services.views import Views
 from node.store.db import Database
 
@@ -186,7 +186,8 @@ def _build_federation(
     def on_refusal(peer: str, reason: str) -> None:
         metrics.envelope_refusals.labels(known(peer), reason).inc()
 
-    issuer = IssuerDesk(db, clock, spending, Sealer(key, region), STATUS, on_issuer)
+    sealer = Sealer(key, region)
+    issuer = IssuerDesk(db, clock, spending, sealer, STATUS, on_issuer)
     wire = Wire(region, key, clock, directory, door, wire_parts.clients, fed.call_timeout_seconds)
     peering = Peering(db, clock, region)
     announcer = Announcer(peering, wire, config.name, fed.advertised, config.data_dir)
@@ -206,15 +207,20 @@ def _build_federation(
         lambda: local_settlement.grace_ms(),
         fed.statement_inline_records,
     )
+    link = PeerStatements(wire)
     settler = Settler(
         db,
-        wire,
+        clock,
+        region,
+        key,
+        directory,
+        link,
         fed.statement_recheck_seconds,
         retry_seconds=fed.statement_retry_seconds,
         inline_records=fed.statement_inline_records,
     )
-    netting = Netting(db, wire, fed.statements_page)
-    servicer = Servicer(door, issuer, cards, desk, clock, own_card, on_refusal)
+    netting = Netting(db, region, key, directory, link, fed.statements_page)
+    servicer = Servicer(door, issuer, cards, desk, sealer, clock, own_card, on_refusal)
     return Federation(
         fed,
         directory,

@@ -12,7 +12,6 @@ from federation.client import Clients
 from federation.envelope import Door
 from federation.outbox import Outbox
 from federation.server import ServerTls, Servicer
-from federation.statements import Netting, Settler
 from node.clock import Clock
 from node.config import FederationConfig, NodeConfig
 from node.keys import NodeKey
@@ -26,6 +25,7 @@ from node.services.payouts import LocalSettlement, SettlementViews
 from node.services.policies import PolicyBook
 from node.services.registry import Registry, Tokens
 from node.services.spending import Spending
+from node.services.statements import Netting, Settler
 from node.services.views import Views
 from node.store.audit import check_books
 from node.store.db import Database

@@ -5,9 +5,8 @@
                            →  services  →  domain, store  →  leaves
 
 Every import of the product is parsed (imports under ``if TYPE_CHECKING:`` carry no arrow);
-an import that runs the wrong way fails the test, as does SQL outside ``node/store``. What is
-still being moved (issue 15) is listed in ``KNOWN``: each entry must still exist (so the list
-only shrinks) and none may be added.
+an import that runs the wrong way fails the test, as does SQL outside ``node/store`` and a
+wire or web library in the services or the domain.
 """
 
 from __future__ import annotations
@@ -56,13 +55,6 @@ FORBIDDEN: list[tuple[str, str, str]] = [
 # Only these may import the composition root.
 ROOT_IMPORTERS = ("node.cli", "node.provision", "node.tools")
 
-# Still to move (issue 15). Each must exist; the list may only shrink.
-KNOWN: set[tuple[str, str]] = {
-    ("federation.statements", "node.store.ledger"),
-    ("federation.statements", "node.store.settlement"),
-}
-SQL_KNOWN: set[str] = set()
-
 
 def _module(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
@@ -89,8 +81,8 @@ def _type_checking(node: ast.If) -> bool:
     )
 
 
-def imports(path: Path) -> set[str]:
-    """The product modules ``path`` imports at run time (anywhere in the file)."""
+def _all_imports(path: Path) -> set[str]:
+    """Every module ``path`` imports at run time (anywhere in the file)."""
     tree = ast.parse(path.read_text())
     skip: set[int] = set()
     for node in ast.walk(tree):
@@ -105,8 +97,13 @@ def imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             out.add(node.module)
             out |= {f"{node.module}.{a.name}" for a in node.names}
+    return out
+
+
+def imports(path: Path) -> set[str]:
+    """The product modules ``path`` imports at run time."""
     known = {_module(p) for p in _files()} | {"federation.proto"}
-    return {m for m in out if m in known or m.startswith("federation.proto")}
+    return {m for m in _all_imports(path) if m in known or m.startswith("federation.proto")}
 
 
 def _within(module: str, prefix: str) -> bool:
@@ -147,15 +144,25 @@ def test_every_module_has_a_layer() -> None:
 
 
 def test_imports_point_one_way() -> None:
-    bad = violations()
-    new = sorted(bad - KNOWN)
-    assert not new, "imports against the house rules:\n" + "\n".join(
-        f"  {a} -> {b}" for a, b in new
+    bad = sorted(violations())
+    assert not bad, "imports against the house rules:\n" + "\n".join(
+        f"  {a} -> {b}" for a, b in bad
     )
-    gone = sorted(KNOWN - bad)
-    assert not gone, "moved already: take these out of KNOWN:\n" + "\n".join(
-        f"  {a} -> {b}" for a, b in gone
-    )
+
+
+TRANSPORT_LIBRARIES = ("grpc", "google.protobuf", "aiohttp", "federation")
+
+
+def test_services_and_domain_know_no_wire() -> None:
+    """No protobuf, gRPC or aiohttp below the transports: the services take values."""
+    found = {
+        f"{p.relative_to(ROOT)}: {m}"
+        for top in ("services", "domain")
+        for p in sorted((ROOT / "node" / top).glob("*.py"))
+        for m in _all_imports(p)
+        if any(_within(m, lib) for lib in TRANSPORT_LIBRARIES)
+    }
+    assert not found, sorted(found)
 
 
 def test_no_cycle() -> None:
@@ -189,10 +196,7 @@ def test_sql_lives_in_the_store() -> None:
             continue
         if SQL.search(p.read_text()):
             found.add(relative)
-    new = sorted(found - SQL_KNOWN)
-    assert not new, f"SQL outside node/store: {new}"
-    gone = sorted(SQL_KNOWN - found)
-    assert not gone, f"no SQL left in these: take them out of SQL_KNOWN: {gone}"
+    assert not found, f"SQL outside node/store: {sorted(found)}"
 
 
 def test_the_rules_catch_wrong_arrows() -> None:
@@ -210,7 +214,7 @@ def test_the_rules_catch_wrong_arrows() -> None:
 # A module name used in more than one package names the same concept in each layer (the rules,
 # the service, the tables of one thing); any other repeat is two different things under one
 # name, which a reader would confuse.
-SAME_CONCEPT = {"__init__", "issuance", "outbox", "registry", "reports", "spending"}
+SAME_CONCEPT = {"__init__", "issuance", "outbox", "registry", "reports", "spending", "statements"}
 
 
 def test_one_name_one_thing() -> None:

@@ -178,8 +178,6 @@ def test_statements_agree_payouts_and_netting(trio: Cluster) -> None:
     wait_until(
         lambda: all_agreed(trio, PAIRS), "every pair statement to be countersigned", timeout=30
     )
-    from federation.statements import Netting  # noqa: F401 - the verification is exercised below
-
     # Both sides hold the same statement, with both signatures.
     gy_side = next(s for s in statements(trio, GY) if s["issuer"] == HZ)
     hz_side = next(s for s in statements(trio, HZ) if s["acquirer"] == GY)

@@ -12,7 +12,7 @@ from prometheus_client import generate_latest
 
 from federation.envelope import seal
 from federation.proto.v1 import federation_pb2 as pb
-from federation.statements import STATEMENT_TAG, statement_bytes, tally
+from node.domain.statements import STATEMENT_TAG, statement_bytes, tally
 from node.keys import verify
 from node.services.common import SYSTEM
 from tests.fakepeer import PEER, PEER_KEY, Rig, reply_of

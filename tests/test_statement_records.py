@@ -16,7 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from federation.statements import Tally, tally, tally_rows
+from node.domain.statements import Tally, tally
+from node.services.statements import tally_rows
 from node.store import settlement as store
 from node.store.db import Database
 

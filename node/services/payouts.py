@@ -1,7 +1,7 @@
 """Settlement at this node: windows, their closing, and signed payout statements for providers.
 
 Every capture belongs to exactly one window of the city that names it: the issuer's, in its
-signed receipt, for the inter-city statements (``federation.statements``); and, for this node's
+signed receipt, for the inter-city statements (``node/services/statements.py``); and, for this node's
 provider payouts, the window of this node in which it recorded the capture (its own
 ``settlement_window`` for a local voucher, ``payout_window`` for another city's). A window
 closes ``settlement_grace_minutes`` after its end, or earlier when the operator closes it; from

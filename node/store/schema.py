@@ -410,7 +410,7 @@ CREATE INDEX remote_holds_issuer ON remote_holds(issuer_region)
 V6 = """
 -- A pair statement reads its window's records in record order straight from these indexes:
 -- no sort of the window's captures up front, so a statement of millions of records streams in
--- chunks with bounded memory (federation/statements.py). The issuer's hold id is unique; the
+-- chunks with bounded memory (node/services/statements.py). The issuer's hold id is unique; the
 -- acquirer's index holds every column of a record, as its order needs them all.
 DROP INDEX holds_captured_window;
 CREATE INDEX holds_captured_window ON holds(acquirer_region, settlement_window, id) WHERE state = 'captured';

@@ -25,7 +25,8 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from federation.statements import Tally, tally_rows
+from node.domain.statements import Tally
+from node.services.statements import tally_rows
 from node.store import settlement as store
 from node.store.db import Database
 

@@ -21,35 +21,47 @@ books are corrected, and the statement is then countersigned.
 
 A window is **settled** at the issuer when every acquirer with records in it has a
 countersigned statement.
+
+Three services, all knowing no protobuf: ``Settler`` (the acquirer's side), ``StatementDesk``
+(the issuer's) and ``Netting`` (any member). They reach peers through one port,
+``StatementLink``, which the federation implements (``federation/wire.py``); the federation's
+servicer hands the desk the claims it received and seals the desk's answers.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
-from google.protobuf.message import DecodeError
-
-from federation.client import PeerRefused, PeerUnreachable
-from federation.envelope import Opened, seal
-from federation.proto.v1 import federation_pb2 as pb
-from federation.wire import Wire
 from node import errors
 from node.clock import Clock
 from node.config import MAX_STATEMENTS_PAGE
 from node.domain.model import Peer
 from node.domain.netting import positions, transfers
+from node.domain.statements import (
+    STATEMENT_TAG,
+    SUMMARY_KEYS,
+    Record,
+    SignedStatement,
+    StatementAnswer,
+    StatementClaim,
+    Tally,
+    differences,
+    parsed,
+    statement_bytes,
+    summary_of,
+    tally,
+)
 from node.domain.windows import window_bounds
 from node.faults import crash_point
-from node.keys import NodeKey, canonical_json, verify
+from node.keys import NodeKey, verify
 from node.services import ownkeys
-from node.services.common import Principal, new_id, require_operator
+from node.services.common import Principal, require_operator
 from node.services.directory import Directory
 from node.store import ledger, remote_holds
 from node.store import outbox as outbox_rows
@@ -58,46 +70,26 @@ from node.store.db import Database
 
 logger = logging.getLogger(__name__)
 
-STATEMENT_TAG = b"suanli/statement/v1\x00"
-Record = tuple[str, str, str, int]  # issuer hold id, provider id, order id, captured fen
+
+class NoAnswer(Exception):
+    """A peer gave no answer this node can use: unreachable, refused at its door, or an answer
+    that does not verify or parse. Statements and netting try again later."""
 
 
-class Tally:
-    """What a statement says of its records: how many, their total, and the SHA-256 digest of
-    their lines (``hold|provider|order|fen\n`` each, in record order). Records are fed in
-    record order, in any number of chunks, so a window of millions never sits in memory; the
-    records themselves are kept while there are at most ``keep`` (to send inline)."""
+class StatementLink(Protocol):
+    """What the statement services need from the federation (``federation/wire.py``)."""
 
-    def __init__(self, keep: int = 0) -> None:
-        self.count = 0
-        self.total_fen = 0
-        self.records: list[Record] | None = []
-        self._keep = keep
-        self._sha = hashlib.sha256()
-        self._last: Record | None = None
+    async def send(self, issuer: str, claim: StatementClaim) -> tuple[StatementAnswer, bytes]:
+        """Send a statement; the issuer's verified answer, and its signed envelope as received
+        (evidence). Raises NoAnswer."""
+        ...
 
-    def add(self, records: Sequence[Record]) -> None:
-        last = self._last
-        for record in records:
-            if last is not None and record < last:
-                raise ValueError("statement records must come in record order")
-            last = record
-        self._last = last
-        self.count += len(records)
-        self.total_fen += sum(r[3] for r in records)
-        self._sha.update("".join(f"{h}|{p}|{o}|{fen}\n" for h, p, o, fen in records).encode())
-        if self.records is not None:
-            self.records = self.records + list(records) if self.count <= self._keep else None
-
-    def summary(self) -> dict[str, Any]:
-        return {"count": self.count, "total_fen": self.total_fen, "digest": self._sha.hexdigest()}
-
-
-def tally(records: Iterable[Record]) -> dict[str, Any]:
-    """The summary of records in any order (a statement's records that fit in a message)."""
-    counted = Tally()
-    counted.add(sorted(records))
-    return counted.summary()
+    async def page(
+        self, region: str, until_ms: int, after: str, limit: int
+    ) -> tuple[list[SignedStatement], str]:
+        """One page of the countersigned statements ``region`` is party to, and the cursor of
+        the next page ("" at the end). Raises NoAnswer."""
+        ...
 
 
 async def tally_rows(db: Database, sql: str, params: Sequence[Any], keep: int) -> Tally:
@@ -110,32 +102,6 @@ async def tally_rows(db: Database, sql: str, params: Sequence[Any], keep: int) -
     return counted
 
 
-def statement_bytes(issuer: str, acquirer: str, window_id: str, summary: dict[str, Any]) -> bytes:
-    """The signed form of a statement; ``summary``: a ``Tally``'s count, total and digest."""
-    return canonical_json(
-        {
-            "type": "suanli.statement.v1",
-            "issuer": issuer,
-            "acquirer": acquirer,
-            "window": window_id,
-            "count": summary["count"],
-            "total_fen": summary["total_fen"],
-            "digest": summary["digest"],
-        }
-    )
-
-
-def _records(msgs: Iterable[pb.StatementRecord]) -> list[Record]:
-    return sorted((m.issuer_hold_id, m.provider_id, m.order_id, m.captured_fen) for m in msgs)
-
-
-def _pb_records(records: list[Record]) -> list[pb.StatementRecord]:
-    return [
-        pb.StatementRecord(issuer_hold_id=h, provider_id=p, order_id=o, captured_fen=f)
-        for h, p, o, f in records
-    ]
-
-
 def _key_of(peer: Peer | None, key_id: str) -> bytes | None:
     if peer is None:
         return None
@@ -143,41 +109,18 @@ def _key_of(peer: Peer | None, key_id: str) -> bytes | None:
     return key.public_key if key else None
 
 
-def _differences(ours: list[Record], theirs: list[Record]) -> list[dict[str, Any]]:
-    mine = {r[0]: r for r in ours}
-    other = {r[0]: r for r in theirs}
-    out = []
-    for hold_id in sorted(set(mine) | set(other)):
-        if mine.get(hold_id) != other.get(hold_id):
-            out.append(
-                {
-                    "issuer_hold_id": hold_id,
-                    "acquirer": _rec(mine.get(hold_id)),
-                    "issuer": _rec(other.get(hold_id)),
-                }
-            )
-    return out
-
-
-def _parsed(statement: bytes) -> dict[str, Any] | None:
-    """A statement's canonical JSON as a dict (None if absent or unreadable)."""
-    try:
-        claimed = json.loads(statement) if statement else None
-    except ValueError:
-        return None
-    return claimed if isinstance(claimed, dict) else None
-
-
-def _summary(statement: bytes) -> dict[str, Any] | None:
-    """Count, total and digest of a statement (None if absent or unreadable)."""
-    claimed = _parsed(statement)
-    return (
-        None if claimed is None else {k: claimed.get(k) for k in ("count", "total_fen", "digest")}
+def _signed(row: sqlite3.Row) -> SignedStatement:
+    return SignedStatement(
+        statement=bytes(row["statement"]),
+        acquirer_signature=bytes(row["acquirer_signature"]),
+        acquirer_key_id=row["acquirer_key_id"],
+        issuer_signature=bytes(row["issuer_signature"]),
+        issuer_key_id=row["issuer_key_id"],
     )
 
 
-def _rec(r: Record | None) -> dict[str, Any] | None:
-    return None if r is None else {"provider_id": r[1], "order_id": r[2], "captured_fen": r[3]}
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
 
 
 class Settler:
@@ -186,16 +129,21 @@ class Settler:
     def __init__(
         self,
         db: Database,
-        wire: Wire,
+        clock: Clock,
+        region: str,
+        key: NodeKey,
+        directory: Directory,
+        link: StatementLink,
         recheck_seconds: float,
         retry_seconds: float = 5.0,
         inline_records: int = 2_000,
     ) -> None:
         self._db = db
-        self._wire = wire
-        self._clock = wire.clock
-        self.region = wire.region
-        self._key = wire.key
+        self._clock = clock
+        self.region = region
+        self._key = key
+        self._directory = directory
+        self._link = link
         self._retry_ms = int(retry_seconds * 1000)
         self._recheck_ms = int(recheck_seconds * 1000)
         self._inline = inline_records
@@ -204,7 +152,7 @@ class Settler:
         """Send every statement that is due; returns how many were countersigned."""
         now = self._clock.now_ms()
 
-        def due(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+        def due_txn(conn: sqlite3.Connection) -> list[tuple[str, str]]:
             out: list[tuple[str, str]] = []
             busy = {p for p, _, _ in outbox_rows.outbox_depth(conn)}
             for issuer, window_id in store.acquirer_windows(conn, self.region):
@@ -217,8 +165,8 @@ class Settler:
             return out
 
         agreed = 0
-        for issuer, window_id in await self._db.read("statements_due", due):
-            peer = self._wire.directory.get(issuer)
+        for issuer, window_id in await self._db.read("statements_due", due_txn):
+            peer = self._directory.get(issuer)
             if peer is None:
                 continue  # no longer a peer: nothing to ask
             ours = await tally_rows(
@@ -233,13 +181,7 @@ class Settler:
         summary = ours.summary()
         body = statement_bytes(issuer, self.region, window_id, summary)
         signature = self._key.sign(STATEMENT_TAG, body)
-        request = pb.StatementRequest(
-            statement=body,
-            acquirer_signature=signature,
-            acquirer_key_id=self._key.key_id,
-            records=_pb_records(ours.records) if ours.records is not None else [],
-            records_omitted=ours.records is None,
-        ).SerializeToString(deterministic=True)
+        claim = StatementClaim(body, signature, self._key.key_id, ours.records)
         base = {
             "issuer": issuer,
             "acquirer": self.region,
@@ -252,45 +194,46 @@ class Settler:
             "updated_at": now,
         }
         try:
-            opened = await self._wire.ask(issuer, pb.STATEMENT, request, pb.STATEMENT_REPLY)
-            reply = pb.StatementReply.FromString(opened.payload)
-        except (PeerUnreachable, PeerRefused, errors.SuanliError, DecodeError) as exc:
+            answer, raw = await self._link.send(issuer, claim)
+        except NoAnswer as exc:
             logger.info("statement %s/%s not answered yet: %s", issuer, window_id, exc)
-            await self._db.run("statement_retry", lambda c: self._later(c, base, "sent", now))
+            await self._db.run("statement_retry", lambda c: self._later_txn(c, base, "sent", now))
             return False
         crash_point("acquirer.before_statement_store")
-        if reply.agreed:
-            public = _key_of(peer, reply.issuer_key_id)
-            if public is None or not verify(public, STATEMENT_TAG, body, reply.issuer_signature):
+        if answer.agreed:
+            public = _key_of(peer, answer.issuer_key_id)
+            if public is None or not verify(public, STATEMENT_TAG, body, answer.issuer_signature):
                 logger.error(
                     "%s countersigned %s with a signature that does not verify", issuer, window_id
                 )
-                await self._db.run("statement_retry", lambda c: self._later(c, base, "sent", now))
+                await self._db.run(
+                    "statement_retry", lambda c: self._later_txn(c, base, "sent", now)
+                )
                 return False
-            await self._db.run("statement_agreed", lambda c: self._agreed(c, base, reply, now))
+            await self._db.run("statement_agreed", lambda c: self._agreed_txn(c, base, answer, now))
             logger.info("statement %s→%s %s countersigned", issuer, self.region, window_id)
             return True
-        if reply.code == "statement_already_agreed":
+        if answer.code == "statement_already_agreed":
             await self._db.run(
                 "statement_conflict",
-                lambda c: self._conflict(c, peer, base, reply.agreed_statement, opened, now),
+                lambda c: self._conflict_txn(c, peer, base, answer.agreed_statement, raw, now),
             )
             return False
-        if reply.code == "window_open":
+        if answer.code == "window_open":
             # Ask again when the issuer closes it by time, or sooner in case it closes early.
-            at = min(reply.closes_at_ms or now, now + self._recheck_ms)
-            await self._db.run("statement_retry", lambda c: self._later(c, base, "sent", now, at))
+            at = min(answer.closes_at_ms or now, now + self._recheck_ms)
+            await self._db.run(
+                "statement_retry", lambda c: self._later_txn(c, base, "sent", now, at)
+            )
             return False
-        theirs = None if reply.records_omitted else _records(reply.issuer_records)
-        issuer_summary = _summary(reply.issuer_statement)
         await self._db.run(
             "statement_dispute",
-            lambda c: self._dispute(c, base, ours.records, theirs, issuer_summary, opened, now),
+            lambda c: self._dispute_txn(c, base, ours.records, answer, raw, now),
         )
         logger.warning("statement %s→%s %s disputed", issuer, self.region, window_id)
         return False
 
-    def _later(
+    def _later_txn(
         self,
         conn: sqlite3.Connection,
         base: dict[str, Any],
@@ -310,14 +253,14 @@ class Settler:
             at = now + min(self._retry_ms * 2 ** min(attempts - 1, 7), 600_000)
         store.put_statement(conn, **base, state=state, attempts=attempts, next_attempt_at=at)
 
-    def _agreed(
-        self, conn: sqlite3.Connection, base: dict[str, Any], reply: pb.StatementReply, now: int
+    def _agreed_txn(
+        self, conn: sqlite3.Connection, base: dict[str, Any], answer: StatementAnswer, now: int
     ) -> None:
         store.put_statement(
             conn,
             **base,
-            issuer_signature=reply.issuer_signature,
-            issuer_key_id=reply.issuer_key_id,
+            issuer_signature=answer.issuer_signature,
+            issuer_key_id=answer.issuer_key_id,
             state="agreed",
             next_attempt_at=0,
         )
@@ -333,20 +276,21 @@ class Settler:
             count=base["count"],
         )
 
-    def _conflict(
+    def _conflict_txn(
         self,
         conn: sqlite3.Connection,
         peer: Peer,
         base: dict[str, Any],
-        agreed: pb.SignedStatement,
-        opened: Opened,
+        agreed: SignedStatement | None,
+        raw: bytes,
         now: int,
     ) -> None:
         """The issuer holds a countersigned statement for this window and ours now differs
         (books restored from an older backup, say). A statement both sides signed stands: if
         the one it sends verifies with its key and one of ours and names this pair and window,
         keep it as agreed; either way, record what happened for the operator."""
-        summary = _parsed(agreed.statement)
+        agreed = agreed or SignedStatement(b"", b"", "", b"", "")
+        summary = parsed(agreed.statement)
         own = {k.key_id: k.public_key for k in ownkeys.load_txn(conn, self._key)}
         ours = own.get(agreed.acquirer_key_id)
         issuer_key = _key_of(peer, agreed.issuer_key_id)
@@ -367,12 +311,10 @@ class Settler:
             base["window_id"],
             {
                 "side": "acquirer",
-                "agreed": {k: summary.get(k) for k in ("count", "total_fen", "digest")}
-                if summary
-                else None,
-                "ours": {k: base[k] for k in ("count", "total_fen", "digest")},
+                "agreed": {k: summary.get(k) for k in SUMMARY_KEYS} if summary else None,
+                "ours": {k: base[k] for k in SUMMARY_KEYS},
                 "agreed_statement_verifies": valid,
-                "issuer_reply": base64.b64encode(opened.raw).decode(),
+                "issuer_reply": _b64(raw),
             },
             now,
         )
@@ -395,7 +337,7 @@ class Settler:
             )
             store.resolve_disputes(conn, base["issuer"], base["acquirer"], base["window_id"], now)
         else:
-            self._later(conn, base, "disputed", now)
+            self._later_txn(conn, base, "disputed", now)
         logger.error(
             "%s holds an agreed statement for %s that differs from these books (%s); "
             "see suanli settle disputes",
@@ -404,34 +346,34 @@ class Settler:
             "kept as agreed" if valid else "it does not verify",
         )
 
-    def _dispute(
+    def _dispute_txn(
         self,
         conn: sqlite3.Connection,
         base: dict[str, Any],
-        ours: list[Record] | None,
-        theirs: list[Record] | None,
-        issuer_summary: dict[str, Any] | None,
-        opened: Opened,
+        ours: Sequence[Record] | None,
+        answer: StatementAnswer,
+        raw: bytes,
         now: int,
     ) -> None:
         # Too many records on either side to exchange: the counts, totals and digests say that
         # the books differ, not where; each side's `suanli` export of the window says where.
+        theirs = answer.issuer_records
         omitted = ours is None or theirs is None
-        differing = _differences(ours, theirs) if ours is not None and theirs is not None else []
+        differing = differences(ours, theirs) if ours is not None and theirs is not None else []
         for item in differing:
             item["receipts"] = [
-                base64.b64encode(envelope).decode()
+                _b64(envelope)
                 for envelope in remote_holds.receipts_for(conn, item["issuer_hold_id"])
             ]
         evidence = {
-            "ours": {k: base[k] for k in ("count", "total_fen", "digest")},
-            "theirs": tally(theirs) if theirs is not None else issuer_summary,
+            "ours": {k: base[k] for k in SUMMARY_KEYS},
+            "theirs": tally(theirs) if theirs is not None else summary_of(answer.issuer_statement),
             "differences": differing,
             "records_omitted": omitted,
-            "issuer_reply": base64.b64encode(opened.raw).decode(),
+            "issuer_reply": _b64(raw),
         }
         store.open_dispute(conn, base["issuer"], base["acquirer"], base["window_id"], evidence, now)
-        self._later(conn, base, "disputed", now)
+        self._later_txn(conn, base, "disputed", now)
         ledger.audit(
             conn,
             now,
@@ -464,17 +406,15 @@ class StatementDesk:
         self._grace_ms = grace_ms
         self._inline = inline_records
 
-    async def handle(self, opened: Opened) -> bytes:
-        origin = opened.header.origin
+    async def compare(self, origin: str, claim: StatementClaim, raw: bytes) -> StatementAnswer:
+        """Answer ``origin``'s statement (``raw``: its signed envelope, kept as evidence)."""
         now = self._clock.now_ms()
-        try:
-            request = pb.StatementRequest.FromString(opened.payload)
-            claimed = json.loads(request.statement)
-        except (DecodeError, ValueError):
-            raise errors.MalformedMessage("the statement does not parse") from None
-        public = _key_of(self._directory.get(origin), request.acquirer_key_id)
+        claimed = parsed(claim.statement)
+        if claimed is None:
+            raise errors.MalformedMessage("the statement does not parse")
+        public = _key_of(self._directory.get(origin), claim.acquirer_key_id)
         if public is None or not verify(
-            public, STATEMENT_TAG, request.statement, request.acquirer_signature
+            public, STATEMENT_TAG, claim.statement, claim.acquirer_signature
         ):
             raise errors.BadSignature("the statement is not signed by the acquirer")
         window_id = str(claimed.get("window", ""))
@@ -484,35 +424,31 @@ class StatementDesk:
             window_end = window_bounds(window_id)[1]
         except ValueError:
             raise errors.MalformedMessage(f"not a window: {window_id!r}") from None
-        claimed_summary = _summary(request.statement)
-        theirs: list[Record] | None = None
-        if request.records_omitted:
-            if request.records:
-                raise errors.MalformedMessage("records sent and said to be omitted")
+        claimed_summary = summary_of(claim.statement)
+        theirs = claim.records
+        if theirs is None:
             if claimed_summary is None or not (
                 isinstance(claimed_summary["count"], int)
                 and isinstance(claimed_summary["total_fen"], int)
                 and isinstance(claimed_summary["digest"], str)
             ):
                 raise errors.MalformedMessage("the statement has no count, total or digest")
-        else:
-            theirs = _records(request.records)
-            if statement_bytes(self.region, origin, window_id, tally(theirs)) != request.statement:
-                raise errors.MalformedMessage(
-                    "the records do not match the statement's count, total or digest"
-                )
+        elif statement_bytes(self.region, origin, window_id, tally(theirs)) != claim.statement:
+            raise errors.MalformedMessage(
+                "the records do not match the statement's count, total or digest"
+            )
 
         if not await self._db.read("statement_window", lambda c: store.is_closed(c, window_id)):
-            closes = window_end + self._grace_ms()
-            reply = pb.StatementReply(agreed=False, code="window_open", closes_at_ms=closes)
-            return self._sealed(opened, reply, now)
+            return StatementAnswer(
+                agreed=False, code="window_open", closes_at_ms=window_end + self._grace_ms()
+            )
         # A closed window's records never change (captures go to the open window), so they are
         # read outside the write transaction, in chunks, however many there are.
         ours = await tally_rows(self._db, store.ISSUER_RECORDS, (origin, window_id), self._inline)
         summary = ours.summary()
         statement = statement_bytes(self.region, origin, window_id, summary)
 
-        def txn(conn: sqlite3.Connection) -> pb.StatementReply:
+        def compare_txn(conn: sqlite3.Connection) -> StatementAnswer:
             base = {
                 "issuer": self.region,
                 "acquirer": origin,
@@ -524,16 +460,16 @@ class StatementDesk:
             }
             agreed = store.get_statement(conn, self.region, origin, window_id)
             if agreed is not None and agreed["state"] == "agreed":
-                return self._already_agreed(conn, agreed, request, opened, now)
+                return self._already_agreed_txn(conn, agreed, origin, claim, raw, now)
             # Equal statement bytes: same parties, window, count, total and SHA-256 digest over
             # the sorted records, so the same records, whether or not they were sent.
-            if statement == request.statement:
-                countersignature = self._key.sign(STATEMENT_TAG, request.statement)
+            if statement == claim.statement:
+                countersignature = self._key.sign(STATEMENT_TAG, claim.statement)
                 store.put_statement(
                     conn,
                     **base,
-                    acquirer_signature=request.acquirer_signature,
-                    acquirer_key_id=request.acquirer_key_id,
+                    acquirer_signature=claim.acquirer_signature,
+                    acquirer_key_id=claim.acquirer_key_id,
                     issuer_signature=countersignature,
                     issuer_key_id=self._key.key_id,
                     state="agreed",
@@ -549,55 +485,54 @@ class StatementDesk:
                     total_fen=base["total_fen"],
                     count=base["count"],
                 )
-                self._maybe_settled(conn, window_id, now)
-                return pb.StatementReply(
+                self._maybe_settled_txn(conn, window_id, now)
+                return StatementAnswer(
                     agreed=True, issuer_signature=countersignature, issuer_key_id=self._key.key_id
                 )
             store.put_statement(conn, **base, state="disputed")
             evidence = {
-                "ours": {k: base[k] for k in ("count", "total_fen", "digest")},
+                "ours": {k: base[k] for k in SUMMARY_KEYS},
                 "theirs": claimed_summary,
                 "differences": (
-                    _differences(theirs, ours.records)
+                    differences(theirs, ours.records)
                     if theirs is not None and ours.records is not None
                     else []
                 ),
                 "records_omitted": theirs is None or ours.records is None,
-                "acquirer_statement": base64.b64encode(opened.raw).decode(),
+                "acquirer_statement": _b64(raw),
             }
             store.open_dispute(conn, self.region, origin, window_id, evidence, now)
             ledger.audit(
                 conn, now, f"peer:{origin}", "statement.disputed", window_id, acquirer=origin
             )
-            return pb.StatementReply(
+            return StatementAnswer(
                 agreed=False,
                 code="statement_mismatch",
-                issuer_records=_pb_records(ours.records) if ours.records is not None else [],
-                records_omitted=ours.records is None,
+                issuer_records=ours.records,
                 issuer_statement=statement,
             )
 
-        return self._sealed(opened, await self._db.run("statement_compare", txn), now)
+        return await self._db.run("statement_compare", compare_txn)
 
-    def _already_agreed(
+    def _already_agreed_txn(
         self,
         conn: sqlite3.Connection,
         agreed: sqlite3.Row,
-        request: pb.StatementRequest,
-        opened: Opened,
+        origin: str,
+        claim: StatementClaim,
+        raw: bytes,
         now: int,
-    ) -> pb.StatementReply:
+    ) -> StatementAnswer:
         """A statement for a window whose statement both sides have signed. The same bytes
         again (an acquirer that lost the answer) get the stored countersignature; any other
         statement is refused and kept as evidence: an agreed statement is final, and a
         correction after agreement would be a new, separately signed adjustment."""
-        if bytes(agreed["statement"]) == request.statement:
-            return pb.StatementReply(
+        if bytes(agreed["statement"]) == claim.statement:
+            return StatementAnswer(
                 agreed=True,
                 issuer_signature=bytes(agreed["issuer_signature"]),
                 issuer_key_id=agreed["issuer_key_id"],
             )
-        origin = opened.header.origin
         window_id = agreed["window_id"]
         store.record_conflict(
             conn,
@@ -606,9 +541,9 @@ class StatementDesk:
             window_id,
             {
                 "side": "issuer",
-                "agreed": {k: agreed[k] for k in ("count", "total_fen", "digest")},
-                "received": _summary(request.statement),
-                "received_statement": base64.b64encode(opened.raw).decode(),
+                "agreed": {k: agreed[k] for k in SUMMARY_KEYS},
+                "received": summary_of(claim.statement),
+                "received_statement": _b64(raw),
             },
             now,
         )
@@ -626,65 +561,37 @@ class StatementDesk:
             origin,
             window_id,
         )
-        return pb.StatementReply(
-            agreed=False,
-            code="statement_already_agreed",
-            agreed_statement=_signed(agreed),
+        return StatementAnswer(
+            agreed=False, code="statement_already_agreed", agreed_statement=_signed(agreed)
         )
 
-    def _sealed(self, opened: Opened, reply: pb.StatementReply, now: int) -> bytes:
-        crash_point("issuer.after_statement")
-        return seal(
-            self._key,
-            self.region,
-            opened.header.origin,
-            new_id("m"),
-            pb.STATEMENT_REPLY,
-            reply.SerializeToString(deterministic=True),
-            now,
-            in_reply_to=opened.header.message_id,
-        )
-
-    def _maybe_settled(self, conn: sqlite3.Connection, window_id: str, now: int) -> None:
+    def _maybe_settled_txn(self, conn: sqlite3.Connection, window_id: str, now: int) -> None:
         acquirers = store.acquirers_in_window(conn, window_id, self.region)
         if acquirers <= store.agreed_acquirers(conn, self.region, window_id):
             store.settle_window(conn, window_id, now)
 
-    async def statements(self, opened: Opened) -> bytes:
-        """STATEMENTS: the countersigned statements this node is party to, for netting."""
-        try:
-            request = pb.StatementsRequest.FromString(opened.payload)
-        except DecodeError:
-            raise errors.MalformedMessage("the request does not parse") from None
-        after = _cursor(request.after)
+    async def agreed(
+        self, until_ms: int, after: str, limit: int
+    ) -> tuple[list[SignedStatement], str]:
+        """STATEMENTS: a page of the countersigned statements this node is party to (for
+        netting), and the cursor of the next page ("" at the end)."""
+        cursor = _cursor(after)
         # limit 0: everything in one reply, as a peer that does not page asks
-        page = min(request.limit, MAX_STATEMENTS_PAGE) if request.limit else -1
+        page = min(limit, MAX_STATEMENTS_PAGE) if limit else -1
         rows = await self._db.read(
             "statements_agreed",
-            lambda c: store.agreed_statements(
-                c, request.until_ms, after, page + 1 if page > 0 else -1
-            ),
+            lambda c: store.agreed_statements(c, until_ms, cursor, page + 1 if page > 0 else -1),
         )
         more = 0 < page < len(rows)
         if more:
             rows = rows[:page]
         last = rows[-1] if rows else None
-        reply = pb.StatementsReply(
-            statements=[_signed(r) for r in rows],
-            next=json.dumps([last["issuer"], last["acquirer"], last["window_id"]])
+        following = (
+            json.dumps([last["issuer"], last["acquirer"], last["window_id"]])
             if more and last is not None
-            else "",
+            else ""
         )
-        return seal(
-            self._key,
-            self.region,
-            opened.header.origin,
-            new_id("m"),
-            pb.STATEMENTS_REPLY,
-            reply.SerializeToString(deterministic=True),
-            self._clock.now_ms(),
-            in_reply_to=opened.header.message_id,
-        )
+        return [_signed(r) for r in rows], following
 
 
 def _cursor(after: str) -> tuple[str, str, str]:
@@ -701,39 +608,36 @@ def _cursor(after: str) -> tuple[str, str, str]:
     return (key[0], key[1], key[2])
 
 
-def _signed(row: sqlite3.Row) -> pb.SignedStatement:
-    return pb.SignedStatement(
-        statement=bytes(row["statement"]),
-        acquirer_signature=bytes(row["acquirer_signature"]),
-        acquirer_key_id=row["acquirer_key_id"],
-        issuer_signature=bytes(row["issuer_signature"]),
-        issuer_key_id=row["issuer_key_id"],
-    )
-
-
 class Netting:
     """Any member computes the same net positions from countersigned statements alone."""
 
     MAX_PAGES = 10_000  # per peer and netting: millions of statements, and never forever
 
-    def __init__(self, db: Database, wire: Wire, page: int = 500) -> None:
+    def __init__(
+        self,
+        db: Database,
+        region: str,
+        key: NodeKey,
+        directory: Directory,
+        link: StatementLink,
+        page: int = 500,
+    ) -> None:
         self._db = db
-        self._wire = wire
+        self.region = region
+        self._key = key
+        self._directory = directory
+        self._link = link
         self._page = page
-        self.region = wire.region
-        self._key = wire.key
-        self._directory = wire.directory
 
     def _public(self, region: str, key_id: str) -> bytes | None:
         if region == self.region:
             return self._key.public_key if key_id == self._key.key_id else None
         return _key_of(self._directory.get(region), key_id)
 
-    def verified(self, signed: pb.SignedStatement) -> dict[str, Any] | None:
+    def verified(self, signed: SignedStatement) -> dict[str, Any] | None:
         """The statement, if both of its signatures verify with keys known here."""
-        try:
-            st = json.loads(signed.statement)
-        except ValueError:
+        st = parsed(signed.statement)
+        if st is None:
             return None
         acquirer_key = self._public(str(st.get("acquirer")), signed.acquirer_key_id)
         issuer_key = self._public(str(st.get("issuer")), signed.issuer_key_id)
@@ -742,25 +646,21 @@ class Netting:
         ok = verify(
             acquirer_key, STATEMENT_TAG, signed.statement, signed.acquirer_signature
         ) and verify(issuer_key, STATEMENT_TAG, signed.statement, signed.issuer_signature)
-        return dict(st) if ok else None
+        return st if ok else None
 
-    async def _gather(self, region: str, until_ms: int) -> list[pb.SignedStatement]:
+    async def _gather(self, region: str, until_ms: int) -> list[SignedStatement]:
         """Every countersigned statement a peer is party to, a page per call."""
-        gathered: list[pb.SignedStatement] = []
+        gathered: list[SignedStatement] = []
         after = ""
         for _ in range(self.MAX_PAGES):
-            payload = pb.StatementsRequest(until_ms=until_ms, after=after, limit=self._page)
-            opened = await self._wire.ask(
-                region, pb.STATEMENTS, payload.SerializeToString(), pb.STATEMENTS_REPLY
-            )
-            reply = pb.StatementsReply.FromString(opened.payload)
-            gathered += reply.statements
-            if not reply.next:
+            statements, following = await self._link.page(region, until_ms, after, self._page)
+            gathered += statements
+            if not following:
                 return gathered
-            if reply.next == after:
-                raise errors.MalformedMessage(f"{region} answered the same page again")
-            after = reply.next
-        raise errors.MalformedMessage(f"{region} has more than {self.MAX_PAGES} pages")
+            if following == after:
+                raise NoAnswer(f"{region} answered the same page again")
+            after = following
+        raise NoAnswer(f"{region} has more than {self.MAX_PAGES} pages")
 
     async def compute(self, who: Principal, until_ms: int) -> dict[str, Any]:
         """Gather countersigned statements from this node and every peer, verify, and net."""
@@ -771,7 +671,7 @@ class Netting:
         for peer in self._directory.all():
             try:
                 gathered += await self._gather(peer.region, until_ms)
-            except (PeerUnreachable, PeerRefused, errors.SuanliError, DecodeError):
+            except NoAnswer:
                 unreachable.append(peer.region)
         used: dict[tuple[str, str, str], dict[str, Any]] = {}
         rejected = 0

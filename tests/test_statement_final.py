@@ -153,3 +153,47 @@ def test_the_pair_statement_vector_in_the_docs() -> None:
         ("hd_00000000000000b2", 3_000_000),
         ("hd_00000000000000b7", 1_234_567),
     ]
+
+
+@pytest.mark.parametrize(
+    ("statement", "records", "omitted", "why"),
+    [
+        (b"[1, 2]", [], False, "signed JSON that is not a statement object"),
+        (b"\xff\xfe", [], False, "signed bytes that are not JSON"),
+        (None, [("hd_x", "p_gy", "GY-1", 1)], True, "records sent and said to be omitted"),
+        (None, [("hd_x", "p_gy", "GY-1", 1)], False, "records that do not match the statement"),
+    ],
+)
+async def test_a_signed_but_malformed_statement_is_refused_and_changes_nothing(
+    rig: Rig,
+    statement: bytes | None,
+    records: list[tuple[str, str, str, int]],
+    omitted: bool,
+    why: str,
+) -> None:
+    """Signed by the peer's real key, so only the content is wrong: each gets
+    ``malformed_message`` (never an internal error), and no statement or dispute is kept."""
+    body = statement or statement_bytes("330100", PEER, "2026-Q4", tally([]))
+    request = pb.StatementRequest(
+        statement=body,
+        acquirer_signature=PEER_KEY.sign(STATEMENT_TAG, body),
+        acquirer_key_id=PEER_KEY.key_id,
+        records=[
+            pb.StatementRecord(issuer_hold_id=h, provider_id=p, order_id=o, captured_fen=f)
+            for h, p, o, f in records
+        ],
+        records_omitted=omitted,
+    )
+    envelope = seal(
+        PEER_KEY, PEER, "330100", "st-bad", pb.STATEMENT, request.SerializeToString(), rig.now()
+    )
+    status = await rig.refused(envelope, "malformed_message", "Settle")
+    assert status.name == "INVALID_ARGUMENT", why
+
+    def count(conn: sqlite3.Connection) -> tuple[int, int]:
+        return (
+            conn.execute("SELECT count(*) FROM statements").fetchone()[0],
+            conn.execute("SELECT count(*) FROM disputes").fetchone()[0],
+        )
+
+    assert await rig.node.db.read("count", count) == (0, 0), why

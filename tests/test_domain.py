@@ -326,3 +326,13 @@ def test_a_spend_code_names_its_issuing_region() -> None:
     assert SpendCode.parse("sac_330100_a-b_c") == SpendCode("330100", "a-b_c")
     for bad in ("sac_330100_", "sac_abc_x", "sac_33010²_x", "xyz_330100_x", "sac330100x", ""):
         assert SpendCode.parse(bad) is None, bad
+
+
+def test_a_hold_id_says_which_kind_of_hold_it_names() -> None:
+    from node.domain.spending import LOCAL_HOLD, REMOTE_HOLD, HoldRef
+    from node.services.common import new_id
+
+    assert HoldRef.parse(new_id(REMOTE_HOLD)).remote
+    assert not HoldRef.parse(new_id(LOCAL_HOLD)).remote
+    for other in ("", "rh", "rhx_1", "hd_rh_1", "RH_1"):
+        assert not HoldRef.parse(other).remote, other

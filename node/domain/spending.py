@@ -42,6 +42,25 @@ class SpendCode:
         return cls(region, secret)
 
 
+LOCAL_HOLD, REMOTE_HOLD = "hd", "rh"  # the id prefixes holds are minted with
+
+
+@dataclass(frozen=True)
+class HoldRef:
+    """A hold id as a client names it, and which kind of hold it is: one of this city's
+    vouchers (``hd_…``, kept here) or a peer city's voucher redeemed by a provider here
+    (``rh_…``, kept here as a remote hold, decided by the issuing city). Ids are minted with
+    their prefix (``LOCAL_HOLD``, ``REMOTE_HOLD``), so the id carries its kind, as a spend code
+    carries its region; an id of neither form is looked up as a local one (and not found)."""
+
+    id: str
+    remote: bool
+
+    @classmethod
+    def parse(cls, hold_id: str) -> HoldRef:
+        return cls(hold_id, hold_id.startswith(REMOTE_HOLD + "_"))
+
+
 def check_voucher_spendable(voucher: Voucher, now_ms: int) -> None:
     if voucher.state != "active":
         raise errors.VoucherNotActive(f"voucher {voucher.id} is {voucher.state}")

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from node import errors
 from node.clock import Clock
 from node.domain.model import RemoteHold, RemoteHoldKind
+from node.domain.spending import REMOTE_HOLD
 from node.faults import crash_point
 from node.services.common import new_id, sha256_hex
 from node.services.ports import (
@@ -112,7 +113,7 @@ class Acquirer:
                     f"order {order.order_id} already has a local subsidy"
                 )
             remote = RemoteHold(
-                id=new_id("rh"),
+                id=new_id(REMOTE_HOLD),
                 provider_id=provider_id,
                 issuer_region=issuer,
                 kind=kind,

@@ -24,6 +24,7 @@ from node import errors
 from node.clock import Clock
 from node.domain import spending as rules
 from node.domain.model import Authorization, Hold, HoldState, Provider, RemoteHold, Voucher
+from node.domain.spending import LOCAL_HOLD, HoldRef
 from node.domain.windows import open_window, window_of
 from node.services.common import (
     Principal,
@@ -251,7 +252,7 @@ class Spending:
             open_window(policy, now, lambda w: settlement.is_closed(conn, w)) if capture else None
         )
         hold = Hold(
-            id=new_id("hd"),
+            id=new_id(LOCAL_HOLD),
             voucher_id=voucher.id,
             acquirer_region=redeemer.region,
             provider_id=provider.id,
@@ -466,7 +467,7 @@ class Spending:
 
     async def capture(self, who: Principal, hold_id: str, amount_fen: int) -> HoldResult:
         provider_id = require_role(who, "provider")
-        if hold_id.startswith("rh_") and self.remote is not None:
+        if HoldRef.parse(hold_id).remote and self.remote is not None:
             return await self.remote.capture(provider_id, hold_id, amount_fen)
         now = self._clock.now_ms()
         result = await self._db.run(
@@ -480,7 +481,7 @@ class Spending:
 
     async def void(self, who: Principal, hold_id: str) -> HoldResult:
         provider_id = require_role(who, "provider")
-        if hold_id.startswith("rh_") and self.remote is not None:
+        if HoldRef.parse(hold_id).remote and self.remote is not None:
             return await self.remote.void(provider_id, hold_id)
         now = self._clock.now_ms()
         result = await self._db.run(
@@ -492,7 +493,7 @@ class Spending:
 
     async def get_hold(self, who: Principal, hold_id: str) -> Hold | RemoteHold:
         def txn(conn: sqlite3.Connection) -> Hold | RemoteHold:
-            if hold_id.startswith("rh_"):
+            if HoldRef.parse(hold_id).remote:
                 remote = remote_holds.get_remote_hold(conn, hold_id)
                 if may_see(who, "provider", remote.provider_id):
                     return remote

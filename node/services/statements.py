@@ -41,7 +41,7 @@ from typing import Any, Protocol
 from node import errors
 from node.clock import Clock
 from node.config import MAX_STATEMENTS_PAGE
-from node.domain.model import Peer
+from node.domain.model import Peer, StatementState
 from node.domain.netting import positions, transfers
 from node.domain.statements import (
     STATEMENT_TAG,
@@ -237,7 +237,7 @@ class Settler:
         self,
         conn: sqlite3.Connection,
         base: dict[str, Any],
-        state: str,
+        state: StatementState,
         now: int,
         at: int | None = None,
     ) -> None:

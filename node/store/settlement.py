@@ -7,6 +7,7 @@ import sqlite3
 from typing import Any
 
 from node import errors
+from node.domain.model import StatementState
 
 
 def is_closed(conn: sqlite3.Connection, window_id: str) -> bool:
@@ -223,7 +224,9 @@ def get_statement(
     return row
 
 
-def put_statement(conn: sqlite3.Connection, **row: Any) -> None:
+def put_statement(conn: sqlite3.Connection, *, state: StatementState, **fields: Any) -> None:
+    """Insert or update a pair statement (its parties and window, and any other columns)."""
+    row = {**fields, "state": state}
     names = ", ".join(row)
     marks = ", ".join("?" * len(row))
     updates = ", ".join(
@@ -236,7 +239,7 @@ def put_statement(conn: sqlite3.Connection, **row: Any) -> None:
     )
 
 
-def statements(conn: sqlite3.Connection, state: str | None = None) -> list[sqlite3.Row]:
+def statements(conn: sqlite3.Connection, state: StatementState | None = None) -> list[sqlite3.Row]:
     if state is None:
         return conn.execute(
             "SELECT * FROM statements ORDER BY window_end, issuer, acquirer"

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit clean protos tools bench
+.PHONY: demo test deep lint typecheck unit clean protos tools bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/pytest -q -n 4 --dist worksteal
+	$(BIN)/pytest -q -n 4 --dist load
 
 # Debian packages the tests use: a real Prometheus and promtool, and openssl for TLS certificates.
 tools:
@@ -35,6 +35,13 @@ tools:
 	fi
 
 test: tools lint typecheck unit
+
+# The generated tests at five times the examples (hypothesis, schemathesis): a few minutes;
+# .ci/run runs it after `make test`.
+DEEP_TESTS := tests/test_schemathesis.py tests/test_properties.py tests/test_netting.py \
+	tests/test_strict_input.py tests/test_statement_records.py tests/test_payouts.py
+deep: tools $(STAMP)
+	SUANLI_TEST_DEPTH=5 $(BIN)/pytest -q -n 4 --dist load $(DEEP_TESTS)
 
 # The benchmark (about 12 minutes with the million-voucher growth case): docs/benchmarks.md.
 bench: $(STAMP)

@@ -7,6 +7,7 @@ money can never leave the books unbalanced without failing.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,6 +22,39 @@ from node.node import Node
 from node.provision import init_node
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# How hard the generated tests try: ``make test`` runs depth 1 (fast enough to run after every
+# change); ``make deep`` (which .ci/run also runs) runs depth 5: five times the hypothesis
+# examples and schemathesis cases.
+DEPTH = int(os.environ.get("SUANLI_TEST_DEPTH", "1"))
+
+
+def examples(n: int) -> int:
+    """``n`` generated examples at depth 1, scaled by SUANLI_TEST_DEPTH."""
+    return n * DEPTH
+
+
+# The files whose tests start real processes, longest first (seconds each, on 2 cores). Run
+# first, so that with ``--dist load`` the long tests overlap the short ones instead of ending
+# the run alone (longest-first scheduling); every other file keeps its place after them.
+SLOW_FIRST = (
+    "test_schemathesis.py",  # ~20 s per role
+    "test_settlement.py",
+    "test_bench.py",
+    "test_cli.py",
+    "test_properties.py",
+    "test_node_files.py",
+    "test_prometheus.py",
+    "test_federation.py",
+    "test_faults.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))
+
+
 POLICIES = ROOT / "ops" / "policies"
 START = int(
     dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))).timestamp() * 1000

@@ -23,7 +23,7 @@ def this_year(**replace: str) -> str:
     return policy_text(fiscal_year=str(YEAR), **replace)
 
 
-def init(tmp_path: Path, text: str | None = None) -> tuple[Path, str]:
+def init(tmp_path: Path, text: str | None = None, process: bool = False) -> tuple[Path, str]:
     data = tmp_path / "hz"
     policy = tmp_path / "policy.toml"
     policy.write_text(text or this_year())
@@ -37,13 +37,14 @@ def init(tmp_path: Path, text: str | None = None) -> tuple[Path, str]:
         "Hangzhou",
         "--policy",
         str(policy),
+        process=process,
     )
     token = out.stdout.split("stored hashed): ")[1].strip()
     return data, token
 
 
 def test_init_secures_its_files(tmp_path: Path) -> None:
-    data, token = init(tmp_path)
+    data, token = init(tmp_path, process=True)  # the command as a process, its own umask
     assert token.startswith("slo_")
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
     assert stat.S_IMODE((data / "node.key").stat().st_mode) == 0o600

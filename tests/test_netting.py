@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.domain.netting import positions, transfers
+from tests.conftest import examples
 
 
 def test_three_cities_by_hand() -> None:
@@ -59,7 +60,7 @@ obligations = st.lists(
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(obligations)
 def test_netting_conserves_money_and_settles_everyone(obs: list[tuple[str, str, int]]) -> None:
     net = positions(obs)
@@ -76,7 +77,7 @@ def test_netting_conserves_money_and_settles_everyone(obs: list[tuple[str, str, 
     assert transfers(dict(reversed(list(net.items())))) == moves  # order does not matter
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.lists(st.integers(-50, 50), min_size=1, max_size=6))
 def test_transfer_count_is_the_minimum(values: list[int]) -> None:
     values = [*values, -sum(values)]

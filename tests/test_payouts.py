@@ -31,7 +31,7 @@ from node.services.payouts import PAYOUT_TAG
 from node.store import settlement as store
 from node.store.db import Database
 from node.tools.bench.payout import HZ, seed
-from tests.conftest import make_node
+from tests.conftest import examples, make_node
 
 CAPTURES = 2_500  # three chunks of each query, and one more
 PROVIDERS = [f"p_{i:016x}" for i in range(3)]
@@ -247,7 +247,7 @@ ids = st.text(
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     tables=st.lists(st.lists(ids, max_size=12, unique=True), min_size=1, max_size=3).filter(
         lambda ts: len({i for t in ts for i in t}) == sum(len(t) for t in ts)

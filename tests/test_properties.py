@@ -18,7 +18,7 @@ from node.domain.issuance import Demand
 from node.provision import init_node
 from node.services.common import SYSTEM, Principal
 from node.services.spending import Order
-from tests.conftest import HZ_ENTERPRISE, PROVIDER_A, SH_ENTERPRISE, START, policy_text
+from tests.conftest import HZ_ENTERPRISE, PROVIDER_A, SH_ENTERPRISE, START, examples, policy_text
 
 HOUR = 3_600_000
 
@@ -123,7 +123,7 @@ async def _run(ops: list[tuple[Any, ...]]) -> None:
             node.close()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(op, min_size=1, max_size=25))
 def test_any_sequence_keeps_the_invariants(ops: list[tuple[Any, ...]]) -> None:
     asyncio.run(_run(ops))

@@ -18,7 +18,7 @@ import pytest
 
 from node.provision import init_node
 from tests.cluster import one_city
-from tests.conftest import policy_text
+from tests.conftest import examples, policy_text
 from tests.proc import TIMEOUT_FACTOR, NodeProcess, suanli
 
 CHECKS = ",".join(
@@ -30,7 +30,9 @@ CHECKS = ",".join(
         "negative_data_rejection",
     )
 )
-EXAMPLES = 6  # per operation and phase: some six hundred requests per role, seconds each
+# per operation and phase: some four hundred requests per role at depth 1 (``make test``), five
+# times as many in ``make deep``
+EXAMPLES = examples(4)
 
 
 @pytest.fixture(scope="module")

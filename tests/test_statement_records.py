@@ -20,6 +20,7 @@ from node.domain.statements import Tally, tally
 from node.services.statements import tally_rows
 from node.store import settlement as store
 from node.store.db import Database
+from tests.conftest import examples
 
 WINDOW = "2026-Q4"
 PARTNER = "330100"
@@ -101,7 +102,7 @@ ids = st.one_of(st.sampled_from(["hd_a", "hd_b", "hd_\u00e9", "hd_\U0001f600", "
 record = st.tuples(ids, st.sampled_from(["p1", "p\u00e9", "P"]), text, st.integers(0, 10**12))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     records=st.lists(record, max_size=40, unique_by=lambda r: (r[1], r[2])),
     chunk=st.integers(1, 7),
@@ -113,7 +114,7 @@ def test_the_acquirer_s_records_stream_to_the_protocol_s_digest(
     assert summary == protocol_summary(records) == tally(records)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     records=st.lists(
         record, max_size=40, unique_by=(lambda r: r[0], lambda r: (r[1], r[2]))

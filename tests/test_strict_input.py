@@ -17,7 +17,7 @@ from node import errors
 from node.api.parse import MAX_DEPTH, Query, parse_json
 from node.domain.fields import INT64_MAX, check_period, is_region, parse_int
 from node.node import Node
-from tests.conftest import World, demand, order, snapshot
+from tests.conftest import World, demand, examples, order, snapshot
 
 JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
 JSON_VALUES = st.recursive(
@@ -27,7 +27,7 @@ JSON_VALUES = st.recursive(
 )
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=200) | JSON_VALUES.map(lambda v: json.dumps(v).encode()))
 def test_a_body_parses_or_is_refused_with_a_sentence(raw: bytes) -> None:
     try:
@@ -36,7 +36,7 @@ def test_a_body_parses_or_is_refused_with_a_sentence(raw: bytes) -> None:
         assert exc.message and "Traceback" not in exc.message
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(st.text(max_size=30), st.integers(-(2**80), 2**80), st.integers(-(2**80), 2**80))
 def test_a_query_integer_is_ascii_digits_within_int64(text: str, low: int, high: int) -> None:
     low, high = sorted((max(0, low), max(0, high)))
@@ -50,7 +50,7 @@ def test_a_query_integer_is_ascii_digits_within_int64(text: str, low: int, high:
         assert text.isascii() and text.isdigit() and low <= value <= min(high, INT64_MAX)
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(
     st.dictionaries(
         st.sampled_from(["year", "limit", "after", "until", "all", "x"]),

@@ -49,6 +49,9 @@ def test_the_paired_benchmark_compares_two_versions_and_checks_both_books() -> N
     assert one["books"] == {"a": "ok", "b": "ok"} and result["void"] is False
     assert abs(one["b_over_a"] - one["p50_ms"]["b"] / one["p50_ms"]["a"]) < 0.01
     assert one["p50_ms"]["a"] > 0 and one["p50_ms"]["b"] > 0 and one["first"] == "a"
+    cpu = one["cpu_ms_per_request"]
+    assert cpu["a"] > 0 and cpu["b"] > 0
+    assert abs(one["cpu_b_over_a"] - cpu["b"] / cpu["a"]) < 0.01
 
 
 def test_the_paired_benchmark_names_a_revision_it_cannot_find() -> None:

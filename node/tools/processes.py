@@ -77,3 +77,12 @@ def serving(data: Path, proc: subprocess.Popen[bytes]) -> dict[str, Any] | None:
         return None
     found: dict[str, Any] = json.loads(state.read_text())
     return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU seconds these processes (all their threads) have used so far."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")

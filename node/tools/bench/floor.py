@@ -50,7 +50,7 @@ from aiohttp import web
 
 from node.tools.bench.load import percentile
 from node.tools.bench.pair import WARMUP, alternate, federation
-from node.tools.processes import ROOT, die_with_parent, free_port
+from node.tools.processes import ROOT, cpu_seconds, die_with_parent, free_port
 
 ACQUIRER_KEY = nacl.signing.SigningKey(b"a" * 32)
 ISSUER_KEY = nacl.signing.SigningKey(b"i" * 32)
@@ -196,15 +196,6 @@ def _wait_for(ports: tuple[int, ...], procs: list[subprocess.Popen[bytes]]) -> N
         time.sleep(0.05)
     if waiting:
         raise SystemExit("the floor's processes did not start within 30 s")
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User and system CPU seconds these processes (all their threads) have used so far."""
-    ticks = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _count(path: Path) -> int:

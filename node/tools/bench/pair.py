@@ -10,7 +10,10 @@ acquires, ``synchronous=FULL``), started at the same time, and every client alte
 one-step cross-region redemptions between them, request by request, the order swapped on every
 request. Both versions see the same machine. Each round reports both medians (p50) and their
 ratio, B over A; the rounds swap which version is started first and holds the first ports.
-The result is the median of the rounds' ratios: below 1, B is faster. Both federations' books
+The result is the median of the rounds' ratios: below 1, B is faster. Beside the latencies,
+each round gives the CPU seconds both nodes of each version used per redemption (warm-up
+included, the same for both), and their ratio: at many clients, where the machine is saturated
+and latency is mostly queueing, the CPU a redemption costs is the steadier measure. Both federations' books
 are checked at the end (a run whose books do not balance is void), as in ``suanli bench``.
 
 Each version must have ``node.tools.bench.run.Federation`` (``node.bench.run`` before
@@ -38,7 +41,7 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 from node.tools.bench.load import Client, percentile
-from node.tools.processes import ROOT
+from node.tools.processes import ROOT, cpu_seconds
 
 # Runs in a child process inside one version's tree: start its federation, say where it is,
 # serve until stdin closes, then check the books and stop.
@@ -188,8 +191,13 @@ def run(a: str, b: str, clients: int, requests: int, rounds: int) -> dict[str, A
                     )
                     for side in order
                 ]
+                before = {side: cpu_seconds(f["pids"]) for side, f in zip(order, feds, strict=True)}
                 lat = asyncio.run(alternate(feds, clients, requests))
                 by_side = dict(zip(order, lat, strict=True))
+                cpu = {
+                    side: (cpu_seconds(f["pids"]) - before[side]) / (clients * (WARMUP + requests))
+                    for side, f in zip(order, feds, strict=True)
+                }
             p50 = {side: statistics.median(by_side[side]) * 1000 for side in revisions}
             p90 = {side: percentile(sorted(by_side[side]), 0.9) * 1000 for side in revisions}
             out["rounds"].append(
@@ -198,6 +206,8 @@ def run(a: str, b: str, clients: int, requests: int, rounds: int) -> dict[str, A
                     "p50_ms": {k: round(v, 2) for k, v in p50.items()},
                     "p90_ms": {k: round(v, 2) for k, v in p90.items()},
                     "b_over_a": round(p50["b"] / p50["a"], 3),
+                    "cpu_ms_per_request": {k: round(v * 1000, 3) for k, v in cpu.items()},
+                    "cpu_b_over_a": round(cpu["b"] / cpu["a"], 3),
                     "books": {side: f["books"] for side, f in zip(order, feds, strict=True)},
                 }
             )
@@ -205,6 +215,9 @@ def run(a: str, b: str, clients: int, requests: int, rounds: int) -> dict[str, A
                 shutil.rmtree(path, ignore_errors=True)
     ratios = [x["b_over_a"] for x in out["rounds"]]
     out["b_over_a_median"] = round(statistics.median(ratios), 3)
+    out["cpu_b_over_a_median"] = round(
+        statistics.median(x["cpu_b_over_a"] for x in out["rounds"]), 3
+    )
     out["void"] = any(v != "ok" for x in out["rounds"] for v in x["books"].values())
     return out
 

@@ -197,3 +197,39 @@ async def test_a_signed_but_malformed_statement_is_refused_and_changes_nothing(
         )
 
     assert await rig.node.db.read("count", count) == (0, 0), why
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("total_fen", "300"), ("total_fen", -1), ("count", 1.5), ("window", 7), ("total_fen", True)],
+)
+async def test_netting_uses_no_statement_of_the_wrong_shape_even_if_both_signed(
+    rig: Rig, field: str, value: object
+) -> None:
+    """Both cities' signatures on a statement whose fields are not what the protocol says
+    (a total as text, negative, a boolean…) do not make it usable: netting rejects it."""
+    from node.domain.statements import SignedStatement
+    from node.keys import canonical_json
+
+    fields = {
+        "type": "suanli.statement.v1",
+        "issuer": "330100",
+        "acquirer": PEER,
+        "window": "2026-Q4",
+        "count": 1,
+        "total_fen": 300,
+        "digest": "0" * 64,
+    }
+    netting = rig.node.federation.netting  # type: ignore[union-attr]
+
+    def signed(body: bytes) -> SignedStatement:
+        return SignedStatement(
+            body,
+            PEER_KEY.sign(STATEMENT_TAG, body),
+            PEER_KEY.key_id,
+            rig.node.key.sign(STATEMENT_TAG, body),
+            rig.node.key.key_id,
+        )
+
+    assert netting.verified(signed(canonical_json(fields))) is not None  # the well-formed one
+    assert netting.verified(signed(canonical_json({**fields, field: value}))) is None

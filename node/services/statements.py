@@ -608,6 +608,14 @@ def _cursor(after: str) -> tuple[str, str, str]:
     return (key[0], key[1], key[2])
 
 
+def _well_formed(st: dict[str, Any]) -> bool:
+    """A statement netting can use: parties, window and digest as text, count and total as
+    non-negative integers (two cities' signatures on anything else still make it unusable)."""
+    return all(
+        isinstance(st.get(k), str) for k in ("issuer", "acquirer", "window", "digest")
+    ) and all(type(st.get(k)) is int and st[k] >= 0 for k in ("count", "total_fen"))
+
+
 class Netting:
     """Any member computes the same net positions from countersigned statements alone."""
 
@@ -637,7 +645,7 @@ class Netting:
     def verified(self, signed: SignedStatement) -> dict[str, Any] | None:
         """The statement, if both of its signatures verify with keys known here."""
         st = parsed(signed.statement)
-        if st is None:
+        if st is None or not _well_formed(st):
             return None
         acquirer_key = self._public(str(st.get("acquirer")), signed.acquirer_key_id)
         issuer_key = self._public(str(st.get("issuer")), signed.issuer_key_id)
@@ -681,7 +689,7 @@ class Netting:
                 rejected += 1
                 continue
             used[(st["issuer"], st["acquirer"], st["window"])] = st
-        obligations = [(i, a, int(st["total_fen"])) for (i, a, _), st in sorted(used.items())]
+        obligations = [(i, a, st["total_fen"]) for (i, a, _), st in sorted(used.items())]
         net = positions(obligations)
         return {
             "until": until_ms,

@@ -116,7 +116,58 @@ class BooksCollector(Collector):
             statement_conflicts,
             statement_states,
             *self._federation_and_holds(),
+            *self._flows(),
         ]
+
+    def _flows(self) -> list[Metric]:
+        """Quota flows as running totals from the books (``flows``, kept in the transaction of
+        every transfer): equal to the ledger at any moment, restarts included, and cheap to
+        read however many vouchers there are. Every series a scrape can know of (each fiscal
+        year with a policy, each peer city in both directions) is there from the start."""
+        issued = GaugeMetricFamily(
+            "suanli_books_issued_fen",
+            "Face value of every voucher issued, by fiscal year, fen (from the books)",
+            labels=["year"],
+        )
+        reclaimed = GaugeMetricFamily(
+            "suanli_books_reclaimed_fen",
+            "Voucher balance returned to the budget (expired or revoked), by fiscal year, fen "
+            "(from the books)",
+            labels=["year"],
+        )
+        captured = GaugeMetricFamily(
+            "suanli_books_captured_fen",
+            "Subsidy captured, by the city whose voucher paid (issuer) and the city whose "
+            "provider was paid (acquirer); issuer = acquirer: local; fen (from the books)",
+            labels=["issuer", "acquirer"],
+        )
+        own = self._region
+        years = {str(y): [0, 0] for y in self._policies()}
+        pairs = {(own, own): 0}
+        with self._lock:
+            conn = self._connection()
+            regions = books.peer_regions(conn)
+            rows = books.flows(conn)
+        for region in regions:
+            pairs[(own, region)] = 0
+            pairs[(region, own)] = 0
+        for kind, source, dest, fen in rows:
+            if kind == "issue" and source.endswith(":pool"):
+                years.setdefault(source.split(":")[1], [0, 0])[0] += fen
+            elif kind == "reclaim" and dest.endswith(":pool"):
+                years.setdefault(dest.split(":")[1], [0, 0])[1] += fen
+            elif kind == "capture":
+                acquirer = dest.split(":", 1)[1] if dest.startswith("due:") else own
+                pairs[(own, acquirer)] = pairs.get((own, acquirer), 0) + fen
+            elif kind == "remote_capture" and source.startswith("issuer:"):
+                issuer = source.split(":", 1)[1]
+                pairs[(issuer, own)] = pairs.get((issuer, own), 0) + fen
+        for year, (out, back) in sorted(years.items()):
+            issued.add_metric([year], out)
+            reclaimed.add_metric([year], back)
+        for (issuer, acquirer), fen in sorted(pairs.items()):
+            captured.add_metric([issuer, acquirer], fen)
+        return [issued, reclaimed, captured]
 
     def _federation_and_holds(self) -> list[Metric]:
         now = self._now()

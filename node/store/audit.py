@@ -29,11 +29,21 @@ def check_books(
 
     # 1. The ledger balances, and the cached balances are what the transfers say.
     derived: dict[str, int] = defaultdict(int)
-    for source, dest, amount in conn.execute("SELECT source, dest, amount_fen FROM ledger"):
+    totals: dict[tuple[str, str, str], int] = defaultdict(int)
+    cls = ledger.account_class
+    for kind, source, dest, amount in conn.execute(
+        "SELECT kind, source, dest, amount_fen FROM ledger"
+    ):
         if amount <= 0:
             add(f"ledger transfer {source}→{dest} has non-positive amount {amount}")
         derived[source] -= amount
         derived[dest] += amount
+        totals[(kind, cls(source), cls(dest))] += amount
+    # The running totals the quota-flow gauges read are what the transfers say.
+    kept = {(k, s, d): fen for k, s, d, fen in ledger.flows(conn)}
+    for key in set(totals) | set(kept):
+        if totals.get(key, 0) != kept.get(key, 0):
+            add(f"flow {'/'.join(key)}: kept {kept.get(key, 0)} ≠ transfers {totals.get(key, 0)}")
     cached = {name: bal for name, bal in conn.execute("SELECT name, balance_fen FROM accounts")}
     if sum(cached.values()) != 0:
         add(f"account balances sum to {sum(cached.values())}, not 0")

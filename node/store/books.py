@@ -21,6 +21,15 @@ def budget(conn: sqlite3.Connection, year: int) -> tuple[int, int]:
     )
 
 
+def flows(conn: sqlite3.Connection) -> list[tuple[str, str, str, int]]:
+    """The ledger's running totals by kind and account class (a small table)."""
+    return ledger.flows(conn)
+
+
+def peer_regions(conn: sqlite3.Connection) -> list[str]:
+    return [str(r[0]) for r in conn.execute("SELECT region FROM peers ORDER BY region")]
+
+
 def voucher_totals(conn: sqlite3.Connection) -> tuple[int, int, int, int]:
     """Voucher money by column: available, held, captured, reclaimed."""
     row = conn.execute(

@@ -14,6 +14,13 @@ Accounts (balances in fen):
 Every transfer moves a positive amount from one account to another, so all balances sum to
 zero by construction; ``accounts`` caches each balance in the same transaction and
 ``node.store.audit`` recomputes them from the transfers.
+
+``flows`` keeps, in the same transaction too, the running total of every kind of transfer
+between two *classes* of account: the account's name, except that one voucher's, hold's or
+provider's account counts as its class (``voucher``, ``hold``, ``payable``). A small table
+(kinds × years × peer cities) that equals the ledger at any moment, restarts included: the
+quota-flow gauges (issued, reclaimed, captured by city pair) read it instead of scanning the
+ledger, and ``node.store.audit`` checks it against the transfers.
 """
 
 from __future__ import annotations
@@ -51,6 +58,22 @@ def issuer(region: str) -> str:
     return f"issuer:{region}"
 
 
+PER_ENTITY = ("voucher", "hold", "payable")
+
+
+def account_class(account: str) -> str:
+    """``voucher:v_1`` → ``voucher``; ``due:520100`` → itself (one per peer city, bounded)."""
+    prefix = account.split(":", 1)[0]
+    return prefix if prefix in PER_ENTITY else account
+
+
+# The same, in SQL over a column holding an account name (the migration and the audit).
+ACCOUNT_CLASS_SQL = (
+    "CASE WHEN {col} LIKE 'voucher:%' THEN 'voucher' WHEN {col} LIKE 'hold:%' THEN 'hold' "
+    "WHEN {col} LIKE 'payable:%' THEN 'payable' ELSE {col} END"
+)
+
+
 def may_be_negative(account: str) -> bool:
     """Source accounts: the year's appropriation, and what issuer cities owe us."""
     return account.endswith(":appropriation") or account.startswith("issuer:")
@@ -73,6 +96,19 @@ def transfer(
         "ON CONFLICT(name) DO UPDATE SET balance_fen = balance_fen + excluded.balance_fen",
         (source, -amount, dest, amount),
     )
+    conn.execute(
+        "INSERT INTO flows (kind, source, dest, fen) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT(kind, source, dest) DO UPDATE SET fen = fen + excluded.fen",
+        (kind, account_class(source), account_class(dest), amount),
+    )
+
+
+def flows(conn: sqlite3.Connection) -> list[tuple[str, str, str, int]]:
+    """Every (kind, source class, destination class, running total in fen)."""
+    return [
+        (str(k), str(s), str(d), int(f))
+        for k, s, d, f in conn.execute("SELECT kind, source, dest, fen FROM flows")
+    ]
 
 
 def balance(conn: sqlite3.Connection, account: str) -> int:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from node.store.ledger import ACCOUNT_CLASS_SQL
+
 V1 = """
 CREATE TABLE node_meta (
     key TEXT PRIMARY KEY,
@@ -450,6 +452,21 @@ CREATE TABLE statement_conflicts (
 )
 """
 
+
+def _v9(conn: sqlite3.Connection) -> None:
+    """Running totals of the ledger's transfers by kind and account class (node/store/ledger.py),
+    filled from the transfers made so far."""
+    conn.execute(
+        "CREATE TABLE flows (kind TEXT NOT NULL, source TEXT NOT NULL, dest TEXT NOT NULL, "
+        "fen INTEGER NOT NULL, PRIMARY KEY (kind, source, dest)) WITHOUT ROWID"
+    )
+    source, dest = ACCOUNT_CLASS_SQL.format(col="source"), ACCOUNT_CLASS_SQL.format(col="dest")
+    conn.execute(
+        f"INSERT INTO flows (kind, source, dest, fen) SELECT kind, {source}, {dest}, "
+        f"SUM(amount_fen) FROM ledger GROUP BY kind, {source}, {dest}"
+    )
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _script(V1),
     2: _script(V2),
@@ -459,5 +476,6 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     6: _script(V6),
     7: _script(V7),
     8: _script(V8),
+    9: _v9,
 }
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -118,6 +118,12 @@ def seed_vouchers(
         conn.execute(
             "UPDATE accounts SET balance_fen = balance_fen - ? WHERE name = ?", (total, pool)
         )
+        # the running totals that ledger.transfer keeps (node/store/ledger.py), for these issues
+        conn.execute(
+            "INSERT INTO flows (kind, source, dest, fen) VALUES ('issue', ?, 'voucher', ?) "
+            "ON CONFLICT(kind, source, dest) DO UPDATE SET fen = fen + excluded.fen",
+            (pool, total),
+        )
         conn.execute("COMMIT")
     finally:
         conn.close()

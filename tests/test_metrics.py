@@ -145,3 +145,26 @@ async def test_the_flow_totals_of_an_older_database_are_filled_from_its_ledger(
     assert kept and kept == rebuilt
     assert ("capture", "voucher", "payable", 600_000) in kept
     # (the node fixture checks the books, flows included, when the test ends)
+
+
+def test_every_metric_family_is_documented(rig: Any) -> None:
+    """docs/operations.md lists every family /metrics exposes (a node with a peer, so the
+    federation's families are there too), and lists none that does not exist."""
+    import re
+    from pathlib import Path
+
+    from prometheus_client import generate_latest
+
+    exposed = set()
+    for family in text_string_to_metric_families(
+        generate_latest(rig.node.metrics.registry).decode()
+    ):
+        if family.name.endswith("_created"):
+            continue
+        exposed.add(family.name + ("_total" if family.type == "counter" else ""))
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text()
+    section = doc[doc.index("## Metrics") :]
+    section = section[: section.index("\n## ", 1)]
+    listed = set(re.findall(r"^\| `(suanli_[a-z_]+)` \|", section, re.M))
+    assert exposed - listed == set(), "exposed but not documented"
+    assert listed - exposed == set(), "documented but not exposed"

@@ -57,7 +57,7 @@ def test_dashboard_and_alerts_name_real_metrics(node: Node) -> None:
     for needed in (
         "suanli_budget_committed_fen",
         "suanli_issued_fen_total",
-        "suanli_cross_region_fen_total",
+        "suanli_books_captured_fen",
         "suanli_exposure_fen",
         "suanli_settlement_position_fen",
         "suanli_peer_up",

@@ -106,8 +106,18 @@ def test_prometheus_sees_the_books_and_alerts_on_a_dead_node(tmp_path: Path) -> 
                 port,
                 'sum(suanli_redemptions_fen_total{city="guiyang", role="acquirer", outcome="captured"})',
             )
+            # the same flow from both cities' books, as the dashboard reads it
+            books = {
+                city: value(
+                    port,
+                    f'suanli_books_captured_fen{{city="{city}", issuer="330100", acquirer="520100"}}',
+                )
+                for city in ("hangzhou", "guiyang")
+            }
             return (
-                committed == hz_budget["committed_fen"] and flow == issuer_view == paid == 600_000
+                committed == hz_budget["committed_fen"]
+                and flow == issuer_view == paid == 600_000
+                and books == {"hangzhou": 600_000, "guiyang": 600_000}
             )
 
         wait_until(matches, "Prometheus's quota-flow series to match the books", timeout=30)

@@ -38,6 +38,7 @@ from node.services.spending import Spending
 from node.services.statements import Netting, Settler, StatementDesk
 from node.services.views import Views
 from node.store.db import Database
+from node.store.schema import SCHEMA_VERSION
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ logger = logging.getLogger(__name__)
 def build_node(data_dir: Path, clock: Clock | None = None) -> Node:
     config = load_config(data_dir)
     clock = clock or SystemClock()
-    metrics = Metrics(config.region)
+    metrics = Metrics(config.region, SCHEMA_VERSION)
     db = Database(config.db_path, config.synchronous, observer=metrics.observe_db)
     key = NodeKey.load(config.key_path)
     policies = PolicyBook(db, clock, config.region)
@@ -54,11 +55,11 @@ def build_node(data_dir: Path, clock: Clock | None = None) -> Node:
         config.db_path,
         config.region,
         lambda: {y: policies.for_year(y) for y in policies.years()},
-        lambda now: window_of(policies.current(), now),
+        lambda now: window_of(policies.governing(), now) if policies.years() else "",
         int(config.sweep_interval_seconds * 2000),
         clock.now_ms,
     )
-    metrics.registry.register(books)
+    metrics.add(books)
 
     def on_flow(role: str, peer: str, outcome: str, compute_class: str, amount: int) -> None:
         metrics.observe_flow(role, peer, outcome, compute_class, amount)

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from node import errors, logs
+from node import VERSION, errors, logs
 from node.app import build_node, make_app
 from node.clock import iso
 from node.config import ConfigError, FederationConfig
@@ -28,6 +28,7 @@ from node.node import Node
 from node.provision import init_node
 from node.services.common import SYSTEM
 from node.store.db import BackupFailed, SchemaTooNew, backup
+from node.store.schema import SCHEMA_VERSION
 
 logger = logging.getLogger(__name__)
 
@@ -393,6 +394,11 @@ YEAR = _whole(2000, 2200)
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="suanli", description="A city's compute-voucher node")
+    p.add_argument(
+        "--version",
+        action="version",
+        version=f"suanli {VERSION} (database schema {SCHEMA_VERSION})",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     def with_data(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -13,15 +13,43 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from node import VERSION
 from node.domain.issuance import Decision
 from node.domain.policy import Policy
 from node.store import books
 
 DB_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+def voucher_money(flows: list[tuple[str, str, str, int]]) -> dict[str, int]:
+    """All vouchers' money by state, from the ledger's running totals (``books.flows``) rather
+    than a sum over every voucher: available and held are what flowed into the voucher and
+    hold accounts less what flowed out; captured and reclaimed are what left them as captures
+    and reclaims. Equal to the vouchers' columns (tests/test_metrics.py checks it)."""
+    money = {"available": 0, "held": 0, "captured": 0, "reclaimed": 0}
+    for kind, source, dest, fen in flows:
+        for account, sign in ((dest, fen), (source, -fen)):
+            if account == "voucher":
+                money["available"] += sign
+            elif account == "hold":
+                money["held"] += sign
+        if source in ("voucher", "hold") and kind == "capture":
+            money["captured"] += fen
+        elif source == "voucher" and kind == "reclaim":
+            money["reclaimed"] += fen
+    return money
 
 
 class BooksCollector(Collector):
@@ -76,11 +104,21 @@ class BooksCollector(Collector):
                 total.add_metric([str(year)], funded)
                 remaining.add_metric([str(year)], pool)
                 committed.add_metric([str(year)], funded - pool)
-            row = books.voucher_totals(conn)
+            flows = books.flows(conn)
+            regions = books.peer_regions(conn)
+            revoked = books.revoked_fen(conn)
             positions = books.positions(conn)
             disputes, conflicts, states = books.settlement_counts(conn)
-        for state, value in zip(("available", "held", "captured", "reclaimed"), row, strict=True):
-            vouchers.add_metric([state], value)
+        by_state = voucher_money(flows)
+        for state in ("available", "held", "captured", "reclaimed"):
+            vouchers.add_metric([state], by_state[state])
+        reclaimed = GaugeMetricFamily(
+            "suanli_vouchers_reclaimed_fen",
+            "Voucher money returned to the budget, by reason",
+            labels=["reason"],
+        )
+        reclaimed.add_metric(["expired"], by_state["reclaimed"] - revoked)
+        reclaimed.add_metric(["revoked"], revoked)
         owed = GaugeMetricFamily(
             "suanli_settlement_position_fen",
             "Captured cross-region money not yet paid, by peer: owed_to_us (we acquired) or we_owe (we issued)",
@@ -115,11 +153,12 @@ class BooksCollector(Collector):
             open_disputes,
             statement_conflicts,
             statement_states,
+            reclaimed,
             *self._federation_and_holds(),
-            *self._flows(),
+            *self._flows(flows, regions),
         ]
 
-    def _flows(self) -> list[Metric]:
+    def _flows(self, rows: list[tuple[str, str, str, int]], regions: list[str]) -> list[Metric]:
         """Quota flows as running totals from the books (``flows``, kept in the transaction of
         every transfer): equal to the ledger at any moment, restarts included, and cheap to
         read however many vouchers there are. Every series a scrape can know of (each fiscal
@@ -141,13 +180,19 @@ class BooksCollector(Collector):
             "provider was paid (acquirer); issuer = acquirer: local; fen (from the books)",
             labels=["issuer", "acquirer"],
         )
+        payable = GaugeMetricFamily(
+            "suanli_books_payable_fen",
+            "Subsidy captured for this city's providers (local and other cities' vouchers) "
+            "and not yet paid to them, fen (from the books)",
+        )
+        payable.add_metric(
+            [],
+            sum(fen for _, _, dest, fen in rows if dest == "payable")
+            - sum(fen for _, source, _, fen in rows if source == "payable"),
+        )
         own = self._region
         years = {str(y): [0, 0] for y in self._policies()}
         pairs = {(own, own): 0}
-        with self._lock:
-            conn = self._connection()
-            regions = books.peer_regions(conn)
-            rows = books.flows(conn)
         for region in regions:
             pairs[(own, region)] = 0
             pairs[(region, own)] = 0
@@ -167,7 +212,7 @@ class BooksCollector(Collector):
             reclaimed.add_metric([year], back)
         for (issuer, acquirer), fen in sorted(pairs.items()):
             captured.add_metric([issuer, acquirer], fen)
-        return [issued, reclaimed, captured]
+        return [issued, reclaimed, captured, payable]
 
     def _federation_and_holds(self) -> list[Metric]:
         now = self._now()
@@ -200,19 +245,12 @@ class BooksCollector(Collector):
             "suanli_holds_overdue",
             "Open holds past their expiry plus two sweep intervals (should be 0)",
         )
-        reclaimed = GaugeMetricFamily(
-            "suanli_vouchers_reclaimed_fen",
-            "Voucher money returned to the budget, by reason",
-            labels=["reason"],
-        )
         window = self._window(now)
         with self._lock:
             conn = self._connection()
             peers = books.peer_exposure(conn, window)
             backlog = books.outbox_backlog(conn)
             overdue.add_metric([], books.overdue_holds(conn, now, self._grace))
-            for state, fen in books.reclaimed_by_state(conn):
-                reclaimed.add_metric(["expired" if state == "expired" else "revoked"], fen)
         # One sample per peer and series: every peer (so the series exist from the start),
         # with its backlog if it has one. (Two samples of one series, a 0 and the count, made
         # Prometheus keep only the first: the backlog alerts could never fire.)
@@ -225,7 +263,7 @@ class BooksCollector(Collector):
             count, oldest = backlog.get(region, (0, now))
             depth.add_metric([region], count)
             age.add_metric([region], max(0.0, (now - oldest) / 1000))
-        return [exposure, cap, up_allowed, depth, age, overdue, reclaimed]
+        return [exposure, cap, up_allowed, depth, age, overdue]
 
     def close(self) -> None:
         with self._lock:
@@ -234,12 +272,45 @@ class BooksCollector(Collector):
                 self._conn = None
 
 
+class RegionLabelled(Collector):
+    """Every series of ``inner`` with the node's ``region`` label added, so that a dashboard
+    can group three cities' series by a label the node itself exports (no relabelling needed;
+    docs/operations.md, "Metrics")."""
+
+    def __init__(self, inner: CollectorRegistry, region: str) -> None:
+        self._inner = inner
+        self._region = region
+
+    def collect(self) -> Iterable[Metric]:
+        for family in self._inner.collect():
+            out = Metric(family.name, family.documentation, family.type, family.unit)
+            out.samples = [
+                s._replace(labels={**s.labels, "region": self._region}) for s in family.samples
+            ]
+            yield out
+
+
 class Metrics:
-    def __init__(self, region: str = "") -> None:
+    def __init__(self, region: str = "", schema_version: int = 0) -> None:
         self.region = region
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
-        self.registry = CollectorRegistry()
-        r = self.registry
+        # The instruments live in ``_own``; ``registry`` is what /metrics serves: the same
+        # series, each with the region label.
+        self._own = CollectorRegistry()
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(RegionLabelled(self._own, region))
+        r = self._own
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+        build = Gauge(
+            "suanli_build_info",
+            "Always 1: the node's software version and database schema version (the region "
+            "label, as on every series, is the node's city)",
+            ["version", "schema"],
+            registry=r,
+        )
+        build.labels(VERSION, str(schema_version)).set(1)
         self.decisions = Counter(
             "suanli_issuance_decisions_total",
             "Issuance decisions by holder category, outcome and first decline reason",
@@ -314,6 +385,10 @@ class Metrics:
             ["route", "status"],
             registry=r,
         )
+
+    def add(self, collector: Collector) -> None:
+        """Serve ``collector``'s series too (with the region label)."""
+        self._own.register(collector)
 
     def child(self, metric: Any, *values: str) -> Any:
         """``metric.labels(*values)``, remembered: labels are bounded, and looking a child up

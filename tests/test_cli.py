@@ -8,11 +8,12 @@ import sqlite3
 import stat
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
-
+from node import VERSION
 from node.clock import SystemClock, year_of
+from node.store.schema import SCHEMA_VERSION
 from tests.cluster import http, one_city
 from tests.conftest import PROVIDER_A, policy_text
+from tests.exposition import parse
 from tests.proc import NodeProcess, suanli, wait_until
 
 # Real processes run on the wall clock: their policy is for the current fiscal year.
@@ -94,15 +95,19 @@ def test_serve_tokens_policy_check_and_kill9(tmp_path: Path) -> None:
     data, op = init(tmp_path)
     node = NodeProcess(data).start()
     try:
-        assert http("GET", f"{node.url}/health")[0] == 200
+        status, health = http("GET", f"{node.url}/health")
+        assert status == 200 and health["version"] == VERSION
+        assert health["schema_version"] == SCHEMA_VERSION and health["region"] == "330100"
         status, metrics = http("GET", f"{node.url}/metrics")
         assert status == 200
-        samples = {
-            (s.name, tuple(sorted(s.labels.items()))): s.value
-            for f in text_string_to_metric_families(metrics)
-            for s in f.samples
-        }
+        samples = parse(metrics, "330100")
         assert samples[("suanli_budget_total_fen", (("year", str(YEAR)),))] == 25_000_000_000
+        build = (("schema", str(SCHEMA_VERSION)), ("version", VERSION))
+        assert samples[("suanli_build_info", build)] == 1
+        assert samples[("process_resident_memory_bytes", ())] > 0
+        # The same version from the command line, installed or not.
+        shown = suanli("--version", process=True).stdout
+        assert shown.strip() == f"suanli {VERSION} (database schema {SCHEMA_VERSION})"
         # A token made from the CLI works against the running node; revoked, it stops.
         made = suanli(
             "token", "create", "--data", str(data), "--role", "operator", "--label", "cli"

@@ -336,16 +336,10 @@ def test_a_corrupted_record_is_a_dispute_with_evidence(
     assert all(s["state"] != "agreed" for s in statements(trio, HZ) if s["acquirer"] == GY)
     # The other pairs settle; the operators' dashboards show the open dispute.
     wait_until(lambda: all_agreed(trio, {(QD, HZ), (GY, HZ)}), "the other statements", timeout=30)
-    from prometheus_client.parser import text_string_to_metric_families
+    from tests.exposition import parse
 
-    metrics = gy.call_raw("GET", "/metrics")[1]
-    samples = {
-        s.name: s.value
-        for f in text_string_to_metric_families(metrics)
-        for s in f.samples
-        if not s.labels
-    }
-    assert samples["suanli_settlement_disputes_open"] == 1
+    samples = parse(gy.call_raw("GET", "/metrics")[1], GY)
+    assert samples[("suanli_settlement_disputes_open", ())] == 1
 
 
 @pytest.mark.parametrize(

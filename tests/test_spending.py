@@ -7,6 +7,7 @@ import asyncio
 from node.clock import MS_PER_DAY, ManualClock
 from node.node import Node
 from tests.conftest import Api, World, order, snapshot, valid_uscc
+from tests.test_metrics import scrape
 
 BIG = 100_000_000  # ¥1,000,000 estimate → ¥300,000 voucher at 30%
 
@@ -176,6 +177,13 @@ async def test_expiry_with_injected_clock(world: World, node: Node, clock: Manua
     assert voucher["state"] == "expired" and voucher["reclaimed_fen"] == 30_000_000 - 300_000
     budget_after = (await world.op.get("/v1/budget"))["items"][0]
     assert budget_after["remaining_fen"] == budget_before["remaining_fen"] + 29_700_000
+    # A year with no policy loaded yet: the metrics and the windows carry on under the last
+    # policy's cycle (they used to answer policy_missing).
+    samples = await scrape(world)
+    windows = (await world.op.get("/v1/settlement/windows"))["items"]
+    assert windows and all(w["window_id"] for w in windows)
+    assert samples[("suanli_vouchers_reclaimed_fen", (("reason", "expired"),))] == 29_700_000
+    assert samples[("suanli_vouchers_reclaimed_fen", (("reason", "revoked"),))] == 0
     await world.holders["acme"].post(
         f"/v1/vouchers/{v['id']}/authorizations",
         {

@@ -8,13 +8,13 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from prometheus_client import generate_latest
 
 from federation.envelope import seal
 from federation.proto.v1 import federation_pb2 as pb
 from node.domain.statements import STATEMENT_TAG, statement_bytes, tally
 from node.keys import verify
 from node.services.common import SYSTEM
+from tests.exposition import samples
 from tests.fakepeer import PEER, PEER_KEY, Rig, reply_of
 
 
@@ -92,8 +92,7 @@ async def test_an_agreed_statement_is_never_un_agreed_by_a_message(rig: Rig) -> 
     assert len(conflicts) == 1 and conflicts[0]["window_id"] == window
     assert conflicts[0]["evidence"]["agreed"]["total_fen"] == 300_000
     assert conflicts[0]["evidence"]["received"]["total_fen"] == 600_000
-    exposition = generate_latest(rig.node.metrics.registry).decode()
-    assert "suanli_settlement_conflicts 1.0" in exposition
+    assert samples(rig.node)[("suanli_settlement_conflicts", ())] == 1
     events = rig.node.db.run_sync(
         "j",
         lambda c: c.execute(

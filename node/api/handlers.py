@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from node import errors
+from node import VERSION, errors
 from node.api import render
 from node.api.appkeys import NODE, PRINCIPAL
 from node.api.parse import Query, json_body, page
@@ -43,7 +43,13 @@ def _items(items: list[dict[str, Any]], limit: int, key: str = "id") -> dict[str
 async def health(request: web.Request) -> web.Response:
     node = request.app[NODE]
     return _ok(
-        {"status": "ok", "region": node.config.region, "policy_years": node.policies.years()}
+        {
+            "status": "ok",
+            "region": node.config.region,
+            "version": VERSION,
+            "schema_version": node.db.schema_version,
+            "policy_years": node.policies.years(),
+        }
     )
 
 

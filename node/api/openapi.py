@@ -163,7 +163,15 @@ ORDER_ERRORS = (
 
 # (method, path, role, summary, request schema or None, success status, error codes)
 OPERATIONS: list[tuple[str, str, str, str, dict[str, Any] | None, int, tuple[str, ...]]] = [
-    ("get", "/health", "public", "Liveness and the loaded policy years", None, 200, ()),
+    (
+        "get",
+        "/health",
+        "public",
+        "Liveness, region, software and schema versions, the loaded policy years",
+        None,
+        200,
+        (),
+    ),
     ("get", "/metrics", "public", "Prometheus metrics", None, 200, ()),
     ("get", "/openapi.json", "public", "This document", None, 200, ()),
     ("get", "/v1/node", "public", "The node card: region, name, signing keys", None, 200, ()),

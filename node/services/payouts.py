@@ -73,11 +73,11 @@ class LocalSettlement:
         self._signing = asyncio.Lock()  # one window's payouts at a time
 
     def grace_ms(self) -> int:
-        return self._policies.current().settlement_grace_minutes * 60_000
+        return self._policies.governing().settlement_grace_minutes * 60_000
 
     def payout_window_txn(self, conn: sqlite3.Connection, now: int) -> str:
         """The open window of this node at ``now`` (for captures of other cities' vouchers)."""
-        return open_window(self._policies.current(), now, lambda w: store.is_closed(conn, w))
+        return open_window(self._policies.governing(), now, lambda w: store.is_closed(conn, w))
 
     def _close_txn(self, conn: sqlite3.Connection, window_id: str, now: int, actor: str) -> None:
         start, end = window_bounds(window_id)
@@ -96,7 +96,7 @@ class LocalSettlement:
         payouts are signed before the answer."""
         require_operator(who)
         now = self._clock.now_ms()
-        target = window_id or window_of(self._policies.current(), now)
+        target = window_id or window_of(self._policies.governing(), now)
         await self._db.run("window_close", lambda c: self._close_txn(c, target, now, who.actor))
         crash_point("settlement.after_close")
         payouts, captures = await self.sign_payouts(target)
@@ -106,7 +106,7 @@ class LocalSettlement:
         """Close every window with captures whose end plus the grace delay has passed, then sign
         the payouts of every closed window still without them (after a crash, too)."""
         now = self._clock.now_ms()
-        grace = self._policies.current().settlement_grace_minutes * 60_000
+        grace = self._policies.governing().settlement_grace_minutes * 60_000
 
         def txn(conn: sqlite3.Connection) -> list[str]:
             closed = []
@@ -231,7 +231,7 @@ class LocalSettlement:
     async def windows(self, who: Principal) -> list[dict[str, Any]]:
         require_operator(who)
         now = self._clock.now_ms()
-        current = window_of(self._policies.current(), now)
+        current = window_of(self._policies.governing(), now)
 
         def txn(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             rows = store.windows(conn)
@@ -248,7 +248,7 @@ class LocalSettlement:
                 }
                 for r in rows
             ]
-            open_now = open_window(self._policies.current(), now, lambda w: w in known)
+            open_now = open_window(self._policies.governing(), now, lambda w: w in known)
             out.append({"window_id": open_now, "state": "open", "current": open_now == current})
             return out
 

@@ -48,6 +48,16 @@ class PolicyBook:
     def current(self) -> Policy:
         return self.for_year(year_of(self._clock.now_ms()))
 
+    def governing(self) -> Policy:
+        """The policy whose settlement cycle applies now: this year's, or until it is loaded
+        the latest earlier year's (on 1 January the windows, their listing and the metrics
+        carry on under last year's cycle instead of failing)."""
+        now_year = year_of(self._clock.now_ms())
+        earlier = [y for y in self._by_year if y <= now_year]
+        if not earlier:
+            return self.current()
+        return self._by_year[max(earlier)]
+
     def maybe_for_year(self, year: int) -> Policy | None:
         return self._by_year.get(year)
 

@@ -30,13 +30,13 @@ def peer_regions(conn: sqlite3.Connection) -> list[str]:
     return [str(r[0]) for r in conn.execute("SELECT region FROM peers ORDER BY region")]
 
 
-def voucher_totals(conn: sqlite3.Connection) -> tuple[int, int, int, int]:
-    """Voucher money by column: available, held, captured, reclaimed."""
+def revoked_fen(conn: sqlite3.Connection) -> int:
+    """Balance returned to the budget by revocations (an operator's act, so few vouchers: a
+    partial index holds exactly them). Expiries are the rest of the reclaims in ``flows``."""
     row = conn.execute(
-        "SELECT COALESCE(SUM(available_fen), 0), COALESCE(SUM(held_fen), 0), "
-        "COALESCE(SUM(captured_fen), 0), COALESCE(SUM(reclaimed_fen), 0) FROM vouchers"
+        "SELECT COALESCE(SUM(reclaimed_fen), 0) FROM vouchers WHERE state = 'revoked'"
     ).fetchone()
-    return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+    return int(row[0])
 
 
 def positions(conn: sqlite3.Connection) -> list[tuple[str, int]]:
@@ -89,13 +89,3 @@ def overdue_holds(conn: sqlite3.Connection, now: int, grace_ms: int) -> int:
             (grace_ms, now),
         ).fetchone()[0]
     )
-
-
-def reclaimed_by_state(conn: sqlite3.Connection) -> list[tuple[str, int]]:
-    return [
-        (str(state), int(fen))
-        for state, fen in conn.execute(
-            "SELECT state, COALESCE(SUM(reclaimed_fen), 0) FROM vouchers WHERE state != 'active' "
-            "GROUP BY state"
-        )
-    ]

@@ -206,6 +206,7 @@ class Database:
         self._writer.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
         self._writer.execute("PRAGMA journal_size_limit=67108864")  # WAL file kept ≤ 64 MiB
         migrate(self._writer)
+        self.schema_version = SCHEMA_VERSION
         self._checkpointer = _Checkpointer(self.path, synchronous)
         self._reader = connect(self.path, synchronous)
         self._read_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-reader")

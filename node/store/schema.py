@@ -467,6 +467,12 @@ def _v9(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v10(conn: sqlite3.Connection) -> None:
+    """The revoked vouchers alone, for the reclaimed-by-reason gauge: a scrape then reads the
+    few revocations instead of every closed voucher (node/store/books.py)."""
+    conn.execute("CREATE INDEX vouchers_revoked ON vouchers(reclaimed_fen) WHERE state = 'revoked'")
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _script(V1),
     2: _script(V2),
@@ -477,5 +483,6 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     7: _script(V7),
     8: _script(V8),
     9: _v9,
+    10: _v10,
 }
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -196,20 +196,27 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_card(args: argparse.Namespace) -> int:
-    from federation.cards import card_text
+    from federation.cards import card_text, parse_card
 
     node = build_node(args.data)
     try:
         if node.federation is None:
-            raise ConfigError("this node has no [federation] section: init it with --grpc-port")
-        text = card_text(node.federation.card())
+            raise ConfigError("this node has no [federation] section: see suanli federation enable")
+        envelope = node.federation.card()
     finally:
         node.close()
+    card = parse_card(card_text(envelope))
+    # The fingerprint goes to the operator (stderr when the card itself is on stdout): it is
+    # what they read to the peer's operator, who compares it at `peer add`.
+    if args.action == "fingerprint":
+        print(f"{card.card.region} {card.card.name} fingerprint: {card.fingerprint}")
+        return 0
     if args.out:
-        Path(args.out).write_text(text)
+        Path(args.out).write_text(card_text(envelope))
         print(f"card written to {args.out}", file=sys.stderr)
     else:
-        sys.stdout.write(text)
+        sys.stdout.write(card_text(envelope))
+    print(f"fingerprint: {card.fingerprint} (read it to the peer's operator)", file=sys.stderr)
     return 0
 
 
@@ -466,6 +473,9 @@ def parser() -> argparse.ArgumentParser:
     csub = cp.add_subparsers(dest="action", required=True)
     sp = with_data(csub.add_parser("export"))
     sp.add_argument("--out", help="file to write (default: standard output)")
+    with_data(
+        csub.add_parser("fingerprint", help="this node's fingerprint, to read to a peer's operator")
+    )
     cp.set_defaults(fn=_cmd_card)
 
     pp = sub.add_parser("peer", help="the federation's other cities")

@@ -267,7 +267,8 @@ def test_card_export_and_peer_add_with_fingerprint(tmp_path: Path) -> None:
     )
     assert no_tls.returncode == 2 and "--plaintext" in no_tls.stderr
     card = tmp_path / "gy.card"
-    suanli("card", "export", "--data", str(nodes["520100"]), "--out", str(card))
+    exported = suanli("card", "export", "--data", str(nodes["520100"]), "--out", str(card))
+    own_print = suanli("card", "fingerprint", "--data", str(nodes["520100"])).stdout
     shown = suanli(
         "peer",
         "add",
@@ -281,6 +282,9 @@ def test_card_export_and_peer_add_with_fingerprint(tmp_path: Path) -> None:
     assert shown.returncode == 1 and "does not match" in shown.stderr
     fingerprint = shown.stdout.split("fingerprint: ")[1].splitlines()[0]
     assert len(fingerprint.split()) == 8
+    # What Guiyang's operator reads out is what Hangzhou's import shows.
+    assert f"fingerprint: {fingerprint} (read it" in exported.stderr
+    assert own_print.strip().endswith(f"fingerprint: {fingerprint}")
     unconfirmed = suanli("peer", "add", "--data", str(nodes["330100"]), str(card), check=False)
     assert unconfirmed.returncode == 1 and "not imported" in unconfirmed.stderr
     assert suanli("peer", "list", "--data", str(nodes["330100"])).stdout == ""

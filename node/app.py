@@ -18,7 +18,7 @@ from federation.server import ServerTls, Servicer
 from federation.wire import PeerStatements, Wire
 from node.api.routes import make_web_app
 from node.clock import Clock, SystemClock
-from node.config import FederationConfig, NodeConfig
+from node.config import FederationConfig, NodeConfig, check_tls
 from node.config import load as load_config
 from node.domain.windows import window_of
 from node.keys import NodeKey
@@ -106,11 +106,6 @@ def build_node(data_dir: Path, clock: Clock | None = None) -> Node:
     )
 
 
-def _path(config: NodeConfig, name: str) -> Path:
-    path = Path(name)
-    return path if path.is_absolute() else config.data_dir / path
-
-
 @dataclass(frozen=True)
 class _Wire:
     """The federation parts a node's spending needs first: the acquirer and what it sends with."""
@@ -139,10 +134,11 @@ def _build_wire(
     client_tls = server_tls = None
     if not fed.plaintext:
         mutual = fed.mutual_tls
+        checked = check_tls(fed, config.data_dir)
         cert, tls_key, ca = (
-            _path(config, fed.tls_cert),
-            _path(config, fed.tls_key),
-            _path(config, fed.tls_ca),
+            Path(checked.tls_cert),
+            Path(checked.tls_key),
+            Path(checked.tls_ca),
         )
         client_tls = Tls(ca, cert if mutual else None, tls_key if mutual else None)
         server_tls = ServerTls(cert, tls_key, ca if mutual else None)

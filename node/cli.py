@@ -18,7 +18,7 @@ from aiohttp import web
 from node import VERSION, errors, logs
 from node.app import build_node, make_app
 from node.clock import iso
-from node.config import ConfigError, FederationConfig
+from node.config import ConfigError, FederationConfig, check_tls
 from node.config import load as load_config
 from node.domain.fields import MAX_FEN, parse_int
 from node.domain.money import yuan
@@ -36,25 +36,30 @@ SERVE_FILE = "serve.json"
 DEFAULT_DATA = Path(os.environ.get("SUANLI_DATA", "data"))
 
 
-def _cmd_init(args: argparse.Namespace) -> int:
-    federation = None
-    if args.grpc_port is not None:
-        federation = FederationConfig(
-            host=args.grpc_host,
-            port=args.grpc_port,
-            endpoint=args.endpoint or "",
-            plaintext=args.plaintext,
-            tls_cert=args.tls_cert or "",
-            tls_key=args.tls_key or "",
-            tls_ca=args.tls_ca or "",
-            mutual_tls=args.mutual_tls,
+def _federation_of(args: argparse.Namespace) -> FederationConfig:
+    """The ``[federation]`` section from init's or ``federation enable``'s options, its TLS
+    files checked and their paths made absolute (relative to where the command runs)."""
+    federation = FederationConfig(
+        host=args.grpc_host,
+        port=args.grpc_port,
+        endpoint=args.endpoint or "",
+        plaintext=args.plaintext,
+        tls_cert=args.tls_cert or "",
+        tls_key=args.tls_key or "",
+        tls_ca=args.tls_ca or "",
+        mutual_tls=args.mutual_tls,
+    )
+    if not federation.plaintext and not (
+        federation.tls_cert and federation.tls_key and federation.tls_ca
+    ):
+        raise ConfigError(
+            "federation needs --tls-cert, --tls-key and --tls-ca, or --plaintext (loopback only)"
         )
-        if not federation.plaintext and not (
-            federation.tls_cert and federation.tls_key and federation.tls_ca
-        ):
-            raise ConfigError(
-                "federation needs --tls-cert, --tls-key and --tls-ca, or --plaintext (loopback only)"
-            )
+    return check_tls(federation, Path.cwd())
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    federation = _federation_of(args) if args.grpc_port is not None else None
     token = init_node(
         args.data,
         args.region,
@@ -192,6 +197,20 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print(f"{n} rows written to {args.out}", file=sys.stderr)
     else:
         export(config.db_path, args.report, args.format, sys.stdout, config.region)
+    return 0
+
+
+def _cmd_federation(args: argparse.Namespace) -> int:
+    from node.provision import enable_federation
+
+    federation = _federation_of(args)
+    enable_federation(args.data, federation, args.replace)
+    print(
+        f"federation {'changed' if args.replace else 'enabled'}: gRPC on {federation.host}:"
+        f"{federation.port}, peers dial {federation.advertised}"
+        + (" (plaintext: loopback only)" if federation.plaintext else " (TLS)")
+    )
+    print("restart the node to serve it; then exchange cards (suanli card export)")
     return 0
 
 
@@ -412,6 +431,25 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the node's data folder")
         return sp
 
+    def federation_options(sp: argparse.ArgumentParser, required: bool) -> None:
+        sp.add_argument(
+            "--grpc-port",
+            type=PORT,
+            required=required,
+            help="join a federation: serve gRPC on this port",
+        )
+        sp.add_argument("--grpc-host", default="127.0.0.1")
+        sp.add_argument(
+            "--endpoint", help="host:port peers should dial (default grpc-host:grpc-port)"
+        )
+        sp.add_argument(
+            "--plaintext", action="store_true", help="no TLS: loopback demos and tests only"
+        )
+        sp.add_argument("--tls-cert", help="PEM certificate (relative paths: from here)")
+        sp.add_argument("--tls-key", help="PEM private key, mode 0600")
+        sp.add_argument("--tls-ca", help="CA that signs the federation's certificates")
+        sp.add_argument("--mutual-tls", action="store_true")
+
     sp = with_data(
         sub.add_parser("init", help="create a node: folder, key, database, policy, first token")
     )
@@ -420,17 +458,23 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--policy", required=True, help="the fiscal year's policy TOML")
     sp.add_argument("--port", type=PORT, default=8330)
     sp.add_argument("--synchronous", default="FULL", choices=["NORMAL", "FULL", "EXTRA"])
-    sp.add_argument("--grpc-port", type=PORT, help="join a federation: serve gRPC on this port")
-    sp.add_argument("--grpc-host", default="127.0.0.1")
-    sp.add_argument("--endpoint", help="host:port peers should dial (default grpc-host:grpc-port)")
-    sp.add_argument(
-        "--plaintext", action="store_true", help="no TLS: loopback demos and tests only"
-    )
-    sp.add_argument("--tls-cert")
-    sp.add_argument("--tls-key")
-    sp.add_argument("--tls-ca", help="CA that signs the federation's certificates")
-    sp.add_argument("--mutual-tls", action="store_true")
+    federation_options(sp, required=False)
     sp.set_defaults(fn=_cmd_init)
+
+    fp = sub.add_parser("federation", help="this node's part in the federation")
+    fsub = fp.add_subparsers(dest="action", required=True)
+    sp = with_data(
+        fsub.add_parser(
+            "enable", help="serve the federation on an existing node (writes node.toml)"
+        )
+    )
+    federation_options(sp, required=True)
+    sp.add_argument(
+        "--replace",
+        action="store_true",
+        help="change the address or TLS files of a node already in",
+    )
+    fp.set_defaults(fn=_cmd_federation)
 
     sp = with_data(sub.add_parser("serve", help="serve the REST API"))
     sp.add_argument("--host")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import tomllib
 from dataclasses import dataclass
+from os import path as os_path
 from pathlib import Path
 
 from node.domain.fields import is_region
@@ -115,6 +116,49 @@ def _render_federation(f: FederationConfig) -> str:
         f"statement_retry_seconds = {f.statement_retry_seconds}\n"
         f"statement_inline_records = {f.statement_inline_records}\n"
         f"statements_page = {f.statements_page}\n"
+    )
+
+
+TLS_FILES = (
+    ("tls_cert", "CERTIFICATE", "certificate"),
+    ("tls_key", "PRIVATE KEY", "private key"),
+    ("tls_ca", "CERTIFICATE", "CA certificate"),
+)
+
+
+def check_tls(fed: FederationConfig, base: Path) -> FederationConfig:
+    """The federation's TLS files, checked before anything uses them, each error naming the key:
+    the file exists and this user can read it, it is PEM of the right kind, and the private key
+    is readable by its owner only. Relative paths are resolved against ``base`` (the folder the
+    operator ran the command in, for ``init`` and ``federation enable``; the data folder for a
+    path written in ``node.toml`` by hand) and come back absolute, so what is stored is what
+    ``serve`` will open, whatever folder it starts in."""
+    if fed.plaintext:
+        return fed
+    found: dict[str, str] = {}
+    for name, marker, what in TLS_FILES:
+        raw = getattr(fed, name)
+        if not raw:
+            raise ConfigError(f"federation.{name}: no {what} given")
+        path = Path(raw) if Path(raw).is_absolute() else base / raw
+        path = Path(os_path.abspath(path))
+        try:
+            pem = path.read_bytes()
+        except FileNotFoundError:
+            raise ConfigError(f"federation.{name}: {path} does not exist") from None
+        except (PermissionError, IsADirectoryError):
+            raise ConfigError(
+                f"federation.{name}: {path} is not a file this user can read"
+            ) from None
+        if b"-----BEGIN " not in pem or marker.encode() not in pem:
+            raise ConfigError(f"federation.{name}: {path} is not a PEM {what}")
+        if name == "tls_key" and path.stat().st_mode & 0o077:
+            raise ConfigError(
+                f"federation.tls_key: {path} can be read by other users; chmod 600 it"
+            )
+        found[name] = str(path)
+    return dataclasses.replace(
+        fed, tls_cert=found["tls_cert"], tls_key=found["tls_key"], tls_ca=found["tls_ca"]
     )
 
 

@@ -4,12 +4,14 @@ to provision them, and only the CLI, the tools and the tests use it."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 from federation.cards import card_text, parse_card
 from node.app import build_node
 from node.config import CONFIG_FILE, ConfigError, FederationConfig, NodeConfig, render
+from node.config import load as load_config
 from node.domain.policy import parse_policy
 from node.files import write_private
 from node.keys import NodeKey
@@ -55,6 +57,36 @@ def init_node(
     finally:
         node.close()
     return token
+
+
+def enable_federation(data_dir: Path, federation: FederationConfig, replace: bool) -> None:
+    """Add (or with ``replace``, change) the ``[federation]`` section of an existing node's
+    ``node.toml``; the federation's other settings (skew, timeouts, caps…) are kept when
+    replacing. The TLS files must already be checked (``check_tls``)."""
+    config = load_config(data_dir)
+    if config.federation is not None and not replace:
+        raise ConfigError(
+            f"{data_dir} is already in a federation (gRPC {config.federation.host}:"
+            f"{config.federation.port}); pass --replace to change its address or TLS files"
+        )
+    if config.federation is not None:
+        new = federation
+        federation = dataclasses.replace(
+            config.federation,
+            host=new.host,
+            port=new.port,
+            endpoint=new.endpoint,
+            plaintext=new.plaintext,
+            tls_cert=new.tls_cert,
+            tls_key=new.tls_key,
+            tls_ca=new.tls_ca,
+            mutual_tls=new.mutual_tls,
+        )
+    if federation.port == config.http_port and federation.host == config.http_host:
+        raise ConfigError(f"--grpc-port: {federation.port} is the REST API's port")
+    write_private(
+        data_dir / CONFIG_FILE, render(dataclasses.replace(config, federation=federation))
+    )
 
 
 def peer_all(members: list[tuple[str, Path]], exposure_cap_fen: int) -> None:

@@ -6,6 +6,7 @@ import json
 import re
 import sqlite3
 import stat
+from typing import Any
 from pathlib import Path
 
 from node import VERSION
@@ -312,3 +313,63 @@ def test_card_export_and_peer_add_with_fingerprint(tmp_path: Path) -> None:
     garbage.write_text("bm90IGEgY2FyZA==\n")
     bad = suanli("peer", "add", "--data", str(nodes["330100"]), str(garbage), "--yes", check=False)
     assert bad.returncode == 2 and "not a node card" in bad.stderr
+
+
+def test_federation_enable_checks_tls_files(tmp_path: Path, monkeypatch: Any) -> None:
+    """An existing node joins the federation by command, not by editing node.toml; its TLS
+    files are checked then, each error naming the option, and relative paths are stored
+    absolute (they used to be stored verbatim and resolved against the data folder at serve)."""
+    import socket
+
+    from tests.cluster import free_port, make_tls
+
+    data, _ = init(tmp_path)
+    cert, key, ca = make_tls(tmp_path / "tls", "hz")
+    config = (data / "node.toml").read_text()
+    monkeypatch.chdir(tmp_path / "tls")
+    grpc = str(free_port())
+
+    def enable(*extra: str) -> Any:
+        return suanli(
+            "federation", "enable", "--data", str(data), "--grpc-port", grpc, *extra, check=False
+        )
+
+    relative = ("--tls-cert", cert.name, "--tls-key", key.name, "--tls-ca", ca.name)
+    refusals = [
+        (("--tls-cert", "nowhere.pem", *relative[2:]), "federation.tls_cert: ", "does not exist"),
+        (
+            (*relative[:2], "--tls-key", cert.name, *relative[4:]),
+            "federation.tls_key: ",
+            "not a PEM private key",
+        ),
+        ((*relative[:4], "--tls-ca", key.name), "federation.tls_ca: ", "not a PEM CA certificate"),
+        (("--tls-cert", cert.name), "--tls-key", ""),
+    ]
+    for args, named, says in refusals:
+        out = enable(*args)
+        assert out.returncode == 2 and named in out.stderr and says in out.stderr, out.stderr
+    key.chmod(0o640)
+    out = enable(*relative)
+    assert out.returncode == 2 and "chmod 600" in out.stderr
+    assert (data / "node.toml").read_text() == config  # nothing written by a refusal
+    key.chmod(0o600)
+
+    out = enable(*relative, "--mutual-tls")
+    assert out.returncode == 0, out.stderr
+    written = (data / "node.toml").read_text()
+    assert f'tls_cert = "{cert}"' in written and f'tls_key = "{key}"' in written
+    assert stat.S_IMODE((data / "node.toml").stat().st_mode) == 0o600
+    again = enable("--plaintext")
+    assert again.returncode == 2 and "--replace" in again.stderr
+    # The node serves the federation over TLS from another folder than the one enable ran in.
+    monkeypatch.chdir(tmp_path)
+    node = NodeProcess(data).start()
+    try:
+        with socket.create_connection(("127.0.0.1", int(grpc)), timeout=5):
+            pass
+        assert "fingerprint: " in suanli("card", "fingerprint", "--data", str(data)).stdout
+    finally:
+        node.stop()
+    changed = enable("--plaintext", "--replace")
+    assert changed.returncode == 0 and "plaintext" in changed.stdout
+    assert "plaintext = true" in (data / "node.toml").read_text()

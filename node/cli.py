@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ from node.domain.policy import policy_summary
 from node.files import FolderBusy, FolderLock
 from node.node import Node
 from node.provision import init_node
-from node.services.common import SYSTEM
+from node.services.common import Principal, cli_operator
 from node.store.db import BackupFailed, SchemaTooNew, backup
 from node.store.schema import SCHEMA_VERSION
 
@@ -34,6 +35,17 @@ logger = logging.getLogger(__name__)
 
 SERVE_FILE = "serve.json"
 DEFAULT_DATA = Path(os.environ.get("SUANLI_DATA", "data"))
+
+
+def _operator(args: argparse.Namespace) -> Principal:
+    """Who acts, for the audit trail: ``--operator``, else $SUANLI_OPERATOR, else the OS user."""
+    name = args.operator or os.environ.get("SUANLI_OPERATOR")
+    if not name:
+        try:
+            name = getpass.getuser()
+        except (KeyError, OSError):  # a container's user with no passwd entry
+            name = f"uid {os.getuid()}"
+    return cli_operator(name)
 
 
 def _federation_of(args: argparse.Namespace) -> FederationConfig:
@@ -68,6 +80,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
         args.port,
         args.synchronous,
         federation=federation,
+        who=_operator(args),
     )
     print(f"node {args.region} ({args.name}) created in {args.data}")
     print(f"operator token (shown once, stored hashed): {token}")
@@ -156,14 +169,14 @@ def _cmd_token(args: argparse.Namespace) -> int:
     try:
         if args.action == "create":
             token_id, token = node.tokens.create_sync(
-                SYSTEM, args.role, args.subject, args.label or ""
+                _operator(args), args.role, args.subject, args.label or ""
             )
             print(f"token {token_id} ({args.role}); shown once: {token}")
         elif args.action == "list":
-            for row in node.tokens.list_sync(SYSTEM):
+            for row in node.tokens.list_sync(_operator(args)):
                 print(json.dumps(row, ensure_ascii=False))
         else:
-            node.tokens.revoke_sync(SYSTEM, args.token_id)
+            node.tokens.revoke_sync(_operator(args), args.token_id)
             print(f"token {args.token_id} revoked")
     finally:
         node.close()
@@ -174,7 +187,7 @@ def _cmd_policy(args: argparse.Namespace) -> int:
     node = build_node(args.data)
     try:
         if args.action == "load":
-            policy, version = node.policies.load_sync(Path(args.file).read_text(), SYSTEM)
+            policy, version = node.policies.load_sync(Path(args.file).read_text(), _operator(args))
             print(
                 f"policy {policy.fiscal_year} v{version} loaded; budget {yuan(policy.annual_budget_fen)}"
             )
@@ -272,7 +285,7 @@ def _cmd_peer(args: argparse.Namespace) -> int:
                 else (fed.default_exposure_cap_fen if fed else 0)
             )
             imported = card.peer(not args.no_outbound, not args.no_inbound, cap)
-            peering.add(imported, card.envelope, SYSTEM)
+            peering.add(imported, card.envelope, _operator(args))
             print(f"peer {card.card.region} imported")
         elif args.action == "list":
             for peer in peering.list():
@@ -283,11 +296,11 @@ def _cmd_peer(args: argparse.Namespace) -> int:
                 None if args.outbound is None else args.outbound == "on",
                 None if args.inbound is None else args.inbound == "on",
                 args.exposure_cap_fen,
-                SYSTEM,
+                _operator(args),
             )
             print(f"peer {args.region} updated")
         else:
-            peering.revoke_key(args.region, args.key_id, SYSTEM)
+            peering.revoke_key(args.region, args.key_id, _operator(args))
             print(f"key {args.key_id} of {args.region} revoked")
     finally:
         node.close()
@@ -308,14 +321,14 @@ def _cmd_key(args: argparse.Namespace) -> int:
                 config.key_path,
                 int(args.overlap_hours * 3_600_000),
                 now,
-                "operator:cli",
+                _operator(args).actor,
             )
             print(
                 f"key {old} retired (valid {args.overlap_hours:g} h more); signing with {new} after a restart"
             )
             print("the running node announces the new card to its peers within a sweep interval")
         elif args.action == "revoke":
-            ownkeys.revoke(node.db, config.key_path, args.key_id, now, "operator:cli")
+            ownkeys.revoke(node.db, config.key_path, args.key_id, now, _operator(args).actor)
             print(f"key {args.key_id} revoked; peers are told within a sweep interval")
         else:
             for k in node.db.run_sync("own_keys", lambda c: ownkeys.load_txn(c, node.key)):
@@ -343,23 +356,23 @@ def _cmd_settle(args: argparse.Namespace) -> int:
     async def run() -> Any:
         try:
             if args.action == "windows":
-                return await node.settlement.windows(SYSTEM)
+                return await node.settlement.windows(_operator(args))
             if args.action == "close":
-                return await node.settlement.close(SYSTEM, args.window)
+                return await node.settlement.close(_operator(args), args.window)
             if args.action == "payouts":
                 if args.format == "json":
-                    return await node.settlement.payouts(SYSTEM, args.window)
-                async for chunk in node.settlement.payouts_csv(SYSTEM, args.window):
+                    return await node.settlement.payouts(_operator(args), args.window)
+                async for chunk in node.settlement.payouts_csv(_operator(args), args.window):
                     sys.stdout.write(chunk)
                 return None
             if args.action == "statements":
-                return await node.settlement_views.statements(SYSTEM)
+                return await node.settlement_views.statements(_operator(args))
             if args.action == "disputes":
-                return await node.settlement_views.disputes(SYSTEM, not args.all)
+                return await node.settlement_views.disputes(_operator(args), not args.all)
             if node.federation is None:
                 raise ConfigError("this node is not part of a federation")
             until = parse_iso(args.until) if args.until else 0
-            return await node.federation.netting.compute(SYSTEM, until)
+            return await node.federation.netting.compute(_operator(args), until)
         finally:
             if node.federation is not None:
                 await node.federation.clients.close()
@@ -413,6 +426,13 @@ def _hours(text: str) -> float:
     return hours
 
 
+def OPERATOR(text: str) -> str:
+    name = text.strip()
+    if not 1 <= len(name) <= 64 or not name.isprintable() or any(c in name for c in "()"):
+        raise argparse.ArgumentTypeError("1 to 64 printable characters, without parentheses")
+    return name
+
+
 PORT = _whole(0, 65_535)
 FEN = _whole(0, MAX_FEN)
 YEAR = _whole(2000, 2200)
@@ -429,6 +449,11 @@ def parser() -> argparse.ArgumentParser:
 
     def with_data(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
         sp.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the node's data folder")
+        sp.add_argument(
+            "--operator",
+            type=OPERATOR,
+            help="who you are, for the audit trail (default: $SUANLI_OPERATOR, else your OS user)",
+        )
         return sp
 
     def federation_options(sp: argparse.ArgumentParser, required: bool) -> None:

@@ -15,7 +15,7 @@ from node.config import load as load_config
 from node.domain.policy import parse_policy
 from node.files import write_private
 from node.keys import NodeKey
-from node.services.common import SYSTEM
+from node.services.common import SYSTEM, Principal
 from node.services.peering import Peering
 from node.store.db import Database
 
@@ -29,8 +29,10 @@ def init_node(
     synchronous: str = "FULL",
     sweep_interval: float = 5.0,
     federation: FederationConfig | None = None,
+    who: Principal = SYSTEM,
 ) -> str:
-    """Create a node's data folder, key, database and policy; return the first operator token."""
+    """Create a node's data folder, key, database and policy; return the first operator token.
+    ``who`` is named in the audit trail (the operator at the command line)."""
     if (data_dir / CONFIG_FILE).exists():
         raise ConfigError(f"{data_dir} already holds a node; refusing to overwrite it")
     policy = parse_policy(policy_text)  # fail before creating anything
@@ -52,8 +54,8 @@ def init_node(
     Database(config.db_path, synchronous).close()
     node = build_node(data_dir)
     try:
-        node.policies.load_sync(policy_text, SYSTEM)
-        _, token = node.tokens.create_sync(SYSTEM, "operator", None, "first operator (suanli init)")
+        node.policies.load_sync(policy_text, who)
+        _, token = node.tokens.create_sync(who, "operator", None, "first operator, from suanli init")
     finally:
         node.close()
     return token

@@ -6,8 +6,8 @@ import json
 import re
 import sqlite3
 import stat
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from node import VERSION
 from node.clock import SystemClock, year_of
@@ -373,3 +373,58 @@ def test_federation_enable_checks_tls_files(tmp_path: Path, monkeypatch: Any) ->
     changed = enable("--plaintext", "--replace")
     assert changed.returncode == 0 and "plaintext" in changed.stdout
     assert "plaintext = true" in (data / "node.toml").read_text()
+
+
+def test_every_operator_action_names_the_operator(tmp_path: Path, monkeypatch: Any) -> None:
+    """The audit trail and the windows name who acted: at the command line the --operator
+    given, else $SUANLI_OPERATOR, else the OS user; through the API the token's id and label.
+    (The CLI used to act as system:system.)"""
+    import getpass
+
+    text = tmp_path / "p.toml"
+    text.write_text(this_year())
+    data = tmp_path / "hz"
+    out = suanli(
+        "init",
+        "--data",
+        str(data),
+        "--region",
+        "330100",
+        "--name",
+        "hz",
+        "--policy",
+        str(text),
+        "--operator",
+        "Li Wei",
+    )
+    op = out.stdout.rsplit(" ", 1)[1].strip()
+    monkeypatch.delenv("SUANLI_OPERATOR", raising=False)
+    made = suanli("token", "create", "--data", str(data), "--role", "operator", "--label", "desk A")
+    desk_id, desk = made.stdout.split()[1], made.stdout.rsplit(" ", 1)[1].strip()
+    monkeypatch.setenv("SUANLI_OPERATOR", "night shift")
+    suanli("settle", "close", "--data", str(data), f"{YEAR}-Q1")
+    bad = suanli("settle", "windows", "--data", str(data), "--operator", "x(y)", check=False)
+    assert bad.returncode == 2 and "parentheses" in bad.stderr
+    node = NodeProcess(data).start()
+    try:
+        closed = http(
+            "POST", f"{node.url}/v1/settlement/windows/close", desk, {"window": f"{YEAR}-Q2"}
+        )
+        assert closed[0] == 201, closed
+        status, journal = http("GET", f"{node.url}/v1/journal?kind=audit&limit=500", op)
+        assert status == 200
+    finally:
+        node.stop()
+    actors = {(e["action"], e["actor"]) for e in journal["items"]}
+    first_token = next(e for e in journal["items"] if e["action"] == "token.create")["subject"]
+    assert ("policy.load", "operator:cli (Li Wei)") in actors, actors
+    assert ("token.create", "operator:cli (Li Wei)") in actors
+    assert ("token.create", f"operator:cli ({getpass.getuser()})") in actors
+    closes = [e["actor"] for e in journal["items"] if e["action"] == "window.close"]
+    assert closes == ["operator:cli (night shift)", f"operator:{desk_id} (desk A)"], closes
+    automatic = {(action, a) for action, a in actors if a.startswith("system:")}
+    # Only the node's own steps are the system's (signing payouts after a close).
+    assert first_token and automatic == {("window.payouts", "system:settlement")}, automatic
+    with sqlite3.connect(data / "suanli.db") as conn:
+        closed_by = [r[0] for r in conn.execute("SELECT closed_by FROM windows ORDER BY closed_at")]
+    assert closed_by == closes

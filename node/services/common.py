@@ -20,11 +20,21 @@ class Principal:
     role: str
     subject_id: str | None
     token_id: str
+    name: str = ""  # an operator's: the token's label, or the person at the command line
 
     @property
     def actor(self) -> str:
-        """How the caller is named in the history and the audit trail."""
-        return f"{self.role}:{self.subject_id or self.token_id}"
+        """How the caller is named in the history and the audit trail: a holder or provider
+        by its id; an operator by the token it used and that token's label
+        (``operator:tok_1f… (ops desk)``), or at the command line by name
+        (``operator:cli (alice)``); the node's own background work as ``system:system``."""
+        base = f"{self.role}:{self.subject_id or self.token_id}"
+        return f"{base} ({self.name})" if self.role == "operator" and self.name else base
+
+
+def cli_operator(name: str) -> Principal:
+    """The operator at the command line (``--operator``, else the OS user)."""
+    return Principal("operator", None, "cli", name)
 
 
 SYSTEM = Principal("system", None, "system")

@@ -329,7 +329,9 @@ class Tokens:
         row = await self._db.read("token_find", lambda c: registry.find_token(c, digest))
         if row is None:
             raise errors.Unauthenticated("unknown or revoked token")
-        principal = Principal(role=row["role"], subject_id=row["subject_id"], token_id=row["id"])
+        principal = Principal(
+            role=row["role"], subject_id=row["subject_id"], token_id=row["id"], name=row["label"]
+        )
         if len(self._cache) >= CACHE_SIZE:
             self._cache.clear()
         self._cache[digest] = (principal, now + CACHE_SECONDS)

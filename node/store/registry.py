@@ -100,7 +100,7 @@ def insert_token(
 
 def find_token(conn: sqlite3.Connection, token_sha256: str) -> sqlite3.Row | None:
     row: sqlite3.Row | None = conn.execute(
-        "SELECT id, role, subject_id FROM tokens WHERE token_sha256 = ? AND revoked_at IS NULL",
+        "SELECT id, role, subject_id, label FROM tokens WHERE token_sha256 = ? AND revoked_at IS NULL",
         (token_sha256,),
     ).fetchone()
     return row

@@ -27,6 +27,7 @@ receiver's inbox, which is where message ids are remembered.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -44,6 +45,10 @@ MAX_ID = 128  # message ids (this node sends m_ + 16 hex digits; a UUID fits)
 PeerLookup = Callable[[str], Peer | None]
 
 
+# The unsigned trace field's shape; anything else is dropped (it only ever reaches a log line).
+TRACE_OK = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # as a REST X-Request-Id
+
+
 @dataclass(frozen=True)
 class Opened:
     """A verified message: its header, its payload bytes and their SHA-256."""
@@ -52,6 +57,7 @@ class Opened:
     payload: bytes
     payload_sha256: str
     raw: bytes  # the envelope exactly as received, kept as evidence
+    trace: str = ""  # the sender's request id, unsigned, for logs only ("" if none or odd)
 
 
 def seal(
@@ -63,8 +69,10 @@ def seal(
     payload: bytes,
     sent_at_ms: int,
     in_reply_to: str = "",
+    trace: str = "",
 ) -> bytes:
-    """Sign a payload for ``destination``; returns the serialized Envelope."""
+    """Sign a payload for ``destination``; returns the serialized Envelope. ``trace``, the
+    request id the message serves, travels beside the signed body (for logs only)."""
     header = pb.Header(
         origin=origin,
         destination=destination,
@@ -75,7 +83,11 @@ def seal(
     )
     body = pb.Body(header=header, payload=payload).SerializeToString(deterministic=True)
     envelope = pb.Envelope(
-        body=body, signer_region=origin, key_id=key.key_id, signature=key.sign(TAG, body)
+        body=body,
+        signer_region=origin,
+        key_id=key.key_id,
+        signature=key.sign(TAG, body),
+        trace=trace if TRACE_OK.fullmatch(trace) else "",
     )
     return envelope.SerializeToString(deterministic=True)
 
@@ -162,4 +174,5 @@ class Door:
                 f"sent at {header.sent_at_ms}, {abs(now_ms - header.sent_at_ms)} ms from now; "
                 f"at most {self.max_skew_ms} ms allowed"
             )
-        return Opened(header, body.payload, hashlib.sha256(body.payload).hexdigest(), raw)
+        trace = envelope.trace if TRACE_OK.fullmatch(envelope.trace) else ""
+        return Opened(header, body.payload, hashlib.sha256(body.payload).hexdigest(), raw, trace)

@@ -37,6 +37,7 @@ from node import errors
 from node.clock import Clock
 from node.faults import crash_point
 from node.keys import NodeKey
+from node.logs import current_request_id
 from node.services.directory import Directory
 from node.services.ports import Applied, Evidence, Place, Receipt, Refusal, Row, Settle
 from node.store import outbox as outbox_rows
@@ -94,6 +95,7 @@ class Writer:
             remote_hold_id,
             now,
             self._backoff.first_attempt_at(now),
+            trace=current_request_id(),
         )
 
 
@@ -153,7 +155,14 @@ class Outbox:
             return None
         now = self._clock.now_ms()
         envelope = seal(
-            self._key, self.region, region, message_id, kind, bytes(row["payload"]), now
+            self._key,
+            self.region,
+            region,
+            message_id,
+            kind,
+            bytes(row["payload"]),
+            now,
+            trace=row["trace"],
         )
         loop = asyncio.get_running_loop()
         started = loop.time()

@@ -28,6 +28,7 @@ from federation.proto.v1 import federation_pb2 as pb
 from node import errors
 from node.clock import Clock
 from node.faults import crash_point
+from node.logs import REQUEST_ID
 from node.services.issuer import IssuerDesk
 from node.services.statements import StatementDesk
 
@@ -131,20 +132,43 @@ class Servicer:
     async def _handle(self, request: bytes, kinds: tuple[int, ...]) -> bytes:
         """Open one envelope at the door and answer it; envelope refusals are raised."""
         opened = self._door.open(_sized(request), kinds, self._clock.now_ms())
-        kind = opened.header.type
+        # The sender's request id (unsigned, checked for shape) on every line this causes.
+        token = REQUEST_ID.set(opened.trace or "-")
+        try:
+            return await self._open_handled(opened)
+        finally:
+            REQUEST_ID.reset(token)
+
+    async def _open_handled(self, opened: Opened) -> bytes:
+        kind, header = opened.header.type, opened.header
         if kind == pb.CARD:
-            return await self._cards.receive(opened)
+            reply = await self._cards.receive(opened)
+            self._accepted(opened, "card kept")
+            return reply
         if kind == pb.STATEMENT:
-            origin = opened.header.origin
+            origin = header.origin
             answer = await self._desk.compare(
                 origin, convert.statement_claim(opened.payload), opened.raw
             )
             crash_point("issuer.after_statement")
+            self._accepted(opened, "agreed" if answer.agreed else f"not agreed: {answer.code}")
             return self._reply(opened, pb.STATEMENT_REPLY, convert.statement_reply(answer))
         if kind == pb.STATEMENTS:
             page = await self._desk.agreed(*convert.statements_query(opened.payload))
+            self._accepted(opened, f"{len(page[0])} statements")
             return self._reply(opened, pb.STATEMENTS_REPLY, convert.statements_reply(*page))
-        return await self._issuer.handle(convert.peer_request(opened))
+        return await self._issuer.handle(convert.peer_request(opened))  # it logs its own line
+
+    @staticmethod
+    def _accepted(opened: Opened, outcome: str) -> None:
+        header = opened.header
+        logger.info(
+            "accepted %s %s from %s: %s",
+            pb.MessageType.Name(header.type),
+            header.message_id,
+            header.origin,
+            outcome,
+        )
 
     def _reply(self, opened: Opened, kind: int, payload: bytes) -> bytes:
         header = opened.header
@@ -312,13 +336,29 @@ METHODS: dict[str, str] = {
 }
 
 
+def _ending_cleanly(name: str, method: Any) -> Any:
+    """``method``, but a call cancelled under it (the node stopping with a stream open, or
+    the caller gone) ends with UNAVAILABLE and one log line. Left to gRPC, the cancellation
+    was logged and then printed again as a raw traceback on stderr, outside the log format."""
+
+    async def call(request: Any, context: grpc.aio.ServicerContext[bytes, bytes]) -> Any:
+        try:
+            return await method(request, context)
+        except asyncio.CancelledError:
+            logger.info("%s call cancelled: the node is stopping or the caller left", name)
+            context.set_trailing_metadata((("suanli-code", "unavailable"),))
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "unavailable: the node is stopping")
+
+    return call
+
+
 def handlers(servicer: Servicer) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
     """The service's method table, as the generated ``add_FederationServicer_to_server`` builds
     it but without its protobuf (de)serializers: a request that does not parse would otherwise
     fail inside gRPC, as UNKNOWN with the parser's text, before the door could refuse it."""
     table: dict[str, grpc.RpcMethodHandler[bytes, bytes]] = {}
     for name, kind in METHODS.items():
-        method = getattr(servicer, name)
+        method = _ending_cleanly(name, getattr(servicer, name))
         table[name] = (
             grpc.stream_stream_rpc_method_handler(method)
             if kind == "stream"

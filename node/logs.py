@@ -14,9 +14,18 @@ import json
 import logging
 import re
 import sys
+import threading
 import time
+from typing import Any
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+
+def current_request_id() -> str:
+    """The id of the request being served, "" outside one."""
+    found = REQUEST_ID.get()
+    return "" if found == "-" else found
+
 
 # Credentials never reach a log line, whoever writes it (this node, aiohttp's server and access
 # loggers, a library's traceback): bearer tokens and Authorization values, this node's token
@@ -97,3 +106,34 @@ def setup(region: str, level: int = logging.INFO, fmt: str = "text") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # What Python would print raw on stderr goes through the log instead, in its format:
+    # warnings, an exception nobody caught (in the main thread, another thread, or a
+    # finalizer), each with its traceback folded into the line or the JSON "exception" field.
+    logging.captureWarnings(True)
+    crashed = logging.getLogger("suanli.uncaught")
+
+    def excepthook(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
+        crashed.critical("uncaught %s", kind.__name__, exc_info=(kind, exc, tb))
+
+    def thread_hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:
+            return
+        name = args.thread.name if args.thread is not None else "?"
+        crashed.error(
+            "uncaught %s in thread %s",
+            args.exc_type.__name__,
+            name,
+            exc_info=(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback),
+        )
+
+    def unraisable_hook(unraisable: Any) -> None:
+        crashed.error(
+            "%s: %r",
+            unraisable.err_msg or "exception ignored",
+            unraisable.object,
+            exc_info=(unraisable.exc_type, unraisable.exc_value, unraisable.exc_traceback),
+        )
+
+    sys.excepthook = excepthook
+    threading.excepthook = thread_hook
+    sys.unraisablehook = unraisable_hook

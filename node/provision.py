@@ -55,7 +55,9 @@ def init_node(
     node = build_node(data_dir)
     try:
         node.policies.load_sync(policy_text, who)
-        _, token = node.tokens.create_sync(who, "operator", None, "first operator, from suanli init")
+        _, token = node.tokens.create_sync(
+            who, "operator", None, "first operator, from suanli init"
+        )
     finally:
         node.close()
     return token

@@ -438,6 +438,7 @@ def test_json_logs_link_a_rest_call_to_its_federation_messages(tmp_path: Path) -
             toml.write_text(toml.read_text().replace('format = "text"', 'format = "json"'))
 
     with pair(tmp_path, before_start=json_logs) as cluster:
+        logs = {m.region: m.process for m in cluster.members}
         gy = cluster[GY]
         v = cluster.voucher(HZ, "startup", 100_000_000)
         code = cluster.code(HZ, "startup", v, GY, "gy-centre", 5_000_000)
@@ -461,5 +462,27 @@ def test_json_logs_link_a_rest_call_to_its_federation_messages(tmp_path: Path) -
         linked = [e for e in entries if e["request_id"] == "provider-req-42"]
         assert linked and all(e["region"] == GY and e["ts"].endswith("Z") for e in linked)
         assert any("REDEEM m_" in e["message"] and "to 330100" in e["message"] for e in linked)
+        # The issuer's line for that message carries the provider's request id (sent beside the
+        # signed body): one jq line follows the redemption through both cities.
+        issued = [
+            json.loads(line)
+            for line in cluster[HZ].process.log().splitlines()
+            if line.startswith("{")
+        ]
+        followed = [e for e in issued if e["request_id"] == "provider-req-42"]
+        assert any(
+            e["message"].startswith("accepted REDEEM m_")
+            and "from 520100: receipt captured 300000 fen, hold hd_" in e["message"]
+            for e in followed
+        ), [e["message"] for e in issued]
         generated = gy.call_raw("GET", "/health")
         assert generated[0] == 200
+        # The issuer stops while Guiyang's redemption stream to it is open.
+        cluster[HZ].process.terminate()
+        cluster[HZ].process.wait_stopped()
+    # Still one JSON object per line, tracebacks included as a field (gRPC used to print the
+    # stream's cancellation as a raw traceback on stderr after its ERROR line).
+    for region, process in logs.items():
+        for line in process.log().splitlines():
+            entry = json.loads(line)
+            assert entry["region"] == region, line

@@ -201,3 +201,41 @@ def test_times_for_people_are_iso_8601_everywhere(tmp_path: Path) -> None:
         assert audit["items"]
     finally:
         node.stop()
+
+
+def test_json_logs_stay_json_whatever_python_prints(tmp_path: Path) -> None:
+    """A warning, an exception in a thread, one in a finalizer and one nobody caught in the
+    main thread: with JSON logs, each is one JSON object, its traceback a field, never raw
+    lines on stderr (a log shipper would drop or split them)."""
+    import json
+    import subprocess
+    import sys
+
+    script = tmp_path / "crash.py"
+    script.write_text(
+        "import threading, warnings\n"
+        "from node import logs\n"
+        "logs.setup('330100', fmt='json')\n"
+        "warnings.warn('a warning')\n"
+        "t = threading.Thread(target=lambda: 1 / 0, name='worker'); t.start(); t.join()\n"
+        "class Bad:\n"
+        "    def __del__(self):\n"
+        "        raise ValueError('in a finalizer')\n"
+        "Bad()\n"
+        "raise RuntimeError('nobody caught this')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=60,
+    )
+    assert out.returncode == 1
+    entries = [json.loads(line) for line in out.stderr.splitlines()]  # every line is JSON
+    said = {e["message"].split(":")[0]: e for e in entries}
+    assert any("a warning" in e["message"] for e in entries)
+    assert "ZeroDivisionError" in said["uncaught ZeroDivisionError in thread worker"]["exception"]
+    assert any("in a finalizer" in e.get("exception", "") for e in entries)
+    assert "nobody caught this" in said["uncaught RuntimeError"]["exception"]
+    assert all(e["region"] == "330100" for e in entries)

@@ -100,6 +100,7 @@ class IssuerDesk:
         origin = request.origin
         now = self._clock.now_ms()
         outcome: list[str] = []
+        told: list[str] = []  # what the log line says of the answer
         observed: list[tuple[HoldResult, str]] = []
 
         def txn(conn: sqlite3.Connection) -> bytes:
@@ -114,6 +115,7 @@ class IssuerDesk:
                         "another payload"
                     )
                 outcome.append("replay")
+                told.append(f"the stored reply, hold {seen['hold_id'] or '-'}")
                 return bytes(seen["reply"])
             answer: Receipt | Refusal
             hold_id: str | None
@@ -121,11 +123,16 @@ class IssuerDesk:
                 with savepoint(conn, "request"):  # a refusal undoes the request's effect only
                     answer, hold_id = self._apply_txn(conn, request, now, observed)
                 outcome.append("receipt")
+                told.append(
+                    f"{answer.state or 'status'} {answer.captured_fen or answer.amount_fen} fen, "
+                    f"hold {answer.hold_id or '-'}"
+                )
             except errors.SuanliError as refusal:
                 observed.clear()
                 answer = Refusal(request.message_id, refusal.code, refusal.message)
                 hold_id = None
                 outcome.append("refusal")
+                told.append(f"refused {refusal.code}")
             reply = self._sealer.seal(origin, request.message_id, answer, now)
             inbox.inbox_put(
                 conn,
@@ -140,6 +147,16 @@ class IssuerDesk:
             return reply
 
         reply = await self._db.run(f"issuer_{request.type_name}", txn)
+        # Every accepted message, once committed: with the acquirer's request id as this
+        # line's request_id (node.logs), one grep follows a redemption through both cities.
+        logger.info(
+            "accepted %s %s from %s: %s %s",
+            request.type_name.upper(),
+            request.message_id,
+            origin,
+            outcome[0],
+            told[0],
+        )
         crash_point(f"issuer.after_commit.{request.type_name}")
         for result, flow in observed:
             self._spending.observe(result, flow)

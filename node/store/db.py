@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import contextvars
 import heapq
 import logging
 import re
@@ -186,7 +187,11 @@ def migrate(conn: sqlite3.Connection) -> int:
 
 
 class _Job:
-    __slots__ = ("fn", "future", "name")
+    """A transaction waiting for the next batch, with its caller's context: the batch runs it
+    in that context, so what it logs (and what it reads of ``node.logs.REQUEST_ID``, such as
+    the request id an outbox message keeps) is its caller's, not the batch's first job's."""
+
+    __slots__ = ("context", "fn", "future", "name")
 
     def __init__(
         self, name: str, fn: Callable[[sqlite3.Connection], Any], future: asyncio.Future[Any]
@@ -194,6 +199,7 @@ class _Job:
         self.name = name
         self.fn = fn
         self.future = future
+        self.context = contextvars.copy_context()
 
 
 class Database:
@@ -293,7 +299,7 @@ class Database:
             if not alone:
                 conn.execute("SAVEPOINT job")
             try:
-                done.append((job, True, job.fn(conn)))
+                done.append((job, True, job.context.run(job.fn, conn)))
                 if not alone:
                     conn.execute("RELEASE job")
             except Exception as exc:

@@ -17,12 +17,14 @@ def outbox_put(
     remote_hold_id: str | None,
     at: int,
     first_attempt_at: int,
+    trace: str = "",
 ) -> dict[str, Any]:
-    """Write a message's intent; returns the row as written (for an immediate first attempt)."""
+    """Write a message's intent; returns the row as written (for an immediate first attempt).
+    ``trace``: the request id it serves, for the logs of both cities."""
     conn.execute(
-        "INSERT INTO outbox (message_id, peer, type, payload, remote_hold_id, state, next_attempt_at, created_at) "
-        "VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
-        (message_id, peer, kind, payload, remote_hold_id, first_attempt_at, at),
+        "INSERT INTO outbox (message_id, peer, type, payload, remote_hold_id, state, next_attempt_at, created_at, trace) "
+        "VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+        (message_id, peer, kind, payload, remote_hold_id, first_attempt_at, at, trace),
     )
     return {
         "message_id": message_id,
@@ -32,6 +34,7 @@ def outbox_put(
         "remote_hold_id": remote_hold_id,
         "state": "pending",
         "attempts": 0,
+        "trace": trace,
     }
 
 

@@ -473,6 +473,12 @@ def _v10(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX vouchers_revoked ON vouchers(reclaimed_fen) WHERE state = 'revoked'")
 
 
+def _v11(conn: sqlite3.Connection) -> None:
+    """The request id an outbox message serves, sent beside its signed body on every attempt
+    (resends after a restart too), so that the issuer's log names it."""
+    conn.execute("ALTER TABLE outbox ADD COLUMN trace TEXT NOT NULL DEFAULT ''")
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _script(V1),
     2: _script(V2),
@@ -484,5 +490,6 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     8: _script(V8),
     9: _v9,
     10: _v10,
+    11: _v11,
 }
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -39,16 +39,18 @@ STATEMENT_REPLY: MessageType
 STATEMENTS_REPLY: MessageType
 
 class Envelope(_message.Message):
-    __slots__ = ("body", "signer_region", "key_id", "signature")
+    __slots__ = ("body", "signer_region", "key_id", "signature", "trace")
     BODY_FIELD_NUMBER: _ClassVar[int]
     SIGNER_REGION_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    TRACE_FIELD_NUMBER: _ClassVar[int]
     body: bytes
     signer_region: str
     key_id: str
     signature: bytes
-    def __init__(self, body: _Optional[bytes] = ..., signer_region: _Optional[str] = ..., key_id: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    trace: str
+    def __init__(self, body: _Optional[bytes] = ..., signer_region: _Optional[str] = ..., key_id: _Optional[str] = ..., signature: _Optional[bytes] = ..., trace: _Optional[str] = ...) -> None: ...
 
 class Header(_message.Message):
     __slots__ = ("origin", "destination", "message_id", "sent_at_ms", "type", "in_reply_to")

@@ -183,7 +183,20 @@ def _cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+EXAMPLE_POLICIES = ("hangzhou", "qingdao", "guiyang")
+
+
 def _cmd_policy(args: argparse.Namespace) -> int:
+    if args.action == "example":  # shipped with the package: no checkout needed
+        from importlib.resources import files
+
+        text = (files("node.tools") / "policies" / f"{args.city}-2026.toml").read_text()
+        if args.out:
+            Path(args.out).write_text(text)
+            print(f"the {args.city} 2026 example policy written to {args.out}", file=sys.stderr)
+        else:
+            sys.stdout.write(text)
+        return 0
     node = build_node(args.data)
     try:
         if args.action == "load":
@@ -536,6 +549,11 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--year", type=YEAR)
     sp = with_data(psub.add_parser("load"))
     sp.add_argument("file")
+    sp = psub.add_parser(
+        "example", help="print a shipped example policy (real 2026 figures) to start from"
+    )
+    sp.add_argument("city", choices=EXAMPLE_POLICIES)
+    sp.add_argument("--out", help="file to write (default: standard output)")
     pp.set_defaults(fn=_cmd_policy)
 
     cp = sub.add_parser("card", help="this node's card, for peers to import")

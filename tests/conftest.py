@@ -46,6 +46,7 @@ def examples(n: int) -> int:
 # the run alone (longest-first scheduling); every other file keeps its place after them.
 SLOW_FIRST = (
     "test_schemathesis.py",  # ~20 s per role
+    "test_installed.py",  # ~20 s: a wheel, a venv, a node, the demo
     "test_settlement.py",
     "test_bench.py",
     "test_cli.py",

@@ -25,13 +25,15 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q -n 4 --dist load
 
-# Debian packages the tests use: a real Prometheus and promtool, and openssl for TLS certificates.
+# Debian packages the tests use: a real Prometheus and promtool, openssl for TLS certificates,
+# systemd for systemd-analyze (the unit file's checks).
 tools:
-	@if command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v openssl >/dev/null; then :; \
+	@if command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v openssl >/dev/null \
+		&& command -v systemd-analyze >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus openssl >/dev/null; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus openssl systemd >/dev/null; \
 	else \
-		echo "make test needs Debian's prometheus and openssl packages: sudo apt-get install prometheus openssl" >&2; exit 1; \
+		echo "make test needs Debian's prometheus, openssl and systemd packages: sudo apt-get install prometheus openssl systemd" >&2; exit 1; \
 	fi
 
 test: tools lint typecheck unit

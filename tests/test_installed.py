@@ -22,7 +22,7 @@ from pathlib import Path
 from node import VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ("pyproject.toml", "README.md", "node", "federation", "protos")
+SOURCES = ("pyproject.toml", "README.md", "node", "federation", "protos", "docs")
 
 
 def run(*args: str | Path, cwd: Path, env: dict[str, str], timeout: float = 120) -> str:
@@ -90,6 +90,10 @@ def test_the_installed_wheel_inits_serves_and_runs_the_demo(tmp_path: Path) -> N
     assert where.startswith(str(site)), where
     suanli = venv / "bin" / "suanli"
     assert run(suanli, "--version", cwd=away, env=env).startswith(f"suanli {VERSION} ")
+    # The systemd unit's Documentation= (under /opt/suanli, the venv the unit expects) exists.
+    unit = (ROOT / "ops" / "systemd" / "suanli.service").read_text()
+    documentation = unit.split("Documentation=file:///opt/suanli/", 1)[1].split()[0]
+    assert (venv / documentation).is_file()
 
     # A city from the shipped example policy, then serving it.
     run(suanli, "policy", "example", "hangzhou", "--out", "hz.toml", cwd=away, env=env)

@@ -16,6 +16,7 @@ from federation.envelope import Door
 from federation.outbox import Backoff, Outbox, Writer
 from federation.server import ServerTls, Servicer
 from federation.wire import PeerStatements, Wire
+from node import errors
 from node.api.routes import make_web_app
 from node.clock import Clock, SystemClock
 from node.config import FederationConfig, NodeConfig, check_tls
@@ -182,6 +183,12 @@ def _build_federation(
 
     def on_refusal(peer: str, reason: str) -> None:
         metrics.envelope_refusals.labels(known(peer), reason).inc()
+
+    # Every series a refusal can land in, at 0 from the start (peers known now; one imported
+    # later gets its series at its first refusal or the next start).
+    for peer in (*sorted(directory.regions()), "unknown"):
+        for reason in errors.DOOR_REASONS:
+            metrics.envelope_refusals.labels(peer, reason)
 
     sealer = Sealer(key, region)
     issuer = IssuerDesk(db, clock, spending, sealer, STATUS, on_issuer)

@@ -315,3 +315,17 @@ def _family(cls: type[SuanliError]) -> tuple[type[SuanliError], ...]:
 ALL_ERRORS: tuple[type[SuanliError], ...] = _family(SuanliError)
 # The class of each stable code; a code two classes share (a base's) names the base.
 BY_CODE: dict[str, type[SuanliError]] = {cls.code: cls for cls in reversed(ALL_ERRORS)}
+
+
+# Every reason the door gives for refusing an envelope, for logs and the refusals metric (the
+# three behind ``unknown_signer`` are told apart there).
+DOOR_REASONS = tuple(
+    dict.fromkeys(
+        (
+            "unknown_origin",
+            "unknown_key",
+            "bad_signature",
+            *(c.code for c in EnvelopeRefused.__subclasses__() if c is not UnknownSigner),
+        )
+    )
+)

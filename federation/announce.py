@@ -42,8 +42,14 @@ class Announcer:
         self._data_dir = data_dir
 
     async def announce(self) -> int:
-        """Push the current card to every peer that lacks it; returns how many acknowledged."""
+        """Push the current card to every peer that lacks it; returns how many acknowledged.
+        Then, if every peer has it, retired keys get their end (a new version, pushed next)."""
+        await self._peering.identity(self.name, self.endpoint)
+        acked = await self._push()
+        await self._peering.finish_retiring(self._wire.key)
+        return acked
 
+    async def _push(self) -> int:
         version, keys, announced = await self._peering.announce_state(self._wire.key)
         if version == 0:
             return 0

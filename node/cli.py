@@ -303,6 +303,24 @@ def _cmd_peer(args: argparse.Namespace) -> int:
         elif args.action == "list":
             for peer in peering.list():
                 print(json.dumps(peer, ensure_ascii=False))
+        elif args.action == "status":
+            rows = peering.status(node.key)
+            if args.json:
+                for row in rows:
+                    print(json.dumps(row, ensure_ascii=False))
+            for row in rows if not args.json else ():
+                shown = (
+                    f"has card v{row['card_version']}"
+                    if row["acknowledged"]
+                    else f"has card v{row['acknowledged_version']} of v{row['card_version']}: "
+                    "NOT YET (pushed every sweep while reachable)"
+                )
+                backlog = (
+                    f"outbox {row['outbox_pending']} (oldest {row['outbox_oldest_seconds']} s)"
+                    if row["outbox_pending"]
+                    else "outbox empty"
+                )
+                print(f"{row['region']} {row['name']} at {row['endpoint']}: {shown}; {backlog}")
         elif args.action == "set":
             peering.set_policy(
                 args.region,
@@ -336,12 +354,16 @@ def _cmd_key(args: argparse.Namespace) -> int:
                 now,
                 _operator(args).actor,
             )
+            print(f"new key {new}: the node signs with it after a restart")
             print(
-                f"key {old} retired (valid {args.overlap_hours:g} h more); signing with {new} after a restart"
+                f"key {old} is retiring: it stays valid until every peer has acknowledged the new "
+                f"card (suanli peer status), then {args.overlap_hours:g} h more"
             )
-            print("the running node announces the new card to its peers within a sweep interval")
+            print("the running node announces the new card to its peers every sweep interval")
         elif args.action == "revoke":
-            ownkeys.revoke(node.db, config.key_path, args.key_id, now, _operator(args).actor)
+            ownkeys.revoke(
+                node.db, config.key_path, args.key_id, now, _operator(args).actor, args.force
+            )
             print(f"key {args.key_id} revoked; peers are told within a sweep interval")
         else:
             for k in node.db.run_sync("own_keys", lambda c: ownkeys.load_txn(c, node.key)):
@@ -581,6 +603,12 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-inbound", action="store_true", help="our providers do not accept theirs")
     sp.add_argument("--exposure-cap-fen", type=FEN, help="most we may owe them in one window")
     with_data(psub.add_parser("list"))
+    sp = with_data(
+        psub.add_parser(
+            "status", help="per peer: whether it has this node's current card, and its backlog"
+        )
+    )
+    sp.add_argument("--json", action="store_true", help="one JSON object per peer")
     sp = with_data(psub.add_parser("set", help="change what may travel to and from a peer"))
     sp.add_argument("region")
     sp.add_argument("--outbound", choices=["on", "off"])
@@ -594,11 +622,21 @@ def parser() -> argparse.ArgumentParser:
     kp = sub.add_parser("key", help="this node's own signing keys")
     ksub = kp.add_subparsers(dest="action", required=True)
     sp = with_data(
-        ksub.add_parser("rotate", help="start a new key; the old one stays valid for the overlap")
+        ksub.add_parser(
+            "rotate",
+            help="start a new key; the old one stays valid until every peer has the new card, "
+            "then for the overlap",
+        )
     )
     sp.add_argument("--overlap-hours", type=_hours, default=72.0)
     sp = with_data(ksub.add_parser("revoke", help="stop a retired key being trusted by peers"))
     sp.add_argument("key_id")
+    sp.add_argument(
+        "--force",
+        action="store_true",
+        help="even if a peer has not acknowledged the current card: it is then cut off until "
+        "its operator re-imports this node's card by hand",
+    )
     with_data(ksub.add_parser("list"))
     kp.set_defaults(fn=_cmd_key)
 

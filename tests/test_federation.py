@@ -389,7 +389,9 @@ def test_key_rotation_is_announced_and_revocation_honoured(tmp_path: Path) -> No
                 ]
 
         wait_until(lambda: len(gy_keys()) == 2, "Guiyang to learn Hangzhou's new key")
-        assert gy_keys()[0][0] == old and gy_keys()[0][1] > 0  # the old key now has an end
+        # Once Guiyang (the only peer) has the new card, the old key gets its end: a new card.
+        wait_until(lambda: gy_keys()[0][1] > 0, "Guiyang to learn the old key's end")
+        assert gy_keys()[0][0] == old
         new = gy_keys()[1][0]
         # Restarted, Hangzhou signs with the new key; Guiyang verifies its receipts with it.
         hz.process.stop()
@@ -427,6 +429,57 @@ def test_key_rotation_is_announced_and_revocation_honoured(tmp_path: Path) -> No
         assert asyncio.run(forged()) == "key_revoked"
         cluster.wait_agree()
         cluster.check_all()  # vouchers signed with the revoked key still verify offline
+
+
+def test_key_rotation_never_cuts_a_peer_off(tmp_path: Path) -> None:
+    """Rotation with no overlap while a peer is down, then a restart: the old key keeps no end
+    until the peer has the new card, which it gets (signed with the old key) once back; the
+    old key cannot be revoked before that without --force. Both directions work throughout.
+    (The new card used to be signed with a key no peer knew: the node was cut off.)"""
+    import json
+
+    from tests.proc import suanli, wait_until
+
+    def keys(data: Path) -> dict[str, dict[str, object]]:
+        out = suanli("key", "list", "--data", str(data)).stdout.splitlines()
+        return {k["key_id"]: k for k in map(json.loads, out)}
+
+    def status() -> dict[str, object]:
+        rows = suanli("peer", "status", "--data", str(hz.data), "--json").stdout.splitlines()
+        return {r["region"]: r for r in map(json.loads, rows)}[GY]
+
+    with pair(tmp_path) as cluster:
+        hz, gy = cluster[HZ], cluster[GY]
+        old = next(k for k, v in keys(hz.data).items() if v["current"])
+        gy.process.stop()
+        suanli("key", "rotate", "--data", str(hz.data), "--overlap-hours", "0")
+        hz.process.stop()
+        cluster.restart(HZ)  # signs with the new key from now on
+        assert keys(hz.data)[old]["not_after"] is None  # no end while Guiyang lacks the card
+        assert status()["acknowledged"] is False
+        shown = suanli("peer", "status", "--data", str(hz.data)).stdout
+        assert "NOT YET" in shown and "520100" in shown
+        early = suanli("key", "revoke", "--data", str(hz.data), old, check=False)
+        assert early.returncode == 2 and "520100" in early.stderr and "--force" in early.stderr
+
+        cluster.restart(GY)  # away longer than the overlap (zero): it still learns the key
+        wait_until(lambda: status()["acknowledged"], "Guiyang to acknowledge the new card")
+        wait_until(
+            lambda: keys(hz.data)[old]["not_after"] is not None and status()["acknowledged"],
+            "the old key's end, announced once Guiyang had the new card",
+        )
+        v = cluster.voucher(HZ, "startup", 100_000_000)  # signed with the new key
+        code = cluster.code(HZ, "startup", v, GY, "gy-centre", 5_000_000)
+        gy.call(
+            "POST",
+            "/v1/redemptions",
+            gy.tokens["gy-centre"],
+            order(code, "K-1", 1_000_000),
+            expect=201,
+        )
+        suanli("key", "revoke", "--data", str(hz.data), old)  # now it may go
+        cluster.wait_agree()
+        cluster.check_all()
 
 
 def test_json_logs_link_a_rest_call_to_its_federation_messages(tmp_path: Path) -> None:

@@ -1,9 +1,14 @@
 """This node's own signing keys: the current one, retired ones during their overlap, revoked ones.
 
-The current seed is ``node.key``; ``suanli key rotate`` moves it to ``keys/<key id>.key``,
-writes a new ``node.key``, and gives the old key an end (``not_after``) an overlap period
-ahead, so that messages and vouchers signed with it stay verifiable while peers learn the new
-key. The list of keys, with their validity, lives in ``node_meta`` (``own_keys``), and every
+The current seed is ``node.key``; ``suanli key rotate`` moves it to ``keys/<key id>.key`` and
+writes a new ``node.key``. Rotation never cuts a peer off (docs/protocol.md §6, "Key
+continuity"): the old key keeps no end (``not_after`` 0) while any peer has not acknowledged
+the card that lists the new key, and the card is pushed signed with the old key, one every
+peer already trusts, however long a peer is away. Once every peer has acknowledged it
+(``finish_retiring_txn``, each sweep), the old key gets its end, the overlap the operator asked
+for ahead, in a new card version announced the same way. Revoking a key while a peer has not
+acknowledged the current card is refused unless forced, since that peer could then verify
+nothing this node signs until its operator re-imports the card by hand. The list of keys, with their validity, lives in ``node_meta`` (``own_keys``), and every
 change bumps ``card_version``: the running node then pushes its new card to every peer
 (``federation/announce.py``), signed with a key the peer already trusts. A revoked key is listed
 as revoked so peers refuse it from then on. Vouchers keep naming the key that signed them and
@@ -12,6 +17,7 @@ stay verifiable with it, revoked or not, by anyone holding the card.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -20,7 +26,7 @@ from pathlib import Path
 from node import errors
 from node.domain.model import OwnKey
 from node.keys import NodeKey
-from node.store import ledger, registry
+from node.store import ledger, peers, registry
 from node.store.db import Database
 
 KEYS_DIR = "keys"
@@ -59,6 +65,11 @@ def _save_txn(conn: sqlite3.Connection, keys: list[OwnKey]) -> int:
             ]
         ),
     )
+    return bump_card_version_txn(conn)
+
+
+def bump_card_version_txn(conn: sqlite3.Connection) -> int:
+    """The card changed: a new version, which the serving node pushes to every peer."""
     version = int(registry.get_meta(conn, "card_version") or "0") + 1
     registry.set_meta(conn, "card_version", str(version))
     return version
@@ -85,10 +96,54 @@ def announcing_key(keys: list[OwnKey], data_dir: Path, current: NodeKey, now: in
     return current
 
 
+def _retiring_txn(conn: sqlite3.Connection) -> dict[str, int]:
+    """Retired keys still without an end: key id → the overlap to give them, ms."""
+    return {k: int(v) for k, v in json.loads(registry.get_meta(conn, "retiring") or "{}").items()}
+
+
+def unacknowledged_txn(conn: sqlite3.Connection) -> list[str]:
+    """Peers that have not acknowledged this node's current card."""
+    version = card_version_txn(conn)
+    return [
+        p.region
+        for p in peers.list_peers(conn)
+        if int(registry.get_meta(conn, f"card_announced:{p.region}") or "0") < version
+    ]
+
+
+def finish_retiring_txn(conn: sqlite3.Connection, current: NodeKey, now: int) -> int:
+    """Give every retiring key its end (now + its overlap) once no peer lacks the current
+    card; returns the new card version, or 0 if nothing changed."""
+    retiring = _retiring_txn(conn)
+    if not retiring or unacknowledged_txn(conn):
+        return 0
+    keys = [
+        dataclasses.replace(k, not_after=now + retiring[k.key_id])
+        if k.key_id in retiring and k.not_after == 0
+        else k
+        for k in load_txn(conn, current)
+    ]
+    registry.set_meta(conn, "retiring", "{}")
+    version = _save_txn(conn, keys)
+    for key_id, overlap in sorted(retiring.items()):
+        ledger.audit(
+            conn,
+            now,
+            "system:keys",
+            "key.retire",
+            key_id,
+            not_after=now + overlap,
+            card_version=version,
+            reason="every peer acknowledged the card listing its successor",
+        )
+    return version
+
+
 def rotate(
     db: Database, data_dir: Path, key_path: Path, overlap_ms: int, now: int, actor: str
 ) -> tuple[str, str]:
-    """Retire the current key (valid ``overlap_ms`` more) and start signing with a new one."""
+    """Start signing with a new key. The old one keeps no end until every peer has
+    acknowledged the new card, then stays valid ``overlap_ms`` more."""
     current = NodeKey.load(key_path)
     fresh = NodeKey.generate()
     keys_dir = data_dir / KEYS_DIR
@@ -96,18 +151,11 @@ def rotate(
 
     def txn(conn: sqlite3.Connection) -> None:
         keys = load_txn(conn, current)
-        updated = [
-            OwnKey(
-                k.key_id,
-                k.public_key,
-                k.not_before,
-                now + overlap_ms if k.key_id == current.key_id else k.not_after,
-                k.revoked,
-            )
-            for k in keys
-        ]
-        updated.append(OwnKey(fresh.key_id, fresh.public_key, now))
-        version = _save_txn(conn, updated)
+        keys.append(OwnKey(fresh.key_id, fresh.public_key, now))
+        registry.set_meta(
+            conn, "retiring", json.dumps({**_retiring_txn(conn), current.key_id: overlap_ms})
+        )
+        version = _save_txn(conn, keys)
         ledger.audit(
             conn,
             now,
@@ -115,9 +163,10 @@ def rotate(
             "key.rotate",
             current.key_id,
             new_key_id=fresh.key_id,
-            old_not_after=now + overlap_ms,
+            overlap_ms=overlap_ms,
             card_version=version,
         )
+        finish_retiring_txn(conn, current, now)  # no peer to wait for: the end is set now
 
     retired = keys_dir / f"{current.key_id}.key"
     os.link(key_path, retired)  # the old seed stays readable (0600) for announcements
@@ -129,7 +178,11 @@ def rotate(
     return current.key_id, fresh.key_id
 
 
-def revoke(db: Database, key_path: Path, key_id: str, now: int, actor: str) -> None:
+def revoke(
+    db: Database, key_path: Path, key_id: str, now: int, actor: str, force: bool = False
+) -> None:
+    """Revoke one of this node's retired keys. Refused while a peer has not acknowledged the
+    current card (it would verify nothing this node signs), unless ``force``."""
     current = NodeKey.load(key_path)
     if key_id == current.key_id:
         raise errors.InvalidRequest("that is the current signing key: rotate first, then revoke it")
@@ -138,6 +191,19 @@ def revoke(db: Database, key_path: Path, key_id: str, now: int, actor: str) -> N
         keys = load_txn(conn, current)
         if key_id not in {k.key_id for k in keys}:
             raise errors.NotFound(f"no own key {key_id}")
+        behind = unacknowledged_txn(conn)
+        if behind and not force:
+            raise errors.InvalidRequest(
+                f"peer(s) {', '.join(behind)} have not acknowledged this node's current card "
+                f"(suanli peer status): revoking {key_id} now would cut them off, refusing "
+                "everything this node signs until their operators re-import its card by hand. "
+                "Wait until they have, or pass --force to do it anyway"
+            )
+        registry.set_meta(
+            conn,
+            "retiring",
+            json.dumps({k: v for k, v in _retiring_txn(conn).items() if k != key_id}),
+        )
         version = _save_txn(
             conn,
             [
@@ -151,6 +217,6 @@ def revoke(db: Database, key_path: Path, key_id: str, now: int, actor: str) -> N
                 for k in keys
             ],
         )
-        ledger.audit(conn, now, actor, "key.revoke", key_id, card_version=version)
+        ledger.audit(conn, now, actor, "key.revoke", key_id, card_version=version, forced=force)
 
     db.run_sync("key_revoke", txn)

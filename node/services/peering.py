@@ -14,7 +14,7 @@ from node.domain.model import OwnKey, Peer
 from node.keys import NodeKey
 from node.services import ownkeys
 from node.services.common import Principal, require_operator
-from node.store import ledger, peers, registry
+from node.store import books, ledger, peers, registry
 from node.store.db import Database
 
 
@@ -124,7 +124,63 @@ class Peering:
             )
         return out
 
+    def status(self, current: NodeKey) -> builtins.list[dict[str, Any]]:
+        """Per peer: whether it has acknowledged this node's current card (the keys it may
+        verify), and its backlog: what ``suanli peer status`` shows."""
+
+        def txn(conn: sqlite3.Connection) -> builtins.list[dict[str, Any]]:
+            version = ownkeys.card_version_txn(conn)
+            backlog = books.outbox_backlog(conn)
+            now = self._clock.now_ms()
+            out = []
+            for p in peers.list_peers(conn):
+                acked = int(registry.get_meta(conn, f"card_announced:{p.region}") or "0")
+                pending, oldest = backlog.get(p.region, (0, now))
+                out.append(
+                    {
+                        "region": p.region,
+                        "name": p.name,
+                        "endpoint": p.endpoint,
+                        "fingerprint": p.fingerprint,
+                        "card_version": version,
+                        "acknowledged_version": acked,
+                        "acknowledged": acked >= version,
+                        "outbox_pending": pending,
+                        "outbox_oldest_seconds": max(0, now - oldest) // 1000,
+                    }
+                )
+            return out
+
+        return self._db.run_sync("peer_status", txn)
+
     # A serving node's side of card announcements (federation/announce.py carries them) -----
+
+    async def finish_retiring(self, current: NodeKey) -> int:
+        """Give retired keys their end once every peer has the current card (ownkeys)."""
+        now = self._clock.now_ms()
+        return await self._db.run(
+            "key_retire", lambda c: ownkeys.finish_retiring_txn(c, current, now)
+        )
+
+    async def identity(self, name: str, endpoint: str) -> int:
+        """The card's name and endpoint as served now: when they differ from the last card
+        (a node restored on another machine, a new address), the card version goes up so
+        that peers are told; returns the new version, or 0."""
+        now = self._clock.now_ms()
+
+        def txn(conn: sqlite3.Connection) -> int:
+            shown = f"{name}\n{endpoint}"
+            before = registry.get_meta(conn, "card_identity")
+            registry.set_meta(conn, "card_identity", shown)
+            if before is None or before == shown:
+                return 0  # the first card (peers imported it) or nothing new
+            version = ownkeys.bump_card_version_txn(conn)
+            ledger.audit(
+                conn, now, "system:keys", "card.identity", endpoint, name=name, card_version=version
+            )
+            return version
+
+        return await self._db.run("card_identity", txn)
 
     async def announce_state(
         self, current: NodeKey

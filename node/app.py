@@ -25,7 +25,7 @@ from node.domain.windows import window_of
 from node.keys import NodeKey
 from node.metrics import BooksCollector, Metrics
 from node.node import Federation, Node
-from node.runtime import federation_ctx, sweeper_ctx
+from node.runtime import backup_ctx, federation_ctx, sweeper_ctx
 from node.services.acquirer import Acquirer, Answers
 from node.services.directory import Directory
 from node.services.issuance import Issuance
@@ -244,10 +244,13 @@ def _build_federation(
 
 def make_app(node: Node, *, sweep: bool = True) -> web.Application:
     """The node's web app: the REST API (``node/api``) with the node's background work tied
-    to its lifetime: the federation's server and outbox when federated, and the sweeper."""
+    to its lifetime: the federation's server and outbox when federated, the sweeper, and the
+    scheduled backups when ``[backup] folder`` is set."""
     app = make_web_app(node)
     if node.federation is not None:
         app.cleanup_ctx.append(federation_ctx(node))
     if sweep:
         app.cleanup_ctx.append(sweeper_ctx(node))
+    if sweep and node.config.backup_folder:
+        app.cleanup_ctx.append(backup_ctx(node))
     return app

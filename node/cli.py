@@ -422,13 +422,51 @@ def _cmd_settle(args: argparse.Namespace) -> int:
 
 
 def _cmd_backup(args: argparse.Namespace) -> int:
+    from node import backups
     from node.config import load as load_config
 
     config = load_config(args.data)
+    if args.to:
+        taken = backups.take(config, Path(args.to))
+        print(
+            f"backup set {taken.path} (schema version {taken.schema_version}): the books, "
+            "node.toml and the keys; keep it as secret as node.key"
+        )
+        return 0
+    if not args.out:
+        raise ConfigError("give a file for the books (suanli backup FILE) or --to FOLDER for a set")
     version = backup(config.db_path, Path(args.out))
     print(
         f"books backed up to {args.out} (schema version {version}); back up node.key and keys/ separately"
     )
+    return 0
+
+
+def _cmd_restore(args: argparse.Namespace) -> int:
+    from node import backups
+
+    try:
+        found = backups.restore(Path(args.source), Path(args.data), args.replace)
+    except backups.RestoreRefused as exc:
+        print(f"not restored: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"restored {found.region} from the set taken at {iso(found.taken_at_ms)} into {args.data}"
+    )
+    print(
+        "anything this node committed after that moment is not in it: peers keep their side "
+        "(see docs/operations.md, Backups and a warm standby)"
+    )
+    node = build_node(Path(args.data))  # migrates a set from an older version forward
+    try:
+        problems = node.check()
+    finally:
+        node.close()
+    for problem in problems:
+        print(f"VIOLATION: {problem}")
+    if problems:
+        return 1
+    print("books balance: every invariant holds; start it with suanli serve --data " + args.data)
     return 0
 
 
@@ -551,8 +589,20 @@ def parser() -> argparse.ArgumentParser:
     sp = with_data(
         sub.add_parser("backup", help="copy the books while the node serves (SQLite backup API)")
     )
-    sp.add_argument("out", help="the backup file to create")
+    sp.add_argument("out", nargs="?", help="the books only, into this file")
+    sp.add_argument(
+        "--to", help="a whole backup set (books, node.toml, keys) in a new folder inside this one"
+    )
     sp.set_defaults(fn=_cmd_backup)
+    sp = sub.add_parser("restore", help="a new data folder from a backup set, checked")
+    sp.add_argument("--from", dest="source", required=True, help="the backup set's folder")
+    sp.add_argument("--data", required=True, help="the data folder to create")
+    sp.add_argument(
+        "--replace",
+        action="store_true",
+        help="into an existing folder whose node is stopped (its files are moved aside)",
+    )
+    sp.set_defaults(fn=_cmd_restore)
 
     tp = sub.add_parser("token", help="bearer tokens")
     tsub = tp.add_subparsers(dest="action", required=True)

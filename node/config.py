@@ -66,6 +66,12 @@ class NodeConfig:
     sweep_interval_seconds: float = 5.0
     log_format: str = "text"
     federation: FederationConfig | None = None
+    # Scheduled backups (docs/operations.md, "Backups and a warm standby"): a full set every
+    # interval into ``backup_folder`` (relative: to the data folder), the newest
+    # ``backup_keep`` kept. Off while the folder is "".
+    backup_folder: str = ""
+    backup_interval_minutes: float = 60.0
+    backup_keep: int = 48
 
     @property
     def db_path(self) -> Path:
@@ -91,7 +97,13 @@ def render(config: NodeConfig) -> str:
         "[sweeper]\n"
         f"interval_seconds = {config.sweep_interval_seconds}\n\n"
         "[logging]\n"
-        f'format = "{config.log_format}"  # text or json (JSON lines)\n'
+        f'format = "{config.log_format}"  # text or json (JSON lines)\n\n'
+        "[backup]\n"
+        "# A full backup set (books, node.toml, keys) every interval while serving; off while\n"
+        "# folder is empty. Put it on another disk or machine (docs/operations.md, Backups).\n"
+        f'folder = "{config.backup_folder}"\n'
+        f"interval_minutes = {config.backup_interval_minutes}\n"
+        f"keep = {config.backup_keep}\n"
         + (_render_federation(config.federation) if config.federation else "")
     )
 
@@ -216,6 +228,9 @@ def load(data_dir: Path) -> NodeConfig:
             synchronous=str(storage.get("synchronous", "FULL")).upper(),
             sweep_interval_seconds=float(sweeper.get("interval_seconds", 5.0)),
             log_format=str(doc.get("logging", {}).get("format", "text")),
+            backup_folder=str(doc.get("backup", {}).get("folder", "")),
+            backup_interval_minutes=float(doc.get("backup", {}).get("interval_minutes", 60.0)),
+            backup_keep=int(doc.get("backup", {}).get("keep", 48)),
             federation=_load_federation(doc["federation"]) if "federation" in doc else None,
         )
     except KeyError as exc:
@@ -228,4 +243,11 @@ def load(data_dir: Path) -> NodeConfig:
         raise ConfigError(f"{path}: storage.synchronous must be one of {', '.join(SYNCHRONOUS)}")
     if not is_region(config.region):
         raise ConfigError(f"{path}: node.region must be a 6-digit GB/T 2260 code")
+    if not 0.01 <= config.backup_interval_minutes <= 10_080:
+        raise ConfigError(f"{path}: backup.interval_minutes must be 0.01 to 10080 (a week)")
+    if not 1 <= config.backup_keep <= 10_000:
+        raise ConfigError(f"{path}: backup.keep must be 1 to 10000")
+    unknown = set(doc.get("backup", {})) - {"folder", "interval_minutes", "keep"}
+    if unknown:
+        raise ConfigError(f"{path}: backup.{sorted(unknown)[0]}: unknown key")
     return config

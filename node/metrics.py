@@ -379,6 +379,17 @@ class Metrics:
             ["category", "outcome", "reason"],
             registry=r,
         )
+        self.backup_last = Gauge(
+            "suanli_backup_last_success_timestamp_seconds",
+            "When the newest complete backup set was taken (Unix time; 0 before the first, "
+            "read from the backup folder at start)",
+            registry=r,
+        )
+        self.backup_interval = Gauge(
+            "suanli_backup_interval_seconds",
+            "How often this node takes a backup set; 0: scheduled backups are off",
+            registry=r,
+        )
         self.http_requests = Counter(
             "suanli_http_requests_total",
             "REST requests by route and status",

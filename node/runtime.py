@@ -1,12 +1,14 @@
 """A serving node's background lifetimes, tied to the web app's (``cleanup_ctx``): the sweeper,
-and the federation's gRPC server and outbox workers."""
+the scheduled backups, and the federation's gRPC server and outbox workers."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
 
@@ -55,6 +57,51 @@ async def _logged(name: str, work: Callable[[], Awaitable[int]]) -> int:
     except Exception:
         logger.exception("%s failed; will retry", name)
         return 0
+
+
+async def backups(node: Node) -> None:
+    """Take a backup set now and every interval, keep the newest ``keep`` (node/backups.py).
+    A failure is logged and retried at the next interval; the metrics say when the last
+    one succeeded, which the SuanliBackupStale alert watches."""
+    from node import backups as sets
+
+    config = node.config
+    folder = Path(config.backup_folder)
+    folder = folder if folder.is_absolute() else config.data_dir / folder
+    interval = config.backup_interval_minutes * 60
+    metrics = node.metrics
+    metrics.backup_interval.set(interval)
+    known = sets.sets(folder, config.region)
+    if known:
+        metrics.backup_last.set(known[-1].taken_at_ms / 1000)
+    while True:
+        try:
+            started = time.monotonic()
+            taken = await asyncio.to_thread(sets.take, config, folder)
+            removed = await asyncio.to_thread(sets.prune, folder, config.region, config.backup_keep)
+            metrics.backup_last.set(taken.taken_at_ms / 1000)
+            logger.info(
+                "backup set %s taken in %.1f s (%d older removed)",
+                taken.path,
+                time.monotonic() - started,
+                len(removed),
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("backup to %s failed; will retry in %.0f s", folder, interval)
+        await asyncio.sleep(interval)
+
+
+def backup_ctx(node: Node) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(backups(node), name="backups")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return ctx
 
 
 def sweeper_ctx(node: Node) -> Callable[[web.Application], AsyncIterator[None]]:

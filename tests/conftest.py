@@ -47,6 +47,7 @@ def examples(n: int) -> int:
 SLOW_FIRST = (
     "test_schemathesis.py",  # ~20 s per role
     "test_installed.py",  # ~20 s: a wheel, a venv, a node, the demo
+    "test_standby.py",
     "test_settlement.py",
     "test_bench.py",
     "test_cli.py",

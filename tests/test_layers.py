@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("top", ("node.cli", "node.provision", "node.tools")),
     ("root", ("node.app", "node.runtime", "node.node")),
     ("transport", ("node.api", "federation")),
-    ("services", ("node.services", "node.metrics", "node.reports")),
+    ("services", ("node.services", "node.metrics", "node.reports", "node.backups")),
     # config reads node.toml and checks it with the store's and the domain's own rules
     ("books", ("node.domain", "node.store", "node.config")),
     (

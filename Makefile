@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test deep lint typecheck unit clean protos tools bench
+.PHONY: demo test deep lint typecheck unit clean protos tools bench wheels image image-tools image-test
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/pytest -q -n 4 --dist load
+	$(BIN)/pytest -q -n 4 --dist load --ignore=tests/image
 
 # Debian packages the tests use: a real Prometheus and promtool, openssl for TLS certificates,
 # systemd for systemd-analyze (the unit file's checks).
@@ -44,6 +44,33 @@ DEEP_TESTS := tests/test_schemathesis.py tests/test_properties.py tests/test_net
 	tests/test_strict_input.py tests/test_statement_records.py tests/test_payouts.py
 deep: tools $(STAMP)
 	SUANLI_TEST_DEPTH=5 $(BIN)/pytest -q -n 4 --dist load $(DEEP_TESTS)
+
+# The container image (ops/Dockerfile): the package's and its dependencies' wheels first, so
+# that the build needs no network. CONTAINER=docker works too; BASE picks the base image.
+CONTAINER ?= podman
+IMAGE ?= localhost/suanli:latest
+# Debian's runc as podman's runtime, and explicit limits: these machines refuse the defaults.
+BUILD_FLAGS ?= $(if $(filter podman,$(CONTAINER)),--runtime runc --ulimit nofile=1024:1024 --ulimit nproc=4096:4096)
+wheels: $(STAMP)
+	rm -rf build/wheels
+	$(BIN)/python -m pip wheel --quiet --wheel-dir build/wheels .
+image: wheels
+	$(CONTAINER) build $(BUILD_FLAGS) $(if $(BASE),--build-arg BASE=$(BASE)) $(if $(filter podman,$(CONTAINER)),--format docker) -f ops/Dockerfile -t $(IMAGE) .
+
+# Debian packages the image test uses: podman with Debian's runc, and debootstrap for a base
+# image made here (no registry is reachable on these machines).
+image-tools:
+	@if command -v podman >/dev/null && command -v runc >/dev/null && command -v debootstrap >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman runc debootstrap uidmap slirp4netns >/dev/null; \
+	else \
+		echo "make image-test needs Debian's podman, runc and debootstrap: sudo apt-get install podman runc debootstrap" >&2; exit 1; \
+	fi
+
+# The image built and a three-city federation run in containers (a few minutes: .ci/run runs
+# it after make deep). docs/operations.md, "In containers", says what it checks.
+image-test: image-tools $(STAMP)
+	$(BIN)/pytest -q tests/image
 
 # The benchmark (about 12 minutes with the million-voucher growth case): docs/benchmarks.md.
 bench: $(STAMP)

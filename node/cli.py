@@ -150,6 +150,46 @@ def _serve_locked(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_health(args: argparse.Namespace) -> int:
+    """Is the node in DATA serving? Its REST /health answers ok and, if federated, its gRPC
+    port accepts connections (TLS or not), on this machine, at the ports ``serve.json``
+    names: for container and service health checks. Exit 0 if healthy, 1 if not, saying why."""
+    import socket
+    import urllib.request
+
+    state = Path(args.data) / SERVE_FILE
+    try:
+        serving = json.loads(state.read_text())
+        port, grpc_port = int(serving["http_port"]), serving.get("grpc_port")
+        fed = load_config(Path(args.data)).federation
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"unhealthy: {state} is not readable ({exc}): the node is not serving")
+        return 1
+
+    def reachable(host: str) -> str:  # a wildcard bind is reached on loopback
+        return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+
+    try:
+        url = f"http://{reachable(str(serving.get('host', '')))}:{port}/health"
+        with urllib.request.urlopen(url, timeout=3) as resp:
+            body = json.loads(resp.read())
+    except (OSError, ValueError) as exc:
+        print(f"unhealthy: GET /health on port {port}: {exc}")
+        return 1
+    if body.get("status") != "ok":
+        print(f"unhealthy: /health says {body}")
+        return 1
+    if grpc_port:
+        try:
+            host = reachable(fed.host if fed else "")
+            socket.create_connection((host, int(grpc_port)), timeout=3).close()
+        except OSError as exc:
+            print(f"unhealthy: the federation port {grpc_port} refuses connections: {exc}")
+            return 1
+    print(f"healthy: {body['region']} {body['version']}, REST {port}, gRPC {grpc_port or '-'}")
+    return 0
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     node = build_node(args.data)
     try:
@@ -586,6 +626,10 @@ def parser() -> argparse.ArgumentParser:
         fn=_cmd_check
     )
 
+    sp = with_data(
+        sub.add_parser("health", help="exit 0 if the node in DATA serves (container health checks)")
+    )
+    sp.set_defaults(fn=_cmd_health)
     sp = with_data(
         sub.add_parser("backup", help="copy the books while the node serves (SQLite backup API)")
     )

@@ -368,8 +368,12 @@ def test_federation_enable_checks_tls_files(tmp_path: Path, monkeypatch: Any) ->
         with socket.create_connection(("127.0.0.1", int(grpc)), timeout=5):
             pass
         assert "fingerprint: " in suanli("card", "fingerprint", "--data", str(data)).stdout
+        healthy = suanli("health", "--data", str(data))  # REST /health, the gRPC port (TLS)
+        assert healthy.stdout.startswith("healthy: 330100") and f"gRPC {grpc}" in healthy.stdout
     finally:
         node.stop()
+    stopped = suanli("health", "--data", str(data), check=False)
+    assert stopped.returncode == 1 and stopped.stdout.startswith("unhealthy: ")
     changed = enable("--plaintext", "--replace")
     assert changed.returncode == 0 and "plaintext" in changed.stdout
     assert "plaintext = true" in (data / "node.toml").read_text()

@@ -96,7 +96,7 @@ def announcing_key(keys: list[OwnKey], data_dir: Path, current: NodeKey, now: in
     return current
 
 
-def _retiring_txn(conn: sqlite3.Connection) -> dict[str, int]:
+def retiring_txn(conn: sqlite3.Connection) -> dict[str, int]:
     """Retired keys still without an end: key id → the overlap to give them, ms."""
     return {k: int(v) for k, v in json.loads(registry.get_meta(conn, "retiring") or "{}").items()}
 
@@ -114,7 +114,7 @@ def unacknowledged_txn(conn: sqlite3.Connection) -> list[str]:
 def finish_retiring_txn(conn: sqlite3.Connection, current: NodeKey, now: int) -> int:
     """Give every retiring key its end (now + its overlap) once no peer lacks the current
     card; returns the new card version, or 0 if nothing changed."""
-    retiring = _retiring_txn(conn)
+    retiring = retiring_txn(conn)
     if not retiring or unacknowledged_txn(conn):
         return 0
     keys = [
@@ -153,7 +153,7 @@ def rotate(
         keys = load_txn(conn, current)
         keys.append(OwnKey(fresh.key_id, fresh.public_key, now))
         registry.set_meta(
-            conn, "retiring", json.dumps({**_retiring_txn(conn), current.key_id: overlap_ms})
+            conn, "retiring", json.dumps({**retiring_txn(conn), current.key_id: overlap_ms})
         )
         version = _save_txn(conn, keys)
         ledger.audit(
@@ -202,7 +202,7 @@ def revoke(
         registry.set_meta(
             conn,
             "retiring",
-            json.dumps({k: v for k, v in _retiring_txn(conn).items() if k != key_id}),
+            json.dumps({k: v for k, v in retiring_txn(conn).items() if k != key_id}),
         )
         version = _save_txn(
             conn,

@@ -156,7 +156,10 @@ class Peering:
     # A serving node's side of card announcements (federation/announce.py carries them) -----
 
     async def finish_retiring(self, current: NodeKey) -> int:
-        """Give retired keys their end once every peer has the current card (ownkeys)."""
+        """Give retired keys their end once every peer has the current card (ownkeys). A
+        read first: most ticks have nothing to do, and need no write transaction."""
+        if not await self._db.read("key_retiring", ownkeys.retiring_txn):
+            return 0
         now = self._clock.now_ms()
         return await self._db.run(
             "key_retire", lambda c: ownkeys.finish_retiring_txn(c, current, now)
@@ -167,9 +170,14 @@ class Peering:
         (a node restored on another machine, a new address), the card version goes up so
         that peers are told; returns the new version, or 0."""
         now = self._clock.now_ms()
+        shown = f"{name}\n{endpoint}"
+        if (
+            await self._db.read("card_identity", lambda c: registry.get_meta(c, "card_identity"))
+            == shown
+        ):
+            return 0  # the usual tick: nothing to write
 
         def txn(conn: sqlite3.Connection) -> int:
-            shown = f"{name}\n{endpoint}"
             before = registry.get_meta(conn, "card_identity")
             registry.set_meta(conn, "card_identity", shown)
             if before is None or before == shown:

@@ -28,6 +28,7 @@ from node.node import Federation, Node
 from node.runtime import backup_ctx, federation_ctx, sweeper_ctx
 from node.services.acquirer import Acquirer, Answers
 from node.services.directory import Directory
+from node.services.disbursements import Disbursements
 from node.services.issuance import Issuance
 from node.services.issuer import IssuerDesk
 from node.services.ownkeys import load_txn as load_own_keys
@@ -103,6 +104,7 @@ def build_node(data_dir: Path, clock: Clock | None = None) -> Node:
         views=Views(db, clock, policies),
         settlement=local_settlement,
         settlement_views=SettlementViews(db),
+        disbursements=Disbursements(db, clock, key, config.region),
         federation=federation,
     )
 

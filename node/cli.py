@@ -444,6 +444,19 @@ def _cmd_settle(args: argparse.Namespace) -> int:
                 return await node.settlement_views.statements(_operator(args))
             if args.action == "disputes":
                 return await node.settlement_views.disputes(_operator(args), not args.all)
+            if args.action == "pay":
+                return await node.disbursements.pay(
+                    _operator(args),
+                    args.window,
+                    args.provider,
+                    args.amount_fen,
+                    args.value_date,
+                    args.reference,
+                )
+            if args.action == "reverse":
+                return await node.disbursements.reverse(_operator(args), args.payment, args.reason)
+            if args.action == "payments":
+                return await node.disbursements.listing(_operator(args), args.window, args.provider)
             if node.federation is None:
                 raise ConfigError("this node is not part of a federation")
             until = parse_iso(args.until) if args.until else 0
@@ -745,6 +758,20 @@ def parser() -> argparse.ArgumentParser:
     with_data(ssub.add_parser("statements", help="pair statements with other cities"))
     sc = with_data(ssub.add_parser("disputes", help="open disputes with their evidence"))
     sc.add_argument("--all", action="store_true", help="resolved ones too")
+    sc = with_data(
+        ssub.add_parser("pay", help="record a payment to a provider against its payout (兑付)")
+    )
+    sc.add_argument("window")
+    sc.add_argument("provider", help="the provider's id")
+    sc.add_argument("--amount-fen", type=FEN, required=True)
+    sc.add_argument("--value-date", required=True, help="YYYY-MM-DD, the bank's value date")
+    sc.add_argument("--reference", required=True, help="the bank's transfer reference")
+    sc = with_data(ssub.add_parser("reverse", help="reverse a recorded payment, with a reason"))
+    sc.add_argument("payment")
+    sc.add_argument("--reason", required=True)
+    sc = with_data(ssub.add_parser("payments", help="payments and reversals, with their advices"))
+    sc.add_argument("--window")
+    sc.add_argument("--provider")
     sc = with_data(
         ssub.add_parser("netting", help="net positions and transfers across the federation")
     )

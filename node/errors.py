@@ -110,6 +110,16 @@ class TokenNotFound(NotFound):
     code = "token_not_found"
 
 
+class PayoutNotFound(NotFound):
+    """No signed payout statement for that provider and window (nothing is owed there)."""
+
+    code = "payout_not_found"
+
+
+class PaymentNotFound(NotFound):
+    code = "payment_not_found"
+
+
 class PolicyMissing(SuanliError):
     """No policy is loaded for the fiscal year of the request."""
 
@@ -119,6 +129,25 @@ class PolicyMissing(SuanliError):
 # Conflicts with the books -----------------------------------------------------------------
 class AlreadyExists(SuanliError):
     code = "already_exists"
+
+
+class Overpayment(SuanliError):
+    """A payment that would take what was paid for a payout statement above its total."""
+
+    code = "overpayment"
+
+
+class AlreadyReversed(SuanliError):
+    """A payment is reversed once, by one recorded reversal; a reversal is never reversed."""
+
+    code = "already_reversed"
+
+
+class DuplicateReference(SuanliError):
+    """The bank's transfer reference of an earlier payment: most likely the same transfer
+    recorded twice."""
+
+    code = "duplicate_reference"
 
 
 class OrderAlreadySubsidised(SuanliError):

@@ -18,6 +18,7 @@ from node.keys import NodeKey
 from node.metrics import BooksCollector, Metrics
 from node.services.acquirer import Acquirer
 from node.services.directory import Directory
+from node.services.disbursements import Disbursements
 from node.services.issuance import Issuance
 from node.services.issuer import IssuerDesk
 from node.services.ownkeys import load_txn as load_own_keys
@@ -66,6 +67,7 @@ class Node:
     views: Views
     settlement: LocalSettlement
     settlement_views: SettlementViews
+    disbursements: Disbursements
     federation: Federation | None = None
     grpc_port: int = 0
 

@@ -369,6 +369,47 @@ async def payouts(request: web.Request) -> web.StreamResponse:
     return _ok(_items(items, limit, "cursor"))
 
 
+async def record_payment(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    window = body.text("window", max_len=40)
+    provider_id = body.text("provider_id", max_len=40)
+    amount = body.fen("amount_fen")
+    value_date = body.text("value_date", max_len=10)
+    reference = body.text("bank_reference", max_len=64)
+    body.done()
+    payment = await request.app[NODE].disbursements.pay(
+        _who(request), window, provider_id, amount, value_date, reference
+    )
+    return _ok({"payment": payment}, 201)
+
+
+async def reverse_payment(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    reason = body.text("reason", max_len=500, prose=True)
+    body.done()
+    payment = await request.app[NODE].disbursements.reverse(
+        _who(request), request.match_info["id"], reason
+    )
+    return _ok({"payment": payment}, 201)
+
+
+async def list_payments(request: web.Request) -> web.Response:
+    query = Query(request)
+    window = query.text("window", max_len=40)
+    provider = query.text("provider_id", max_len=40)
+    limit, after = query.page()
+    query.done()
+    items = await request.app[NODE].disbursements.listing(
+        _who(request), window, provider, limit, after
+    )
+    return _ok(_items(items, limit))
+
+
+async def get_payment(request: web.Request) -> web.Response:
+    payment = await request.app[NODE].disbursements.one(_who(request), request.match_info["id"])
+    return _ok({"payment": payment})
+
+
 async def statements(request: web.Request) -> web.Response:
     return _ok({"items": await request.app[NODE].settlement_views.statements(_who(request))})
 

@@ -272,6 +272,9 @@ class LocalSettlement:
                 "provider_id": r["provider_id"],
                 "count": r["count"],
                 "total_fen": r["total_fen"],
+                # 兑付: what was paid against it (payments less reversals), and what is left
+                "paid_fen": r["paid_fen"],
+                "unpaid_fen": r["total_fen"] - r["paid_fen"],
                 "statement": json.loads(r["statement"]),
                 "signature": bytes(r["signature"]).hex(),
                 "key_id": r["key_id"],

@@ -132,9 +132,35 @@ def check_books(
             add(f"remote hold {hold_id}: captured {captured} booked {bookings} times for {booked}")
         owed[ledger.payable(provider_id)] += captured
         owed[ledger.issuer(issuer)] -= captured
-    for name in set(owed) | {n for n in cached if n.startswith(("payable:", "due:", "issuer:"))}:
+    # 4a. Each payment to a provider (兑付) and each reversal is booked once, between its
+    #     payable and paid accounts; no payout statement is paid beyond its total.
+    for pay_id, kind, provider_id, amount, bookings, booked, source in conn.execute(
+        "SELECT m.id, m.kind, m.provider_id, m.amount_fen, COUNT(l.seq), "
+        "COALESCE(SUM(l.amount_fen), 0), MAX(l.source) FROM payments m "
+        "LEFT JOIN ledger l ON l.ref = m.id AND l.kind IN ('payment', 'payment_reversal') "
+        "GROUP BY m.id"
+    ):
+        paying = kind == "payment"
+        expected = ledger.payable(provider_id) if paying else ledger.paid(provider_id)
+        if bookings != 1 or booked != amount or source != expected:
+            add(f"{kind} {pay_id}: {amount} booked {bookings} times for {booked} from {source}")
+        signed = amount if paying else -amount
+        owed[ledger.payable(provider_id)] -= signed
+        owed[ledger.paid(provider_id)] += signed
+    for window_id, provider_id, total, paid in conn.execute(
+        "SELECT p.window_id, p.provider_id, p.total_fen, COALESCE(SUM(CASE m.kind "
+        "WHEN 'payment' THEN m.amount_fen ELSE -m.amount_fen END), 0) FROM payouts p "
+        "JOIN payments m ON m.window_id = p.window_id AND m.provider_id = p.provider_id "
+        "GROUP BY p.window_id, p.provider_id"
+    ):
+        if not 0 <= paid <= total:
+            add(f"payout {window_id}/{provider_id}: {paid} paid of {total}")
+    prefixes = ("payable:", "paid:", "due:", "issuer:")
+    for name in set(owed) | {n for n in cached if n.startswith(prefixes)}:
         if cached.get(name, 0) != owed.get(name, 0):
-            add(f"account {name}: {cached.get(name, 0)} ≠ captures {owed.get(name, 0)}")
+            add(
+                f"account {name}: {cached.get(name, 0)} ≠ captures less payments {owed.get(name, 0)}"
+            )
 
     # 4b. Nothing in flight is lost: a pending remote hold, or one with a wanted capture or
     #     void, has a message in the outbox still being sent.

@@ -8,6 +8,7 @@ Accounts (balances in fen):
     hold:<id>                    the amount reserved by an open hold (a one-step redemption
                                  books its capture from voucher:<id> directly)
     payable:<provider id>        captured subsidy owed to a provider
+    paid:<provider id>           what was paid to a provider (兑付), less reversals
     due:<region>                 issuer side: captured subsidy owed to an acquirer city
     issuer:<region>              acquirer side: −what an issuer city owes us for our providers
 
@@ -17,7 +18,7 @@ zero by construction; ``accounts`` caches each balance in the same transaction a
 
 ``flows`` keeps, in the same transaction too, the running total of every kind of transfer
 between two *classes* of account: the account's name, except that one voucher's, hold's or
-provider's account counts as its class (``voucher``, ``hold``, ``payable``). A small table
+provider's account counts as its class (``voucher``, ``hold``, ``payable``, ``paid``). A small table
 (kinds × years × peer cities) that equals the ledger at any moment, restarts included: the
 quota-flow gauges (issued, reclaimed, captured by city pair) read it instead of scanning the
 ledger, and ``node.store.audit`` checks it against the transfers.
@@ -50,6 +51,10 @@ def payable(provider_id: str) -> str:
     return f"payable:{provider_id}"
 
 
+def paid(provider_id: str) -> str:
+    return f"paid:{provider_id}"
+
+
 def due(region: str) -> str:
     return f"due:{region}"
 
@@ -58,7 +63,7 @@ def issuer(region: str) -> str:
     return f"issuer:{region}"
 
 
-PER_ENTITY = ("voucher", "hold", "payable")
+PER_ENTITY = ("voucher", "hold", "payable", "paid")
 
 
 def account_class(account: str) -> str:
@@ -70,7 +75,8 @@ def account_class(account: str) -> str:
 # The same, in SQL over a column holding an account name (the migration and the audit).
 ACCOUNT_CLASS_SQL = (
     "CASE WHEN {col} LIKE 'voucher:%' THEN 'voucher' WHEN {col} LIKE 'hold:%' THEN 'hold' "
-    "WHEN {col} LIKE 'payable:%' THEN 'payable' ELSE {col} END"
+    "WHEN {col} LIKE 'payable:%' THEN 'payable' WHEN {col} LIKE 'paid:%' THEN 'paid' "
+    "ELSE {col} END"
 )
 
 

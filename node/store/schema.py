@@ -479,6 +479,37 @@ def _v11(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE outbox ADD COLUMN trace TEXT NOT NULL DEFAULT ''")
 
 
+V12 = """
+-- Payments to providers against their payout statements (兑付): append-only. A payment is never
+-- edited; a reversal is a row of its own that names the payment it undoes (at most one).
+CREATE TABLE payments (
+    id TEXT PRIMARY KEY,
+    window_id TEXT NOT NULL,
+    provider_id TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('payment', 'reversal')),
+    amount_fen INTEGER NOT NULL CHECK (amount_fen > 0),
+    value_date TEXT NOT NULL,
+    bank_reference TEXT NOT NULL,
+    reverses TEXT REFERENCES payments(id),
+    reason TEXT NOT NULL DEFAULT '',
+    recorded_by TEXT NOT NULL,
+    recorded_at INTEGER NOT NULL,
+    advice BLOB NOT NULL,
+    signature BLOB NOT NULL,
+    key_id TEXT NOT NULL,
+    FOREIGN KEY (window_id, provider_id) REFERENCES payouts(window_id, provider_id),
+    CHECK ((kind = 'reversal') = (reverses IS NOT NULL))
+);
+CREATE INDEX payments_payout ON payments(window_id, provider_id);
+CREATE UNIQUE INDEX payments_reversal ON payments(reverses) WHERE reverses IS NOT NULL;
+CREATE UNIQUE INDEX payments_reference ON payments(provider_id, bank_reference) WHERE kind = 'payment';
+CREATE TRIGGER payments_no_update BEFORE UPDATE ON payments
+BEGIN SELECT RAISE(ABORT, 'payments are append-only: record a reversal'); END;
+CREATE TRIGGER payments_no_delete BEFORE DELETE ON payments
+BEGIN SELECT RAISE(ABORT, 'payments are append-only: record a reversal'); END;
+"""
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _script(V1),
     2: _script(V2),
@@ -491,5 +522,6 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     9: _v9,
     10: _v10,
     11: _v11,
+    12: _script(V12),
 }
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -155,10 +155,17 @@ def payouts(
         clauses.append("provider_id = ?")
         args.append(provider_id)
     return conn.execute(
-        f"SELECT * FROM payouts WHERE {' AND '.join(clauses)} "
+        f"SELECT p.*, ({PAID_SQL}) AS paid_fen FROM payouts p WHERE {' AND '.join(clauses)} "
         "ORDER BY window_id, provider_id LIMIT ?",
         [*args, limit],
     ).fetchall()
+
+
+# What was paid against a payout statement ``p``: payments less their reversals.
+PAID_SQL = (
+    "SELECT COALESCE(SUM(CASE m.kind WHEN 'payment' THEN m.amount_fen ELSE -m.amount_fen END), 0) "
+    "FROM payments m WHERE m.window_id = p.window_id AND m.provider_id = p.provider_id"
+)
 
 
 # Pair statements ----------------------------------------------------------------------------

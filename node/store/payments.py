@@ -1,0 +1,69 @@
+"""Payments to providers against their payout statements, and reversals: append-only rows
+(schema V12; triggers refuse any update or delete)."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from node.store.settlement import PAID_SQL
+
+
+def payout(conn: sqlite3.Connection, window_id: str, provider_id: str) -> sqlite3.Row | None:
+    """A signed payout statement with what was paid against it so far (``paid_fen``)."""
+    row: sqlite3.Row | None = conn.execute(
+        f"SELECT p.*, ({PAID_SQL}) AS paid_fen FROM payouts p "
+        "WHERE p.window_id = ? AND p.provider_id = ?",
+        (window_id, provider_id),
+    ).fetchone()
+    return row
+
+
+def put(conn: sqlite3.Connection, **row: Any) -> None:
+    columns = ", ".join(row)
+    conn.execute(
+        f"INSERT INTO payments ({columns}) VALUES ({', '.join('?' for _ in row)})",
+        tuple(row.values()),
+    )
+
+
+def get(conn: sqlite3.Connection, payment_id: str) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT * FROM payments WHERE id = ?", (payment_id,)
+    ).fetchone()
+    return row
+
+
+def reversal_of(conn: sqlite3.Connection, payment_id: str) -> str | None:
+    row = conn.execute("SELECT id FROM payments WHERE reverses = ?", (payment_id,)).fetchone()
+    return str(row[0]) if row else None
+
+
+def reference_used(conn: sqlite3.Connection, provider_id: str, reference: str) -> str | None:
+    row = conn.execute(
+        "SELECT id FROM payments WHERE provider_id = ? AND bank_reference = ? AND kind = 'payment'",
+        (provider_id, reference),
+    ).fetchone()
+    return str(row[0]) if row else None
+
+
+def listing(
+    conn: sqlite3.Connection,
+    window_id: str | None,
+    provider_id: str | None,
+    limit: int,
+    after: str,
+) -> list[sqlite3.Row]:
+    """Payments and reversals in the order they were recorded (ids sort by time), after
+    ``after``, at most ``limit`` (-1: all)."""
+    clauses, args = ["id > ?"], [after]
+    if window_id is not None:
+        clauses.append("window_id = ?")
+        args.append(window_id)
+    if provider_id is not None:
+        clauses.append("provider_id = ?")
+        args.append(provider_id)
+    return conn.execute(
+        f"SELECT * FROM payments WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?",
+        [*args, limit],
+    ).fetchall()

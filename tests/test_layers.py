@@ -130,7 +130,7 @@ def wrong(source: str, target: str) -> bool:
     if _within(target, "node.app"):
         return not any(_within(source, r) for r in ROOT_IMPORTERS)
     if _within(target, "node.tools"):  # tooling: the CLI's lazy subcommands, and itself
-        return not (_within(source, "node.tools") or source == "node.cli")
+        return not (_within(source, "node.tools") or _within(source, "node.cli"))
     return False
 
 

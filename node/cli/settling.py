@@ -1,0 +1,178 @@
+"""The year's policy and the money: settlement, payments to providers, reports."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from node.app import build_node
+from node.cli.options import (
+    FEN,
+    YEAR,
+    operator_of,
+    with_data,
+)
+from node.config import ConfigError
+from node.config import load as load_config
+from node.domain.money import yuan
+from node.domain.policy import policy_summary
+
+logger = logging.getLogger(__name__)
+
+
+EXAMPLE_POLICIES = ("hangzhou", "qingdao", "guiyang")
+
+
+def _cmd_policy(args: argparse.Namespace) -> int:
+    if args.action == "example":  # shipped with the package: no checkout needed
+        from importlib.resources import files
+
+        text = (files("node.tools") / "policies" / f"{args.city}-2026.toml").read_text()
+        if args.out:
+            Path(args.out).write_text(text)
+            print(f"the {args.city} 2026 example policy written to {args.out}", file=sys.stderr)
+        else:
+            sys.stdout.write(text)
+        return 0
+    node = build_node(args.data)
+    try:
+        if args.action == "load":
+            policy, version = node.policies.load_sync(
+                Path(args.file).read_text(), operator_of(args)
+            )
+            print(
+                f"policy {policy.fiscal_year} v{version} loaded; budget {yuan(policy.annual_budget_fen)}"
+            )
+        else:
+            policy = node.policies.for_year(args.year) if args.year else node.policies.current()
+            print(json.dumps(policy_summary(policy), indent=2, ensure_ascii=False))
+    finally:
+        node.close()
+    return 0
+
+
+def _cmd_settle(args: argparse.Namespace) -> int:
+    from node.clock import parse_iso
+
+    node = build_node(args.data)
+
+    async def run() -> Any:
+        try:
+            if args.action == "windows":
+                return await node.settlement.windows(operator_of(args))
+            if args.action == "close":
+                return await node.settlement.close(operator_of(args), args.window)
+            if args.action == "payouts":
+                if args.format == "json":
+                    return await node.settlement.payouts(operator_of(args), args.window)
+                async for chunk in node.settlement.payouts_csv(operator_of(args), args.window):
+                    sys.stdout.write(chunk)
+                return None
+            if args.action == "statements":
+                return await node.settlement_views.statements(operator_of(args))
+            if args.action == "disputes":
+                return await node.settlement_views.disputes(operator_of(args), not args.all)
+            if args.action == "pay":
+                return await node.disbursements.pay(
+                    operator_of(args),
+                    args.window,
+                    args.provider,
+                    args.amount_fen,
+                    args.value_date,
+                    args.reference,
+                )
+            if args.action == "reverse":
+                return await node.disbursements.reverse(
+                    operator_of(args), args.payment, args.reason
+                )
+            if args.action == "payments":
+                return await node.disbursements.listing(
+                    operator_of(args), args.window, args.provider
+                )
+            if node.federation is None:
+                raise ConfigError("this node is not part of a federation")
+            until = parse_iso(args.until) if args.until else 0
+            return await node.federation.netting.compute(operator_of(args), until)
+        finally:
+            if node.federation is not None:
+                await node.federation.clients.close()
+
+    try:
+        result = asyncio.run(run())
+    finally:
+        node.close()
+    if result is not None:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from node.reports import export
+
+    config = load_config(args.data)
+    if args.out:
+        with open(args.out, "w", newline="", encoding="utf-8") as out:
+            n = export(config.db_path, args.report, args.format, out, config.region)
+        print(f"{n} rows written to {args.out}", file=sys.stderr)
+    else:
+        export(config.db_path, args.report, args.format, sys.stdout, config.region)
+    return 0
+
+
+def register(sub: Any) -> None:
+    pp = sub.add_parser("policy", help="the fiscal year's policy")
+    psub = pp.add_subparsers(dest="action", required=True)
+    sp = with_data(psub.add_parser("show"))
+    sp.add_argument("--year", type=YEAR)
+    sp = with_data(psub.add_parser("load"))
+    sp.add_argument("file")
+    sp = psub.add_parser(
+        "example", help="print a shipped example policy (real 2026 figures) to start from"
+    )
+    sp.add_argument("city", choices=EXAMPLE_POLICIES)
+    sp.add_argument("--out", help="file to write (default: standard output)")
+    pp.set_defaults(fn=_cmd_policy)
+
+    sp = sub.add_parser("settle", help="settlement windows, payouts, statements, disputes, netting")
+    ssub = sp.add_subparsers(dest="action", required=True)
+    with_data(ssub.add_parser("windows", help="closed windows and the open one"))
+    sc = with_data(ssub.add_parser("close", help="close a window now (default: the current one)"))
+    sc.add_argument("window", nargs="?")
+    sc = with_data(ssub.add_parser("payouts", help="signed payout statements for providers"))
+    sc.add_argument("--window")
+    sc.add_argument("--format", default="json", choices=["json", "csv"])
+    with_data(ssub.add_parser("statements", help="pair statements with other cities"))
+    sc = with_data(ssub.add_parser("disputes", help="open disputes with their evidence"))
+    sc.add_argument("--all", action="store_true", help="resolved ones too")
+    sc = with_data(
+        ssub.add_parser("pay", help="record a payment to a provider against its payout (兑付)")
+    )
+    sc.add_argument("window")
+    sc.add_argument("provider", help="the provider's id")
+    sc.add_argument("--amount-fen", type=FEN, required=True)
+    sc.add_argument("--value-date", required=True, help="YYYY-MM-DD, the bank's value date")
+    sc.add_argument("--reference", required=True, help="the bank's transfer reference")
+    sc = with_data(ssub.add_parser("reverse", help="reverse a recorded payment, with a reason"))
+    sc.add_argument("payment")
+    sc.add_argument("--reason", required=True)
+    sc = with_data(ssub.add_parser("payments", help="payments and reversals, with their advices"))
+    sc.add_argument("--window")
+    sc.add_argument("--provider")
+    sc = with_data(
+        ssub.add_parser("netting", help="net positions and transfers across the federation")
+    )
+    sc.add_argument("--until", help="statements of windows ended by this ISO time (default: all)")
+    sp.set_defaults(fn=_cmd_settle)
+
+    from node.reports import FORMATS, REPORTS
+
+    sp = with_data(sub.add_parser("export", help="reports for the finance bureau and auditors"))
+    sp.add_argument("report", choices=sorted(REPORTS))
+    sp.add_argument("--format", default="csv", choices=FORMATS)
+    sp.add_argument("--out", help="file to write (default: standard output)")
+    sp.set_defaults(fn=_cmd_export)

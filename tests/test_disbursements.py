@@ -4,6 +4,7 @@ ledger moving payable to paid; and every bad request refused with nothing change
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 from node.domain.payments import PAYMENT_TAG
@@ -162,3 +163,27 @@ async def test_bad_payments_change_nothing(world: World, node: Node) -> None:
         code="payment_not_found",
     )
     assert snapshot(node) == before
+
+
+def test_the_payment_advice_vector_in_the_docs() -> None:
+    """Anyone can check the vector with its seed alone; and the node's own advice builder makes
+    exactly those bytes from those fields."""
+    from pathlib import Path
+
+    from node.domain import payments as rules
+    from node.keys import NodeKey
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "settlement.md").read_text()
+    payout = doc.split("### Payout test vector")[1].split("```")[1]
+    p = {ln.split(None, 1)[0]: ln.split(None, 1)[1] for ln in payout.strip().splitlines()}
+    block = doc.split("### Payment advice test vector")[1].split("```")[1]
+    v = {ln.split(None, 1)[0]: ln.split(None, 1)[1] for ln in block.strip().splitlines()}
+    key = NodeKey(bytes.fromhex(v["seed"]))
+    assert PAYMENT_TAG.hex() == v["tag_hex"]
+    assert hashlib.sha256(p["statement"].encode()).hexdigest() == v["statement_sha256"]
+    advice = v["advice"].encode()
+    assert verify(key.public_key, PAYMENT_TAG, advice, bytes.fromhex(v["signature"]))
+    fields = json.loads(advice)
+    del fields["type"]
+    assert canonical_json(rules.advice(**fields)) == advice
+    assert key.sign(PAYMENT_TAG, advice).hex() == v["signature"]

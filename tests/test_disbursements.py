@@ -187,3 +187,161 @@ def test_the_payment_advice_vector_in_the_docs() -> None:
     del fields["type"]
     assert canonical_json(rules.advice(**fields)) == advice
     assert key.sign(PAYMENT_TAG, advice).hex() == v["signature"]
+
+
+def test_bank_amounts_and_lines_are_read_exactly() -> None:
+    from node import errors
+    from node.domain.payments import bank_statement, yuan_to_fen
+
+    assert [yuan_to_fen("a", t) for t in ("400", "400.5", "400.05", "0.01")] == [
+        40000,
+        40050,
+        40005,
+        1,
+    ]
+    for bad in ("-1", "1.234", "1,000.00", "1e3", "٣", "0", "0.00", ""):
+        try:
+            yuan_to_fen("a", bad)
+        except errors.InvalidRequest:
+            continue
+        raise AssertionError(f"{bad!r} was taken")
+    ok = "\ufeffDate,Amount,Reference,Counterparty,Memo\n2026-04-10,400.00,R-1,阿里云,x\n"
+    assert bank_statement(ok) == [
+        {
+            "line": 1,
+            "date": "2026-04-10",
+            "amount_fen": 40000,
+            "reference": "R-1",
+            "counterparty": "阿里云",
+        }
+    ]
+    for text, says in (
+        ("date,amount,reference\n", "counterparty is missing"),
+        ("date,amount,reference,counterparty\n2026-02-30,1,R,c\n", "line 1: date"),
+        ("date,amount,reference,counterparty\n2026-04-10,1,,c\n", "line 1: reference is empty"),
+        ("date,amount,reference,counterparty\n2026-04-10,1.001,R,c\n", "line 1: amount"),
+        ("date,amount,reference,counterparty\n2026-04-10,1,R,c,extra\n", "more cells"),
+    ):
+        try:
+            bank_statement(text)
+        except errors.InvalidRequest as exc:
+            assert says in exc.message, exc.message
+        else:
+            raise AssertionError(text)
+
+
+async def test_bank_reconciliation_matches_and_confirms_only_when_asked(
+    world: World, node: Node
+) -> None:
+    window, provider, _ = await closed_window(world)
+    op = world.op
+    one = (
+        await op.post(
+            "/v1/settlement/payments", pay(window, provider, 1_000_000, "B-1"), expect=201
+        )
+    )["payment"]
+    two = (
+        await op.post("/v1/settlement/payments", pay(window, provider, 500_000, "B-2"), expect=201)
+    )["payment"]
+    three = (
+        await op.post("/v1/settlement/payments", pay(window, provider, 200_000, "B-3"), expect=201)
+    )["payment"]
+    await op.post(
+        f"/v1/settlement/payments/{three['id']}/reversal", {"reason": "never sent"}, expect=201
+    )
+    csv = (
+        "date,amount,reference,counterparty\n"
+        "2026-04-10,10000.00,B-1,阿里云\n"  # matches payment one
+        "2026-04-10,5000.01,B-2,阿里云\n"  # payment two, but not its amount
+        "2026-04-11,99.00,B-9,someone\n"  # nothing recorded has this reference
+        "2026-04-10,2000.00,B-3,阿里云\n"  # a reversed payment is not awaiting the bank
+    )
+    before = snapshot(node)
+    dry = await op.post("/v1/settlement/reconciliations", {"csv": csv}, expect=200)
+    assert snapshot(node) == before  # matching alone records nothing
+    assert [m["payment_id"] for m in dry["matched"]] == [one["id"]] and dry["confirmed"] is False
+    whys = {line["reference"]: line["why"] for line in dry["unmatched_lines"]}
+    assert "amount_fen 500001 ≠ 500000" in whys["B-2"]
+    assert whys["B-9"] == whys["B-3"] == "no payment awaiting the bank has this reference"
+    assert [p["id"] for p in dry["unmatched_payments"]] == [two["id"]]
+
+    done = await op.post(
+        "/v1/settlement/reconciliations", {"csv": csv, "confirm": True}, expect=200
+    )
+    assert done["confirmed"] is True and len(done["matched"]) == 1
+    shown = {
+        p["id"]: p["bank_confirmed"] for p in (await op.get("/v1/settlement/payments"))["items"]
+    }
+    assert shown[one["id"]] == "2026-04-10" and shown[two["id"]] is None
+    again = await op.post(
+        "/v1/settlement/reconciliations", {"csv": csv, "confirm": True}, expect=200
+    )
+    assert again["matched"] == []  # confirmed once
+    await world.providers["alicloud"].post(
+        "/v1/settlement/reconciliations", {"csv": csv}, expect=403, code="forbidden"
+    )
+    await op.post(
+        "/v1/settlement/reconciliations",
+        {"csv": "date,amount\n"},
+        expect=400,
+        code="invalid_request",
+    )
+
+
+async def test_the_cli_pays_reverses_and_reconciles(
+    world: World, node: Node, tmp_path: Any
+) -> None:
+    from tests.proc import suanli as run
+
+    def suanli(*args: str, check: bool = True) -> Any:  # a process: this test runs in a loop
+        return run(*args, check=check, process=True)
+
+    window, provider, _ = await closed_window(world)
+    data = str(node.config.data_dir)
+    made = suanli(
+        "settle",
+        "pay",
+        window,
+        provider,
+        "--data",
+        data,
+        "--operator",
+        "Li Wei",
+        "--amount-fen",
+        "1000000",
+        "--value-date",
+        "2026-04-10",
+        "--reference",
+        "CLI-1",
+    )
+    payment = json.loads(made.stdout)
+    assert payment["recorded_by"] == "operator:cli (Li Wei)" and payment["amount_fen"] == 1_000_000
+    over = suanli(
+        "settle",
+        "pay",
+        window,
+        provider,
+        "--data",
+        data,
+        "--amount-fen",
+        "2000001",
+        "--value-date",
+        "2026-04-10",
+        "--reference",
+        "CLI-2",
+        check=False,
+    )
+    assert over.returncode == 2 and "exceed the statement by 1 fen" in over.stderr
+    statement = tmp_path / "bank.csv"
+    statement.write_text("date,amount,reference,counterparty\n2026-04-10,10000.00,CLI-1,阿里云\n")
+    matched = json.loads(
+        suanli("settle", "reconcile", str(statement), "--data", data, "--confirm").stdout
+    )
+    assert [m["payment_id"] for m in matched["matched"]] == [payment["id"]]
+    reversed_ = json.loads(
+        suanli("settle", "reverse", payment["id"], "--data", data, "--reason", "test").stdout
+    )
+    assert reversed_["kind"] == "reversal"
+    listed = json.loads(suanli("settle", "payments", "--data", data, "--window", window).stdout)
+    assert [p["kind"] for p in listed] == ["payment", "reversal"]
+    assert listed[0]["bank_confirmed"] == "2026-04-10"

@@ -14,6 +14,7 @@ from node.api.appkeys import NODE, PRINCIPAL
 from node.api.parse import Query, json_body, page
 from node.domain.issuance import Demand
 from node.domain.model import RemoteHold
+from node.domain.payments import bank_statement
 from node.domain.policy import policy_summary
 from node.services.common import Principal
 from node.services.spending import HoldResult, Order
@@ -391,6 +392,16 @@ async def reverse_payment(request: web.Request) -> web.Response:
         _who(request), request.match_info["id"], reason
     )
     return _ok({"payment": payment}, 201)
+
+
+async def reconcile(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    text = body.text("csv", max_len=10_000_000, multiline=True, prose=True)
+    confirm = body.flag("confirm", default=False)
+    body.done()
+    lines = bank_statement(text)
+    result = await request.app[NODE].disbursements.reconcile(_who(request), lines, confirm)
+    return _ok(result)
 
 
 async def list_payments(request: web.Request) -> web.Response:

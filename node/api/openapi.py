@@ -499,6 +499,16 @@ OPERATIONS: list[tuple[str, str, str, str, dict[str, Any] | None, int, tuple[str
         ("payment_not_found", "already_reversed"),
     ),
     (
+        "post",
+        "/v1/settlement/reconciliations",
+        "operator",
+        "Match the bank's statement of transfers (CSV text) with the payments it has not "
+        "confirmed; confirm: true keeps the matches (never a new payment)",
+        _schema(["csv"], csv=_text(10_000_000), confirm={"type": "boolean"}),
+        200,
+        (),
+    ),
+    (
         "get",
         "/v1/settlement/statements",
         "operator",

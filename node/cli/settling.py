@@ -90,6 +90,11 @@ def _cmd_settle(args: argparse.Namespace) -> int:
                 return await node.disbursements.reverse(
                     operator_of(args), args.payment, args.reason
                 )
+            if args.action == "reconcile":
+                from node.domain.payments import bank_statement
+
+                lines = bank_statement(Path(args.statement).read_text(encoding="utf-8"))
+                return await node.disbursements.reconcile(operator_of(args), lines, args.confirm)
             if args.action == "payments":
                 return await node.disbursements.listing(
                     operator_of(args), args.window, args.provider
@@ -160,6 +165,17 @@ def register(sub: Any) -> None:
     sc = with_data(ssub.add_parser("reverse", help="reverse a recorded payment, with a reason"))
     sc.add_argument("payment")
     sc.add_argument("--reason", required=True)
+    sc = with_data(
+        ssub.add_parser(
+            "reconcile", help="match the bank's statement (CSV) with the recorded payments"
+        )
+    )
+    sc.add_argument(
+        "statement", help="CSV with columns date, amount (yuan), reference, counterparty"
+    )
+    sc.add_argument(
+        "--confirm", action="store_true", help="keep the matches as the bank's confirmations"
+    )
     sc = with_data(ssub.add_parser("payments", help="payments and reversals, with their advices"))
     sc.add_argument("--window")
     sc.add_argument("--provider")

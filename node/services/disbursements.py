@@ -229,6 +229,51 @@ class Disbursements:
         store.put(conn, **row)
         return row
 
+    async def reconcile(
+        self, who: Principal, lines: list[dict[str, Any]], confirm: bool
+    ) -> dict[str, Any]:
+        """Match the bank's statement of transfers (lines checked by ``rules.bank_line``) with
+        the recorded payments the bank has not confirmed yet, by ``rules.match``. Nothing is
+        recorded unless ``confirm``: then each match is kept as the bank's confirmation of
+        that payment (never a new payment: an import alone marks nothing paid)."""
+        require_operator(who)
+        now = self._clock.now_ms()
+
+        def txn(conn: sqlite3.Connection) -> dict[str, Any]:
+            waiting = [dict(r) for r in store.awaiting_bank(conn)]
+            result = rules.match(lines, waiting)
+            if confirm:
+                for m in result["matched"]:
+                    line = m["line"]
+                    store.confirm(
+                        conn,
+                        payment_id=m["payment_id"],
+                        bank_date=line["date"],
+                        amount_fen=line["amount_fen"],
+                        bank_reference=line["reference"],
+                        counterparty=line["counterparty"],
+                        confirmed_by=who.actor,
+                        confirmed_at=now,
+                    )
+                if result["matched"]:
+                    ledger.audit(
+                        conn,
+                        now,
+                        who.actor,
+                        "payment.bank_confirm",
+                        f"{len(result['matched'])} payments",
+                        payments=[m["payment_id"] for m in result["matched"]],
+                    )
+            return {
+                "confirmed": confirm,
+                "matched": result["matched"],
+                "unmatched_lines": result["unmatched_lines"],
+                "unmatched_payments": [_shown(p) for p in result["unmatched_payments"]],
+            }
+
+        name = "bank_confirm" if confirm else "bank_match"
+        return await (self._db.run(name, txn) if confirm else self._db.read(name, txn))
+
     async def listing(
         self,
         who: Principal,
@@ -269,6 +314,7 @@ def _shown(row: dict[str, Any]) -> dict[str, Any]:
         "reverses": row["reverses"],
         "reason": row["reason"],
         "recorded_by": row["recorded_by"],
+        "bank_confirmed": row.get("bank_confirmed"),
         "recorded_at": iso(row["recorded_at"]),
         "advice": json.loads(bytes(row["advice"])),
         "signature": bytes(row["signature"]).hex(),

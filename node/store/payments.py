@@ -8,6 +8,12 @@ from typing import Any
 
 from node.store.settlement import PAID_SQL
 
+# A payment with the date the bank confirmed it (NULL until then).
+SHOWN = (
+    "m.*, b.bank_date AS bank_confirmed FROM payments m "
+    "LEFT JOIN bank_confirmations b ON b.payment_id = m.id"
+)
+
 
 def payout(conn: sqlite3.Connection, window_id: str, provider_id: str) -> sqlite3.Row | None:
     """A signed payout statement with what was paid against it so far (``paid_fen``)."""
@@ -29,7 +35,7 @@ def put(conn: sqlite3.Connection, **row: Any) -> None:
 
 def get(conn: sqlite3.Connection, payment_id: str) -> sqlite3.Row | None:
     row: sqlite3.Row | None = conn.execute(
-        "SELECT * FROM payments WHERE id = ?", (payment_id,)
+        f"SELECT {SHOWN} WHERE m.id = ?", (payment_id,)
     ).fetchone()
     return row
 
@@ -56,14 +62,39 @@ def listing(
 ) -> list[sqlite3.Row]:
     """Payments and reversals in the order they were recorded (ids sort by time), after
     ``after``, at most ``limit`` (-1: all)."""
-    clauses, args = ["id > ?"], [after]
+    clauses, args = ["m.id > ?"], [after]
     if window_id is not None:
-        clauses.append("window_id = ?")
+        clauses.append("m.window_id = ?")
         args.append(window_id)
     if provider_id is not None:
-        clauses.append("provider_id = ?")
+        clauses.append("m.provider_id = ?")
         args.append(provider_id)
     return conn.execute(
-        f"SELECT * FROM payments WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?",
+        f"SELECT {SHOWN} WHERE {' AND '.join(clauses)} ORDER BY m.id LIMIT ?",
         [*args, limit],
     ).fetchall()
+
+
+def awaiting_bank(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+    """Payments (not reversed) that the bank's statement has not confirmed yet."""
+    return conn.execute(
+        "SELECT m.* FROM payments m WHERE m.kind = 'payment' "
+        "AND NOT EXISTS (SELECT 1 FROM payments r WHERE r.reverses = m.id) "
+        "AND NOT EXISTS (SELECT 1 FROM bank_confirmations b WHERE b.payment_id = m.id) "
+        "ORDER BY m.id"
+    ).fetchall()
+
+
+def confirm(conn: sqlite3.Connection, **row: Any) -> None:
+    columns = ", ".join(row)
+    conn.execute(
+        f"INSERT INTO bank_confirmations ({columns}) VALUES ({', '.join('?' for _ in row)})",
+        tuple(row.values()),
+    )
+
+
+def confirmation(conn: sqlite3.Connection, payment_id: str) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT * FROM bank_confirmations WHERE payment_id = ?", (payment_id,)
+    ).fetchone()
+    return row

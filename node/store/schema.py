@@ -510,6 +510,25 @@ BEGIN SELECT RAISE(ABORT, 'payments are append-only: record a reversal'); END;
 """
 
 
+V13 = """
+-- Payments the bank's own statement confirmed (bank reconciliation), once each, as the operator
+-- confirmed the match: the bank line kept beside the payment. Append-only.
+CREATE TABLE bank_confirmations (
+    payment_id TEXT PRIMARY KEY REFERENCES payments(id),
+    bank_date TEXT NOT NULL,
+    amount_fen INTEGER NOT NULL,
+    bank_reference TEXT NOT NULL,
+    counterparty TEXT NOT NULL,
+    confirmed_by TEXT NOT NULL,
+    confirmed_at INTEGER NOT NULL
+);
+CREATE TRIGGER bank_confirmations_no_update BEFORE UPDATE ON bank_confirmations
+BEGIN SELECT RAISE(ABORT, 'bank confirmations are append-only'); END;
+CREATE TRIGGER bank_confirmations_no_delete BEFORE DELETE ON bank_confirmations
+BEGIN SELECT RAISE(ABORT, 'bank confirmations are append-only'); END;
+"""
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _script(V1),
     2: _script(V2),
@@ -523,5 +542,6 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     10: _v10,
     11: _v11,
     12: _script(V12),
+    13: _script(V13),
 }
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -245,9 +245,19 @@ class BooksCollector(Collector):
             "suanli_holds_overdue",
             "Open holds past their expiry plus two sweep intervals (should be 0)",
         )
+        unpaid = GaugeMetricFamily(
+            "suanli_payouts_unpaid_fen",
+            "What signed payout statements still owe a provider (totals less payments), fen",
+            labels=["provider"],
+        )
+        unpaid_age = GaugeMetricFamily(
+            "suanli_payouts_oldest_unpaid_seconds",
+            "Since the close of the oldest window with a payout not fully paid (0: all paid)",
+        )
         window = self._window(now)
         with self._lock:
             conn = self._connection()
+            unpaid_by_provider, oldest = books.unpaid_payouts(conn)
             peers = books.peer_exposure(conn, window)
             backlog = books.outbox_backlog(conn)
             overdue.add_metric([], books.overdue_holds(conn, now, self._grace))
@@ -263,7 +273,10 @@ class BooksCollector(Collector):
             count, oldest = backlog.get(region, (0, now))
             depth.add_metric([region], count)
             age.add_metric([region], max(0.0, (now - oldest) / 1000))
-        return [exposure, cap, up_allowed, depth, age, overdue]
+        for provider, fen in unpaid_by_provider:
+            unpaid.add_metric([provider], fen)
+        unpaid_age.add_metric([], max(0.0, (now - oldest) / 1000) if oldest is not None else 0.0)
+        return [exposure, cap, up_allowed, depth, age, overdue, unpaid, unpaid_age]
 
     def close(self) -> None:
         with self._lock:

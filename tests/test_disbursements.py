@@ -7,10 +7,12 @@ import hashlib
 import json
 from typing import Any
 
+from node.clock import MS_PER_DAY, ManualClock
 from node.domain.payments import PAYMENT_TAG
 from node.keys import canonical_json, verify
 from node.node import Node
 from tests.conftest import World, order, snapshot
+from tests.exposition import samples
 
 
 async def closed_window(world: World) -> tuple[str, str, dict[str, Any]]:
@@ -36,10 +38,16 @@ def pay(window: str, provider: str, amount: int, reference: str, **extra: Any) -
     }
 
 
-async def test_partial_payments_add_up_and_a_reversal_undoes_one(world: World, node: Node) -> None:
+async def test_partial_payments_add_up_and_a_reversal_undoes_one(
+    world: World, node: Node, clock: ManualClock
+) -> None:
     window, provider, payout = await closed_window(world)
     assert payout["total_fen"] == 3_000_000 and payout["paid_fen"] == 0
     assert payout["unpaid_fen"] == 3_000_000
+    clock.advance(3 * MS_PER_DAY)
+    seen = samples(node)  # from the books: owed, and for how long since the close
+    assert seen[("suanli_payouts_unpaid_fen", (("provider", provider),))] == 3_000_000
+    assert seen[("suanli_payouts_oldest_unpaid_seconds", ())] >= 3 * 86_400
 
     first = (
         await world.op.post(
@@ -54,6 +62,9 @@ async def test_partial_payments_add_up_and_a_reversal_undoes_one(world: World, n
     shown = (await world.op.get(f"/v1/settlement/payouts?window={window}"))["items"][0]
     assert (shown["paid_fen"], shown["unpaid_fen"]) == (3_000_000, 0)
     assert first["recorded_by"].startswith("operator:")
+    seen = samples(node)
+    assert seen[("suanli_payouts_unpaid_fen", (("provider", provider),))] == 0
+    assert seen[("suanli_payouts_oldest_unpaid_seconds", ())] == 0
 
     # Nothing more is owed: a third payment is refused, and so is a reference used before.
     await world.op.post(

@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from node.store import ledger
+from node.store.settlement import PAID_SQL
 
 
 def connect_readonly(path: Path) -> sqlite3.Connection:
@@ -57,6 +58,22 @@ def settlement_counts(conn: sqlite3.Connection) -> tuple[int, int, list[tuple[st
     conflicts = conn.execute("SELECT COUNT(*) FROM statement_conflicts").fetchone()
     states = conn.execute("SELECT state, COUNT(*) FROM statements GROUP BY state").fetchall()
     return int(disputes[0]), int(conflicts[0]), [(str(s), int(n)) for s, n in states]
+
+
+def unpaid_payouts(conn: sqlite3.Connection) -> tuple[list[tuple[str, int]], int | None]:
+    """What the signed payout statements still owe each provider (totals less payments and
+    reversals), and when the window of the oldest one not fully paid closed (None if none)."""
+    rows = conn.execute(
+        f"SELECT p.provider_id, p.total_fen - ({PAID_SQL}) AS unpaid, w.closed_at "
+        "FROM payouts p JOIN windows w ON w.window_id = p.window_id"
+    ).fetchall()
+    by_provider: dict[str, int] = {}
+    oldest: int | None = None
+    for provider_id, unpaid, closed_at in rows:
+        by_provider[str(provider_id)] = by_provider.get(str(provider_id), 0) + int(unpaid)
+        if unpaid > 0 and (oldest is None or closed_at < oldest):
+            oldest = int(closed_at)
+    return sorted(by_provider.items()), oldest
 
 
 def peer_exposure(conn: sqlite3.Connection, window: str) -> list[tuple[str, int, int, int, int]]:

@@ -12,6 +12,7 @@ from node import VERSION, errors
 from node.api import render
 from node.api.appkeys import NODE, PRINCIPAL
 from node.api.parse import Query, json_body, page
+from node.clock import year_of
 from node.domain.issuance import Demand
 from node.domain.model import RemoteHold
 from node.domain.payments import bank_statement
@@ -123,6 +124,17 @@ async def list_holders(request: web.Request) -> web.Response:
 async def get_holder(request: web.Request) -> web.Response:
     holder = await request.app[NODE].registry.holder(_who(request), request.match_info["id"])
     return _ok(render.holder(holder))
+
+
+async def holder_statement(request: web.Request) -> web.Response:
+    query = Query(request)
+    node = request.app[NODE]
+    year = query.integer("year", minimum=2000, maximum=2200)
+    query.done()
+    if year is None:
+        year = year_of(node.clock.now_ms())
+    statement = await node.views.holder_statement(_who(request), request.match_info["id"], year)
+    return _ok(statement)
 
 
 async def create_provider(request: web.Request) -> web.Response:

@@ -121,6 +121,9 @@ QUERY: dict[tuple[str, str], list[dict[str, Any]]] = {
         _q("format", {"type": "string", "enum": ["json", "csv"]}, "csv: the lines, streamed"),
         *PAGE,
     ],
+    ("get", "/v1/holders/{id}/statement"): [
+        _q("year", {"type": "integer", "minimum": 2000, "maximum": 2200}, "fiscal year (now's)")
+    ],
     ("get", "/v1/settlement/payments"): [
         _q("window", WINDOW, "one window only"),
         _q("provider_id", _text(40), "one provider only (a provider sees its own anyway)"),
@@ -244,6 +247,15 @@ OPERATIONS: list[tuple[str, str, str, str, dict[str, Any] | None, int, tuple[str
         "/v1/holders/{id}",
         "operator or that holder",
         "One holder",
+        None,
+        200,
+        ("holder_not_found",),
+    ),
+    (
+        "get",
+        "/v1/holders/{id}/statement",
+        "operator or that holder",
+        "The holder's yearly statement (?year=): its vouchers, subsidy by provider and by month",
         None,
         200,
         ("holder_not_found",),

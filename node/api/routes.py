@@ -43,6 +43,7 @@ def routes(metrics_handler: Handler) -> list[web.RouteDef]:
         web.post("/v1/holders", h.create_holder),
         web.get("/v1/holders", h.list_holders),
         web.get("/v1/holders/{id}", h.get_holder),
+        web.get("/v1/holders/{id}/statement", h.holder_statement),
         web.post("/v1/providers", h.create_provider),
         web.get("/v1/providers", h.list_providers),
         web.get("/v1/providers/{id}", h.get_provider),

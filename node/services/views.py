@@ -5,16 +5,18 @@ Each role sees only its own: a holder its decisions and vouchers, an operator ev
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 from typing import Any
 
 from node import errors
-from node.clock import Clock, people_times
+from node.clock import Clock, iso, people_times
 from node.domain.model import Voucher
+from node.domain.windows import CST
 from node.services.common import Principal, may_see, require_operator
 from node.services.issuance import signed_voucher_json
 from node.services.policies import PolicyBook
-from node.store import ledger, vouchers
+from node.store import ledger, registry, vouchers
 from node.store.db import Database
 
 JOURNAL_KINDS = ledger.JOURNALS
@@ -60,6 +62,74 @@ class Views:
         return await self._db.read(
             "decision_list", lambda c: vouchers.list_decisions(c, holder, limit, after)
         )
+
+    async def holder_statement(self, who: Principal, holder_id: str, year: int) -> dict[str, Any]:
+        """A holder's yearly statement for its own accounts: each voucher of the fiscal year
+        (face value, captured, reclaimed, what is left), and the subsidy received by provider
+        and by month (China Standard Time), every figure from the books."""
+        scope = self._scope(who)
+        if scope is not None and scope != holder_id:
+            raise errors.HolderNotFound(f"no holder {holder_id}")
+
+        def txn(conn: sqlite3.Connection) -> tuple[Any, list[Voucher], list[sqlite3.Row]]:
+            holder = registry.get_holder(conn, holder_id)
+            found, captures = vouchers.holder_year(conn, holder_id, year)
+            return holder, found, captures
+
+        holder, found, captures = await self._db.read("holder_statement", txn)
+        providers: dict[tuple[str, str], dict[str, Any]] = {}
+        months: dict[str, dict[str, Any]] = {}
+        for c in captures:
+            key = (c["acquirer_region"], c["provider_id"])
+            p = providers.setdefault(
+                key,
+                {
+                    "provider_region": key[0],
+                    "provider_id": key[1],
+                    "provider_name": c["provider_name"],
+                    "captures": 0,
+                    "captured_fen": 0,
+                },
+            )
+            p["captures"] += 1
+            p["captured_fen"] += c["captured_fen"]
+            month = dt.datetime.fromtimestamp(c["closed_at"] / 1000, CST).strftime("%Y-%m")
+            m = months.setdefault(month, {"month": month, "captures": 0, "captured_fen": 0})
+            m["captures"] += 1
+            m["captured_fen"] += c["captured_fen"]
+        return {
+            "region": self._policies.region,
+            "fiscal_year": year,
+            "holder": {"id": holder.id, "uscc": holder.uscc, "name": holder.name},
+            "produced_at": iso(self._clock.now_ms()),
+            "vouchers": [
+                {
+                    "id": v.id,
+                    "compute_class": v.compute_class,
+                    "ratio_bp": v.ratio_bp,
+                    "face_fen": v.face_fen,
+                    "captured_fen": v.captured_fen,
+                    "reclaimed_fen": v.reclaimed_fen,
+                    "available_fen": v.available_fen,
+                    "held_fen": v.held_fen,
+                    "state": v.state,
+                    "issued_at": iso(v.issued_at),
+                    "expires_at": iso(v.expires_at),
+                }
+                for v in found
+            ],
+            "by_provider": sorted(
+                providers.values(), key=lambda p: (p["provider_region"], p["provider_id"])
+            ),
+            "by_month": [months[k] for k in sorted(months)],
+            "totals": {
+                "face_fen": sum(v.face_fen for v in found),
+                "captured_fen": sum(c["captured_fen"] for c in captures),
+                "reclaimed_fen": sum(v.reclaimed_fen for v in found),
+                "available_fen": sum(v.available_fen for v in found),
+                "held_fen": sum(v.held_fen for v in found),
+            },
+        }
 
     async def budget(self, who: Principal) -> list[dict[str, int]]:
         require_operator(who)

@@ -271,3 +271,26 @@ def expired_holds(conn: sqlite3.Connection, now_ms: int, limit: int) -> list[Hol
         (now_ms, limit),
     ).fetchall()
     return [_hold(r) for r in rows]
+
+
+def holder_year(
+    conn: sqlite3.Connection, holder_id: str, year: int
+) -> tuple[list[Voucher], list[sqlite3.Row]]:
+    """A holder's vouchers of a fiscal year, and every capture on them (with the provider's
+    name when it is this city's), for the holder's yearly statement."""
+    found = [
+        _voucher(r)
+        for r in conn.execute(
+            "SELECT * FROM vouchers WHERE holder_id = ? AND fiscal_year = ? ORDER BY id",
+            (holder_id, year),
+        )
+    ]
+    captures = conn.execute(
+        "SELECT h.id, h.voucher_id, h.acquirer_region, h.provider_id, p.name AS provider_name, "
+        "h.order_id, h.compute_class, h.captured_fen, h.closed_at FROM holds h "
+        "JOIN vouchers v ON v.id = h.voucher_id LEFT JOIN providers p ON p.id = h.provider_id "
+        "WHERE v.holder_id = ? AND v.fiscal_year = ? AND h.state = 'captured' "
+        "ORDER BY h.closed_at, h.id",
+        (holder_id, year),
+    ).fetchall()
+    return found, captures

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import re
 import signal
 import subprocess
@@ -351,6 +352,21 @@ async def settle(cities: dict[str, City], timeout: float = 60.0) -> dict[str, An
                 break
             await asyncio.sleep(0.5)
         payouts = {r: (await api[r].ok("GET", "/v1/settlement/payouts"))["items"] for r in cities}
+        # 兑付: each city's finance bureau pays its providers what their statements say.
+        today = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date().isoformat()
+        payments: dict[str, list[dict[str, Any]]] = {r: [] for r in cities}
+        for r, items in payouts.items():
+            for n, item in enumerate(items):
+                body = {
+                    "window": item["window"],
+                    "provider_id": item["provider_id"],
+                    "amount_fen": item["unpaid_fen"],
+                    "value_date": today,
+                    "bank_reference": f"DEMO-{r}-{item['window']}-{n + 1}",
+                }
+                if item["unpaid_fen"] > 0:
+                    made = await api[r].ok("POST", "/v1/settlement/payments", body=body)
+                    payments[r].append(made["payment"])
         statements = (await api["330100"].ok("GET", "/v1/settlement/statements"))["items"]
         statements += [
             s
@@ -367,6 +383,7 @@ async def settle(cities: dict[str, City], timeout: float = 60.0) -> dict[str, An
             "closed": closed,
             "agreed": agreed and same,
             "payouts": payouts,
+            "payments": payments,
             "statements": statements,
             "netting": nettings[0],
         }
@@ -385,6 +402,18 @@ def _settlement_summary(cities: dict[str, City], settled: dict[str, Any]) -> str
             st = p["statement"]
             out.append(
                 f"  {names[region]:<9} {st['provider_name']:<22} {p['count']} capture(s)  {yuan(p['total_fen']):>14}  key {p['key_id']}"
+            )
+    out.append("Payments to providers (兑付), each with an advice signed by the city's key:")
+    named = {
+        p["provider_id"]: p["statement"]["provider_name"]
+        for items in settled["payouts"].values()
+        for p in items
+    }
+    for region, made in settled.get("payments", {}).items():
+        for m in made:
+            out.append(
+                f"  {names[region]:<9} {named[m['provider_id']]:<22} {yuan(m['amount_fen']):>14}  "
+                f"value date {m['value_date']}  ref {m['bank_reference']}"
             )
     out.append("Pair statements (the acquirer's, countersigned by the issuer):")
     seen = set()

@@ -101,7 +101,7 @@ def build_node(data_dir: Path, clock: Clock | None = None) -> Node:
             observer=metrics.observe_decision,
         ),
         spending=spending,
-        views=Views(db, clock, policies),
+        views=Views(db, clock, policies, config.name),
         settlement=local_settlement,
         settlement_views=SettlementViews(db),
         disbursements=Disbursements(db, clock, key, config.region),

@@ -10,6 +10,7 @@ a record is one line, and no credential is ever written (``redact``).
 from __future__ import annotations
 
 import contextvars
+import io
 import json
 import logging
 import re
@@ -63,7 +64,10 @@ class TextFormatter(logging.Formatter):
     every line of the log starts with its time, and credentials are redacted."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record).replace("\n", " | "))
+        line = super().format(record)
+        if getattr(record, "stray", None):
+            line += "\n" + str(getattr(record, "stray", ""))
+        return redact(line.replace("\n", " | "))
 
 
 class JsonFormatter(logging.Formatter):
@@ -87,11 +91,67 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
+        elif getattr(record, "stray", None):
+            entry["exception"] = str(getattr(record, "stray", ""))
         return json.dumps(entry, ensure_ascii=False)
 
 
+class StrayLines(io.TextIOBase):
+    """What a library writes to ``sys.stderr`` itself (gRPC prints a cancelled call's
+    traceback after logging it), turned into log records in the node's format: a traceback
+    (``Traceback …`` and its indented lines, up to the exception line) becomes one record with
+    the traceback as its exception text, any other line a record of its own."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__()
+        self._logger = logger
+        self._partial = ""
+        self._traceback: list[str] = []
+        self._lock = threading.Lock()
+        self._inside = threading.local()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if getattr(self._inside, "active", False):  # logging itself failed: say it raw
+            if sys.__stderr__ is not None:
+                sys.__stderr__.write(text)
+            return len(text)
+        with self._lock:
+            self._partial += text
+            *lines, self._partial = self._partial.split("\n")
+            self._inside.active = True
+            try:
+                for line in lines:
+                    self._line(line)
+            finally:
+                self._inside.active = False
+        return len(text)
+
+    def _line(self, line: str) -> None:
+        if line.startswith("Traceback (most recent call last):"):
+            self._traceback = [line]
+        elif self._traceback and (line.startswith(" ") or not line.strip()):
+            self._traceback.append(line)
+        elif self._traceback:
+            self._traceback.append(line)
+            self._logger.error(
+                "%s (printed by a library)", line, extra={"stray": "\n".join(self._traceback)}
+            )
+            self._traceback = []
+        elif line.strip():
+            self._logger.warning("%s", line)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._partial:
+                self._line(self._partial)
+                self._partial = ""
+
+
 def setup(region: str, level: int = logging.INFO, fmt: str = "text") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(sys.__stderr__)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
@@ -134,6 +194,7 @@ def setup(region: str, level: int = logging.INFO, fmt: str = "text") -> None:
             exc_info=(unraisable.exc_type, unraisable.exc_value, unraisable.exc_traceback),
         )
 
+    sys.stderr = StrayLines(logging.getLogger("suanli.stderr"))
     sys.excepthook = excepthook
     threading.excepthook = thread_hook
     sys.unraisablehook = unraisable_hook

@@ -16,6 +16,7 @@ from node.clock import Clock
 from node.config import FederationConfig, NodeConfig
 from node.keys import NodeKey
 from node.metrics import BooksCollector, Metrics
+from node.services import execution
 from node.services.acquirer import Acquirer
 from node.services.directory import Directory
 from node.services.disbursements import Disbursements
@@ -78,7 +79,10 @@ class Node:
         def txn(conn: sqlite3.Connection) -> list[str]:
             years = {y: self.policies.for_year(y) for y in self.policies.years()}
             own = {k.key_id: k.public_key for k in load_own_keys(conn, self.key)}
-            return check_books(conn, self.config.region, years, self.clock.now_ms(), grace, own)
+            problems = check_books(conn, self.config.region, years, self.clock.now_ms(), grace, own)
+            for year in years:  # the budget-execution report reconciles with the books
+                problems += execution.reconcile_txn(conn, year, self.config.region)
+            return problems
 
         return self.db.run_sync("check", txn)
 

@@ -537,5 +537,5 @@ def test_json_logs_link_a_rest_call_to_its_federation_messages(tmp_path: Path) -
     # stream's cancellation as a raw traceback on stderr after its ERROR line).
     for region, process in logs.items():
         for line in process.log().splitlines():
-            entry = json.loads(line)
-            assert entry["region"] == region, line
+            assert line.startswith("{") and line.endswith("}"), f"{region}: not JSON: {line!r}"
+            assert json.loads(line)["region"] == region, line

@@ -239,3 +239,35 @@ def test_json_logs_stay_json_whatever_python_prints(tmp_path: Path) -> None:
     assert any("in a finalizer" in e.get("exception", "") for e in entries)
     assert "nobody caught this" in said["uncaught RuntimeError"]["exception"]
     assert all(e["region"] == "330100" for e in entries)
+
+
+def test_a_library_printing_a_traceback_still_gives_json_lines(tmp_path: Path) -> None:
+    """gRPC logs a cancelled call and then prints its traceback to stderr itself: whatever a
+    library writes there becomes log records, a traceback one record with it as a field."""
+    import json
+    import subprocess
+    import sys
+
+    script = tmp_path / "stray.py"
+    script.write_text(
+        "import sys, traceback\n"
+        "from node import logs\n"
+        "logs.setup('330100', fmt='json')\n"
+        "try:\n"
+        "    raise KeyError('boom')\n"
+        "except KeyError:\n"
+        "    traceback.print_exc()\n"
+        "print('a stray line', file=sys.stderr)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=60,
+    )
+    entries = [json.loads(line) for line in out.stderr.splitlines()]
+    assert len(entries) == 2, out.stderr
+    assert entries[0]["message"] == "KeyError: 'boom' (printed by a library)"
+    assert entries[0]["exception"].startswith("Traceback (most recent call last):")
+    assert entries[1]["message"] == "a stray line" and entries[1]["level"] == "WARNING"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 from typing import Any
 
@@ -17,6 +18,7 @@ from node.domain.issuance import Demand
 from node.domain.model import RemoteHold
 from node.domain.payments import bank_statement
 from node.domain.policy import policy_summary
+from node.reports import EXECUTION_FORMATS, execution_csv, execution_html
 from node.services.common import Principal
 from node.services.spending import HoldResult, Order
 from node.services.views import JOURNAL_KINDS
@@ -431,6 +433,21 @@ async def list_payments(request: web.Request) -> web.Response:
 async def get_payment(request: web.Request) -> web.Response:
     payment = await request.app[NODE].disbursements.one(_who(request), request.match_info["id"])
     return _ok({"payment": payment})
+
+
+async def budget_execution(request: web.Request) -> web.Response:
+    node, query = request.app[NODE], Query(request)
+    year = query.integer("year", minimum=2000, maximum=2200) or year_of(node.clock.now_ms())
+    fmt = query.choice("format", EXECUTION_FORMATS, "json")
+    query.done()
+    report = await node.views.budget_execution(_who(request), year)
+    if fmt == "json":
+        return _ok(report)
+    if fmt == "html":
+        return web.Response(text=execution_html(report), content_type="text/html")
+    out = io.StringIO()
+    execution_csv(report, out)
+    return web.Response(text=out.getvalue(), content_type="text/csv", charset="utf-8")
 
 
 async def statements(request: web.Request) -> web.Response:

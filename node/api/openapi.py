@@ -124,6 +124,10 @@ QUERY: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("get", "/v1/holders/{id}/statement"): [
         _q("year", {"type": "integer", "minimum": 2000, "maximum": 2200}, "fiscal year (now's)")
     ],
+    ("get", "/v1/reports/budget-execution"): [
+        _q("year", {"type": "integer", "minimum": 2000, "maximum": 2200}, "fiscal year (now's)"),
+        _q("format", {"type": "string", "enum": ["json", "csv", "html"]}, "html: printable"),
+    ],
     ("get", "/v1/settlement/payments"): [
         _q("window", WINDOW, "one window only"),
         _q("provider_id", _text(40), "one provider only (a provider sees its own anyway)"),
@@ -136,6 +140,11 @@ QUERY: dict[tuple[str, str], list[dict[str, Any]]] = {
 }
 # Success bodies that are not JSON.
 CONTENT: dict[tuple[str, str], dict[str, Any]] = {
+    ("get", "/v1/reports/budget-execution"): {
+        "application/json": {"schema": OBJ},
+        "text/csv": {"schema": S},
+        "text/html": {"schema": S},
+    },
     ("get", "/metrics"): {"text/plain": {"schema": S}},
     ("get", "/v1/settlement/payouts"): {
         "application/json": {"schema": OBJ},
@@ -517,6 +526,16 @@ OPERATIONS: list[tuple[str, str, str, str, dict[str, Any] | None, int, tuple[str
         "Match the bank's statement of transfers (CSV text) with the payments it has not "
         "confirmed; confirm: true keeps the matches (never a new payment)",
         _schema(["csv"], csv=_text(10_000_000), confirm={"type": "boolean"}),
+        200,
+        (),
+    ),
+    (
+        "get",
+        "/v1/reports/budget-execution",
+        "operator",
+        "The fiscal year's budget execution (预算执行) for the finance bureau: totals and "
+        "breakdowns, every figure from the books (?year=&format=json|csv|html)",
+        None,
         200,
         (),
     ),

@@ -73,6 +73,7 @@ def routes(metrics_handler: Handler) -> list[web.RouteDef]:
         web.post("/v1/settlement/payments/{id}/reversal", h.reverse_payment),
         web.post("/v1/settlement/reconciliations", h.reconcile),
         web.get("/v1/settlement/statements", h.statements),
+        web.get("/v1/reports/budget-execution", h.budget_execution),
         web.get("/v1/settlement/disputes", h.disputes),
         web.get("/v1/settlement/netting", h.netting),
     ]

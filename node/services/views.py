@@ -13,6 +13,7 @@ from node import errors
 from node.clock import Clock, iso, people_times
 from node.domain.model import Voucher
 from node.domain.windows import CST
+from node.services import execution
 from node.services.common import Principal, may_see, require_operator
 from node.services.issuance import signed_voucher_json
 from node.services.policies import PolicyBook
@@ -23,10 +24,11 @@ JOURNAL_KINDS = ledger.JOURNALS
 
 
 class Views:
-    def __init__(self, db: Database, clock: Clock, policies: PolicyBook) -> None:
+    def __init__(self, db: Database, clock: Clock, policies: PolicyBook, city: str = "") -> None:
         self._db = db
         self._clock = clock
         self._policies = policies
+        self._city = city
 
     @staticmethod
     def _scope(who: Principal) -> str | None:
@@ -130,6 +132,24 @@ class Views:
                 "held_fen": sum(v.held_fen for v in found),
             },
         }
+
+    def budget_execution_sync(self, who: Principal, year: int) -> dict[str, Any]:
+        """The fiscal year's budget-execution report (node/services/execution.py)."""
+        require_operator(who)
+        return self._db.run_sync("budget_execution", self._execution_txn(year))
+
+    async def budget_execution(self, who: Principal, year: int) -> dict[str, Any]:
+        require_operator(who)
+        return await self._db.read("budget_execution", self._execution_txn(year))
+
+    def _execution_txn(self, year: int) -> Any:
+        now = self._clock.now_ms()
+        city = self._city
+
+        def txn(conn: sqlite3.Connection) -> dict[str, Any]:
+            return execution.report_txn(conn, year, self._policies.region, city, now)
+
+        return txn
 
     async def budget(self, who: Principal) -> list[dict[str, int]]:
         require_operator(who)

@@ -1,0 +1,78 @@
+"""The reads behind the budget-execution report (预算执行, node/services/execution.py): a fiscal
+year's vouchers and captures in aggregates, its payments, and what the ledger says of the same
+money, to reconcile the two."""
+
+from __future__ import annotations
+
+import sqlite3
+
+# Unix milliseconds to a China Standard Time month, in SQL.
+MONTH_SQL = "strftime('%Y-%m', {col} / 1000 + 8 * 3600, 'unixepoch')"
+
+
+def vouchers(conn: sqlite3.Connection, year: int) -> list[sqlite3.Row]:
+    """The year's vouchers by holder category, district (the registering authority's division
+    code inside the holder's USCC, characters 3 to 8), compute class, month of issue and state."""
+    month = MONTH_SQL.format(col="v.issued_at")
+    return conn.execute(
+        f"SELECT h.category, substr(h.uscc, 3, 6) AS district, v.compute_class, {month} AS month, "
+        "v.state, COUNT(*) AS vouchers, SUM(v.face_fen) AS face_fen, "
+        "SUM(v.captured_fen) AS captured_fen, SUM(v.reclaimed_fen) AS reclaimed_fen, "
+        "SUM(v.available_fen) AS available_fen, SUM(v.held_fen) AS held_fen "
+        "FROM vouchers v JOIN holders h ON h.id = v.holder_id WHERE v.fiscal_year = ? "
+        "GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5",
+        (year,),
+    ).fetchall()
+
+
+def captures(conn: sqlite3.Connection, year: int) -> list[sqlite3.Row]:
+    """Captures on the year's vouchers by the provider's city and id, compute class and month."""
+    month = MONTH_SQL.format(col="h.closed_at")
+    return conn.execute(
+        f"SELECT h.acquirer_region, h.provider_id, p.name AS provider_name, v.compute_class, "
+        f"{month} AS month, COUNT(*) AS captures, SUM(h.captured_fen) AS captured_fen "
+        "FROM holds h JOIN vouchers v ON v.id = h.voucher_id "
+        "LEFT JOIN providers p ON p.id = h.provider_id "
+        "WHERE v.fiscal_year = ? AND h.state = 'captured' GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 4, 5",
+        (year,),
+    ).fetchall()
+
+
+def foreign_captures(conn: sqlite3.Connection, start_ms: int, end_ms: int) -> list[sqlite3.Row]:
+    """Other cities' vouchers captured by this city's providers in the period, by issuer."""
+    return conn.execute(
+        "SELECT issuer_region, COUNT(*) AS captures, SUM(captured_fen) AS captured_fen "
+        "FROM remote_holds WHERE state = 'captured' AND closed_at >= ? AND closed_at < ? "
+        "GROUP BY 1 ORDER BY 1",
+        (start_ms, end_ms),
+    ).fetchall()
+
+
+def paid(conn: sqlite3.Connection, start_ms: int, end_ms: int) -> int:
+    """Paid to providers in the period (payments less reversals, by when they were recorded)."""
+    row = conn.execute(
+        "SELECT COALESCE(SUM(CASE kind WHEN 'payment' THEN amount_fen ELSE -amount_fen END), 0) "
+        "FROM payments WHERE recorded_at >= ? AND recorded_at < ?",
+        (start_ms, end_ms),
+    ).fetchone()
+    return int(row[0])
+
+
+def ledger_year(conn: sqlite3.Connection, year: int) -> dict[str, int]:
+    """The same year's money as the ledger has it: issued from and reclaimed into the year's
+    pool, and captured from the year's vouchers (to a provider here, or due to another city)."""
+    pool = f"budget:{year}:pool"
+    out = {}
+    for kind, column in (("issue", "source"), ("reclaim", "dest")):
+        row = conn.execute(
+            f"SELECT COALESCE(SUM(amount_fen), 0) FROM ledger WHERE kind = ? AND {column} = ?",
+            (kind, pool),
+        ).fetchone()
+        out[kind] = int(row[0])
+    row = conn.execute(
+        "SELECT COALESCE(SUM(l.amount_fen), 0) FROM ledger l JOIN holds h ON h.id = l.ref "
+        "JOIN vouchers v ON v.id = h.voucher_id WHERE l.kind = 'capture' AND v.fiscal_year = ?",
+        (year,),
+    ).fetchone()
+    out["capture"] = int(row[0])
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sqlite3
 import urllib.parse
 from collections.abc import Iterator
@@ -473,3 +474,56 @@ def test_a_statement_goes_again_soon_after_its_issuer_comes_back(trio: Cluster) 
     trio.heal(GY)
     wait_until(lambda: (r := row()) is not None and r[0] == 0, "GY to answer again", timeout=8)
     trio.check_all()
+
+
+def test_cities_with_different_cycles_settle_together(tmp_path: Path) -> None:
+    """Hangzhou settles quarterly, Guiyang monthly (issue 17 item 6). Each pair statement is
+    the issuer's window (Hangzhou's quarter for Hangzhou's vouchers, Guiyang's month for
+    Guiyang's), each acquirer pays its providers in its own window, and both cities agree on
+    the statements and the netting."""
+
+    def monthly_guiyang(region: str, text: str) -> str:
+        if region != GY:
+            return text
+        return text.replace('settlement_cycle = "quarterly"', 'settlement_cycle = "monthly"')
+
+    with Cluster(tmp_path, [HZ, GY], policy_edit=monthly_guiyang).session() as c:
+        c.start()
+        c.holder(HZ, "startup", HZ_ENTERPRISE)
+        c.holder(GY, "gy-co", GY_ENTERPRISE)
+        c.provider(GY, "gy-centre", GY_CENTRE)
+        c.provider(HZ, "hz-centre", HZ_CENTRE)
+        gy, hz = c[GY], c[HZ]
+        v = c.voucher(HZ, "startup", 1_000_000_000)
+        code = c.code(HZ, "startup", v, GY, "gy-centre", 100_000_000)
+        answered(
+            gy, "/v1/redemptions", gy.tokens["gy-centre"], order(code, "C-1", 300_000_000), 201
+        )
+        gv = c.voucher(GY, "gy-co", 500_000_000)
+        code = c.code(GY, "gy-co", gv, HZ, "hz-centre", 100_000_000)
+        answered(hz, "/v1/redemptions", hz.tokens["hz-centre"], order(code, "C-2", 20_000_000), 201)
+        c.wait_agree()
+        windows = {
+            m.region: m.call("POST", "/v1/settlement/windows/close", body={}, expect=201)["window"]
+            for m in c.members
+        }
+        assert re.fullmatch(r"\d{4}-Q[1-4]", windows[HZ]) and re.fullmatch(
+            r"\d{4}-\d{2}", windows[GY]
+        )
+        wait_until(lambda: all_agreed(c, {(HZ, GY), (GY, HZ)}), "both pair statements", timeout=60)
+        by_pair = {(s["issuer"], s["acquirer"]): s for s in statements(c, HZ)}
+        assert by_pair[(HZ, GY)]["window"] == windows[HZ]  # the issuer's quarter
+        assert by_pair[(GY, HZ)]["window"] == windows[GY]  # the issuer's month
+        assert by_pair[(HZ, GY)]["total_fen"] == 90_000_000  # 30% of ¥3,000,000
+        assert by_pair[(GY, HZ)]["total_fen"] == 6_000_000  # Guiyang's 30%
+        # Each acquirer paid its provider in its own window.
+        assert [
+            p["window"] for p in gy.call("GET", "/v1/settlement/payouts", expect=200)["items"]
+        ] == [windows[GY]]
+        assert [
+            p["window"] for p in hz.call("GET", "/v1/settlement/payouts", expect=200)["items"]
+        ] == [windows[HZ]]
+        nettings = [m.call("GET", "/v1/settlement/netting", expect=200) for m in c.members]
+        assert nettings[0]["transfers"] == nettings[1]["transfers"]
+        assert nettings[0]["transfers"] == [{"from": HZ, "to": GY, "amount_fen": 84_000_000}]
+        c.check_all()

@@ -1,4 +1,5 @@
-"""Telling peers about key changes: push the new card; receive theirs.
+"""Telling peers about key changes (push the new card; receive theirs) and about this node's
+window closes (WINDOW_CLOSED, ``WindowNotifier``).
 
 When this node's keys change (``suanli key rotate`` / ``key revoke``), ``card_version`` goes
 up. On each sweep tick the node pushes its card to every peer that has not acknowledged the
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
+from federation import convert
 from federation.cards import ParsedCard, card_payload, fingerprint
 from federation.client import PeerRefused, PeerUnreachable
 from federation.envelope import Opened, seal
@@ -26,6 +28,7 @@ from node.keys import NodeKey
 from node.services.common import new_id
 from node.services.directory import Directory
 from node.services.ownkeys import announcing_key
+from node.services.payouts import LocalSettlement
 from node.services.peering import Peering
 
 logger = logging.getLogger(__name__)
@@ -111,3 +114,30 @@ class CardReceiver:
             now,
             in_reply_to=opened.header.message_id,
         )
+
+
+class WindowNotifier:
+    """Tells each peer, as its issuer, that this node closed a window (WINDOW_CLOSED), until
+    the peer acknowledges: the peer then sends its statement for that window at its next
+    sweep instead of at its next recheck (docs/protocol.md §5b). Run on every sweep, in the
+    background; a peer that is away is told when it is back."""
+
+    def __init__(self, wire: Wire, settlement: LocalSettlement) -> None:
+        self._wire = wire
+        self._settlement = settlement
+
+    async def notify(self) -> int:
+        told = 0
+        for peer, window_id, closed_at in await self._settlement.pending_notices():
+            if self._wire.directory.get(peer) is None:
+                continue
+            payload = convert.window_closed_payload(window_id, closed_at)
+            try:
+                await self._wire.ask(peer, pb.WINDOW_CLOSED, payload, pb.ACK)
+            except (PeerUnreachable, PeerRefused, errors.SuanliError) as exc:
+                logger.info("window %s close not yet told to %s: %s", window_id, peer, exc)
+                continue
+            await self._settlement.notice_acked(peer, window_id)
+            logger.info("window %s close told to %s", window_id, peer)
+            told += 1
+        return told

@@ -39,6 +39,7 @@ METHODS: dict[int, str] = {
     pb.STATUS: "Status",
     pb.CARD: "PushCard",
     pb.STATEMENT: "Settle",
+    pb.WINDOW_CLOSED: "Settle",
     pb.STATEMENTS: "Statements",
 }
 BATCHED = frozenset((pb.AUTHORIZE, pb.CAPTURE, pb.VOID, pb.REDEEM, pb.STATUS))

@@ -181,6 +181,20 @@ def statement_request(claim: StatementClaim) -> bytes:
     ).SerializeToString(deterministic=True)
 
 
+def window_closed(payload: bytes) -> str:
+    """A WINDOW_CLOSED payload: the window's name."""
+    try:
+        return pb.WindowClosed.FromString(payload).window
+    except DecodeError:
+        raise errors.MalformedMessage("the payload is not a WindowClosed message") from None
+
+
+def window_closed_payload(window_id: str, closed_at_ms: int) -> bytes:
+    return pb.WindowClosed(window=window_id, closed_at_ms=closed_at_ms).SerializeToString(
+        deterministic=True
+    )
+
+
 def statement_claim(payload: bytes) -> StatementClaim:
     """A STATEMENT payload as the issuer's desk takes it."""
     try:

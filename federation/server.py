@@ -153,6 +153,12 @@ class Servicer:
             crash_point("issuer.after_statement")
             self._accepted(opened, "agreed" if answer.agreed else f"not agreed: {answer.code}")
             return self._reply(opened, pb.STATEMENT_REPLY, convert.statement_reply(answer))
+        if kind == pb.WINDOW_CLOSED:
+            window_id = convert.window_closed(opened.payload)
+            await self._desk.window_closed(header.origin, window_id)
+            self._accepted(opened, f"window {window_id} closed: statement due")
+            ack = pb.Ack(request_message_id=header.message_id).SerializeToString()
+            return self._reply(opened, pb.ACK, ack)
         if kind == pb.STATEMENTS:
             page = await self._desk.agreed(*convert.statements_query(opened.payload))
             self._accepted(opened, f"{len(page[0])} statements")
@@ -190,10 +196,18 @@ class Servicer:
     async def _serve(
         self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes], kind: int
     ) -> bytes:
+        return await self._serve_any(request, context, (kind,))
+
+    async def _serve_any(
+        self,
+        request: bytes,
+        context: grpc.aio.ServicerContext[bytes, bytes],
+        kinds: tuple[int, ...],
+    ) -> bytes:
         try:
-            return await self._handle(request, (kind,))
+            return await self._handle(request, kinds)
         except errors.SuanliError as exc:
-            self._refused(_signer(request), (kind,), exc)
+            self._refused(_signer(request), kinds, exc)
             await _abort(context, exc)
         except Exception:
             logger.exception("federation request failed")
@@ -300,7 +314,7 @@ class Servicer:
     async def Settle(
         self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
     ) -> bytes:
-        return await self._serve(request, context, pb.STATEMENT)
+        return await self._serve_any(request, context, (pb.STATEMENT, pb.WINDOW_CLOSED))
 
     async def Statements(
         self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]

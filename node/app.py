@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from federation.announce import Announcer, CardReceiver
+from federation.announce import Announcer, CardReceiver, WindowNotifier
 from federation.cards import build_card
 from federation.client import Clients, Tls
 from federation.convert import STATUS, Sealer
@@ -238,6 +238,7 @@ def _build_federation(
         servicer,
         wire_parts.server_tls,
         announcer,
+        WindowNotifier(wire, local_settlement),
         settler,
         netting,
         own_card,

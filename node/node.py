@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from federation.announce import Announcer
+from federation.announce import Announcer, WindowNotifier
 from federation.client import Clients
 from federation.envelope import Door
 from federation.outbox import Outbox
@@ -47,6 +47,7 @@ class Federation:
     servicer: Servicer
     server_tls: ServerTls | None
     announcer: Announcer
+    notifier: WindowNotifier  # tells peers of this node's window closes
     settler: Settler
     netting: Netting
     card: Callable[[], bytes]  # this node's signed card, listing every own key

@@ -37,6 +37,7 @@ async def sweeper(node: Node) -> None:
                 fed.outbox.ensure_workers()
                 await fed.acquirer.sweep()
                 start("announce", fed.announcer.announce)
+                start("window_notices", fed.notifier.notify)
                 start("statements", fed.settler.tick)
             result = await node.spending.sweep()
             if any(result.values()):

@@ -296,6 +296,7 @@ class Cluster:
         mutual_tls: bool = False,
         statement_inline_records: int = 2_000,
         statements_page: int = 500,
+        statement_recheck_seconds: float = 1.0,
     ) -> None:
         self.root = root
         self.members: list[Member] = []
@@ -316,7 +317,7 @@ class Cluster:
                 call_timeout_seconds=call_timeout_seconds,
                 backoff_base_seconds=0.05,
                 backoff_cap_seconds=1.0,
-                statement_recheck_seconds=1.0,
+                statement_recheck_seconds=statement_recheck_seconds,
                 statement_retry_seconds=0.2,
                 statement_inline_records=statement_inline_records,
                 statements_page=statements_page,

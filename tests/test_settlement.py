@@ -527,3 +527,32 @@ def test_cities_with_different_cycles_settle_together(tmp_path: Path) -> None:
         assert nettings[0]["transfers"] == nettings[1]["transfers"]
         assert nettings[0]["transfers"] == [{"from": HZ, "to": GY, "amount_fen": 84_000_000}]
         c.check_all()
+
+
+def test_an_issuers_early_close_is_pushed_to_its_acquirers(tmp_path: Path) -> None:
+    """Hangzhou (the issuer) closes its window early. Guiyang (the acquirer) had been told
+    window_open and would ask again only at its recheck, ten minutes here; the close reaches it
+    as a WINDOW_CLOSED message, and its statement goes at its next sweep (issue 17 item 6)."""
+    with Cluster(tmp_path, [HZ, GY], statement_recheck_seconds=600.0).session() as c:
+        c.start()
+        c.holder(HZ, "startup", HZ_ENTERPRISE)
+        c.provider(GY, "gy-centre", GY_CENTRE)
+        gy = c[GY]
+        v = c.voucher(HZ, "startup", 1_000_000_000)
+        code = c.code(HZ, "startup", v, GY, "gy-centre", 100_000_000)
+        answered(
+            gy, "/v1/redemptions", gy.tokens["gy-centre"], order(code, "P-1", 100_000_000), 201
+        )
+        c.wait_agree()
+        gy.call("POST", "/v1/settlement/windows/close", body={}, expect=201)
+
+        def told_open() -> bool:  # Guiyang asked once and was told to wait
+            return any(s["state"] != "agreed" for s in statements(c, GY))
+
+        wait_until(told_open, "Guiyang's statement to be answered window_open")
+        c[HZ].call("POST", "/v1/settlement/windows/close", body={}, expect=201)
+        wait_until(
+            lambda: all_agreed(c, {(HZ, GY)}), "the statement, well before the recheck", timeout=30
+        )
+        assert "window" in c[HZ].process.log() and "close told to 520100" in c[HZ].process.log()
+        assert "accepted WINDOW_CLOSED" in gy.process.log()

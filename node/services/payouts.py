@@ -87,6 +87,7 @@ class LocalSettlement:
             raise errors.AlreadyExists(f"window {window_id} is already closed")
         store.close_window(conn, window_id, start, end, now, actor)
         ledger.audit(conn, now, actor, "window.close", window_id)
+        store.notify_closed(conn, window_id, now)  # the acquirers hear of it (WINDOW_CLOSED)
         # Statements this node (as acquirer) is waiting to send go out now: operators close
         # their windows together, so the issuers' windows are likely closed too.
         store.statements_due_now(conn, self.region)
@@ -227,6 +228,16 @@ class LocalSettlement:
                 (store.PAYOUT_REMOTE_LINES_OF, (window_id, provider_id)),
             ]
         return self._db.scan_merged("payout_lines", queries, PAYOUT_CHUNK)
+
+    async def pending_notices(self) -> list[tuple[str, str, int]]:
+        """(peer, window, closed at) for every close a peer has not acknowledged yet."""
+        return await self._db.read("window_notices", store.pending_notices)
+
+    async def notice_acked(self, peer: str, window_id: str) -> None:
+        now = self._clock.now_ms()
+        await self._db.run(
+            "window_notice_acked", lambda c: store.notice_acked(c, peer, window_id, now)
+        )
 
     async def windows(self, who: Principal) -> list[dict[str, Any]]:
         require_operator(who)

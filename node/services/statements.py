@@ -406,6 +406,20 @@ class StatementDesk:
         self._grace_ms = grace_ms
         self._inline = inline_records
 
+    async def window_closed(self, origin: str, window_id: str) -> None:
+        """WINDOW_CLOSED: ``origin``, an issuer, closed its ``window_id``. This node's
+        statement for it goes at the next sweep instead of at its next recheck."""
+        try:
+            window_bounds(window_id)
+        except ValueError:
+            raise errors.MalformedMessage(
+                f"window: {window_id[:40]!r} is not a window name"
+            ) from None
+        await self._db.run(
+            "statement_due",
+            lambda c: store.statement_due_now(c, origin, self.region, window_id),
+        )
+
     async def compare(self, origin: str, claim: StatementClaim, raw: bytes) -> StatementAnswer:
         """Answer ``origin``'s statement (``raw``: its signed envelope, kept as evidence)."""
         now = self._clock.now_ms()

@@ -529,6 +529,20 @@ BEGIN SELECT RAISE(ABORT, 'bank confirmations are append-only'); END;
 """
 
 
+V14 = """
+-- Peers to tell that this node (their issuer) closed a window, until each acknowledges: the
+-- acquirers then send their statements at once (docs/protocol.md §5b, WINDOW_CLOSED).
+CREATE TABLE window_notices (
+    peer TEXT NOT NULL,
+    window_id TEXT NOT NULL,
+    closed_at INTEGER NOT NULL,
+    acked_at INTEGER,
+    PRIMARY KEY (peer, window_id)
+);
+CREATE INDEX window_notices_pending ON window_notices(peer) WHERE acked_at IS NULL;
+"""
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _script(V1),
     2: _script(V2),
@@ -543,5 +557,6 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     11: _v11,
     12: _script(V12),
     13: _script(V13),
+    14: _script(V14),
 }
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -276,6 +276,40 @@ def statements_due_now(conn: sqlite3.Connection, acquirer: str) -> None:
     )
 
 
+def notify_closed(conn: sqlite3.Connection, window_id: str, at: int) -> None:
+    """Every peer is to be told that this node closed ``window_id``."""
+    conn.execute(
+        "INSERT OR IGNORE INTO window_notices (peer, window_id, closed_at) "
+        "SELECT region, ?, ? FROM peers",
+        (window_id, at),
+    )
+
+
+def pending_notices(conn: sqlite3.Connection) -> list[tuple[str, str, int]]:
+    return [
+        (str(p), str(w), int(t))
+        for p, w, t in conn.execute(
+            "SELECT peer, window_id, closed_at FROM window_notices WHERE acked_at IS NULL "
+            "ORDER BY closed_at LIMIT 100"
+        )
+    ]
+
+
+def notice_acked(conn: sqlite3.Connection, peer: str, window_id: str, at: int) -> None:
+    conn.execute(
+        "UPDATE window_notices SET acked_at = ? WHERE peer = ? AND window_id = ?",
+        (at, peer, window_id),
+    )
+
+
+def statement_due_now(conn: sqlite3.Connection, issuer: str, acquirer: str, window_id: str) -> None:
+    conn.execute(
+        "UPDATE statements SET next_attempt_at = 0 WHERE issuer = ? AND acquirer = ? "
+        "AND window_id = ? AND state != 'agreed'",
+        (issuer, acquirer, window_id),
+    )
+
+
 def open_dispute(
     conn: sqlite3.Connection,
     issuer: str,

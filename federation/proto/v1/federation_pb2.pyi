@@ -18,6 +18,7 @@ class MessageType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CARD: _ClassVar[MessageType]
     STATEMENT: _ClassVar[MessageType]
     STATEMENTS: _ClassVar[MessageType]
+    WINDOW_CLOSED: _ClassVar[MessageType]
     RECEIPT: _ClassVar[MessageType]
     REFUSAL: _ClassVar[MessageType]
     ACK: _ClassVar[MessageType]
@@ -32,6 +33,7 @@ STATUS: MessageType
 CARD: MessageType
 STATEMENT: MessageType
 STATEMENTS: MessageType
+WINDOW_CLOSED: MessageType
 RECEIPT: MessageType
 REFUSAL: MessageType
 ACK: MessageType
@@ -247,6 +249,14 @@ class StatementRequest(_message.Message):
     records: _containers.RepeatedCompositeFieldContainer[StatementRecord]
     records_omitted: bool
     def __init__(self, statement: _Optional[bytes] = ..., acquirer_signature: _Optional[bytes] = ..., acquirer_key_id: _Optional[str] = ..., records: _Optional[_Iterable[_Union[StatementRecord, _Mapping]]] = ..., records_omitted: _Optional[bool] = ...) -> None: ...
+
+class WindowClosed(_message.Message):
+    __slots__ = ("window", "closed_at_ms")
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    window: str
+    closed_at_ms: int
+    def __init__(self, window: _Optional[str] = ..., closed_at_ms: _Optional[int] = ...) -> None: ...
 
 class StatementReply(_message.Message):
     __slots__ = ("agreed", "issuer_signature", "issuer_key_id", "code", "issuer_records", "closes_at_ms", "records_omitted", "issuer_statement", "agreed_statement")

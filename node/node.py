@@ -12,8 +12,9 @@ from federation.client import Clients
 from federation.envelope import Door
 from federation.outbox import Outbox
 from federation.server import ServerTls, Servicer
-from node.clock import Clock
+from node.clock import Clock, year_of
 from node.config import FederationConfig, NodeConfig
+from node.domain.windows import window_bounds
 from node.keys import NodeKey
 from node.metrics import BooksCollector, Metrics
 from node.services import execution
@@ -29,6 +30,7 @@ from node.services.registry import Registry, Tokens
 from node.services.spending import Spending
 from node.services.statements import Netting, Settler
 from node.services.views import Views
+from node.store import settlement as settlement_store
 from node.store.audit import check_books
 from node.store.db import Database
 
@@ -81,8 +83,13 @@ class Node:
             years = {y: self.policies.for_year(y) for y in self.policies.years()}
             own = {k.key_id: k.public_key for k in load_own_keys(conn, self.key)}
             problems = check_books(conn, self.config.region, years, self.clock.now_ms(), grace, own)
-            for year in years:  # the budget-execution report reconciles with the books
+            for year in years:  # the budget-execution reports reconcile with the books
                 problems += execution.reconcile_txn(conn, year, self.config.region)
+            for row in settlement_store.windows(conn):
+                window = str(row["window_id"])
+                year = year_of(window_bounds(window)[0])
+                if year in years:
+                    problems += execution.reconcile_txn(conn, year, self.config.region, window)
             return problems
 
         return self.db.run_sync("check", txn)

@@ -65,6 +65,22 @@ async def test_the_report_is_the_books(world: World, node: Node) -> None:
     assert [r["captured_fen"] for r in report["by_provider"]] == [1_200_000]
     assert node.check() == []  # the report's totals reconcile with the ledger
 
+    # The window's own report: what happened in 2026-Q1 (here, all of it).
+    quarter = await world.op.get(f"/v1/reports/budget-execution?window={closed['window']}")
+    q = quarter["totals"]
+    assert quarter["window"] == closed["window"] == "2026-Q1" and quarter["fiscal_year"] == 2026
+    assert (q["issued_fen"], q["captured_fen"], q["paid_to_providers_fen"]) == (
+        t["issued_fen"],
+        1_200_000,
+        1_000_000,
+    )
+    assert q["reclaimed_revoked_fen"] == zju["face_fen"]
+    later = await world.op.get("/v1/reports/budget-execution?window=2026-Q2")
+    assert later["totals"]["issued_fen"] == later["totals"]["captured_fen"] == 0
+    await world.op.get(
+        "/v1/reports/budget-execution?window=2026-Q5", expect=400, code="invalid_request"
+    )
+
     text = await world.op.client.get(
         "/v1/reports/budget-execution?format=csv",
         headers={"Authorization": f"Bearer {world.op.token}"},

@@ -437,10 +437,11 @@ async def get_payment(request: web.Request) -> web.Response:
 
 async def budget_execution(request: web.Request) -> web.Response:
     node, query = request.app[NODE], Query(request)
-    year = query.integer("year", minimum=2000, maximum=2200) or year_of(node.clock.now_ms())
+    year = query.integer("year", minimum=2000, maximum=2200)
+    window = query.text("window", max_len=40)
     fmt = query.choice("format", EXECUTION_FORMATS, "json")
     query.done()
-    report = await node.views.budget_execution(_who(request), year)
+    report = await node.views.budget_execution(_who(request), year, window)
     if fmt == "json":
         return _ok(report)
     if fmt == "html":

@@ -126,6 +126,7 @@ QUERY: dict[tuple[str, str], list[dict[str, Any]]] = {
     ],
     ("get", "/v1/reports/budget-execution"): [
         _q("year", {"type": "integer", "minimum": 2000, "maximum": 2200}, "fiscal year (now's)"),
+        _q("window", WINDOW, "one settlement window instead of the whole year"),
         _q("format", {"type": "string", "enum": ["json", "csv", "html"]}, "html: printable"),
     ],
     ("get", "/v1/settlement/payments"): [

@@ -17,7 +17,6 @@ from node.cli.options import (
     operator_of,
     with_data,
 )
-from node.clock import year_of
 from node.config import ConfigError
 from node.config import load as load_config
 from node.domain.money import yuan
@@ -124,8 +123,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if args.report == "budget-execution":
         node = build_node(args.data)
         try:
-            year = args.year or year_of(node.clock.now_ms())
-            report = node.views.budget_execution_sync(operator_of(args), year)
+            report = node.views.budget_execution_sync(operator_of(args), args.year, args.window)
+            year = report["window"] or report["fiscal_year"]
         finally:
             node.close()
         out = open(args.out, "w", newline="", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
@@ -214,5 +213,6 @@ def register(sub: Any) -> None:
     sp.add_argument("report", choices=[*sorted(REPORTS), "budget-execution"])
     sp.add_argument("--format", default="csv", choices=[*FORMATS, "html"])
     sp.add_argument("--year", type=YEAR, help="budget-execution: the fiscal year (default: now's)")
+    sp.add_argument("--window", help="budget-execution: one settlement window instead")
     sp.add_argument("--out", help="file to write (default: standard output)")
     sp.set_defaults(fn=_cmd_export)

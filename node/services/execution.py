@@ -17,11 +17,14 @@ import sqlite3
 from typing import Any
 
 from node.clock import iso
-from node.domain.windows import CST
+from node.domain.windows import CST, window_bounds
 from node.store import books
 from node.store import execution as store
 
 REPORT_TYPE = "suanli.budget_execution.v1"
+
+
+EVER = (0, 2**62)  # all of a fiscal year's vouchers, whenever their money moved
 
 
 def _bounds(year: int) -> tuple[int, int]:
@@ -36,47 +39,57 @@ def _add(table: dict[str, dict[str, Any]], key: str, label: str, **figures: int)
         row[name] = row.get(name, 0) + value
 
 
+def period_of(year: int, window: str | None) -> tuple[int, int, int, int]:
+    """(vouchers' start, end; the calendar's start, end). A year report covers everything of
+    the year's vouchers, whenever it happened (a voucher stays valid into the next year), and
+    the calendar year for payments and other cities' vouchers; a window report covers what
+    happened in the window, for both."""
+    if window is None:
+        return (*EVER, *_bounds(year))
+    start, end = window_bounds(window)
+    return start, end, start, end
+
+
 def report_txn(
-    conn: sqlite3.Connection, year: int, region: str, city: str, now_ms: int
+    conn: sqlite3.Connection,
+    year: int,
+    region: str,
+    city: str,
+    now_ms: int,
+    window: str | None = None,
 ) -> dict[str, Any]:
-    start, end = _bounds(year)
+    v_start, v_end, start, end = period_of(year, window)
     funded, pool = books.budget(conn, year)
     by: dict[str, dict[str, dict[str, Any]]] = {
         k: {} for k in ("category", "district", "compute_class", "month", "provider", "partner")
     }
-    issued = captured = reclaimed = expired = revoked = outstanding = count = 0
-    for r in store.vouchers(conn, year):
-        face, cap, rec = int(r["face_fen"]), int(r["captured_fen"]), int(r["reclaimed_fen"])
-        issued, captured, reclaimed, count = (
-            issued + face,
-            captured + cap,
-            reclaimed + rec,
-            count + r["vouchers"],
-        )
+    issued = outstanding = count = 0
+    for r in store.vouchers(conn, year, v_start, v_end):
+        face = int(r["face_fen"])
+        issued, count = issued + face, count + r["vouchers"]
         outstanding += int(r["available_fen"]) + int(r["held_fen"])
-        if r["state"] == "revoked":
-            revoked += rec
-        else:
-            expired += rec
-        for key, label in (
-            (r["category"], "category"),
-            (r["district"], "district"),
-            (r["compute_class"], "compute_class"),
-        ):
-            _add(
-                by[label],
-                key,
-                label,
-                vouchers=r["vouchers"],
-                issued_fen=face,
-                captured_fen=cap,
-                reclaimed_fen=rec,
-            )
+        for key, label in ((r["category"], "category"), (r["district"], "district")):
+            _add(by[label], key, label, vouchers=r["vouchers"], issued_fen=face, captured_fen=0)
+        _add(
+            by["compute_class"],
+            r["compute_class"],
+            "compute_class",
+            issued_fen=face,
+            captured_fen=0,
+        )
         _add(by["month"], r["month"], "month", issued_fen=face, captured_fen=0)
-    here = elsewhere = 0
-    for c in store.captures(conn, year):
+    expired, revoked = store.reclaims(conn, year, v_start, v_end)
+    captured = here = elsewhere = 0
+    for c in store.captures(conn, year, v_start, v_end):
         fen = int(c["captured_fen"])
-        _add(by["month"], c["month"], "month", issued_fen=0, captured_fen=fen)
+        captured += fen
+        for key, label in (
+            (c["category"], "category"),
+            (c["district"], "district"),
+            (c["compute_class"], "compute_class"),
+            (c["month"], "month"),
+        ):
+            _add(by[label], key, label, captured_fen=fen)
         key = f"{c['acquirer_region']}/{c['provider_id']}"
         row = by["provider"].setdefault(
             key,
@@ -88,13 +101,7 @@ def report_txn(
             here += fen
         else:
             elsewhere += fen
-            _add(
-                by["partner"],
-                c["acquirer_region"],
-                "partner",
-                ours_captured_there_fen=fen,
-                theirs_captured_here_fen=0,
-            )
+            _add(by["partner"], c["acquirer_region"], "partner", ours_captured_there_fen=fen)
     foreign = 0
     for f in store.foreign_captures(conn, start, end):
         foreign += int(f["captured_fen"])
@@ -102,7 +109,6 @@ def report_txn(
             by["partner"],
             f["issuer_region"],
             "partner",
-            ours_captured_there_fen=0,
             theirs_captured_here_fen=int(f["captured_fen"]),
         )
     owed_to = owed_by = 0
@@ -114,32 +120,38 @@ def report_txn(
         else:
             owed_by += -balance
             _add(by["partner"], peer, "partner", owed_to_us_fen=-balance)
-    for row in by["partner"].values():
-        for field in (
+    defaults = {
+        "category": ("vouchers", "issued_fen", "captured_fen"),
+        "district": ("vouchers", "issued_fen", "captured_fen"),
+        "compute_class": ("issued_fen", "captured_fen"),
+        "month": ("issued_fen", "captured_fen"),
+        "partner": (
             "ours_captured_there_fen",
             "theirs_captured_here_fen",
             "we_owe_fen",
             "owed_to_us_fen",
-        ):
-            row.setdefault(field, 0)
-    for row in by["month"].values():
-        row.setdefault("issued_fen", 0)
-        row.setdefault("captured_fen", 0)
+        ),
+    }
+    for section, fields in defaults.items():
+        for row in by[section].values():
+            for field in fields:
+                row.setdefault(field, 0)
     return {
         "type": REPORT_TYPE,
         "region": region,
         "city": city,
         "fiscal_year": year,
+        "window": window,
         "period": {"start": iso(start), "end": iso(end)},
         "produced_at": iso(now_ms),
         "totals": {
             "budget_fen": funded,
             "vouchers": count,
             "issued_fen": issued,
-            "reclaimed_fen": reclaimed,
+            "reclaimed_fen": expired + revoked,
             "reclaimed_expired_fen": expired,
             "reclaimed_revoked_fen": revoked,
-            "committed_fen": issued - reclaimed,
+            "committed_fen": issued - expired - revoked,
             "remaining_fen": pool,
             "captured_fen": captured,
             "captured_by_our_providers_fen": here,
@@ -154,12 +166,15 @@ def report_txn(
     }
 
 
-def reconcile_txn(conn: sqlite3.Connection, year: int, region: str) -> list[str]:
+def reconcile_txn(
+    conn: sqlite3.Connection, year: int, region: str, window: str | None = None
+) -> list[str]:
     """The report's totals against the ledger and against its own breakdowns."""
-    report = report_txn(conn, year, region, "", 0)
+    report = report_txn(conn, year, region, "", 0, window)
     t = report["totals"]
     problems = []
-    ledger = store.ledger_year(conn, year)
+    v_start, v_end, _, _ = period_of(year, window)
+    ledger = store.ledger_year(conn, year, v_start, v_end)
     for label, mine, theirs in (
         ("issued", t["issued_fen"], ledger["issue"]),
         ("reclaimed", t["reclaimed_fen"], ledger["reclaim"]),
@@ -181,7 +196,10 @@ def reconcile_txn(conn: sqlite3.Connection, year: int, region: str) -> list[str]
     for section, field, total in (
         ("by_category", "issued_fen", t["issued_fen"]),
         ("by_district", "issued_fen", t["issued_fen"]),
+        ("by_compute_class", "issued_fen", t["issued_fen"]),
         ("by_compute_class", "captured_fen", t["captured_fen"]),
+        ("by_category", "captured_fen", t["captured_fen"]),
+        ("by_district", "captured_fen", t["captured_fen"]),
         ("by_month", "issued_fen", t["issued_fen"]),
         ("by_month", "captured_fen", t["captured_fen"]),
         ("by_provider", "captured_fen", t["captured_fen"]),

@@ -10,9 +10,9 @@ import sqlite3
 from typing import Any
 
 from node import errors
-from node.clock import Clock, iso, people_times
+from node.clock import Clock, iso, people_times, year_of
 from node.domain.model import Voucher
-from node.domain.windows import CST
+from node.domain.windows import CST, window_bounds
 from node.services import execution
 from node.services.common import Principal, may_see, require_operator
 from node.services.issuance import signed_voucher_json
@@ -133,21 +133,33 @@ class Views:
             },
         }
 
-    def budget_execution_sync(self, who: Principal, year: int) -> dict[str, Any]:
-        """The fiscal year's budget-execution report (node/services/execution.py)."""
+    def budget_execution_sync(
+        self, who: Principal, year: int | None, window: str | None = None
+    ) -> dict[str, Any]:
+        """The budget-execution report of a fiscal year, or of one settlement window
+        (node/services/execution.py); the year defaults to the window's, else now's."""
         require_operator(who)
-        return self._db.run_sync("budget_execution", self._execution_txn(year))
+        return self._db.run_sync("budget_execution", self._execution_txn(year, window))
 
-    async def budget_execution(self, who: Principal, year: int) -> dict[str, Any]:
+    async def budget_execution(
+        self, who: Principal, year: int | None, window: str | None = None
+    ) -> dict[str, Any]:
         require_operator(who)
-        return await self._db.read("budget_execution", self._execution_txn(year))
+        return await self._db.read("budget_execution", self._execution_txn(year, window))
 
-    def _execution_txn(self, year: int) -> Any:
+    def _execution_txn(self, year: int | None, window: str | None) -> Any:
         now = self._clock.now_ms()
         city = self._city
+        if window is not None:
+            try:
+                start, _ = window_bounds(window)
+            except ValueError as exc:
+                raise errors.InvalidRequest(f"window: {exc}") from None
+            year = year or year_of(start)
+        chosen = year or year_of(now)
 
         def txn(conn: sqlite3.Connection) -> dict[str, Any]:
-            return execution.report_txn(conn, year, self._policies.region, city, now)
+            return execution.report_txn(conn, chosen, self._policies.region, city, now, window)
 
         return txn
 

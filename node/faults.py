@@ -7,6 +7,7 @@ Points (``<type>`` is the message type, lower case: authorize, capture, void, re
 * ``issuer.after_commit.<type>``   the issuer committed the effect, the reply is not sent
 * ``acquirer.before_apply.<type>`` the signed reply arrived, it is not applied yet
 * ``settlement.after_close``       a window's close committed, its payouts not signed yet
+* ``settlement.after_payment``     a payment to a provider committed, the answer not sent
 * ``issuer.after_statement``       the issuer compared (and countersigned), reply not sent
 * ``acquirer.before_statement_store`` the issuer's answer to a statement arrived, not stored
 

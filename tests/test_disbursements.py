@@ -356,3 +356,80 @@ async def test_the_cli_pays_reverses_and_reconciles(
     listed = json.loads(suanli("settle", "payments", "--data", data, "--window", window).stdout)
     assert [p["kind"] for p in listed] == ["payment", "reversal"]
     assert listed[0]["bank_confirmed"] == "2026-04-10"
+
+
+async def test_concurrent_payments_never_overpay(world: World, node: Node) -> None:
+    """Two payments that fit the statement alone but not together, sent at once: the check
+    runs inside each committing transaction, so exactly one is recorded."""
+    import asyncio
+
+    window, provider, _ = await closed_window(world)
+    answers = await asyncio.gather(
+        *(
+            world.op.client.post(
+                "/v1/settlement/payments",
+                json=pay(window, provider, 2_000_000, f"RACE-{n}"),
+                headers={"Authorization": f"Bearer {world.op.token}"},
+            )
+            for n in range(2)
+        )
+    )
+    assert sorted(a.status for a in answers) == [201, 409]
+    shown = (await world.op.get(f"/v1/settlement/payouts?window={window}"))["items"][0]
+    assert shown["paid_fen"] == 2_000_000
+
+
+def test_a_payment_answered_or_not_is_recorded_once(tmp_path: Any) -> None:
+    """kill -9 after the payment commits, before the answer: the operator, who got no answer,
+    sends it again after the restart and is told it is already recorded, naming it; the books
+    hold one payment and balance."""
+    from pathlib import Path
+
+    from tests.cluster import http, one_city
+    from tests.conftest import policy_text
+    from tests.proc import NodeProcess, suanli
+
+    root = Path(str(tmp_path))
+    (root / "p.toml").write_text(policy_text())
+    data = root / "hz"
+    made = suanli(
+        "init",
+        "--data",
+        str(data),
+        "--region",
+        "330100",
+        "--name",
+        "hz",
+        "--policy",
+        str(root / "p.toml"),
+    )
+    op = made.stdout.rsplit(" ", 1)[1].strip()
+    node = NodeProcess(data).start(env={"SUANLI_CRASH_AT": "settlement.after_payment"})
+    try:
+        city = one_city(node.url, op)
+        status, _ = http(
+            "POST",
+            f"{node.url}/v1/redemptions",
+            city.provider,
+            {
+                "code": city.code,
+                "order_id": "K-1",
+                "order_amount_fen": 1_000_000,
+                "compute_class": "model_services",
+            },
+        )
+        assert status == 201
+        closed = http("POST", f"{node.url}/v1/settlement/windows/close", op, {})[1]
+        body = pay(closed["window"], city.provider_id, 100_000, "KILL-1")
+        status, _ = http("POST", f"{node.url}/v1/settlement/payments", op, body)
+        assert status == 0  # the process died before answering
+        node.wait_exit()
+        node.start()
+        status, again = http("POST", f"{node.url}/v1/settlement/payments", op, body)
+        assert status == 409 and again["error"]["code"] == "duplicate_reference"
+        payments = http("GET", f"{node.url}/v1/settlement/payments", op)[1]["items"]
+        assert [p["bank_reference"] for p in payments] == ["KILL-1"]
+        assert payments[0]["id"] in again["error"]["message"]
+    finally:
+        node.stop()
+    assert "every invariant holds" in suanli("check", "--data", str(data)).stdout

@@ -31,6 +31,7 @@ from node.clock import Clock, iso
 from node.domain import payments as rules
 from node.domain.fields import CONTROL
 from node.domain.windows import CST
+from node.faults import crash_point
 from node.keys import NodeKey, canonical_json
 from node.services.common import Principal, new_id, require_operator
 from node.store import ledger, registry
@@ -116,7 +117,9 @@ class Disbursements:
             )
             return row
 
-        return _shown(await self._db.run("payment_record", txn))
+        row = await self._db.run("payment_record", txn)
+        crash_point("settlement.after_payment")
+        return _shown(row)
 
     async def reverse(self, who: Principal, payment_id: str, reason: str) -> dict[str, Any]:
         """Undo a payment, whole, with a reason: a new signed row; the money goes back to

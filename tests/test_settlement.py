@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -215,6 +216,12 @@ def test_statements_agree_payouts_and_netting(trio: Cluster) -> None:
         r["positions"] == results[0]["positions"] and r["transfers"] == results[0]["transfers"]
         for r in results
     )
+    # ... and names the run by the same id, the documented digest of the statements it covers.
+    lines = "".join(
+        f"{s['issuer']}|{s['acquirer']}|{s['window']}|{s['total_fen']}|{s['digest']}\n"
+        for s in results[0]["statements"]
+    )
+    assert {r["netting_id"] for r in results} == {hashlib.sha256(lines.encode()).hexdigest()}
     assert results[0]["positions"] == {
         HZ: -93_000_000 + 24_000_000 + 6_000_000,
         QD: -24_000_000,

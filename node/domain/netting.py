@@ -13,6 +13,7 @@ subsets; beyond, groups are formed greedily (still at most ``n − 1`` transfers
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -100,3 +101,13 @@ def transfers(net: dict[str, int]) -> list[tuple[str, str, int]]:
     for group in _zero_groups(items):
         out += _settle_group(group)
     return sorted(out)
+
+
+def netting_id(statements: list[tuple[str, str, str, int, str]]) -> str:
+    """What a netting covers, as one id every city computes the same from the same
+    countersigned statements: SHA-256, hex, over one line per statement
+    ``issuer|acquirer|window|total_fen|digest`` and ``\\n``, in (issuer, acquirer, window)
+    order (docs/settlement.md, "Netting"). Transfers between cities name the run they settle
+    by it."""
+    lines = "".join(f"{i}|{a}|{w}|{t}|{d}\n" for i, a, w, t, d in sorted(statements))
+    return hashlib.sha256(lines.encode()).hexdigest()

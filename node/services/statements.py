@@ -42,7 +42,7 @@ from node import errors
 from node.clock import Clock
 from node.config import MAX_STATEMENTS_PAGE
 from node.domain.model import Peer, StatementState
-from node.domain.netting import positions, transfers
+from node.domain.netting import netting_id, positions, transfers
 from node.domain.statements import (
     STATEMENT_TAG,
     SUMMARY_KEYS,
@@ -705,8 +705,12 @@ class Netting:
             used[(st["issuer"], st["acquirer"], st["window"])] = st
         obligations = [(i, a, st["total_fen"]) for (i, a, _), st in sorted(used.items())]
         net = positions(obligations)
+        covered = [
+            (i, a, w, st["total_fen"], st["digest"]) for (i, a, w), st in sorted(used.items())
+        ]
         return {
             "until": until_ms,
+            "netting_id": netting_id(covered),
             "statements": [
                 {
                     "issuer": i,

@@ -31,13 +31,14 @@ from node.services.directory import Directory
 from node.services.disbursements import Disbursements
 from node.services.issuance import Issuance
 from node.services.issuer import IssuerDesk
+from node.services.netting import Netting
 from node.services.ownkeys import load_txn as load_own_keys
 from node.services.payouts import LocalSettlement, SettlementViews
 from node.services.peering import Peering
 from node.services.policies import PolicyBook
 from node.services.registry import Registry, Tokens
 from node.services.spending import Spending
-from node.services.statements import Netting, Settler, StatementDesk
+from node.services.statements import Settler, StatementDesk
 from node.services.views import Views
 from node.store.db import Database
 from node.store.schema import SCHEMA_VERSION

@@ -23,12 +23,13 @@ from node.services.directory import Directory
 from node.services.disbursements import Disbursements
 from node.services.issuance import Issuance
 from node.services.issuer import IssuerDesk
+from node.services.netting import Netting
 from node.services.ownkeys import load_txn as load_own_keys
 from node.services.payouts import LocalSettlement, SettlementViews
 from node.services.policies import PolicyBook
 from node.services.registry import Registry, Tokens
 from node.services.spending import Spending
-from node.services.statements import Netting, Settler
+from node.services.statements import Settler
 from node.services.views import Views
 from node.store import settlement as settlement_store
 from node.store.audit import check_books

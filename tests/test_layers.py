@@ -218,6 +218,7 @@ SAME_CONCEPT = {
     "__init__",
     "execution",
     "issuance",
+    "netting",
     "outbox",
     "payments",
     "registry",

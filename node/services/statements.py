@@ -23,7 +23,7 @@ A window is **settled** at the issuer when every acquirer with records in it has
 countersigned statement.
 
 Three services, all knowing no protobuf: ``Settler`` (the acquirer's side), ``StatementDesk``
-(the issuer's) and ``Netting`` (any member). They reach peers through one port,
+(the issuer's) here, and ``Netting`` (any member, ``node/services/netting.py``). They reach peers through one port,
 ``StatementLink``, which the federation implements (``federation/wire.py``); the federation's
 servicer hands the desk the claims it received and seals the desk's answers.
 """
@@ -42,7 +42,6 @@ from node import errors
 from node.clock import Clock
 from node.config import MAX_STATEMENTS_PAGE
 from node.domain.model import Peer, StatementState
-from node.domain.netting import netting_id, positions, transfers
 from node.domain.statements import (
     STATEMENT_TAG,
     SUMMARY_KEYS,
@@ -61,7 +60,6 @@ from node.domain.windows import window_bounds
 from node.faults import crash_point
 from node.keys import NodeKey, verify
 from node.services import ownkeys
-from node.services.common import Principal, require_operator
 from node.services.directory import Directory
 from node.store import ledger, remote_holds
 from node.store import outbox as outbox_rows
@@ -102,14 +100,14 @@ async def tally_rows(db: Database, sql: str, params: Sequence[Any], keep: int) -
     return counted
 
 
-def _key_of(peer: Peer | None, key_id: str) -> bytes | None:
+def key_of(peer: Peer | None, key_id: str) -> bytes | None:
     if peer is None:
         return None
     key = next((k for k in peer.keys if k.key_id == key_id and not k.revoked), None)
     return key.public_key if key else None
 
 
-def _signed(row: sqlite3.Row) -> SignedStatement:
+def signed_row(row: sqlite3.Row) -> SignedStatement:
     return SignedStatement(
         statement=bytes(row["statement"]),
         acquirer_signature=bytes(row["acquirer_signature"]),
@@ -201,7 +199,7 @@ class Settler:
             return False
         crash_point("acquirer.before_statement_store")
         if answer.agreed:
-            public = _key_of(peer, answer.issuer_key_id)
+            public = key_of(peer, answer.issuer_key_id)
             if public is None or not verify(public, STATEMENT_TAG, body, answer.issuer_signature):
                 logger.error(
                     "%s countersigned %s with a signature that does not verify", issuer, window_id
@@ -293,7 +291,7 @@ class Settler:
         summary = parsed(agreed.statement)
         own = {k.key_id: k.public_key for k in ownkeys.load_txn(conn, self._key)}
         ours = own.get(agreed.acquirer_key_id)
-        issuer_key = _key_of(peer, agreed.issuer_key_id)
+        issuer_key = key_of(peer, agreed.issuer_key_id)
         valid = (
             summary is not None
             and summary.get("issuer") == base["issuer"]
@@ -426,7 +424,7 @@ class StatementDesk:
         claimed = parsed(claim.statement)
         if claimed is None:
             raise errors.MalformedMessage("the statement does not parse")
-        public = _key_of(self._directory.get(origin), claim.acquirer_key_id)
+        public = key_of(self._directory.get(origin), claim.acquirer_key_id)
         if public is None or not verify(
             public, STATEMENT_TAG, claim.statement, claim.acquirer_signature
         ):
@@ -576,7 +574,7 @@ class StatementDesk:
             window_id,
         )
         return StatementAnswer(
-            agreed=False, code="statement_already_agreed", agreed_statement=_signed(agreed)
+            agreed=False, code="statement_already_agreed", agreed_statement=signed_row(agreed)
         )
 
     def _maybe_settled_txn(self, conn: sqlite3.Connection, window_id: str, now: int) -> None:
@@ -605,7 +603,7 @@ class StatementDesk:
             if more and last is not None
             else ""
         )
-        return [_signed(r) for r in rows], following
+        return [signed_row(r) for r in rows], following
 
 
 def _cursor(after: str) -> tuple[str, str, str]:
@@ -620,109 +618,3 @@ def _cursor(after: str) -> tuple[str, str, str]:
     if not (isinstance(key, list) and len(key) == 3 and all(isinstance(k, str) for k in key)):
         raise errors.MalformedMessage("after: not a cursor this node sent")
     return (key[0], key[1], key[2])
-
-
-def _well_formed(st: dict[str, Any]) -> bool:
-    """A statement netting can use: parties, window and digest as text, count and total as
-    non-negative integers (two cities' signatures on anything else still make it unusable)."""
-    return all(
-        isinstance(st.get(k), str) for k in ("issuer", "acquirer", "window", "digest")
-    ) and all(type(st.get(k)) is int and st[k] >= 0 for k in ("count", "total_fen"))
-
-
-class Netting:
-    """Any member computes the same net positions from countersigned statements alone."""
-
-    MAX_PAGES = 10_000  # per peer and netting: millions of statements, and never forever
-
-    def __init__(
-        self,
-        db: Database,
-        region: str,
-        key: NodeKey,
-        directory: Directory,
-        link: StatementLink,
-        page: int = 500,
-    ) -> None:
-        self._db = db
-        self.region = region
-        self._key = key
-        self._directory = directory
-        self._link = link
-        self._page = page
-
-    def _public(self, region: str, key_id: str) -> bytes | None:
-        if region == self.region:
-            return self._key.public_key if key_id == self._key.key_id else None
-        return _key_of(self._directory.get(region), key_id)
-
-    def verified(self, signed: SignedStatement) -> dict[str, Any] | None:
-        """The statement, if both of its signatures verify with keys known here."""
-        st = parsed(signed.statement)
-        if st is None or not _well_formed(st):
-            return None
-        acquirer_key = self._public(str(st.get("acquirer")), signed.acquirer_key_id)
-        issuer_key = self._public(str(st.get("issuer")), signed.issuer_key_id)
-        if acquirer_key is None or issuer_key is None:
-            return None
-        ok = verify(
-            acquirer_key, STATEMENT_TAG, signed.statement, signed.acquirer_signature
-        ) and verify(issuer_key, STATEMENT_TAG, signed.statement, signed.issuer_signature)
-        return st if ok else None
-
-    async def _gather(self, region: str, until_ms: int) -> list[SignedStatement]:
-        """Every countersigned statement a peer is party to, a page per call."""
-        gathered: list[SignedStatement] = []
-        after = ""
-        for _ in range(self.MAX_PAGES):
-            statements, following = await self._link.page(region, until_ms, after, self._page)
-            gathered += statements
-            if not following:
-                return gathered
-            if following == after:
-                raise NoAnswer(f"{region} answered the same page again")
-            after = following
-        raise NoAnswer(f"{region} has more than {self.MAX_PAGES} pages")
-
-    async def compute(self, who: Principal, until_ms: int) -> dict[str, Any]:
-        """Gather countersigned statements from this node and every peer, verify, and net."""
-        require_operator(who)
-        rows = await self._db.read("statements_agreed", lambda c: store.statements(c, "agreed"))
-        gathered = [_signed(r) for r in rows if until_ms == 0 or r["window_end"] <= until_ms]
-        unreachable = []
-        for peer in self._directory.all():
-            try:
-                gathered += await self._gather(peer.region, until_ms)
-            except NoAnswer:
-                unreachable.append(peer.region)
-        used: dict[tuple[str, str, str], dict[str, Any]] = {}
-        rejected = 0
-        for signed in gathered:
-            st = self.verified(signed)
-            if st is None:
-                rejected += 1
-                continue
-            used[(st["issuer"], st["acquirer"], st["window"])] = st
-        obligations = [(i, a, st["total_fen"]) for (i, a, _), st in sorted(used.items())]
-        net = positions(obligations)
-        covered = [
-            (i, a, w, st["total_fen"], st["digest"]) for (i, a, w), st in sorted(used.items())
-        ]
-        return {
-            "until": until_ms,
-            "netting_id": netting_id(covered),
-            "statements": [
-                {
-                    "issuer": i,
-                    "acquirer": a,
-                    "window": w,
-                    "total_fen": st["total_fen"],
-                    "digest": st["digest"],
-                }
-                for (i, a, w), st in sorted(used.items())
-            ],
-            "positions": net,
-            "transfers": [{"from": f, "to": t, "amount_fen": fen} for f, t, fen in transfers(net)],
-            "unreachable_peers": unreachable,
-            "rejected_statements": rejected,
-        }

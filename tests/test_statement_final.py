@@ -232,3 +232,21 @@ async def test_netting_uses_no_statement_of_the_wrong_shape_even_if_both_signed(
 
     assert netting.verified(signed(canonical_json(fields))) is not None  # the well-formed one
     assert netting.verified(signed(canonical_json({**fields, field: value}))) is None
+
+
+async def test_window_closed_is_acknowledged_and_bad_names_refused(rig: Rig) -> None:
+    """WINDOW_CLOSED through the door (protocol §5b): a canonical window name is answered
+    with a signed ACK and makes this node's statement for it due; anything else is
+    malformed_message; and it is not accepted on a method that does not carry it."""
+
+    def closed(window: str, n: int, kind: int = pb.WINDOW_CLOSED) -> bytes:
+        payload = pb.WindowClosed(window=window, closed_at_ms=rig.now()).SerializeToString()
+        return seal(PEER_KEY, PEER, "330100", f"wc-{n}", kind, payload, rig.now())
+
+    header, body = reply_of(rig, await rig.send(closed("2026-Q1", 1), "Settle"))
+    assert header.type == pb.ACK and pb.Ack.FromString(body).request_message_id == "wc-1"
+    for n, bad in enumerate(("2026-Q5", "2026-Q1 ", "", "x" * 41), start=2):
+        await rig.refused(closed(bad, n), "malformed_message", "Settle")
+    await rig.refused(closed("2026-Q1", 9), "wrong_message_type", "Statements")
+    garbage = seal(PEER_KEY, PEER, "330100", "wc-10", pb.WINDOW_CLOSED, b"\xff\xff", rig.now())
+    await rig.refused(garbage, "malformed_message", "Settle")

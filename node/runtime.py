@@ -7,8 +7,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -94,26 +95,27 @@ async def backups(node: Node) -> None:
         await asyncio.sleep(interval)
 
 
-def backup_ctx(node: Node) -> Callable[[web.Application], AsyncIterator[None]]:
+def _background(
+    name: str, work: Callable[[], Coroutine[Any, Any, None]]
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A task that runs for the app's lifetime and is cancelled when it ends."""
+
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(backups(node), name="backups")
+        task = asyncio.create_task(work(), name=name)
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
     return ctx
+
+
+def backup_ctx(node: Node) -> Callable[[web.Application], AsyncIterator[None]]:
+    return _background("backups", lambda: backups(node))
 
 
 def sweeper_ctx(node: Node) -> Callable[[web.Application], AsyncIterator[None]]:
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(sweeper(node), name="sweeper")
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    return ctx
+    return _background("sweeper", lambda: sweeper(node))
 
 
 def federation_ctx(node: Node) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -462,6 +462,32 @@ class Cluster:
         )
         return str(data["code"])
 
+    def redeem_across(
+        self,
+        issuer: str,
+        holder: str,
+        acquirer: str,
+        provider: str,
+        order_id: str,
+        order_fen: int = 1_000_000,
+        expect: int | None = 201,
+    ) -> tuple[int, Any]:
+        """A fresh voucher of ``issuer``'s ``holder`` redeemed in one step at ``acquirer``'s
+        ``provider``; the answer's status and body (checked when ``expect`` is given)."""
+        v = self.voucher(issuer, holder, 100_000_000)
+        code = self.code(issuer, holder, v, acquirer, provider, 5_000_000)
+        m = self[acquirer]
+        body = {
+            "code": code,
+            "order_id": order_id,
+            "order_amount_fen": order_fen,
+            "compute_class": "model_services",
+        }
+        status, data = m.call_raw("POST", "/v1/redemptions", m.tokens[provider], body)
+        if expect is not None:
+            assert status == expect, f"{m.name} POST /v1/redemptions: {status} {data}"
+        return status, data
+
     # Checks -------------------------------------------------------------------------------
 
     def check_all(self) -> None:

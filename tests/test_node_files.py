@@ -8,6 +8,8 @@ import os
 import re
 import socket
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -208,8 +210,6 @@ def test_json_logs_stay_json_whatever_python_prints(tmp_path: Path) -> None:
     main thread: with JSON logs, each is one JSON object, its traceback a field, never raw
     lines on stderr (a log shipper would drop or split them)."""
     import json
-    import subprocess
-    import sys
 
     script = tmp_path / "crash.py"
     script.write_text(
@@ -224,13 +224,7 @@ def test_json_logs_stay_json_whatever_python_prints(tmp_path: Path) -> None:
         "Bad()\n"
         "raise RuntimeError('nobody caught this')\n"
     )
-    out = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).resolve().parent.parent,
-        timeout=60,
-    )
+    out = run_script(script)
     assert out.returncode == 1
     entries = [json.loads(line) for line in out.stderr.splitlines()]  # every line is JSON
     said = {e["message"].split(":")[0]: e for e in entries}
@@ -245,8 +239,6 @@ def test_a_library_printing_a_traceback_still_gives_json_lines(tmp_path: Path) -
     """gRPC logs a cancelled call and then prints its traceback to stderr itself: whatever a
     library writes there becomes log records, a traceback one record with it as a field."""
     import json
-    import subprocess
-    import sys
 
     script = tmp_path / "stray.py"
     script.write_text(
@@ -259,15 +251,20 @@ def test_a_library_printing_a_traceback_still_gives_json_lines(tmp_path: Path) -
         "    traceback.print_exc()\n"
         "print('a stray line', file=sys.stderr)\n"
     )
-    out = subprocess.run(
+    out = run_script(script)
+    entries = [json.loads(line) for line in out.stderr.splitlines()]
+    assert len(entries) == 2, out.stderr
+    assert entries[0]["message"] == "KeyError: 'boom' (printed by a library)"
+    assert entries[0]["exception"].startswith("Traceback (most recent call last):")
+    assert entries[1]["message"] == "a stray line" and entries[1]["level"] == "WARNING"
+
+
+def run_script(script: Path) -> subprocess.CompletedProcess[str]:
+    """A Python script run from the project's root, as a node's process would be."""
+    return subprocess.run(
         [sys.executable, str(script)],
         capture_output=True,
         text=True,
         cwd=Path(__file__).resolve().parent.parent,
         timeout=60,
     )
-    entries = [json.loads(line) for line in out.stderr.splitlines()]
-    assert len(entries) == 2, out.stderr
-    assert entries[0]["message"] == "KeyError: 'boom' (printed by a library)"
-    assert entries[0]["exception"].startswith("Traceback (most recent call last):")
-    assert entries[1]["message"] == "a stray line" and entries[1]["level"] == "WARNING"

@@ -129,16 +129,7 @@ def firing(port: int, name: str) -> list[dict[str, Any]]:
 
 
 def redeem(cluster: Cluster, order_id: str, expect: int) -> None:
-    gy = cluster[GY]
-    v = cluster.voucher(HZ, "startup", 100_000_000)
-    code = cluster.code(HZ, "startup", v, GY, "gy-centre", 5_000_000)
-    body = {
-        "code": code,
-        "order_id": order_id,
-        "order_amount_fen": 2_000_000,
-        "compute_class": "model_services",
-    }
-    gy.call("POST", "/v1/redemptions", gy.tokens["gy-centre"], body, expect=expect)
+    cluster.redeem_across(HZ, "startup", GY, "gy-centre", order_id, 2_000_000, expect)
 
 
 def federation(tmp_path: Path, call_timeout: float) -> Cluster:

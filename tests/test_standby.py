@@ -15,7 +15,7 @@ from pathlib import Path
 from node import backups
 from tests.cluster import Cluster
 from tests.proc import NodeProcess, suanli, wait_until
-from tests.test_federation import GY, HZ, order, pair
+from tests.test_federation import GY, HZ, pair
 
 
 def scheduled(cluster: Cluster) -> None:
@@ -30,15 +30,7 @@ def test_restore_drill_a_standby_takes_over(tmp_path: Path) -> None:
     with pair(tmp_path, before_start=scheduled) as cluster:
         hz, gy = cluster[HZ], cluster[GY]
         folder = cluster.root / "backups"
-        v = cluster.voucher(HZ, "startup", 100_000_000)
-        code = cluster.code(HZ, "startup", v, GY, "gy-centre", 5_000_000)
-        gy.call(
-            "POST",
-            "/v1/redemptions",
-            gy.tokens["gy-centre"],
-            order(code, "B-1", 1_000_000),
-            expect=201,
-        )
+        cluster.redeem_across(HZ, "startup", GY, "gy-centre", "B-1")
         answered = time.time() * 1000
 
         # A set taken after that answer (the schedule runs every 3 s; three are kept).
@@ -82,10 +74,8 @@ def test_restore_drill_a_standby_takes_over(tmp_path: Path) -> None:
         holds = cluster[HZ].call("GET", "/v1/vouchers?limit=100", expect=200)["items"]
         assert sum(h["captured_fen"] for h in holds) == 300_000
         # Guiyang reconnects (same card, same endpoint): a new cross-region redemption works.
-        v2 = cluster.voucher(HZ, "startup", 100_000_000)
-        code2 = cluster.code(HZ, "startup", v2, GY, "gy-centre", 5_000_000)
         token = gy.tokens["gy-centre"]
-        status, made = gy.call_raw("POST", "/v1/redemptions", token, order(code2, "B-2", 1_000_000))
+        status, made = cluster.redeem_across(HZ, "startup", GY, "gy-centre", "B-2", expect=None)
         assert status in (201, 202), made  # 202: Guiyang's channel was still in its backoff
         hold = made["hold"]["id"]
         wait_until(

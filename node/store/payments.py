@@ -25,12 +25,16 @@ def payout(conn: sqlite3.Connection, window_id: str, provider_id: str) -> sqlite
     return row
 
 
-def put(conn: sqlite3.Connection, **row: Any) -> None:
-    columns = ", ".join(row)
+def _insert(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
+    """One row; ``table`` and the column names are this module's own, never a caller's text."""
     conn.execute(
-        f"INSERT INTO payments ({columns}) VALUES ({', '.join('?' for _ in row)})",
+        f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
         tuple(row.values()),
     )
+
+
+def put(conn: sqlite3.Connection, **row: Any) -> None:
+    _insert(conn, "payments", row)
 
 
 def get(conn: sqlite3.Connection, payment_id: str) -> sqlite3.Row | None:
@@ -86,11 +90,7 @@ def awaiting_bank(conn: sqlite3.Connection) -> list[sqlite3.Row]:
 
 
 def confirm(conn: sqlite3.Connection, **row: Any) -> None:
-    columns = ", ".join(row)
-    conn.execute(
-        f"INSERT INTO bank_confirmations ({columns}) VALUES ({', '.join('?' for _ in row)})",
-        tuple(row.values()),
-    )
+    _insert(conn, "bank_confirmations", row)
 
 
 def confirmation(conn: sqlite3.Connection, payment_id: str) -> sqlite3.Row | None:

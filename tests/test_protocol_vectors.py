@@ -107,3 +107,50 @@ def test_the_receipt_value_has_the_messages_fields() -> None:
     from federation import convert
 
     assert set(convert.RECEIPT_FIELDS) == {f.name for f in pb.Receipt.DESCRIPTOR.fields}
+
+
+def test_window_closed_vector_with_its_trace() -> None:
+    """§7.1: what this implementation seals for WINDOW_CLOSED with a trace, and what its door
+    opens, the trace kept beside the verified body and left out of the signature."""
+    v = vectors()
+    block = DOC.read_text().split("### 7.1 WINDOW_CLOSED, with a trace")[1].split("```")[1]
+    w = dict(line.split(None, 1) for line in block.strip().splitlines())
+    issuer = NodeKey(bytes.fromhex(v["issuer_seed"]))
+    payload = pb.WindowClosed(window="2026-Q4", closed_at_ms=1795000000150).SerializeToString(
+        deterministic=True
+    )
+    assert payload.hex() == w["window_closed_payload_hex"]
+    envelope = seal(
+        issuer,
+        "330100",
+        "520100",
+        "m_00000000000000e5",
+        pb.WINDOW_CLOSED,
+        payload,
+        1795000000200,
+        trace="op-close-2026-Q4",
+    )
+    assert envelope.hex() == w["window_closed_envelope_hex"]
+    parsed = pb.Envelope.FromString(envelope)
+    assert parsed.body.hex() == w["window_closed_body_hex"]
+    assert parsed.signature.hex() == w["window_closed_signature_hex"]
+    bare = pb.Envelope(
+        body=parsed.body,
+        signer_region=parsed.signer_region,
+        key_id=parsed.key_id,
+        signature=parsed.signature,
+    )
+    hz = Peer(
+        "330100",
+        "Hangzhou",
+        "x",
+        "",
+        True,
+        True,
+        0,
+        (PeerKey(issuer.key_id, issuer.public_key, 0, 0, False),),
+    )
+    door = Door("520100", {"330100": hz}.get, 300_000)
+    for raw, trace in ((envelope, "op-close-2026-Q4"), (bare.SerializeToString(), "")):
+        opened = door.open(raw, (pb.WINDOW_CLOSED,), 1795000000200)
+        assert opened.trace == trace and opened.payload == payload

@@ -40,6 +40,8 @@ METHODS: dict[int, str] = {
     pb.CARD: "PushCard",
     pb.STATEMENT: "Settle",
     pb.WINDOW_CLOSED: "Settle",
+    pb.TRANSFER_ADVICE: "Settle",
+    pb.RECEIPT_CONFIRMATION: "Settle",
     pb.STATEMENTS: "Statements",
 }
 BATCHED = frozenset((pb.AUTHORIZE, pb.CAPTURE, pb.VOID, pb.REDEEM, pb.STATUS))

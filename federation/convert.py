@@ -12,11 +12,14 @@ from google.protobuf.message import DecodeError
 from federation.envelope import Opened, seal
 from federation.proto.v1 import federation_pb2 as pb
 from node import errors
+from node.domain.clearing import Advice, Confirmation, Covered
 from node.domain.statements import Record, SignedStatement, StatementAnswer, StatementClaim
 from node.keys import NodeKey
 from node.services.common import new_id
 from node.services.ports import (
+    Acknowledged,
     Ask,
+    Inbound,
     PeerProvider,
     PeerRequest,
     Place,
@@ -62,9 +65,24 @@ def request_message(ask: Place | Settle) -> tuple[int, bytes]:
     return pb.VOID, pb.VoidRequest(hold_id=ask.hold_id).SerializeToString(deterministic=True)
 
 
-def answer(opened: Opened) -> Receipt | Refusal:
-    """An issuer's verified RECEIPT or REFUSAL as the acquirer's service takes it."""
+# What each request the outbox sends may be answered with.
+ANSWERS: dict[int, tuple[int, ...]] = {
+    pb.AUTHORIZE: (pb.RECEIPT, pb.REFUSAL),
+    pb.CAPTURE: (pb.RECEIPT, pb.REFUSAL),
+    pb.VOID: (pb.RECEIPT, pb.REFUSAL),
+    pb.REDEEM: (pb.RECEIPT, pb.REFUSAL),
+    pb.STATUS: (pb.RECEIPT, pb.REFUSAL),
+    pb.TRANSFER_ADVICE: (pb.ACK, pb.REFUSAL),
+    pb.RECEIPT_CONFIRMATION: (pb.ACK, pb.REFUSAL),
+}
+CLEARING = (int(pb.TRANSFER_ADVICE), int(pb.RECEIPT_CONFIRMATION))
+
+
+def answer(opened: Opened) -> Receipt | Refusal | Acknowledged:
+    """A peer's verified RECEIPT, REFUSAL or ACK as the services take it."""
     try:
+        if opened.header.type == pb.ACK:
+            return Acknowledged(pb.Ack.FromString(opened.payload).request_message_id)
         if opened.header.type == pb.REFUSAL:
             refusal = pb.Refusal.FromString(opened.payload)
             return Refusal(refusal.request_message_id, refusal.code, refusal.message)
@@ -141,6 +159,10 @@ class Sealer:
             kind = pb.RECEIPT
             payload = receipt_message(answer).SerializeToString(deterministic=True)
         return self.reply(origin, in_reply_to, kind, payload, now_ms)
+
+    def ack(self, origin: str, in_reply_to: str, now_ms: int) -> bytes:
+        payload = pb.Ack(request_message_id=in_reply_to).SerializeToString(deterministic=True)
+        return self.reply(origin, in_reply_to, pb.ACK, payload, now_ms)
 
     def reply(self, origin: str, in_reply_to: str, kind: int, payload: bytes, now_ms: int) -> bytes:
         """Any reply to ``origin``'s message ``in_reply_to``, signed by this node."""
@@ -289,3 +311,87 @@ def statements_page(payload: bytes) -> tuple[list[SignedStatement], str]:
     except DecodeError:
         raise errors.MalformedMessage("the statements reply does not parse") from None
     return [signed_statement(s) for s in r.statements], r.next
+
+
+# Settling between cities (docs/settlement.md) ------------------------------------------------------
+
+
+def advice_payload(a: Advice) -> bytes:
+    return pb.TransferAdvice(
+        transfer_id=a.transfer_id,
+        payer=a.payer,
+        payee=a.payee,
+        amount_fen=a.amount_fen,
+        value_date=a.value_date,
+        reference=a.reference,
+        netting_id=a.netting_id,
+        statements=[
+            pb.CoveredStatement(
+                issuer=c.issuer,
+                acquirer=c.acquirer,
+                window=c.window,
+                total_fen=c.total_fen,
+                digest=c.digest,
+            )
+            for c in a.statements
+        ],
+    ).SerializeToString(deterministic=True)
+
+
+def transfer_advice(payload: bytes) -> Advice:
+    try:
+        m = pb.TransferAdvice.FromString(payload)
+    except DecodeError:
+        raise errors.MalformedMessage("the payload is not a TransferAdvice message") from None
+    return Advice(
+        m.transfer_id,
+        m.payer,
+        m.payee,
+        m.amount_fen,
+        m.value_date,
+        m.reference,
+        m.netting_id,
+        tuple(Covered(c.issuer, c.acquirer, c.window, c.total_fen, c.digest) for c in m.statements),
+    )
+
+
+def inbound(opened: Opened) -> Inbound:
+    """A TRANSFER_ADVICE or RECEIPT_CONFIRMATION that passed the door, as the clearing service
+    takes it (a payload that does not parse is ``malformed_message``)."""
+    header = opened.header
+    body = (
+        transfer_advice(opened.payload)
+        if header.type == pb.TRANSFER_ADVICE
+        else receipt_confirmation(opened.payload)
+    )
+    return Inbound(
+        header.origin,
+        header.message_id,
+        int(header.type),
+        opened.payload_sha256,
+        opened.payload,
+        opened.raw,
+        body,
+    )
+
+
+def confirmation_payload(c: Confirmation) -> bytes:
+    return pb.ReceiptConfirmation(
+        transfer_id=c.transfer_id,
+        payer=c.payer,
+        payee=c.payee,
+        amount_fen=c.amount_fen,
+        netting_id=c.netting_id,
+        confirmed=c.confirmed,
+        reason=c.reason,
+    ).SerializeToString(deterministic=True)
+
+
+def receipt_confirmation(payload: bytes) -> Confirmation:
+    try:
+        m = pb.ReceiptConfirmation.FromString(payload)
+    except DecodeError:
+        raise errors.MalformedMessage("the payload is not a ReceiptConfirmation message") from None
+    return Confirmation(
+        m.transfer_id, m.payer, m.payee, m.amount_fen, m.netting_id, m.confirmed, m.reason
+    )

@@ -35,18 +35,28 @@ from federation.envelope import Door, seal
 from federation.proto.v1 import federation_pb2 as pb
 from node import errors
 from node.clock import Clock
+from node.domain.clearing import Advice, Confirmation
 from node.faults import crash_point
 from node.keys import NodeKey
 from node.logs import current_request_id
 from node.services.directory import Directory
-from node.services.ports import Applied, Evidence, Place, Receipt, Refusal, Row, Settle
+from node.services.ports import (
+    Acknowledged,
+    Applied,
+    Evidence,
+    Place,
+    Receipt,
+    Refusal,
+    Row,
+    Settle,
+)
 from node.store import outbox as outbox_rows
 from node.store.db import Database
 
 logger = logging.getLogger(__name__)
 
 # How an answer is applied: the row, its request's type name, the answer, and the evidence.
-Apply = Callable[[Row, str, Receipt | Refusal, Evidence], Awaitable[Applied]]
+Apply = Callable[[Row, str, Receipt | Refusal | Acknowledged, Evidence], Awaitable[Applied]]
 CallObserver = Callable[[str, str, str, float], None]  # peer, method, outcome, seconds
 
 
@@ -86,6 +96,32 @@ class Writer:
         now: int,
     ) -> Row:
         kind, payload = convert.request_message(ask)
+        return self._put(conn, peer, message_id, kind, payload, now, remote_hold_id)
+
+    def advice_txn(
+        self, conn: sqlite3.Connection, advice: Advice, message_id: str, now: int
+    ) -> Row:
+        payload = convert.advice_payload(advice)
+        return self._put(conn, advice.payee, message_id, pb.TRANSFER_ADVICE, payload, now)
+
+    def confirmation_txn(
+        self, conn: sqlite3.Connection, confirmation: Confirmation, message_id: str, now: int
+    ) -> Row:
+        payload = convert.confirmation_payload(confirmation)
+        return self._put(
+            conn, confirmation.payer, message_id, pb.RECEIPT_CONFIRMATION, payload, now
+        )
+
+    def _put(
+        self,
+        conn: sqlite3.Connection,
+        peer: str,
+        message_id: str,
+        kind: int,
+        payload: bytes,
+        now: int,
+        remote_hold_id: str | None = None,
+    ) -> Row:
         return outbox_rows.outbox_put(
             conn,
             message_id,
@@ -183,7 +219,7 @@ class Outbox:
             return None
         try:
             opened = self._door.open(
-                raw, (pb.RECEIPT, pb.REFUSAL), self._clock.now_ms(), check_skew=False
+                raw, convert.ANSWERS[kind], self._clock.now_ms(), check_skew=False
             )
             if opened.header.origin != region or opened.header.in_reply_to != message_id:
                 raise errors.MalformedMessage(

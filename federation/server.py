@@ -29,6 +29,7 @@ from node import errors
 from node.clock import Clock
 from node.faults import crash_point
 from node.logs import REQUEST_ID
+from node.services.clearing import Clearing
 from node.services.issuer import IssuerDesk
 from node.services.statements import StatementDesk
 
@@ -50,6 +51,8 @@ GRPC_STATUS: dict[type[errors.SuanliError], grpc.StatusCode] = {
 
 RefusalObserver = Callable[[str, str], None]  # signer region (as claimed), code
 
+# What the Settle method carries.
+SETTLE = (pb.STATEMENT, pb.WINDOW_CLOSED, pb.TRANSFER_ADVICE, pb.RECEIPT_CONFIRMATION)
 # What a Batch may carry, and how many at most.
 BATCHED = (pb.AUTHORIZE, pb.CAPTURE, pb.VOID, pb.REDEEM, pb.STATUS)
 MAX_BATCH = 256
@@ -114,6 +117,7 @@ class Servicer:
         issuer: IssuerDesk,
         cards: CardReceiver,
         desk: StatementDesk,
+        clearing: Clearing,
         sealer: convert.Sealer,
         clock: Clock,
         card: Callable[[], bytes],
@@ -123,6 +127,7 @@ class Servicer:
         self._issuer = issuer
         self._cards = cards
         self._desk = desk
+        self._clearing = clearing
         self._sealer = sealer
         self._clock = clock
         self._card = card
@@ -159,6 +164,8 @@ class Servicer:
             self._accepted(opened, f"window {window_id} closed: statement due")
             ack = pb.Ack(request_message_id=header.message_id).SerializeToString()
             return self._reply(opened, pb.ACK, ack)
+        if kind in convert.CLEARING:
+            return await self._clearing.receive(convert.inbound(opened))  # it logs its line
         if kind == pb.STATEMENTS:
             page = await self._desk.agreed(*convert.statements_query(opened.payload))
             self._accepted(opened, f"{len(page[0])} statements")
@@ -314,7 +321,7 @@ class Servicer:
     async def Settle(
         self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
     ) -> bytes:
-        return await self._serve_any(request, context, (pb.STATEMENT, pb.WINDOW_CLOSED))
+        return await self._serve_any(request, context, SETTLE)
 
     async def Statements(
         self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]

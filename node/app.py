@@ -11,7 +11,7 @@ from aiohttp import web
 from federation.announce import Announcer, CardReceiver, WindowNotifier
 from federation.cards import build_card
 from federation.client import Clients, Tls
-from federation.convert import STATUS, Sealer
+from federation.convert import CLEARING, STATUS, Sealer
 from federation.envelope import Door
 from federation.outbox import Backoff, Outbox, Writer
 from federation.server import ServerTls, Servicer
@@ -27,6 +27,7 @@ from node.metrics import BooksCollector, Metrics
 from node.node import Federation, Node
 from node.runtime import backup_ctx, federation_ctx, sweeper_ctx
 from node.services.acquirer import Acquirer, Answers
+from node.services.clearing import Clearing
 from node.services.directory import Directory
 from node.services.disbursements import Disbursements
 from node.services.issuance import Issuance
@@ -36,6 +37,7 @@ from node.services.ownkeys import load_txn as load_own_keys
 from node.services.payouts import LocalSettlement, SettlementViews
 from node.services.peering import Peering
 from node.services.policies import PolicyBook
+from node.services.ports import Acknowledged, Applied, Evidence, Receipt, Refusal, Row
 from node.services.registry import Registry, Tokens
 from node.services.spending import Spending
 from node.services.statements import Settler, StatementDesk
@@ -121,6 +123,7 @@ class _Wire:
     server_tls: ServerTls | None
     outbox: Outbox
     acquirer: Acquirer
+    clearing: Clearing
 
 
 def _build_wire(
@@ -158,11 +161,31 @@ def _build_wire(
     backoff = Backoff(fed.call_timeout_seconds, fed.backoff_base_seconds, fed.backoff_cap_seconds)
     writer = Writer(backoff)
     answers = Answers(db, clock, writer, local_settlement.payout_window_txn, on_acquired)
-    outbox = Outbox(
-        db, clock, region, key, directory, door, clients, backoff, answers.apply, on_call
-    )
+    clearing: Clearing | None = None
+
+    async def apply(
+        row: Row, request_type: str, answer: Receipt | Refusal | Acknowledged, evidence: Evidence
+    ) -> Applied:
+        """An answer to a transfer advice or confirmation is the clearing service's, to a
+        redemption message the acquirer's (the outbox has checked its type already)."""
+        if row["type"] in CLEARING:
+            assert clearing is not None and not isinstance(answer, Receipt)
+            return await clearing.apply(row, request_type, answer, evidence)
+        assert not isinstance(answer, Acknowledged)
+        return await answers.apply(row, request_type, answer, evidence)
+
+    outbox = Outbox(db, clock, region, key, directory, door, clients, backoff, apply, on_call)
     acquirer = Acquirer(db, clock, region, writer, outbox)
-    return _Wire(fed, directory, door, clients, server_tls, outbox, acquirer)
+    clearing = Clearing(
+        db,
+        clock,
+        region,
+        writer,
+        outbox,
+        Sealer(key, region),
+        lambda peer: directory.get(peer) is not None,
+    )
+    return _Wire(fed, directory, door, clients, server_tls, outbox, acquirer, clearing)
 
 
 def _build_federation(
@@ -227,7 +250,9 @@ def _build_federation(
         inline_records=fed.statement_inline_records,
     )
     netting = Netting(db, region, key, directory, link, fed.statements_page)
-    servicer = Servicer(door, issuer, cards, desk, sealer, clock, own_card, on_refusal)
+    servicer = Servicer(
+        door, issuer, cards, desk, wire_parts.clearing, sealer, clock, own_card, on_refusal
+    )
     return Federation(
         fed,
         directory,
@@ -242,6 +267,7 @@ def _build_federation(
         WindowNotifier(wire, local_settlement),
         settler,
         netting,
+        wire_parts.clearing,
         own_card,
     )
 

@@ -143,6 +143,58 @@ class AlreadyReversed(SuanliError):
     code = "already_reversed"
 
 
+class TransferNotFound(NotFound):
+    code = "transfer_not_found"
+
+
+class NothingToSettle(SuanliError):
+    """No agreed statement with that city is left to settle (before the cut-off asked)."""
+
+    code = "nothing_to_settle"
+
+
+class NotPayer(SuanliError):
+    """On the statements left to settle, the other city owes this one: it sends the advice."""
+
+    code = "not_payer"
+
+
+class AmountMismatch(SuanliError):
+    """A transfer's amount is not the net the payer owes on the statements it settles."""
+
+    code = "amount_mismatch"
+
+
+class NettingMismatch(SuanliError):
+    """A transfer advice's netting id is not the one of the statements it lists."""
+
+    code = "netting_mismatch"
+
+
+class StatementNotAgreed(SuanliError):
+    """A statement a transfer lists is not agreed here with the same total and digest."""
+
+    code = "statement_not_agreed"
+
+
+class StatementCovered(SuanliError):
+    """A statement a transfer lists is already settled, or being settled, by another one."""
+
+    code = "statement_already_covered"
+
+
+class TransferConflict(SuanliError):
+    """The same transfer id with other content, or an answer that contradicts the one given."""
+
+    code = "transfer_conflict"
+
+
+class TransferNotAwaiting(SuanliError):
+    """Only a transfer advised to this city and not yet answered can be confirmed or disputed."""
+
+    code = "transfer_not_awaiting"
+
+
 class DuplicateReference(SuanliError):
     """The bank's transfer reference of an earlier payment: most likely the same transfer
     recorded twice."""

@@ -19,6 +19,7 @@ from node.keys import NodeKey
 from node.metrics import BooksCollector, Metrics
 from node.services import execution
 from node.services.acquirer import Acquirer
+from node.services.clearing import Clearing
 from node.services.directory import Directory
 from node.services.disbursements import Disbursements
 from node.services.issuance import Issuance
@@ -53,6 +54,7 @@ class Federation:
     notifier: WindowNotifier  # tells peers of this node's window closes
     settler: Settler
     netting: Netting
+    clearing: Clearing  # transfers between cities: advices and confirmations
     card: Callable[[], bytes]  # this node's signed card, listing every own key
 
 

@@ -216,6 +216,7 @@ def test_the_rules_catch_wrong_arrows() -> None:
 # name, which a reader would confuse.
 SAME_CONCEPT = {
     "__init__",
+    "clearing",
     "execution",
     "issuance",
     "netting",

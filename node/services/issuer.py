@@ -104,16 +104,10 @@ class IssuerDesk:
         observed: list[tuple[HoldResult, str]] = []
 
         def txn(conn: sqlite3.Connection) -> bytes:
-            seen = inbox.inbox_get(conn, origin, request.message_id)
+            seen = inbox.replayed(
+                conn, origin, request.message_id, request.type_code, request.payload_sha256
+            )
             if seen is not None:
-                if (
-                    seen["payload_sha256"] != request.payload_sha256
-                    or seen["type"] != request.type_code
-                ):
-                    raise errors.ModifiedReplay(
-                        f"message {request.message_id} from {origin} was already received with "
-                        "another payload"
-                    )
                 outcome.append("replay")
                 told.append(f"the stored reply, hold {seen['hold_id'] or '-'}")
                 return bytes(seen["reply"])

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from node.domain.clearing import Advice, Confirmation
+
 # What a peer (the acquirer) asks this node (the issuer) ----------------------------------------
 
 
@@ -162,3 +164,47 @@ class ReplySealer(Protocol):
     def seal(
         self, origin: str, in_reply_to: str, answer: Receipt | Refusal, now_ms: int
     ) -> bytes: ...
+
+
+# Settling between cities (node/services/clearing.py) -------------------------------------------
+
+
+@dataclass(frozen=True)
+class Acknowledged:
+    """A peer's signed ACK: it applied (or had applied) the message."""
+
+    request_message_id: str
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A TRANSFER_ADVICE or RECEIPT_CONFIRMATION that passed the door: who sent it, its id,
+    type and payload (exact bytes and SHA-256, for the inbox and the evidence), the signed
+    envelope as received, and what it says."""
+
+    origin: str
+    message_id: str
+    type_code: int
+    payload_sha256: str
+    payload: bytes
+    envelope: bytes
+    body: Advice | Confirmation
+
+
+class ClearingWriter(Protocol):
+    """Writes a TRANSFER_ADVICE or a RECEIPT_CONFIRMATION into the outbox, inside the
+    caller's transaction; returns the row for ``Sender.send_now``."""
+
+    def advice_txn(
+        self, conn: sqlite3.Connection, advice: Advice, message_id: str, now: int
+    ) -> Row: ...
+
+    def confirmation_txn(
+        self, conn: sqlite3.Connection, confirmation: Confirmation, message_id: str, now: int
+    ) -> Row: ...
+
+
+class AckSealer(ReplySealer, Protocol):
+    """Also seals a signed ACK to ``origin``'s message ``in_reply_to``."""
+
+    def ack(self, origin: str, in_reply_to: str, now_ms: int) -> bytes: ...

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from node import errors
+
 
 def inbox_get(conn: sqlite3.Connection, origin: str, message_id: str) -> sqlite3.Row | None:
     row: sqlite3.Row | None = conn.execute(
@@ -29,3 +31,16 @@ def inbox_put(
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
         (origin, message_id, kind, payload_sha256, reply, hold_id, at),
     )
+
+
+def replayed(
+    conn: sqlite3.Connection, origin: str, message_id: str, kind: int, payload_sha256: str
+) -> sqlite3.Row | None:
+    """The stored entry when this message was received before (its reply is answered again);
+    ``ModifiedReplay`` when it came with another payload or type; None when it is new."""
+    seen = inbox_get(conn, origin, message_id)
+    if seen is not None and (seen["payload_sha256"] != payload_sha256 or seen["type"] != kind):
+        raise errors.ModifiedReplay(
+            f"message {message_id} from {origin} was already received with another payload"
+        )
+    return seen

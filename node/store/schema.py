@@ -543,6 +543,55 @@ CREATE INDEX window_notices_pending ON window_notices(peer) WHERE acked_at IS NU
 """
 
 
+V15 = """
+-- Settling between cities (docs/settlement.md, "Settling between cities"): one row per transfer,
+-- at the payer (direction 'out') and at the payee ('in'), with the exact advice and confirmation
+-- payloads; the signed envelopes are the evidence.
+CREATE TABLE city_transfers (
+    id TEXT PRIMARY KEY,
+    peer TEXT NOT NULL,
+    direction TEXT NOT NULL CHECK (direction IN ('out', 'in')),
+    amount_fen INTEGER NOT NULL CHECK (amount_fen >= 0),
+    value_date TEXT NOT NULL,
+    reference TEXT NOT NULL,
+    netting_id TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN
+        ('advised', 'awaiting_confirmation', 'confirmed', 'disputed', 'refused')),
+    advice BLOB NOT NULL,                -- the TransferAdvice payload
+    advice_message_id TEXT NOT NULL,
+    advice_envelope BLOB,                -- payee: the payer's signed advice as received
+    advice_reply BLOB,                   -- payer: the payee's signed ACK or REFUSAL
+    confirmation BLOB,                   -- the ReceiptConfirmation payload
+    confirmation_message_id TEXT,
+    confirmation_envelope BLOB,          -- payer: the payee's signed confirmation as received
+    confirmation_reply BLOB,             -- payee: the payer's signed ACK or REFUSAL
+    code TEXT NOT NULL DEFAULT '',
+    reason TEXT NOT NULL DEFAULT '',
+    recorded_by TEXT NOT NULL,
+    recorded_at INTEGER NOT NULL,
+    answered_by TEXT,
+    answered_at INTEGER,
+    updated_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX city_transfers_reference ON city_transfers(peer, direction, reference)
+    WHERE state != 'refused';
+CREATE INDEX city_transfers_open ON city_transfers(state) WHERE state IN ('advised', 'awaiting_confirmation');
+CREATE UNIQUE INDEX city_transfers_advice_message ON city_transfers(advice_message_id);
+CREATE UNIQUE INDEX city_transfers_confirmation_message ON city_transfers(confirmation_message_id);
+
+-- Which live transfer holds each agreed statement: at most one (the primary key). A refused or
+-- disputed transfer lets its statements go; a confirmed one keeps them for good.
+CREATE TABLE statement_coverage (
+    issuer TEXT NOT NULL,
+    acquirer TEXT NOT NULL,
+    window_id TEXT NOT NULL,
+    transfer_id TEXT NOT NULL REFERENCES city_transfers(id),
+    PRIMARY KEY (issuer, acquirer, window_id)
+);
+CREATE INDEX statement_coverage_transfer ON statement_coverage(transfer_id);
+"""
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _script(V1),
     2: _script(V2),
@@ -558,5 +607,6 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     12: _script(V12),
     13: _script(V13),
     14: _script(V14),
+    15: _script(V15),
 }
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -19,6 +19,8 @@ class MessageType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STATEMENT: _ClassVar[MessageType]
     STATEMENTS: _ClassVar[MessageType]
     WINDOW_CLOSED: _ClassVar[MessageType]
+    TRANSFER_ADVICE: _ClassVar[MessageType]
+    RECEIPT_CONFIRMATION: _ClassVar[MessageType]
     RECEIPT: _ClassVar[MessageType]
     REFUSAL: _ClassVar[MessageType]
     ACK: _ClassVar[MessageType]
@@ -34,6 +36,8 @@ CARD: MessageType
 STATEMENT: MessageType
 STATEMENTS: MessageType
 WINDOW_CLOSED: MessageType
+TRANSFER_ADVICE: MessageType
+RECEIPT_CONFIRMATION: MessageType
 RECEIPT: MessageType
 REFUSAL: MessageType
 ACK: MessageType
@@ -257,6 +261,58 @@ class WindowClosed(_message.Message):
     window: str
     closed_at_ms: int
     def __init__(self, window: _Optional[str] = ..., closed_at_ms: _Optional[int] = ...) -> None: ...
+
+class CoveredStatement(_message.Message):
+    __slots__ = ("issuer", "acquirer", "window", "total_fen", "digest")
+    ISSUER_FIELD_NUMBER: _ClassVar[int]
+    ACQUIRER_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FEN_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    issuer: str
+    acquirer: str
+    window: str
+    total_fen: int
+    digest: str
+    def __init__(self, issuer: _Optional[str] = ..., acquirer: _Optional[str] = ..., window: _Optional[str] = ..., total_fen: _Optional[int] = ..., digest: _Optional[str] = ...) -> None: ...
+
+class TransferAdvice(_message.Message):
+    __slots__ = ("transfer_id", "payer", "payee", "amount_fen", "value_date", "reference", "netting_id", "statements")
+    TRANSFER_ID_FIELD_NUMBER: _ClassVar[int]
+    PAYER_FIELD_NUMBER: _ClassVar[int]
+    PAYEE_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FEN_FIELD_NUMBER: _ClassVar[int]
+    VALUE_DATE_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    NETTING_ID_FIELD_NUMBER: _ClassVar[int]
+    STATEMENTS_FIELD_NUMBER: _ClassVar[int]
+    transfer_id: str
+    payer: str
+    payee: str
+    amount_fen: int
+    value_date: str
+    reference: str
+    netting_id: str
+    statements: _containers.RepeatedCompositeFieldContainer[CoveredStatement]
+    def __init__(self, transfer_id: _Optional[str] = ..., payer: _Optional[str] = ..., payee: _Optional[str] = ..., amount_fen: _Optional[int] = ..., value_date: _Optional[str] = ..., reference: _Optional[str] = ..., netting_id: _Optional[str] = ..., statements: _Optional[_Iterable[_Union[CoveredStatement, _Mapping]]] = ...) -> None: ...
+
+class ReceiptConfirmation(_message.Message):
+    __slots__ = ("transfer_id", "payer", "payee", "amount_fen", "netting_id", "confirmed", "reason")
+    TRANSFER_ID_FIELD_NUMBER: _ClassVar[int]
+    PAYER_FIELD_NUMBER: _ClassVar[int]
+    PAYEE_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FEN_FIELD_NUMBER: _ClassVar[int]
+    NETTING_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIRMED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    transfer_id: str
+    payer: str
+    payee: str
+    amount_fen: int
+    netting_id: str
+    confirmed: bool
+    reason: str
+    def __init__(self, transfer_id: _Optional[str] = ..., payer: _Optional[str] = ..., payee: _Optional[str] = ..., amount_fen: _Optional[int] = ..., netting_id: _Optional[str] = ..., confirmed: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class StatementReply(_message.Message):
     __slots__ = ("agreed", "issuer_signature", "issuer_key_id", "code", "issuer_records", "closes_at_ms", "records_omitted", "issuer_statement", "agreed_statement")

@@ -14,11 +14,14 @@ from node.api import render
 from node.api.appkeys import NODE, PRINCIPAL
 from node.api.parse import Query, json_body, page
 from node.clock import year_of
+from node.domain.clearing import REGION as CLEARING_REGION
+from node.domain.clearing import STATES as TRANSFER_STATES
 from node.domain.issuance import Demand
 from node.domain.model import RemoteHold
 from node.domain.payments import bank_statement
 from node.domain.policy import policy_summary
 from node.reports import EXECUTION_FORMATS, execution_csv, execution_html
+from node.services.clearing import Clearing
 from node.services.common import Principal
 from node.services.spending import HoldResult, Order
 from node.services.views import JOURNAL_KINDS
@@ -472,3 +475,59 @@ async def netting(request: web.Request) -> web.Response:
     until_ms = query.time("until") or 0
     query.done()
     return _ok(await node.federation.netting.compute(_who(request), until_ms))
+
+
+def _clearing(request: web.Request) -> Clearing:
+    node = request.app[NODE]
+    if node.federation is None:
+        raise errors.InvalidRequest("this node is not part of a federation")
+    return node.federation.clearing
+
+
+async def transfers_due(request: web.Request) -> web.Response:
+    query = Query(request)
+    until_ms = query.time("until") or 0
+    query.done()
+    return _ok({"items": await _clearing(request).due(_who(request), until_ms)})
+
+
+async def record_transfer(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    peer = body.region("peer")
+    amount = body.fen("amount_fen", minimum=0)
+    value_date = body.text("value_date", max_len=10)
+    reference = body.text("reference", max_len=64)
+    until_ms = body.time("until", required=False) or 0
+    body.done()
+    transfer = await _clearing(request).record(
+        _who(request), peer, amount, value_date, reference, until_ms
+    )
+    return _ok({"transfer": transfer}, 201)
+
+
+async def list_transfers(request: web.Request) -> web.Response:
+    query = Query(request)
+    peer = query.text("peer", max_len=6)
+    state = query.text("state", max_len=30)
+    query.done()
+    if peer is not None and not CLEARING_REGION.fullmatch(peer):
+        raise errors.InvalidRequest("peer: a six-digit region code")
+    if state is not None and state not in TRANSFER_STATES:
+        raise errors.InvalidRequest(f"state: one of {', '.join(TRANSFER_STATES)}")
+    return _ok({"items": await _clearing(request).transfers(_who(request), peer, state)})
+
+
+async def get_transfer(request: web.Request) -> web.Response:
+    transfer = await _clearing(request).get(_who(request), request.match_info["id"])
+    return _ok({"transfer": transfer})
+
+
+async def answer_transfer(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    confirmed = body.flag("confirmed", default=True)
+    reason = body.text("reason", max_len=500, prose=True, required=not confirmed) or ""
+    body.done()
+    transfer = await _clearing(request).answer(
+        _who(request), request.match_info["id"], confirmed, reason
+    )
+    return _ok({"transfer": transfer})

@@ -132,6 +132,18 @@ QUERY: dict[tuple[str, str], list[dict[str, Any]]] = {
         _q("all", {"type": "string", "enum": ["0", "1", "false", "true"]}, "resolved ones too")
     ],
     ("get", "/v1/settlement/netting"): [_q("until", TIME, "windows ended by then")],
+    ("get", "/v1/settlement/transfers/due"): [_q("until", TIME, "windows ended by then")],
+    ("get", "/v1/settlement/transfers"): [
+        _q("peer", REGION, "one partner city only"),
+        _q(
+            "state",
+            {
+                "type": "string",
+                "enum": ["advised", "awaiting_confirmation", "confirmed", "disputed", "refused"],
+            },
+            "one state only",
+        ),
+    ],
 }
 # Success bodies that are not JSON.
 CONTENT: dict[tuple[str, str], dict[str, Any]] = {
@@ -560,5 +572,66 @@ OPERATIONS: list[tuple[str, str, str, str, dict[str, Any] | None, int, tuple[str
         None,
         200,
         (),
+    ),
+    (
+        "get",
+        "/v1/settlement/transfers/due",
+        "operator",
+        "Per partner city: the agreed statements no transfer settles yet, their bilateral "
+        "net and who pays it (?until=)",
+        None,
+        200,
+        (),
+    ),
+    (
+        "post",
+        "/v1/settlement/transfers",
+        "operator",
+        "Record this city's transfer to a partner city, settling the agreed statements due "
+        "(before `until`); the node sends the signed TRANSFER_ADVICE",
+        _schema(
+            ["peer", "amount_fen", "value_date", "reference"],
+            peer=REGION,
+            amount_fen={"type": "integer", "minimum": 0, "maximum": 10**15},
+            value_date=DATE,
+            reference=_text(64),
+            until=TIME,
+        ),
+        201,
+        (
+            "peer_not_found",
+            "nothing_to_settle",
+            "not_payer",
+            "amount_mismatch",
+            "duplicate_reference",
+        ),
+    ),
+    (
+        "get",
+        "/v1/settlement/transfers",
+        "operator",
+        "Transfers between cities, both directions, in the order recorded (?peer=&state=)",
+        None,
+        200,
+        (),
+    ),
+    (
+        "get",
+        "/v1/settlement/transfers/{id}",
+        "operator",
+        "One transfer between cities, with the statements it settles",
+        None,
+        200,
+        ("transfer_not_found",),
+    ),
+    (
+        "post",
+        "/v1/settlement/transfers/{id}/confirmation",
+        "operator",
+        "Confirm the advised money arrived (confirmed: true) or dispute it with a reason; "
+        "the node answers the payer with a signed RECEIPT_CONFIRMATION",
+        _schema([], confirmed={"type": "boolean"}, reason=_text(500)),
+        200,
+        ("transfer_not_found", "transfer_not_awaiting"),
     ),
 ]

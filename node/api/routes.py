@@ -76,6 +76,11 @@ def routes(metrics_handler: Handler) -> list[web.RouteDef]:
         web.get("/v1/reports/budget-execution", h.budget_execution),
         web.get("/v1/settlement/disputes", h.disputes),
         web.get("/v1/settlement/netting", h.netting),
+        web.get("/v1/settlement/transfers/due", h.transfers_due),
+        web.post("/v1/settlement/transfers", h.record_transfer),
+        web.get("/v1/settlement/transfers", h.list_transfers),
+        web.get("/v1/settlement/transfers/{id}", h.get_transfer),
+        web.post("/v1/settlement/transfers/{id}/confirmation", h.answer_transfer),
     ]
 
 

@@ -101,7 +101,26 @@ def _cmd_settle(args: argparse.Namespace) -> int:
                 )
             if node.federation is None:
                 raise ConfigError("this node is not part of a federation")
-            until = parse_iso(args.until) if args.until else 0
+            until = parse_iso(args.until) if getattr(args, "until", None) else 0
+            clearing = node.federation.clearing
+            if args.action == "due":
+                return await clearing.due(operator_of(args), until)
+            if args.action == "transfer":
+                return await clearing.record(
+                    operator_of(args),
+                    args.peer,
+                    args.amount_fen,
+                    args.value_date,
+                    args.reference,
+                    until,
+                )
+            if args.action == "transfers":
+                return await clearing.transfers(operator_of(args), args.peer, args.state)
+            if args.action in ("confirm", "dispute"):
+                confirmed = args.action == "confirm"
+                return await clearing.answer(
+                    operator_of(args), args.transfer, confirmed, args.reason or ""
+                )
             return await node.federation.netting.compute(operator_of(args), until)
         finally:
             if node.federation is not None:
@@ -205,6 +224,35 @@ def register(sub: Any) -> None:
         ssub.add_parser("netting", help="net positions and transfers across the federation")
     )
     sc.add_argument("--until", help="statements of windows ended by this ISO time (default: all)")
+    until_help = "only statements of windows ended by this ISO time (default: all)"
+    sc = with_data(
+        ssub.add_parser(
+            "due", help="per partner city: agreed statements not yet settled, the net, who pays"
+        )
+    )
+    sc.add_argument("--until", help=until_help)
+    sc = with_data(
+        ssub.add_parser(
+            "transfer",
+            help="record this city's transfer to a partner city and advise it (TRANSFER_ADVICE)",
+        )
+    )
+    sc.add_argument("peer", help="the partner city's region code")
+    sc.add_argument("--amount-fen", type=FEN, required=True)
+    sc.add_argument("--value-date", required=True, help="YYYY-MM-DD, the bank's value date")
+    sc.add_argument("--reference", required=True, help="the bank's transfer reference")
+    sc.add_argument("--until", help=until_help)
+    sc = with_data(ssub.add_parser("transfers", help="transfers between cities, both directions"))
+    sc.add_argument("--peer")
+    sc.add_argument("--state")
+    sc = with_data(
+        ssub.add_parser("confirm", help="the advised money arrived: confirm the transfer")
+    )
+    sc.add_argument("transfer")
+    sc.add_argument("--reason", help="a note for the payer (optional)")
+    sc = with_data(ssub.add_parser("dispute", help="the advised money did not arrive as advised"))
+    sc.add_argument("transfer")
+    sc.add_argument("--reason", required=True)
     sp.set_defaults(fn=_cmd_settle)
 
     from node.reports import FORMATS, REPORTS

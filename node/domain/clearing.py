@@ -32,7 +32,8 @@ AWAITING = "awaiting_confirmation"  # the payee accepted the advice; its operato
 CONFIRMED = "confirmed"  # the payee found the money: both books settle the statements
 DISPUTED = "disputed"  # the payee did not find it as advised: the statements are open again
 REFUSED = "refused"  # the payee's node refused the advice (a signed REFUSAL, with its code)
-LIVE = (ADVISED, AWAITING, CONFIRMED)  # states that hold their statements
+LIVE = (ADVISED, AWAITING, CONFIRMED)
+STATES = (ADVISED, AWAITING, CONFIRMED, DISPUTED, REFUSED)  # states that hold their statements
 
 
 @dataclass(frozen=True, order=True)

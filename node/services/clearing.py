@@ -67,10 +67,6 @@ from node.store.db import Database, savepoint
 logger = logging.getLogger(__name__)
 
 
-def cleared(region: str) -> str:
-    return f"cleared:{region}"
-
-
 def _covered(rows: list[sqlite3.Row]) -> tuple[Covered, ...]:
     return tuple(
         Covered(r["issuer"], r["acquirer"], r["window_id"], int(r["total_fen"]), r["digest"])
@@ -90,11 +86,23 @@ def book_txn(
     for c in _covered(rows):
         if c.issuer == own:
             ledger.transfer(
-                conn, at, "clearing", transfer_id, ledger.due(peer), cleared(peer), c.total_fen
+                conn,
+                at,
+                "clearing",
+                transfer_id,
+                ledger.due(peer),
+                ledger.cleared(peer),
+                c.total_fen,
             )
         else:
             ledger.transfer(
-                conn, at, "clearing", transfer_id, cleared(peer), ledger.issuer(peer), c.total_fen
+                conn,
+                at,
+                "clearing",
+                transfer_id,
+                ledger.cleared(peer),
+                ledger.issuer(peer),
+                c.total_fen,
             )
 
 

@@ -155,7 +155,51 @@ def check_books(
     ):
         if not 0 <= paid <= total:
             add(f"payout {window_id}/{provider_id}: {paid} paid of {total}")
-    prefixes = ("payable:", "paid:", "due:", "issuer:")
+    # 4a'. Each confirmed transfer between cities settles the statements it holds, once: what
+    #      this city owed on them leaves due:<peer>, what it was owed reaches issuer:<peer>,
+    #      and cleared:<peer> moves by the net, which is the transfer's amount (out: paid, in:
+    #      received). A transfer not confirmed has booked nothing.
+    for tid, peer, direction, amount, state in conn.execute(
+        "SELECT id, peer, direction, amount_fen, state FROM city_transfers"
+    ):
+        covered = conn.execute(
+            "SELECT s.issuer, s.total_fen FROM statement_coverage c JOIN statements s "
+            "ON s.issuer = c.issuer AND s.acquirer = c.acquirer AND s.window_id = c.window_id "
+            "WHERE c.transfer_id = ?",
+            (tid,),
+        ).fetchall()
+        bookings = conn.execute(
+            "SELECT source, dest, amount_fen FROM ledger WHERE kind = 'clearing' AND ref = ?",
+            (tid,),
+        ).fetchall()
+        if state != "confirmed":
+            if bookings:
+                add(f"transfer {tid} is {state} but booked {len(bookings)} settlements")
+            continue
+        we_owed = sum(t for i, t in covered if i == own_region)
+        owed_us = sum(t for i, t in covered if i != own_region)
+        if we_owed - owed_us != (amount if direction == "out" else -amount):
+            add(f"transfer {tid}: {direction} {amount} fen ≠ the net of its statements")
+        expected = sorted(
+            [
+                (ledger.due(peer), ledger.cleared(peer), t)
+                for i, t in covered
+                if i == own_region and t
+            ]
+            + [
+                (ledger.cleared(peer), ledger.issuer(peer), t)
+                for i, t in covered
+                if i != own_region and t
+            ]
+        )
+        if sorted(tuple(b) for b in bookings) != expected:
+            add(
+                f"transfer {tid}: its settlement is booked {len(bookings)} times, not once per statement"
+            )
+        owed[ledger.due(peer)] -= we_owed
+        owed[ledger.issuer(peer)] += owed_us
+        owed[ledger.cleared(peer)] += we_owed - owed_us
+    prefixes = ("payable:", "paid:", "due:", "issuer:", "cleared:")
     for name in set(owed) | {n for n in cached if n.startswith(prefixes)}:
         if cached.get(name, 0) != owed.get(name, 0):
             add(

@@ -11,6 +11,8 @@ Accounts (balances in fen):
     paid:<provider id>           what was paid to a provider (兑付), less reversals
     due:<region>                 issuer side: captured subsidy owed to an acquirer city
     issuer:<region>              acquirer side: −what an issuer city owes us for our providers
+    cleared:<region>             settled with that city by confirmed transfers: the net money
+                                 paid to it (positive) or received from it (negative)
 
 Every transfer moves a positive amount from one account to another, so all balances sum to
 zero by construction; ``accounts`` caches each balance in the same transaction and
@@ -61,6 +63,10 @@ def due(region: str) -> str:
 
 def issuer(region: str) -> str:
     return f"issuer:{region}"
+
+
+def cleared(region: str) -> str:
+    return f"cleared:{region}"
 
 
 PER_ENTITY = ("voucher", "hold", "payable", "paid")

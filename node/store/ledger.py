@@ -87,8 +87,9 @@ ACCOUNT_CLASS_SQL = (
 
 
 def may_be_negative(account: str) -> bool:
-    """Source accounts: the year's appropriation, and what issuer cities owe us."""
-    return account.endswith(":appropriation") or account.startswith("issuer:")
+    """Source accounts: the year's appropriation, what issuer cities owe us, and what was
+    settled with a city that paid us more than we paid it."""
+    return account.endswith(":appropriation") or account.startswith(("issuer:", "cleared:"))
 
 
 def transfer(

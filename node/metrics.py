@@ -254,10 +254,22 @@ class BooksCollector(Collector):
             "suanli_payouts_oldest_unpaid_seconds",
             "Since the close of the oldest window with a payout not fully paid (0: all paid)",
         )
+        unconfirmed = GaugeMetricFamily(
+            "suanli_transfers_unconfirmed_fen",
+            "Transfers between cities advised and not yet confirmed by the payee, fen: out (we "
+            "paid) or in (we were paid)",
+            labels=["peer", "direction"],
+        )
+        unsettled_age = GaugeMetricFamily(
+            "suanli_statements_oldest_unsettled_seconds",
+            "Since the end of the oldest window with an agreed pair statement that no confirmed "
+            "transfer settles (0: none)",
+        )
         window = self._window(now)
         with self._lock:
             conn = self._connection()
             unpaid_by_provider, oldest = books.unpaid_payouts(conn)
+            pending_transfers, oldest_unsettled = books.unsettled_between_cities(conn)
             peers = books.peer_exposure(conn, window)
             backlog = books.outbox_backlog(conn)
             overdue.add_metric([], books.overdue_holds(conn, now, self._grace))
@@ -276,7 +288,23 @@ class BooksCollector(Collector):
         for provider, fen in unpaid_by_provider:
             unpaid.add_metric([provider], fen)
         unpaid_age.add_metric([], max(0.0, (now - oldest) / 1000) if oldest is not None else 0.0)
-        return [exposure, cap, up_allowed, depth, age, overdue, unpaid, unpaid_age]
+        for region, direction, fen in pending_transfers:
+            unconfirmed.add_metric([region, direction], fen)
+        unsettled_age.add_metric(
+            [], max(0.0, (now - oldest_unsettled) / 1000) if oldest_unsettled is not None else 0.0
+        )
+        return [
+            exposure,
+            cap,
+            up_allowed,
+            depth,
+            age,
+            overdue,
+            unpaid,
+            unpaid_age,
+            unconfirmed,
+            unsettled_age,
+        ]
 
     def close(self) -> None:
         with self._lock:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.cluster import Cluster, Member
+from tests.exposition import parse
 from tests.proc import suanli, wait_until
 from tests.test_settlement import GY, HZ, QD, all_agreed, close_all, populate, traffic
 
@@ -41,6 +42,22 @@ def positions(m: Member) -> dict[str, int]:
         }
 
 
+def closed_window(m: Member) -> dict[str, Any]:
+    [w] = [
+        w
+        for w in m.call("GET", "/v1/settlement/windows", expect=200)["items"]
+        if w["state"] != "open"
+    ]
+    return w
+
+
+def metric(m: Member, name: str, **labels: str) -> float:
+    status, text = m.call_raw("GET", "/metrics")
+    assert status == 200
+    key = (name, tuple(sorted(labels.items())))
+    return parse(text, m.region).get(key, 0.0)
+
+
 def wait_state(m: Member, transfer_id: str, state: str, timeout: float = 30) -> None:
     wait_until(
         lambda: state_of(m, transfer_id) == state,
@@ -68,6 +85,12 @@ def agreed_trio(c: Cluster, env: dict[str, dict[str, str]] | None = None) -> Non
 def test_two_cities_settle_their_net_and_a_dispute_frees_the_statements(trio: Cluster) -> None:
     agreed_trio(trio)
     hz, qd, gy = trio[HZ], trio[QD], trio[GY]
+    # Every window closed with its statements agreed; Hangzhou's waits for a transfer.
+    w = closed_window(hz)
+    assert w["state"] == "statements_agreed" and w["missing"] == [
+        f"statement with {GY} (93000000 fen) is in no transfer",
+        f"payout to {hz.ids['hz-centre']}: 30300000 of 30300000 fen unpaid",
+    ]
     # What is due, as each side sees it: the bilateral nets of the agreed statements.
     [hz_gy] = [
         d
@@ -96,6 +119,12 @@ def test_two_cities_settle_their_net_and_a_dispute_frees_the_statements(trio: Cl
     wait_state(hz, t["id"], "awaiting_confirmation")
     wait_state(gy, t["id"], "awaiting_confirmation")
     assert (positions(hz), positions(gy)) == before  # nothing settles before the payee confirms
+    assert metric(hz, "suanli_transfers_unconfirmed_fen", peer=GY, direction="out") == 87_000_000
+    assert metric(gy, "suanli_transfers_unconfirmed_fen", peer=HZ, direction="in") == 87_000_000
+    assert (
+        f"transfer for the statement with {GY} is awaiting_confirmation"
+        in (closed_window(hz)["missing"])
+    )
     status, data = hz.call_raw("POST", "/v1/settlement/transfers", body=body)
     assert status == 409 and data["error"]["code"] == "nothing_to_settle"
     status, data = hz.call_raw("POST", f"/v1/settlement/transfers/{t['id']}/confirmation", body={})
@@ -108,6 +137,24 @@ def test_two_cities_settle_their_net_and_a_dispute_frees_the_statements(trio: Cl
     assert hz_books[f"cleared:{GY}"] == 87_000_000 and gy_books[f"cleared:{HZ}"] == -87_000_000
     assert gy_books[f"due:{HZ}"] == 0 and gy_books[f"issuer:{HZ}"] == 0
     assert hz_books[f"issuer:{QD}"] == -24_000_000  # Qingdao's debt is still open
+    assert metric(hz, "suanli_transfers_unconfirmed_fen", peer=GY, direction="out") == 0
+    assert metric(hz, "suanli_settlement_position_fen", peer=GY, direction="we_owe") == 0
+    # Hangzhou's window is netted and its statement settled; once its provider is paid, it
+    # is settled.
+    w = closed_window(hz)
+    assert (w["state"], len(w["missing"])) == ("netted", 1)
+    payment = {
+        "window": w["window_id"],
+        "provider_id": hz.ids["hz-centre"],
+        "amount_fen": 30_300_000,
+        "value_date": "2026-12-01",
+        "bank_reference": "P-1",
+    }
+    hz.call("POST", "/v1/settlement/payments", body=payment, expect=201)
+    assert {k: v for k, v in closed_window(hz).items() if k in ("state", "missing")} == {
+        "state": "settled",
+        "missing": [],
+    }
     # Qingdao pays Hangzhou; Hangzhou disputes (the bank shows nothing); the statements are
     # free again and Qingdao records the transfer again, which Hangzhou confirms.
     qd_body = {"peer": HZ, "amount_fen": 24_000_000, "value_date": "2026-12-01", "reference": "Q1"}
@@ -178,7 +225,7 @@ def test_kill9_at_each_step_settles_once(tmp_path: Path, victim: str, point: str
         agreed_trio(c, {victim: {"SUANLI_CRASH_AT": point}})
         hz, gy = c[HZ], c[GY]
         body = {"peer": GY, "amount_fen": 87_000_000, "value_date": "2026-12-01", "reference": "K"}
-        status, data = hz.call_raw("POST", "/v1/settlement/transfers", body=body)
+        status, _ = hz.call_raw("POST", "/v1/settlement/transfers", body=body)
         if point == "clearing.after_record" or point.endswith("transfer_advice"):
             assert status == 0 and hz.process.wait_exit() == -9
             c.restart(HZ)

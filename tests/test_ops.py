@@ -26,7 +26,7 @@ def promtool(*args: str) -> str:
 
 
 def test_promtool_checks_config_and_rules() -> None:
-    assert "SUCCESS: 13 rules found" in promtool("check", "rules", "alerts.yml")
+    assert "SUCCESS: 14 rules found" in promtool("check", "rules", "alerts.yml")
     assert "valid prometheus config" in promtool("check", "config", "prometheus.yml")
 
 

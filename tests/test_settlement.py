@@ -234,7 +234,7 @@ def test_statements_agree_payouts_and_netting(trio: Cluster) -> None:
     assert len(results[0]["statements"]) == 3 and results[0]["rejected_statements"] == 0
     # The issuers' windows are settled.
     windows = trio[HZ].call("GET", "/v1/settlement/windows", expect=200)["items"]
-    assert [w["state"] for w in windows if w["state"] != "open"] == ["settled"]
+    assert [w["state"] for w in windows if w["state"] != "open"] == ["statements_agreed"]
     assert trio[HZ].call("GET", "/v1/settlement/disputes", expect=200)["items"] == []
     # The same from the CLI, beside the running nodes.
     import json

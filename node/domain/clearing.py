@@ -149,3 +149,58 @@ def check_confirmation(c: Confirmation) -> None:
         reason_text(c.reason, required=True)
     else:
         reason_text(c.reason, required=False)
+
+
+WINDOW_STATES = ("open", "closed", "statements_agreed", "netted", "paid", "settled")
+
+
+def window_progress(
+    statements_agreed: bool,
+    payouts_signed: bool,
+    statements: list[tuple[str, str, int, str | None]],
+    payouts: list[tuple[str, int, int]],
+) -> tuple[str, list[str]]:
+    """Where a closed window of this city stands on the way to settled, and what is missing.
+
+    ``statements``: the pair statements of the window (this city the issuer): acquirer,
+    statement state, total, and the state of the transfer holding it (None: none).
+    ``payouts``: provider, total, paid. A stage is reached when its condition and every
+    earlier one hold: statements agreed (every acquirer's statement countersigned, the
+    payouts signed), netted (every statement held by a live transfer), paid (every payout
+    paid in full), settled (every transfer confirmed)."""
+    agreed: list[str] = []
+    if not statements_agreed:
+        pending = [a for a, state, _, _ in statements if state != "agreed"]
+        agreed.append(
+            "statements not yet countersigned: " + ", ".join(pending)
+            if pending
+            else "statements not yet received from every acquirer"
+        )
+    if not payouts_signed:
+        agreed.append("payout statements not yet signed")
+    netted = [
+        f"statement with {a} ({total} fen) is in no transfer"
+        for a, state, total, t in statements
+        if state == "agreed" and t not in LIVE
+    ]
+    paid = [
+        f"payout to {provider}: {total - done} of {total} fen unpaid"
+        for provider, total, done in payouts
+        if done < total
+    ]
+    settled = [
+        f"transfer for the statement with {a} is {t}"
+        for a, state, _, t in statements
+        if state == "agreed" and t in (ADVISED, AWAITING)
+    ]
+    state = "closed"
+    for stage, wanting in (
+        ("statements_agreed", agreed),
+        ("netted", netted),
+        ("paid", paid),
+        ("settled", settled),
+    ):
+        if wanting:
+            break
+        state = stage
+    return state, agreed + netted + paid + settled

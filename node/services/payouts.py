@@ -25,12 +25,13 @@ from typing import Any
 from node import errors
 from node.clock import Clock, iso, people_times
 from node.csvout import Writer
+from node.domain.clearing import window_progress
 from node.domain.windows import open_window, window_bounds, window_of
 from node.faults import crash_point
 from node.keys import NodeKey, canonical_json
 from node.services.common import Principal, require_operator
 from node.services.policies import PolicyBook
-from node.store import ledger, registry
+from node.store import clearing, ledger, registry
 from node.store import settlement as store
 from node.store.db import Database
 
@@ -247,18 +248,34 @@ class LocalSettlement:
         def txn(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             rows = store.windows(conn)
             known = {r["window_id"] for r in rows}
-            out = [
-                {
-                    "window_id": r["window_id"],
-                    "start": iso(r["start_ms"]),
-                    "end": iso(r["end_ms"]),
-                    **people_times(
-                        {k: r[k] for k in ("state", "closed_at", "closed_by", "settled_at")}
-                    ),
-                    "payouts_at": iso(r["payouts_at"]) if r["payouts_at"] else None,
-                }
-                for r in rows
-            ]
+            out = []
+            for r in rows:
+                window_id = r["window_id"]
+                state, missing = window_progress(
+                    r["state"] == "settled",
+                    r["payouts_at"] is not None,
+                    [
+                        (s["acquirer"], s["state"], int(s["total_fen"]), s["transfer_state"])
+                        for s in clearing.window_coverage(conn, self.region, window_id)
+                    ],
+                    [
+                        (p["provider_id"], int(p["total_fen"]), int(p["paid_fen"]))
+                        for p in store.payouts(conn, window_id, None)
+                    ],
+                )
+                times = people_times({"closed_at": r["closed_at"], "closed_by": r["closed_by"]})
+                out.append(
+                    {
+                        "window_id": window_id,
+                        "start": iso(r["start_ms"]),
+                        "end": iso(r["end_ms"]),
+                        "state": state,
+                        "missing": missing,
+                        **times,
+                        "statements_agreed_at": iso(r["settled_at"]) if r["settled_at"] else None,
+                        "payouts_at": iso(r["payouts_at"]) if r["payouts_at"] else None,
+                    }
+                )
             open_now = open_window(self._policies.governing(), now, lambda w: w in known)
             out.append({"window_id": open_now, "state": "open", "current": open_now == current})
             return out

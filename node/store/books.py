@@ -76,6 +76,28 @@ def unpaid_payouts(conn: sqlite3.Connection) -> tuple[list[tuple[str, int]], int
     return sorted(by_provider.items()), oldest
 
 
+def unsettled_between_cities(
+    conn: sqlite3.Connection,
+) -> tuple[list[tuple[str, str, int]], int | None]:
+    """Transfers between cities advised and not yet confirmed, per peer and direction (out: we
+    paid, in: we were paid), and the end of the oldest window with an agreed statement that
+    no confirmed transfer settles (None if none)."""
+    pending = [
+        (str(p), str(d), int(fen))
+        for p, d, fen in conn.execute(
+            "SELECT peer, direction, SUM(amount_fen) FROM city_transfers "
+            "WHERE state IN ('advised', 'awaiting_confirmation') GROUP BY peer, direction"
+        )
+    ]
+    oldest = conn.execute(
+        "SELECT MIN(s.window_end) FROM statements s LEFT JOIN statement_coverage c "
+        "ON c.issuer = s.issuer AND c.acquirer = s.acquirer AND c.window_id = s.window_id "
+        "LEFT JOIN city_transfers t ON t.id = c.transfer_id "
+        "WHERE s.state = 'agreed' AND s.total_fen > 0 AND (t.state IS NULL OR t.state != 'confirmed')"
+    ).fetchone()[0]
+    return pending, None if oldest is None else int(oldest)
+
+
 def peer_exposure(conn: sqlite3.Connection, window: str) -> list[tuple[str, int, int, int, int]]:
     """Per peer: region, outbound, inbound, exposure cap, and what we may owe it in ``window``
     (open holds and this window's captures)."""

@@ -144,14 +144,13 @@ def confirmed_net(conn: sqlite3.Connection) -> dict[str, int]:
     return {r[0]: int(r[1]) for r in rows}
 
 
-def window_coverage(conn: sqlite3.Connection, window_id: str) -> list[sqlite3.Row]:
-    """Each agreed statement of one window (this node's window as issuer, or a peer's with the
-    same name) with the transfer holding it and that transfer's state, if any."""
+def window_coverage(conn: sqlite3.Connection, own: str, window_id: str) -> list[sqlite3.Row]:
+    """The pair statements of one of this node's windows (this node the issuer), each with
+    the state of the live transfer holding it, if any."""
     return conn.execute(
-        "SELECT s.issuer, s.acquirer, s.window_id, s.total_fen, s.state AS statement_state, "
-        "t.id AS transfer_id, t.state AS transfer_state FROM statements s "
+        "SELECT s.acquirer, s.state, s.total_fen, t.state AS transfer_state FROM statements s "
         "LEFT JOIN statement_coverage c ON c.issuer = s.issuer AND c.acquirer = s.acquirer "
         "AND c.window_id = s.window_id LEFT JOIN city_transfers t ON t.id = c.transfer_id "
-        "WHERE s.window_id = ? ORDER BY s.issuer, s.acquirer",
-        (window_id,),
+        "WHERE s.issuer = ? AND s.window_id = ? ORDER BY s.acquirer",
+        (own, window_id),
     ).fetchall()

@@ -379,6 +379,15 @@ async def settle(cities: dict[str, City], timeout: float = 60.0) -> dict[str, An
             and n["positions"] == nettings[0]["positions"]
             for n in nettings
         )
+        transfers = await _settle_between(api, today, deadline)
+        windows = {
+            r: [
+                w
+                for w in (await api[r].ok("GET", "/v1/settlement/windows"))["items"]
+                if w["state"] != "open"
+            ]
+            for r in cities
+        }
         return {
             "closed": closed,
             "agreed": agreed and same,
@@ -386,7 +395,48 @@ async def settle(cities: dict[str, City], timeout: float = 60.0) -> dict[str, An
             "payments": payments,
             "statements": statements,
             "netting": nettings[0],
+            "transfers": transfers,
+            "windows": windows,
         }
+
+
+async def _settle_between(api: dict[str, Api], today: str, deadline: float) -> list[dict[str, Any]]:
+    """Each city pays what it owes each partner city net (its operator records the bank
+    transfer, its node advises the payee), and each payee's operator confirms receipt."""
+    made = []
+    for r in api:
+        for due in (await api[r].ok("GET", "/v1/settlement/transfers/due"))["items"]:
+            if due["payer"] != r or due["amount_fen"] == 0:
+                continue
+            body = {
+                "peer": due["payee"],
+                "amount_fen": due["amount_fen"],
+                "value_date": today,
+                "reference": f"DEMO-CT-{r}-{due['payee']}",
+            }
+            made.append(
+                (await api[r].ok("POST", "/v1/settlement/transfers", body=body))["transfer"]
+            )
+
+    async def state(region: str, transfer_id: str) -> str:
+        status, data = await api[region].call("GET", f"/v1/settlement/transfers/{transfer_id}")
+        return str(data["transfer"]["state"]) if status == 200 else ""
+
+    for t in made:  # the payee's operator finds the money on its account and confirms
+        while await state(t["payee"], t["id"]) != "awaiting_confirmation":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"transfer {t['id']} did not reach {t['payee']}")
+            await asyncio.sleep(0.2)
+        await api[t["payee"]].ok(
+            "POST", f"/v1/settlement/transfers/{t['id']}/confirmation", body={}
+        )
+    for t in made:  # ... and the payer's node has the signed confirmation
+        while await state(t["payer"], t["id"]) != "confirmed":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"transfer {t['id']} was not confirmed to {t['payer']}")
+            await asyncio.sleep(0.2)
+        t["state"] = "confirmed"
+    return made
 
 
 def _settlement_summary(cities: dict[str, City], settled: dict[str, Any]) -> str:
@@ -430,9 +480,23 @@ def _settlement_summary(cities: dict[str, City], settled: dict[str, Any]) -> str
     out.append("Net positions (every city computes the same, from countersigned statements):")
     for region, fen in net["positions"].items():
         out.append(f"  {names[region]:<9} {yuan(fen):>15}")
-    out.append(f"Fewest transfers ({len(net['transfers'])}):")
+    out.append(f"Fewest transfers, if a clearing agent settled for all ({len(net['transfers'])}):")
     for t in net["transfers"]:
         out.append(f"  {names[t['from']]:<9} pays {names[t['to']]:<9} {yuan(t['amount_fen']):>14}")
+    out.append(
+        "Transfers between cities (each pair's net; advised by the payer, confirmed by the payee):"
+    )
+    for t in settled.get("transfers", []):
+        out.append(
+            f"  {names[t['payer']]:<9} paid {names[t['payee']]:<9} {yuan(t['amount_fen']):>14}  "
+            f"ref {t['reference']}  {len(t['statements'])} statement(s)  {t['state']} by "
+            f"{names[t['payee']]}"
+        )
+    out.append("Windows:")
+    for region, items in settled.get("windows", {}).items():
+        for w in items:
+            missing = f"  missing: {'; '.join(w['missing'])}" if w["missing"] else ""
+            out.append(f"  {names[region]:<9} {w['window_id']:<32} {w['state']}{missing}")
     return "\n".join(out)
 
 

@@ -10,6 +10,12 @@ Points (``<type>`` is the message type, lower case: authorize, capture, void, re
 * ``settlement.after_payment``     a payment to a provider committed, the answer not sent
 * ``issuer.after_statement``       the issuer compared (and countersigned), reply not sent
 * ``acquirer.before_statement_store`` the issuer's answer to a statement arrived, not stored
+* ``clearing.after_record``       the payer committed a transfer and its advice, nothing sent
+* ``clearing.after_advice``       the payee accepted a TRANSFER_ADVICE, its ACK not sent
+* ``clearing.after_answer``       the payee's operator confirmed or disputed, nothing sent
+* ``clearing.after_confirmation`` the payer applied a RECEIPT_CONFIRMATION, its ACK not sent
+  (and ``acquirer.before_apply.transfer_advice`` / ``.receipt_confirmation``: an ACK arrived,
+  not applied)
 
 Unset (always, in production), a crash point costs one dictionary lookup.
 """

@@ -14,7 +14,7 @@ import grpc
 import pytest
 
 from federation.cards import build_card, parse_card
-from federation.envelope import TAG
+from federation.envelope import TAG, seal
 from federation.proto.v1 import federation_pb2 as pb
 from federation.proto.v1 import federation_pb2_grpc as pb_grpc
 from federation.server import start_server
@@ -22,6 +22,7 @@ from node.clock import ManualClock
 from node.config import FederationConfig
 from node.domain.issuance import Demand
 from node.domain.model import OwnKey
+from node.domain.statements import STATEMENT_TAG, statement_bytes, tally
 from node.keys import NodeKey, verify
 from node.node import Node
 from node.services.common import SYSTEM, Principal
@@ -129,3 +130,26 @@ def reply_of(rig: Rig, envelope: pb.Envelope) -> tuple[pb.Header, bytes]:
     )
     body = pb.Body.FromString(envelope.body)
     return body.header, body.payload
+
+
+async def send_statement(
+    rig: Rig, records: list[tuple[str, str, str, int]], window: str, n: int
+) -> pb.StatementReply:
+    """The fake acquirer's signed STATEMENT of what Hangzhou owes it for ``window``, with its
+    records; the issuer's answer (message id ``st-n``)."""
+    statement = statement_bytes("330100", PEER, window, tally(records))
+    request = pb.StatementRequest(
+        statement=statement,
+        acquirer_signature=PEER_KEY.sign(STATEMENT_TAG, statement),
+        acquirer_key_id=PEER_KEY.key_id,
+        records=[
+            pb.StatementRecord(issuer_hold_id=h, provider_id=p, order_id=o, captured_fen=f)
+            for h, p, o, f in records
+        ],
+    )
+    envelope = seal(
+        PEER_KEY, PEER, "330100", f"st-{n}", pb.STATEMENT, request.SerializeToString(), rig.now()
+    )
+    header, body = reply_of(rig, await rig.send(envelope, "Settle"))
+    assert header.type == pb.STATEMENT_REPLY and header.in_reply_to == f"st-{n}"
+    return pb.StatementReply.FromString(body)

@@ -10,9 +10,9 @@ from federation import convert
 from federation.envelope import seal
 from federation.proto.v1 import federation_pb2 as pb
 from node.domain.clearing import Advice, Confirmation, Covered, covering_id
-from node.domain.statements import STATEMENT_TAG, statement_bytes, tally
+from node.domain.statements import tally
 from node.services.common import SYSTEM
-from tests.fakepeer import PEER, PEER_KEY, Rig, reply_of
+from tests.fakepeer import PEER, PEER_KEY, Rig, reply_of, send_statement
 
 HZ = "330100"
 
@@ -26,21 +26,7 @@ async def agreed_statement(rig: Rig) -> Covered:
     await rig.node.settlement.close(SYSTEM, window)
     records = [(receipt.hold_id, "p_gy", "GY-1", receipt.captured_fen)]
     summary = tally(records)
-    statement = statement_bytes(HZ, PEER, window, summary)
-    request = pb.StatementRequest(
-        statement=statement,
-        acquirer_signature=PEER_KEY.sign(STATEMENT_TAG, statement),
-        acquirer_key_id=PEER_KEY.key_id,
-        records=[
-            pb.StatementRecord(issuer_hold_id=h, provider_id=p, order_id=o, captured_fen=f)
-            for h, p, o, f in records
-        ],
-    )
-    envelope = seal(
-        PEER_KEY, PEER, HZ, "st-1", pb.STATEMENT, request.SerializeToString(), rig.now()
-    )
-    answer = pb.StatementReply.FromString(reply_of(rig, await rig.send(envelope, "Settle"))[1])
-    assert answer.agreed
+    assert (await send_statement(rig, records, window, 1)).agreed
     return Covered(HZ, PEER, window, summary["total_fen"], summary["digest"])
 
 

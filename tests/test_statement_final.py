@@ -15,28 +15,7 @@ from node.domain.statements import STATEMENT_TAG, statement_bytes, tally
 from node.keys import verify
 from node.services.common import SYSTEM
 from tests.exposition import samples
-from tests.fakepeer import PEER, PEER_KEY, Rig, reply_of
-
-
-async def _settle(
-    rig: Rig, records: list[tuple[str, str, str, int]], window: str, n: int
-) -> pb.StatementReply:
-    statement = statement_bytes("330100", PEER, window, tally(records))
-    request = pb.StatementRequest(
-        statement=statement,
-        acquirer_signature=PEER_KEY.sign(STATEMENT_TAG, statement),
-        acquirer_key_id=PEER_KEY.key_id,
-        records=[
-            pb.StatementRecord(issuer_hold_id=h, provider_id=p, order_id=o, captured_fen=f)
-            for h, p, o, f in records
-        ],
-    )
-    envelope = seal(
-        PEER_KEY, PEER, "330100", f"st-{n}", pb.STATEMENT, request.SerializeToString(), rig.now()
-    )
-    header, body = reply_of(rig, await rig.send(envelope, "Settle"))
-    assert header.type == pb.STATEMENT_REPLY and header.in_reply_to == f"st-{n}"
-    return pb.StatementReply.FromString(body)
+from tests.fakepeer import PEER, PEER_KEY, Rig, reply_of, send_statement
 
 
 async def _statements(rig: Rig, n: int) -> pb.StatementsReply:
@@ -61,11 +40,11 @@ async def test_an_agreed_statement_is_never_un_agreed_by_a_message(rig: Rig) -> 
     await rig.node.settlement.close(SYSTEM, window)
     good = [(receipt.hold_id, "p_gy", "GY-1", 300_000)]
 
-    agreed = await _settle(rig, good, window, 1)
+    agreed = await send_statement(rig, good, window, 1)
     assert agreed.agreed and agreed.issuer_key_id == rig.node.key.key_id
 
     # A later statement for the same window with other records (here, twice the amount).
-    late = await _settle(rig, [(receipt.hold_id, "p_gy", "GY-1", 600_000)], window, 2)
+    late = await send_statement(rig, [(receipt.hold_id, "p_gy", "GY-1", 600_000)], window, 2)
     assert not late.agreed and late.code == "statement_already_agreed"
     carried = late.agreed_statement
     assert carried.statement == statement_bytes("330100", PEER, window, tally(good))
@@ -83,7 +62,7 @@ async def test_an_agreed_statement_is_never_un_agreed_by_a_message(rig: Rig) -> 
     assert [s.statement for s in served.statements] == [carried.statement]
 
     # The same agreed statement again (an acquirer that lost the answer): the countersignature.
-    again = await _settle(rig, good, window, 3)
+    again = await send_statement(rig, good, window, 3)
     assert again.agreed and again.issuer_signature == agreed.issuer_signature
 
     # Raised to the operator: the disputes view, the metric, the journal.

@@ -152,7 +152,7 @@ class Settler:
 
         def due_txn(conn: sqlite3.Connection) -> list[tuple[str, str]]:
             out: list[tuple[str, str]] = []
-            busy = {p for p, _, _ in outbox_rows.outbox_depth(conn)}
+            busy = outbox_rows.redemptions_pending(conn)  # transfer messages do not count
             for issuer, window_id in store.acquirer_windows(conn, self.region):
                 if issuer in busy:
                     continue  # an answer is still outstanding: reconcile once it is in

@@ -82,6 +82,14 @@ def outbox_done(conn: sqlite3.Connection, message_id: str, at: int) -> bool:
     return cur.rowcount == 1
 
 
+def redemptions_pending(conn: sqlite3.Connection) -> set[str]:
+    """Peers with a redemption message (one for a remote hold) still awaiting its answer."""
+    rows = conn.execute(
+        "SELECT DISTINCT peer FROM outbox WHERE state = 'pending' AND remote_hold_id IS NOT NULL"
+    ).fetchall()
+    return {str(r[0]) for r in rows}
+
+
 def outbox_depth(conn: sqlite3.Connection) -> list[tuple[str, int, int]]:
     """(peer, pending messages, oldest created_at) per peer with anything pending."""
     rows = conn.execute(

@@ -230,6 +230,11 @@ class Clearing:
                     f"no agreed statement with {peer} is left to settle"
                     + (" before the cut-off" if until_ms else "")
                 )
+            if len(covered) > rules.MAX_STATEMENTS:
+                raise errors.InvalidRequest(
+                    f"{len(covered)} statements with {peer} are due, and one transfer settles "
+                    f"at most {rules.MAX_STATEMENTS}: settle them in parts with until"
+                )
             net = rules.owed_by(own, covered)
             if net < 0:
                 raise errors.NotPayer(

@@ -26,14 +26,17 @@ unit: $(STAMP)
 	$(BIN)/pytest -q -n 4 --dist load --ignore=tests/image
 
 # Debian packages the tests use: a real Prometheus and promtool, openssl for TLS certificates,
-# systemd for systemd-analyze (the unit file's checks).
+# systemd for systemd-analyze (the unit file's checks), and for the platform's browser tests
+# chromium with its driver and the Noto CJK fonts (without them Chinese renders as boxes).
+TOOL_PACKAGES := prometheus openssl systemd chromium chromium-driver fonts-noto-cjk
 tools:
 	@if command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v openssl >/dev/null \
-		&& command -v systemd-analyze >/dev/null; then :; \
+		&& command -v systemd-analyze >/dev/null && command -v chromium >/dev/null \
+		&& command -v chromedriver >/dev/null && fc-list 2>/dev/null | grep -q "Noto Sans CJK"; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus openssl systemd >/dev/null; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TOOL_PACKAGES) >/dev/null; \
 	else \
-		echo "make test needs Debian's prometheus, openssl and systemd packages: sudo apt-get install prometheus openssl systemd" >&2; exit 1; \
+		echo "make test needs Debian's packages: sudo apt-get install $(TOOL_PACKAGES)" >&2; exit 1; \
 	fi
 
 test: tools lint typecheck unit

@@ -39,6 +39,7 @@ from node.services.peering import Peering
 from node.services.policies import PolicyBook
 from node.services.ports import Acknowledged, Applied, Evidence, Receipt, Refusal, Row
 from node.services.registry import Registry, Tokens
+from node.services.sessions import Sessions
 from node.services.spending import Spending
 from node.services.statements import Settler, StatementDesk
 from node.services.views import Views
@@ -85,6 +86,7 @@ def build_node(data_dir: Path, clock: Clock | None = None) -> Node:
         if wire is not None
         else None
     )
+    tokens = Tokens(db, clock)
     return Node(
         config=config,
         clock=clock,
@@ -94,7 +96,8 @@ def build_node(data_dir: Path, clock: Clock | None = None) -> Node:
         books_collector=books,
         policies=policies,
         registry=Registry(db, clock, policies),
-        tokens=Tokens(db, clock),
+        tokens=tokens,
+        sessions=Sessions(db, clock, tokens),
         issuance=Issuance(
             db,
             clock,

@@ -81,6 +81,12 @@ class Forbidden(SuanliError):
     code = "forbidden"
 
 
+class TooManyAttempts(SuanliError):
+    """Too many failed sign-ins from one address in a short time: wait, then try again."""
+
+    code = "too_many_attempts"
+
+
 # Not found --------------------------------------------------------------------------------
 class NotFound(SuanliError):
     code = "not_found"

@@ -29,6 +29,7 @@ from node.services.ownkeys import load_txn as load_own_keys
 from node.services.payouts import LocalSettlement, SettlementViews
 from node.services.policies import PolicyBook
 from node.services.registry import Registry, Tokens
+from node.services.sessions import Sessions
 from node.services.spending import Spending
 from node.services.statements import Settler
 from node.services.views import Views
@@ -69,6 +70,7 @@ class Node:
     policies: PolicyBook
     registry: Registry
     tokens: Tokens
+    sessions: Sessions
     issuance: Issuance
     spending: Spending
     views: Views

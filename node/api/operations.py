@@ -418,7 +418,15 @@ OPERATIONS: list[tuple[str, str, str, str, dict[str, Any] | None, int, tuple[str
         201,
         ORDER_ERRORS,
     ),
-    ("get", "/v1/holds", "operator, or a provider for its own", "List holds", None, 200, ()),
+    (
+        "get",
+        "/v1/holds",
+        "operator; a provider or a holder for its own",
+        "List holds (a holder's: those on its vouchers, whichever city's provider)",
+        None,
+        200,
+        (),
+    ),
     (
         "get",
         "/v1/holds/{id}",

@@ -18,6 +18,7 @@ from node.api.status import http_status
 from node.clock import year_of
 from node.logs import REQUEST_ID
 from node.services.common import new_id
+from node.web.app import make_pages
 
 if TYPE_CHECKING:
     from node.node import Node
@@ -129,6 +130,11 @@ def _failure(request: web.Request, exc: Exception) -> web.Response:
     )
 
 
+def _page(path: str) -> bool:
+    """The platform's pages (node/web) sign people in with sessions, not bearer tokens."""
+    return path == "/ui" or path.startswith("/ui/")
+
+
 REQUEST_ID_OK = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
@@ -146,7 +152,7 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     request_id = given if REQUEST_ID_OK.fullmatch(given) else new_id("r")
     token = REQUEST_ID.set(request_id)
     try:
-        if request.path not in PUBLIC:
+        if request.path not in PUBLIC and not _page(request.path):
             scheme, _, bearer = request.headers.get("Authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not bearer.strip():
                 raise errors.Unauthenticated("send Authorization: Bearer <token>")
@@ -173,4 +179,5 @@ def make_web_app(node: Node) -> web.Application:
     )
     app[NODE] = node
     app.add_routes(routes(make_aiohttp_handler(node.metrics.registry)))
+    app.add_subapp("/ui", make_pages(node))
     return app

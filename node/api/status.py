@@ -18,6 +18,7 @@ HTTP_STATUS: dict[type[errors.SuanliError], int] = {
     errors.PolicyInvalid: 422,
     errors.Unauthenticated: 401,
     errors.Forbidden: 403,
+    errors.TooManyAttempts: 429,
     errors.NotFound: 404,
     errors.PolicyMissing: 409,
     errors.AlreadyExists: 409,

@@ -509,16 +509,23 @@ class Spending:
         return await self._db.read("hold_get", txn)
 
     async def holds(self, who: Principal, limit: int, after: str) -> list[Hold | RemoteHold]:
+        """Holds: a provider's own, a holder's (on its vouchers, here and in other cities),
+        or every one for an operator."""
+        provider: str | None = None
+        holder: str | None = None
         if who.role == "provider":
-            provider: str | None = who.subject_id
+            provider = who.subject_id
+        elif who.role == "holder":
+            holder = who.subject_id
         else:
             require_operator(who)
-            provider = None
 
         def txn(conn: sqlite3.Connection) -> list[Hold | RemoteHold]:
             local: list[Hold | RemoteHold] = list(
-                vouchers.list_holds(conn, provider, None, limit, after)
+                vouchers.list_holds(conn, provider, None, limit, after, holder)
             )
+            if holder is not None:  # a holder's vouchers are this city's: no remote holds
+                return local
             remote = remote_holds.list_remote_holds(conn, provider, limit, after)
             return sorted([*local, *remote], key=lambda h: h.id)[:limit]
 

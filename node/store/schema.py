@@ -592,6 +592,21 @@ CREATE INDEX statement_coverage_transfer ON statement_coverage(transfer_id);
 """
 
 
+V16 = """
+-- The platform's sign-in sessions (node/services/sessions.py): the session id and the CSRF
+-- token are random; only the id's SHA-256 is kept, so a copy of the database signs nobody in.
+CREATE TABLE web_sessions (
+    id_sha256 TEXT PRIMARY KEY,
+    token_id TEXT NOT NULL REFERENCES tokens(id),
+    csrf TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX web_sessions_expiry ON web_sessions(expires_at);
+"""
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _script(V1),
     2: _script(V2),
@@ -608,5 +623,6 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     13: _script(V13),
     14: _script(V14),
     15: _script(V15),
+    16: _script(V16),
 }
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -232,8 +232,12 @@ def list_holds(
     voucher_id: str | None,
     limit: int,
     after: str,
+    holder_id: str | None = None,
 ) -> list[Hold]:
     clauses, args = ["id > ?"], [after]
+    if holder_id is not None:  # through the holder's vouchers (indexed: holds_voucher)
+        clauses.append("voucher_id IN (SELECT id FROM vouchers WHERE holder_id = ?)")
+        args.append(holder_id)
     if provider_id is not None:
         clauses.append("provider_id = ?")
         args.append(provider_id)

@@ -1,0 +1,1 @@
+"""The platform: server-rendered pages for holders, providers and operators (docs/platform.md)."""

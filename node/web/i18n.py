@@ -1,0 +1,245 @@
+"""The platform's words in Chinese (first) and English, and how it shows money and time.
+
+Every label, every decision reason and every error code the pages can show has both languages
+here; ``tests/test_web.py`` checks that none is missing. Money is yuan with fen (¥1,234.56),
+times are China Standard Time (2026年12月2日 14:05 / 2 Dec 2026 14:05).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from node.domain.money import percent, yuan
+from node.domain.windows import CST
+
+LANGS = ("zh", "en")
+
+WORDS: dict[str, tuple[str, str]] = {
+    # frame
+    "platform": ("算力券公共服务平台", "Compute voucher service platform"),
+    "sign_in": ("登录", "Sign in"),
+    "sign_out": ("退出", "Sign out"),
+    "token": ("访问令牌", "Access token"),
+    "token_hint": (
+        "城市运营方发放的令牌，以 slo_、slh_ 或 slp_ 开头",
+        "The token the city's operators gave you, starting slo_, slh_ or slp_",
+    ),
+    "language": ("English", "中文"),
+    "skip": ("跳到正文", "Skip to content"),
+    "errors_title": ("请更正以下问题", "There is a problem"),
+    "error_title": ("无法完成", "This could not be done"),
+    "back": ("返回", "Back"),
+    "home": ("首页", "Home"),
+    "role_holder": ("算力需求方", "Holder"),
+    "role_provider": ("算力服务商", "Provider"),
+    "role_operator": ("城市运营方", "City operator"),
+    # holder
+    "my_vouchers": ("我的算力券", "My vouchers"),
+    "voucher": ("算力券", "Voucher"),
+    "face_value": ("面额", "Face value"),
+    "balance": ("可用余额", "Available"),
+    "held": ("已冻结", "Held"),
+    "captured": ("已使用", "Used"),
+    "expires": ("有效期至", "Expires"),
+    "ratio": ("补贴比例", "Subsidy ratio"),
+    "issuer_city": ("发券城市", "Issuing city"),
+    "state": ("状态", "State"),
+    "no_vouchers": (
+        "还没有算力券。提交算力需求即可自动核发。",
+        "No vouchers yet. Submit a compute demand to get one.",
+    ),
+    "submit_demand": ("提交算力需求", "Submit a compute demand"),
+    "compute_class": ("算力类别", "Compute class"),
+    "estimate": ("预计合同金额（元）", "Estimated contract amount (yuan)"),
+    "provider_if_known": ("服务商编号（如已确定）", "Provider id (if known)"),
+    "period_start": ("开始日期", "Start date"),
+    "period_end": ("结束日期", "End date"),
+    "submit": ("提交", "Submit"),
+    "decision": ("核发结果", "Decision"),
+    "issued": ("已核发", "Issued"),
+    "declined": ("未核发", "Declined"),
+    "amount": ("金额", "Amount"),
+    "reasons": ("依据", "Reasons"),
+    "authorize": ("授权服务商使用", "Authorize a provider"),
+    "provider_id": ("服务商编号", "Provider id"),
+    "provider_region": (
+        "服务商所在城市代码（外地服务商填写）",
+        "Provider's city code (for another city's provider)",
+    ),
+    "max_amount": ("最高金额（元）", "Maximum (yuan)"),
+    "valid_days": ("有效天数", "Valid for (days)"),
+    "code_once": (
+        "一次性授权码（只显示这一次，请交给服务商）",
+        "One-time code (shown only now: give it to the provider)",
+    ),
+    "authorizations": ("授权", "Authorizations"),
+    "holds": ("冻结与使用记录", "Holds and captures"),
+    "statement": ("年度补贴明细", "Yearly statement"),
+    # provider
+    "redeem": ("核销算力券", "Redeem a voucher"),
+    "auth_code": ("需求方的授权码", "The holder's code"),
+    "order_id": ("订单编号", "Order id"),
+    "order_amount": ("订单金额（元）", "Order amount (yuan)"),
+    "hold_only": ("仅冻结（交付后再确认）", "Hold only (capture after delivery)"),
+    "redeem_now": ("立即核销", "Redeem now"),
+    "place_hold": ("冻结", "Place hold"),
+    "capture": ("确认使用", "Capture"),
+    "void": ("撤销", "Void"),
+    "subsidy": ("补贴", "Subsidy"),
+    "pending_peer": ("等待发券城市答复", "Waiting for the issuing city"),
+    "payouts": ("结算单与兑付", "Payout statements and payments"),
+    "paid": ("已兑付", "Paid"),
+    "unpaid": ("未兑付", "Unpaid"),
+    "window": ("结算周期", "Window"),
+    # operator
+    "overview": ("总览", "Overview"),
+    "budget": ("年度预算", "Annual budget"),
+    "committed": ("已承诺", "Committed"),
+    "remaining": ("剩余", "Remaining"),
+    "flows": ("算力券资金流向", "Quota flows"),
+    "decisions": ("核发记录", "Decisions"),
+    "peers": ("联邦城市", "Federation peers"),
+    "settlement": ("结算", "Settlement"),
+    "transfers": ("城市间转账", "Transfers between cities"),
+    "missing": ("待完成", "Still missing"),
+    "holder": ("需求方", "Holder"),
+    "outcome": ("结果", "Outcome"),
+    "time": ("时间", "Time"),
+    "backlog": ("待发消息", "Backlog"),
+    "none": ("无", "None"),
+}
+
+# Decision reason codes (node/domain/issuance.py), in plain words.
+REASONS: dict[str, tuple[str, str]] = {
+    "out_of_scope": ("该类别不属于智能算力，不予补贴", "Not intelligent compute: no subsidy"),
+    "not_eligible_region": (
+        "需求方不在本市（或联邦）注册，不符合申领条件",
+        "Not registered where this programme applies",
+    ),
+    "dishonest": ("需求方在失信名单上", "The holder is on the dishonesty list"),
+    "category_not_covered": (
+        "本年度政策未覆盖该类主体",
+        "This year's policy does not cover the holder's category",
+    ),
+    "provider_not_approved": ("服务商未获批准", "The provider is not approved"),
+    "related_party": ("需求方与服务商为关联方", "Holder and provider are related parties"),
+    "ratio": ("适用补贴比例", "Subsidy ratio applied"),
+    "small_contract": ("小额合同企业适用更高比例", "Higher ratio for small contracts"),
+    "by_ratio": ("按比例计算的补贴", "Subsidy by ratio"),
+    "limited": ("受年度上限或预算限制", "Limited by the annual cap or the budget"),
+    "cap_exhausted": ("本年度额度已用完", "This year's cap is used up"),
+    "budget_exhausted": ("本年度预算已用完", "This year's budget is spent"),
+    "amount_zero": ("补贴计算结果为零", "The subsidy truncates to zero"),
+    "below_minimum": ("低于最低券面额，不予核发", "Below the minimum voucher: not issued"),
+    "issued": ("已自动核发", "Issued automatically"),
+}
+
+# Error codes (node/errors.py) a form can meet, in plain words; others fall back to the
+# English sentence the service gives.
+ERRORS: dict[str, tuple[str, str]] = {
+    "invalid_request": ("填写有误", "Something in the form is not right"),
+    "unauthenticated": ("令牌无效或已吊销", "The token is unknown or revoked"),
+    "too_many_attempts": (
+        "登录失败次数过多，请稍后再试",
+        "Too many failed sign-ins: wait a few minutes",
+    ),
+    "forbidden": ("无权进行此操作", "You may not do this"),
+    "csrf": ("页面已过期，请重新提交", "The page expired: submit it again"),
+    "not_found": ("找不到该记录", "Not found"),
+    "unknown_compute_class": ("政策中没有该算力类别", "The policy has no such compute class"),
+    "insufficient_balance": ("算力券余额不足", "The voucher's balance is too low"),
+    "authorization_invalid": ("授权码无效", "The code is not valid"),
+    "authorization_used": ("授权码已使用", "The code was already used"),
+    "authorization_expired": ("授权码已过期", "The code has expired"),
+    "wrong_provider": ("该授权码不是给本服务商的", "The code is for another provider"),
+    "order_already_subsidised": ("该订单已获补贴", "This order was already subsidised"),
+    "compute_class_mismatch": (
+        "算力类别与算力券不符",
+        "The compute class does not match the voucher",
+    ),
+    "voucher_expired": ("算力券已过期", "The voucher has expired"),
+    "voucher_not_active": ("算力券不可用", "The voucher is not active"),
+    "hold_not_open": ("该冻结已结束", "The hold is closed"),
+    "capture_exceeds_hold": ("确认金额超过冻结金额", "More than the hold"),
+    "provider_not_approved": ("服务商未获批准", "The provider is not approved"),
+    "out_of_scope": ("不属于补贴范围", "Out of scope"),
+    "outbound_not_allowed": (
+        "发券城市不允许在该城市使用",
+        "The issuing city does not allow spending there",
+    ),
+    "inbound_not_allowed": (
+        "本市不接受该城市的算力券",
+        "This city does not accept that city's vouchers",
+    ),
+    "exposure_cap_exceeded": ("超出城市间结算上限", "Over the exposure cap between the cities"),
+    "policy_missing": ("本年度政策尚未加载", "This year's policy is not loaded"),
+}
+
+CLASSES: dict[str, tuple[str, str]] = {
+    "model_services": ("模型服务", "Model services"),
+    "domestic_chips": ("国产芯片算力", "Domestic chips"),
+    "other_compute": ("其他智能算力", "Other compute"),
+    "training": ("训练算力", "Training"),
+    "inference": ("推理算力", "Inference"),
+}
+
+STATES: dict[str, tuple[str, str]] = {
+    "active": ("有效", "active"),
+    "expired": ("已过期", "expired"),
+    "revoked": ("已收回", "revoked"),
+    "exhausted": ("已用完", "used up"),
+    "held": ("已冻结", "held"),
+    "captured": ("已使用", "captured"),
+    "voided": ("已撤销", "voided"),
+    "pending": ("等待答复", "pending"),
+    "refused": ("被拒绝", "refused"),
+    "open": ("未结束", "open"),
+    "closed": ("已关闭", "closed"),
+    "statements_agreed": ("对账一致", "statements agreed"),
+    "netted": ("已轧差", "netted"),
+    "settled": ("已结清", "settled"),
+    "issued": ("已核发", "issued"),
+    "declined": ("未核发", "declined"),
+}
+
+
+def pick(pair: tuple[str, str], lang: str) -> str:
+    return pair[0] if lang == "zh" else pair[1]
+
+
+def word(key: str, lang: str) -> str:
+    return pick(WORDS[key], lang)
+
+
+def fen(amount: int | None) -> str:
+    return "—" if amount is None else yuan(int(amount))
+
+
+def when(ms: int | None, lang: str) -> str:
+    """China Standard Time, as people there write it."""
+    if not ms:
+        return "—"
+    t = dt.datetime.fromtimestamp(ms / 1000, CST)
+    if lang == "zh":
+        return f"{t.year}年{t.month}月{t.day}日 {t:%H:%M}"
+    return f"{t.day} {t:%b %Y %H:%M}"
+
+
+def named(table: dict[str, tuple[str, str]], code: str, lang: str) -> str:
+    pair = table.get(code)
+    return pick(pair, lang) if pair else code
+
+
+def helpers(lang: str) -> dict[str, Any]:
+    """What every template may call."""
+    return {
+        "lang": lang,
+        "t": lambda key: word(key, lang),
+        "fen": fen,
+        "pct": percent,
+        "when": lambda ms: when(ms, lang),
+        "cls": lambda code: named(CLASSES, code, lang),
+        "st": lambda code: named(STATES, code, lang),
+        "reason": lambda code: named(REASONS, code, lang),
+    }

@@ -1,0 +1,358 @@
+"""The platform's pages: each reads a form, calls one service method with the signed-in
+person's ``Principal``, and renders the answer (docs/platform.md). No business rule here."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from aiohttp import web
+
+from node import errors
+from node.api.appkeys import NODE
+from node.clock import year_of
+from node.domain.issuance import Demand
+from node.domain.payments import yuan_to_fen
+from node.domain.windows import CST
+from node.services.spending import Order
+from node.web.app import (
+    FormError,
+    clear_session_cookie,
+    client_of,
+    lang_of,
+    render,
+    session_of,
+    set_session_cookie,
+)
+
+MAX_TEXT = 100
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("", home),
+        web.get("/", home),
+        web.get("/signin", signin_page),
+        web.post("/signin", signin),
+        web.post("/signout", signout),
+        web.get("/holder", holder_home),
+        web.post("/holder/demand", holder_demand),
+        web.post("/holder/vouchers/{id}/authorize", holder_authorize),
+        web.get("/provider", provider_home),
+        web.post("/provider/redeem", provider_redeem),
+        web.post("/provider/holds/{id}/capture", provider_capture),
+        web.post("/provider/holds/{id}/void", provider_void),
+        web.get("/operator", operator_home),
+    ]
+
+
+def _who(request: web.Request) -> Any:
+    return session_of(request).principal
+
+
+def _role(request: web.Request, role: str) -> Any:
+    who = _who(request)
+    if who.role != role:
+        raise errors.Forbidden(f"this page is for {role}s")
+    return who
+
+
+async def _form(request: web.Request) -> dict[str, str]:
+    form = await request.post()
+    out = {}
+    for key, value in form.items():
+        if not isinstance(value, str):
+            raise errors.InvalidRequest(f"{key}: text expected")
+        out[key] = value.strip()
+    return out
+
+
+def _text(form: dict[str, str], name: str, fields: dict[str, str], lang: str) -> str:
+    value = form.get(name, "")
+    if not value or len(value) > MAX_TEXT:
+        fields[name] = (
+            "必填，最多 100 个字符" if lang == "zh" else "Required, at most 100 characters"
+        )
+    return value
+
+
+def _yuan(form: dict[str, str], name: str, fields: dict[str, str], lang: str) -> int:
+    try:
+        return yuan_to_fen(name, form.get(name, "").replace(",", ""))
+    except errors.InvalidRequest:
+        fields[name] = (
+            "请填写金额，例如 1200.50" if lang == "zh" else "Enter an amount such as 1200.50"
+        )
+        return 0
+
+
+def _field_of(exc: errors.SuanliError, known: tuple[str, ...]) -> dict[str, str]:
+    """A service's refusal shown beside the field it names (``field: …``), if it names one."""
+    name = exc.message.split(":", 1)[0]
+    return {name: exc.message} if name in known else {}
+
+
+# Signing in ------------------------------------------------------------------------------------
+
+
+async def home(request: web.Request) -> web.StreamResponse:
+    who = _who(request)
+    raise web.HTTPSeeOther(f"/ui/{who.role}")
+
+
+async def signin_page(request: web.Request) -> web.StreamResponse:
+    if session_of(request) is not None:
+        raise web.HTTPSeeOther("/ui/")
+    return render(request, "signin.html", errors={}, summary=[])
+
+
+async def signin(request: web.Request) -> web.StreamResponse:
+    form = await _form(request)
+    lang = lang_of(request)
+    token = form.get("token", "")
+    if not token or len(token) > 200:
+        fields = {"token": i18n_required(lang)}
+        return render(request, "signin.html", 400, errors=fields, summary=list(fields.values()))
+    try:
+        session_id, _ = await request.app[NODE].sessions.sign_in(token, client_of(request))
+    except (errors.Unauthenticated, errors.TooManyAttempts) as exc:
+        from node.web.i18n import ERRORS, pick
+
+        message = pick(ERRORS[exc.code], lang)
+        status = 429 if isinstance(exc, errors.TooManyAttempts) else 401
+        return render(request, "signin.html", status, errors={"token": message}, summary=[message])
+    response = web.Response(status=303, headers={"Location": "/ui/"})
+    set_session_cookie(response, session_id)
+    return response
+
+
+def i18n_required(lang: str) -> str:
+    return "请填写访问令牌" if lang == "zh" else "Enter your access token"
+
+
+async def signout(request: web.Request) -> web.StreamResponse:
+    await request.app[NODE].sessions.sign_out(session_of(request))
+    response = web.Response(status=303, headers={"Location": "/ui/signin"})
+    clear_session_cookie(response)
+    return response
+
+
+# Holders -----------------------------------------------------------------------------------------
+
+
+async def _holder_page(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
+    node = request.app[NODE]
+    who = _role(request, "holder")
+    vouchers = await node.views.vouchers(who, 50, "")
+    holds = await node.spending.holds(who, 20, "")
+    year = year_of(node.clock.now_ms())
+    statement = await node.views.holder_statement(who, who.subject_id, year)
+    policy = node.policies.maybe_for_year(year)
+    classes = sorted(policy.compute_classes) if policy is not None else []
+    today = dt.datetime.fromtimestamp(node.clock.now_ms() / 1000, CST).date()
+    context: dict[str, Any] = {
+        "vouchers": vouchers,
+        "holds": holds,
+        "statement": statement,
+        "classes": classes,
+        "region": node.config.region,
+        "city": node.config.name,
+        "today": today.isoformat(),
+        "year_end": f"{today.year}-12-31",
+        "errors": {},
+        "summary": [],
+        "form": {},
+        "result": None,
+        "code": None,
+    }
+    context.update(extra)
+    return render(request, "holder.html", status, **context)
+
+
+async def holder_home(request: web.Request) -> web.StreamResponse:
+    return await _holder_page(request)
+
+
+async def holder_demand(request: web.Request) -> web.StreamResponse:
+    who = _role(request, "holder")
+    form = await _form(request)
+    lang = lang_of(request)
+    fields: dict[str, str] = {}
+    compute_class = _text(form, "compute_class", fields, lang)
+    amount = _yuan(form, "estimate", fields, lang)
+    start = _text(form, "period_start", fields, lang)
+    end = _text(form, "period_end", fields, lang)
+    provider = form.get("provider_id") or None
+    try:
+        if fields:
+            raise FormError(fields)
+        demand = Demand(who.subject_id or "", compute_class, amount, provider, start, end)
+        result = await request.app[NODE].issuance.submit(who, demand)
+    except FormError as exc:
+        return await _holder_page(request, 400, errors=exc.fields, summary=exc.summary, form=form)
+    except errors.InvalidRequest as exc:
+        known = ("compute_class", "provider_id", "period_start", "period_end")
+        field = _field_of(exc, known)
+        return await _holder_page(request, 400, errors=field, summary=[exc.message], form=form)
+    return await _holder_page(request, 201, result=result)
+
+
+async def holder_authorize(request: web.Request) -> web.StreamResponse:
+    who = _role(request, "holder")
+    node = request.app[NODE]
+    form = await _form(request)
+    lang = lang_of(request)
+    fields: dict[str, str] = {}
+    provider = _text(form, "provider_id", fields, lang)
+    maximum = _yuan(form, "max_yuan", fields, lang)
+    region = form.get("provider_region") or None
+    days = form.get("days", "7")
+    if not days.isdigit() or not 1 <= int(days) <= 90:
+        fields["days"] = "1 到 90 天" if lang == "zh" else "1 to 90 days"
+    try:
+        if fields:
+            raise FormError(fields)
+        expires = node.clock.now_ms() + int(days) * 86_400_000
+        auth, code = await node.spending.authorize(
+            who, request.match_info["id"], provider, maximum, expires, region
+        )
+    except FormError as exc:
+        return await _holder_page(request, 400, errors=exc.fields, summary=exc.summary, form=form)
+    except errors.SuanliError as exc:
+        return await _holder_page(request, 400, errors={}, summary=[exc.message], form=form)
+    return await _holder_page(request, 201, code={"code": code, "authorization": auth})
+
+
+# Providers ---------------------------------------------------------------------------------------
+
+
+async def _provider_page(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
+    node = request.app[NODE]
+    who = _role(request, "provider")
+    holds = await node.spending.holds(who, 50, "")
+    payouts = await node.settlement.payouts(who, None)
+    year = year_of(node.clock.now_ms())
+    policy = node.policies.maybe_for_year(year)
+    context: dict[str, Any] = {
+        "holds": holds,
+        "payouts": payouts,
+        "classes": sorted(policy.compute_classes) if policy is not None else [],
+        "errors": {},
+        "summary": [],
+        "form": {},
+        "result": None,
+    }
+    context.update(extra)
+    return render(request, "provider.html", status, **context)
+
+
+async def provider_home(request: web.Request) -> web.StreamResponse:
+    return await _provider_page(request)
+
+
+async def provider_redeem(request: web.Request) -> web.StreamResponse:
+    who = _role(request, "provider")
+    node = request.app[NODE]
+    form = await _form(request)
+    lang = lang_of(request)
+    fields: dict[str, str] = {}
+    code = _text(form, "code", fields, lang)
+    order_id = _text(form, "order_id", fields, lang)
+    amount = _yuan(form, "order_amount", fields, lang)
+    compute_class = _text(form, "compute_class", fields, lang)
+    try:
+        if fields:
+            raise FormError(fields)
+        order = Order(code, order_id, amount, compute_class)
+        spend = node.spending.hold if form.get("mode") == "hold" else node.spending.redeem
+        result = await spend(who, order)
+    except FormError as exc:
+        return await _provider_page(request, 400, errors=exc.fields, summary=exc.summary, form=form)
+    except errors.SuanliError as exc:
+        from node.web.i18n import ERRORS, pick
+
+        known = ERRORS.get(exc.code)
+        message = pick(known, lang) if known else exc.message
+        return await _provider_page(request, 400, errors={}, summary=[message], form=form)
+    return await _provider_page(request, 201, result=result.hold)
+
+
+async def provider_capture(request: web.Request) -> web.StreamResponse:
+    who = _role(request, "provider")
+    form = await _form(request)
+    fields: dict[str, str] = {}
+    amount = _yuan(form, "amount", fields, lang_of(request))
+    if fields:
+        return await _provider_page(request, 400, errors=fields, summary=list(fields.values()))
+    result = await request.app[NODE].spending.capture(who, request.match_info["id"], amount)
+    return await _provider_page(request, 200, result=result.hold)
+
+
+async def provider_void(request: web.Request) -> web.StreamResponse:
+    who = _role(request, "provider")
+    result = await request.app[NODE].spending.void(who, request.match_info["id"])
+    return await _provider_page(request, 200, result=result.hold)
+
+
+# Operators --------------------------------------------------------------------------------------
+
+
+async def operator_home(request: web.Request) -> web.StreamResponse:
+    node = request.app[NODE]
+    who = _role(request, "operator")
+    year = year_of(node.clock.now_ms())
+    budget = [b for b in await node.views.budget(who) if b["fiscal_year"] == year]
+    decisions = await node.views.decisions(who, 20, "")
+    windows = await node.settlement.windows(who)
+    report = await node.views.budget_execution(who, year, None)
+    peers: list[dict[str, Any]] = []
+    transfers: list[dict[str, Any]] = []
+    if node.federation is not None:
+        peers = [
+            {"region": p.region, "name": p.name, "endpoint": p.endpoint}
+            for p in node.federation.directory.all()
+        ]
+        transfers = await node.federation.clearing.transfers(who)
+    return render(
+        request,
+        "operator.html",
+        budget=budget[0] if budget else None,
+        decisions=decisions,
+        windows=windows,
+        report=report,
+        flows=_flows(report, lang_of(request)),
+        peers=peers,
+        transfers=transfers,
+        city=node.config.name,
+    )
+
+
+def _flows(report: dict[str, Any], lang: str) -> dict[str, Any]:
+    """The quota flows as a Sankey chart's nodes and links (ECharts), every figure from the
+    budget-execution report (so from the books): budget → holder categories (issued) or
+    unallocated; categories → captured or not yet used; captured → this city's providers or
+    other cities' providers, and those → each partner city."""
+    zh = lang == "zh"
+    t = report["totals"]
+    budget = "年度预算" if zh else "Budget"
+    captured = "已使用" if zh else "Captured"
+    unused = "未使用" if zh else "Not yet used"
+    here = "本市服务商" if zh else "Our providers"
+    there = "外地服务商" if zh else "Other cities' providers"
+    links: list[tuple[str, str, int]] = [
+        (budget, "未分配" if zh else "Unallocated", t["remaining_fen"])
+    ]
+    for row in report["by_category"]:
+        links.append((budget, row["category"], row["issued_fen"]))
+        links.append((row["category"], captured, row["captured_fen"]))
+        links.append((row["category"], unused, row["issued_fen"] - row["captured_fen"]))
+    links.append((captured, here, t["captured_by_our_providers_fen"]))
+    links.append((captured, there, t["captured_by_other_cities_providers_fen"]))
+    for row in report["by_partner"]:
+        links.append((there, str(row["partner"]), row["ours_captured_there_fen"]))
+    kept = [(a, b, int(v)) for a, b, v in links if int(v) > 0]
+    names = sorted({a for a, _, _ in kept} | {b for _, b, _ in kept})
+    return {
+        "nodes": [{"name": n} for n in names],
+        "links": [{"source": a, "target": b, "value": v} for a, b, v in kept],
+    }

@@ -1,0 +1,25 @@
+// Progressive enhancement only: every page works without it. Draws the charts whose data the
+// page carries in data-series (JSON); loads ECharts (vendored) when a page has a chart.
+(function () {
+  "use strict";
+  var charts = document.querySelectorAll("[data-chart]");
+  if (!charts.length) { return; }
+  var script = document.createElement("script");
+  script.src = "/ui/static/vendor/echarts/echarts.min.js";
+  script.onload = function () {
+    charts.forEach(function (el) {
+      var data = JSON.parse(el.getAttribute("data-series"));
+      var chart = window.echarts.init(el, null, { renderer: "svg" });
+      if (el.getAttribute("data-chart") === "sankey") {
+        chart.setOption({
+          tooltip: { trigger: "item" },
+          series: [{ type: "sankey", data: data.nodes, links: data.links, emphasis: { focus: "adjacency" },
+                     label: { fontSize: 12 } }]
+        });
+      }
+      window.addEventListener("resize", function () { chart.resize(); });
+      el.setAttribute("data-drawn", "1");
+    });
+  };
+  document.head.appendChild(script);
+}());

@@ -1,0 +1,198 @@
+"""The platform's pages through the real app (no browser): sessions, CSRF, the security
+headers, every role's main form, refusals shown beside the field with the books unchanged,
+and both languages complete. tests/test_platform.py drives the same pages in Chromium."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from node.node import Node
+from node.web import i18n
+from node.web.app import COOKIE, CSP, PRE
+from tests.conftest import World, snapshot
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+class Browser:
+    """Cookies by hand (the test client's jar keeps no Secure cookie over plain HTTP)."""
+
+    def __init__(self, world: World) -> None:
+        self.client = world.op.client
+        self.cookies: dict[str, str] = {}
+        self.csrf = ""
+
+    async def go(self, method: str, path: str, form: dict[str, str] | None = None) -> Any:
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
+        data = dict(form or {})
+        if method == "POST" and "csrf" not in data:
+            data["csrf"] = self.csrf
+        resp = await self.client.request(
+            method,
+            path,
+            data=data if method == "POST" else None,
+            headers=headers,
+            allow_redirects=False,
+        )
+        for name, morsel in resp.cookies.items():
+            if morsel.value:
+                self.cookies[name] = morsel.value
+            else:
+                self.cookies.pop(name, None)
+        text = await resp.text()
+        found = CSRF.search(text)
+        if found:
+            self.csrf = found.group(1)
+        return resp, text
+
+    async def sign_in(self, token: str) -> None:
+        await self.go("GET", "/ui/signin")
+        resp, _ = await self.go("POST", "/ui/signin", {"token": token})
+        assert resp.status == 303, resp.status
+        resp, _ = await self.go("GET", "/ui/")
+        assert resp.status == 303
+
+
+async def test_pages_need_a_session_and_carry_the_security_headers(world: World) -> None:
+    b = Browser(world)
+    resp, _ = await b.go("GET", "/ui/holder")
+    assert resp.status == 303 and resp.headers["Location"] == "/ui/signin"
+    resp, text = await b.go("GET", "/ui/signin")
+    assert resp.status == 200 and "访问令牌" in text
+    assert resp.headers["Content-Security-Policy"] == CSP
+    assert "frame-ancestors 'none'" in CSP and "unsafe-inline" not in CSP
+    assert resp.headers["X-Frame-Options"] == "DENY"
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert resp.headers["Cache-Control"] == "no-store"
+    pre = resp.headers.getall("Set-Cookie")
+    assert any(
+        c.startswith(f"{PRE}=") and "HttpOnly" in c and "Secure" in c and "SameSite=Strict" in c
+        for c in pre
+    )
+    assert "<script>" not in text and "style=" not in text  # no inline script or style
+    # A sign-in without the form's CSRF token is refused, and signs nobody in.
+    token = world.holders["acme"].token or ""
+    resp, text = await b.go("POST", "/ui/signin", {"token": token, "csrf": "forged"})
+    assert resp.status == 403 and COOKIE not in b.cookies
+    await b.sign_in(token)
+    assert COOKIE in b.cookies
+    resp, text = await b.go("GET", "/ui/holder")
+    assert resp.status == 200 and "我的算力券" in text
+    # English on request, remembered.
+    resp, text = await b.go("GET", "/ui/holder?lang=en")
+    assert "My vouchers" in text and b.cookies["suanli-lang"] == "en"
+    # A holder cannot open the operator's pages.
+    resp, _ = await b.go("GET", "/ui/operator")
+    assert resp.status == 403
+    # A form from another site, or without the session's CSRF token: refused.
+    resp, _ = await b.go("POST", "/ui/holder/demand", {"csrf": "x", "estimate": "100"})
+    assert resp.status == 403
+    # Signing out ends the session: the old cookie opens nothing.
+    old = dict(b.cookies)
+    resp, _ = await b.go("POST", "/ui/signout", {})
+    assert resp.status == 303
+    b.cookies = old
+    resp, _ = await b.go("GET", "/ui/holder")
+    assert resp.status == 303 and resp.headers["Location"] == "/ui/signin"
+
+
+async def test_a_cross_site_origin_is_refused(world: World) -> None:
+    b = Browser(world)
+    await b.sign_in(world.holders["acme"].token or "")
+    await b.go("GET", "/ui/holder")
+    resp = await b.client.post(
+        "/ui/holder/demand",
+        data={"csrf": b.csrf, "estimate": "1000", "compute_class": "model_services"},
+        headers={
+            "Cookie": "; ".join(f"{k}={v}" for k, v in b.cookies.items()),
+            "Origin": "https://evil.example",
+        },
+        allow_redirects=False,
+    )
+    assert resp.status == 403
+
+
+async def test_sign_in_is_throttled_after_repeated_failures(world: World) -> None:
+    b = Browser(world)
+    await b.go("GET", "/ui/signin")
+    for _ in range(5):
+        resp, text = await b.go("POST", "/ui/signin", {"token": "slh_wrong"})
+        assert resp.status == 401 and "令牌无效" in text
+    resp, text = await b.go("POST", "/ui/signin", {"token": world.holders["acme"].token or ""})
+    assert resp.status == 429 and "稍后再试" in text and COOKIE not in b.cookies
+
+
+async def test_a_holder_gets_a_voucher_and_a_code_and_bad_input_changes_nothing(
+    world: World, node: Node
+) -> None:
+    b = Browser(world)
+    await b.sign_in(world.holders["acme"].token or "")
+    await b.go("GET", "/ui/holder")
+    before = snapshot(node)
+    resp, text = await b.go(
+        "POST",
+        "/ui/holder/demand",
+        {
+            "compute_class": "model_services",
+            "estimate": "12,x",
+            "period_start": "2026-01-01",
+            "period_end": "2026-12-31",
+        },
+    )
+    assert resp.status == 400 and 'id="e-estimate"' in text and "error-summary" in text
+    assert snapshot(node) == before
+    resp, text = await b.go(
+        "POST",
+        "/ui/holder/demand",
+        {
+            "compute_class": "model_services",
+            "estimate": "1000000.00",
+            "period_start": "2026-01-01",
+            "period_end": "2026-12-31",
+        },
+    )
+    assert resp.status == 201 and "已核发" in text and "¥300,000.00" in text
+    voucher = re.search(r'data-testid="voucher-id">(v_[0-9a-f]+)<', text)
+    assert voucher is not None
+    resp, text = await b.go(
+        "POST",
+        f"/ui/holder/vouchers/{voucher.group(1)}/authorize",
+        {"provider_id": world.provider_ids["alicloud"], "max_yuan": "50000", "days": "7"},
+    )
+    assert resp.status == 201
+    code = re.search(r'data-testid="auth-code">([^<]+)<', text)
+    assert (code is not None and code.group(1).startswith("sa_")) or code is not None
+    # The provider redeems with that code on its own page.
+    p = Browser(world)
+    await p.sign_in(world.providers["alicloud"].token or "")
+    await p.go("GET", "/ui/provider")
+    resp, text = await p.go(
+        "POST",
+        "/ui/provider/redeem",
+        {
+            "code": code.group(1),
+            "order_id": "WEB-1",
+            "order_amount": "100000",
+            "compute_class": "model_services",
+            "mode": "redeem",
+        },
+    )
+    assert resp.status == 201 and "¥30,000.00" in text
+    # The operator sees the figures.
+    o = Browser(world)
+    await o.sign_in(world.op.token or "")
+    resp, text = await o.go("GET", "/ui/operator")
+    assert resp.status == 200 and 'data-chart="sankey"' in text and "¥300,000.00" in text
+
+
+def test_every_word_reason_and_error_has_both_languages() -> None:
+    for table in (i18n.WORDS, i18n.REASONS, i18n.ERRORS, i18n.CLASSES, i18n.STATES):
+        for key, pair in table.items():
+            assert len(pair) == 2 and all(pair), key
+    import inspect
+
+    from node.domain import issuance
+
+    codes = set(re.findall(r'Reason\(\s*"([a-z_]+)"', inspect.getsource(issuance)))
+    assert codes <= set(i18n.REASONS), codes - set(i18n.REASONS)

@@ -162,7 +162,7 @@ async def test_a_holder_gets_a_voucher_and_a_code_and_bad_input_changes_nothing(
     )
     assert resp.status == 201
     code = re.search(r'data-testid="auth-code">([^<]+)<', text)
-    assert (code is not None and code.group(1).startswith("sa_")) or code is not None
+    assert code is not None and len(code.group(1)) > 20
     # The provider redeems with that code on its own page.
     p = Browser(world)
     await p.sign_in(world.providers["alicloud"].token or "")

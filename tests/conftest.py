@@ -49,6 +49,8 @@ SLOW_FIRST = (
     "test_installed.py",  # ~20 s: a wheel, a venv, a node, the demo
     "test_standby.py",
     "test_settlement.py",
+    "test_clearing.py",  # ~4 s each, seven of them
+    "test_platform.py",  # ~13 s: two nodes and a browser
     "test_bench.py",
     "test_cli.py",
     "test_properties.py",

@@ -43,6 +43,8 @@ def routes() -> list[web.RouteDef]:
         web.post("/provider/holds/{id}/capture", provider_capture),
         web.post("/provider/holds/{id}/void", provider_void),
         web.get("/operator", operator_home),
+        web.post("/operator/windows/close", operator_close),
+        web.post("/operator/payments", operator_pay),
     ]
 
 
@@ -298,6 +300,39 @@ async def provider_void(request: web.Request) -> web.StreamResponse:
 
 
 async def operator_home(request: web.Request) -> web.StreamResponse:
+    return await _operator_page(request)
+
+
+async def operator_close(request: web.Request) -> web.StreamResponse:
+    who = _role(request, "operator")
+    closed = await request.app[NODE].settlement.close(who, None)
+    return await _operator_page(request, 201, notice=closed)
+
+
+async def operator_pay(request: web.Request) -> web.StreamResponse:
+    who = _role(request, "operator")
+    form = await _form(request)
+    lang = lang_of(request)
+    fields: dict[str, str] = {}
+    window = _text(form, "window", fields, lang)
+    provider = _text(form, "provider_id", fields, lang)
+    amount = _yuan(form, "amount", fields, lang)
+    reference = _text(form, "reference", fields, lang)
+    value_date = _text(form, "value_date", fields, lang)
+    try:
+        if fields:
+            raise FormError(fields)
+        payment = await request.app[NODE].disbursements.pay(
+            who, window, provider, amount, value_date, reference
+        )
+    except FormError as exc:
+        return await _operator_page(request, 400, errors=exc.fields, summary=exc.summary)
+    except errors.SuanliError as exc:
+        return await _operator_page(request, 400, summary=[exc.message])
+    return await _operator_page(request, 201, paid=payment)
+
+
+async def _operator_page(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
     node = request.app[NODE]
     who = _role(request, "operator")
     year = year_of(node.clock.now_ms())
@@ -313,9 +348,17 @@ async def operator_home(request: web.Request) -> web.StreamResponse:
             for p in node.federation.directory.all()
         ]
         transfers = await node.federation.clearing.transfers(who)
+    payouts = await node.settlement.payouts(who, None)
+    today = dt.datetime.fromtimestamp(node.clock.now_ms() / 1000, CST).date().isoformat()
     return render(
         request,
         "operator.html",
+        status,
+        payouts=payouts,
+        today=today,
+        notice=extra.pop("notice", None),
+        paid=extra.pop("paid", None),
+        **extra,
         budget=budget[0] if budget else None,
         decisions=decisions,
         windows=windows,
@@ -329,8 +372,8 @@ async def operator_home(request: web.Request) -> web.StreamResponse:
 
 def _flows(report: dict[str, Any], lang: str) -> dict[str, Any]:
     """The quota flows as a Sankey chart's nodes and links (ECharts), every figure from the
-    budget-execution report (so from the books): budget → holder categories (issued) or
-    unallocated; categories → captured or not yet used; captured → this city's providers or
+    budget-execution report (so from the books): budget → holder categories (issued);
+    categories → captured or not yet used; captured → this city's providers or
     other cities' providers, and those → each partner city."""
     zh = lang == "zh"
     t = report["totals"]
@@ -339,9 +382,8 @@ def _flows(report: dict[str, Any], lang: str) -> dict[str, Any]:
     unused = "未使用" if zh else "Not yet used"
     here = "本市服务商" if zh else "Our providers"
     there = "外地服务商" if zh else "Other cities' providers"
-    links: list[tuple[str, str, int]] = [
-        (budget, "未分配" if zh else "Unallocated", t["remaining_fen"])
-    ]
+    # The unallocated budget is a figure above the chart: beside it every flow would vanish.
+    links: list[tuple[str, str, int]] = []
     for row in report["by_category"]:
         links.append((budget, row["category"], row["issued_fen"]))
         links.append((row["category"], captured, row["captured_fen"]))

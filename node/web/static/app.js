@@ -12,6 +12,7 @@
       var chart = window.echarts.init(el, null, { renderer: "svg" });
       if (el.getAttribute("data-chart") === "sankey") {
         chart.setOption({
+          animation: false,
           tooltip: { trigger: "item" },
           series: [{ type: "sankey", data: data.nodes, links: data.links, emphasis: { focus: "adjacency" },
                      label: { fontSize: 12 } }]

@@ -1,0 +1,209 @@
+"""The platform in a real browser (Debian's chromium through chromium-driver, Selenium) against
+real node processes: a Hangzhou start-up gets a voucher and authorizes a Guiyang cluster, the
+cluster redeems through its own node's pages, Hangzhou's operator sees the flow, closes the
+window and pays its provider. Every page is checked with axe-core and photographed
+(build/screenshots/, at phone and desktop width)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cluster import Cluster
+from tests.proc import wait_until
+from tests.test_settlement import GY, GY_CENTRE, HZ
+
+ROOT = Path(__file__).resolve().parent.parent
+AXE = (ROOT / "tests" / "vendor" / "axe-core" / "axe.min.js").read_text()
+SHOTS = ROOT / "build" / "screenshots"
+PHONE, DESKTOP = (390, 844), (1280, 900)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    assert shutil.which("chromium") and shutil.which("chromedriver"), (
+        "make test installs Debian's chromium, chromium-driver and fonts-noto-cjk"
+    )
+    options = Options()
+    options.binary_location = shutil.which("chromium") or ""
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+        f"--window-size={PHONE[0]},{PHONE[1]}",
+        "--lang=zh-CN",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or ""), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+class Page:
+    def __init__(self, driver: Any, base: str) -> None:
+        self.d = driver
+        self.base = base
+
+    def open(self, path: str) -> None:
+        self.d.get(self.base + path)
+
+    def css(self, selector: str) -> Any:
+        from selenium.webdriver.common.by import By
+
+        return self.d.find_element(By.CSS_SELECTOR, selector)
+
+    def all(self, selector: str) -> list[Any]:
+        from selenium.webdriver.common.by import By
+
+        return list(self.d.find_elements(By.CSS_SELECTOR, selector))
+
+    def fill(self, name: str, value: str, form: str = "form") -> None:
+        field = self.css(f"{form} [name='{name}']")
+        field.clear()
+        field.send_keys(value)
+
+    def submit(self, form: str) -> None:
+        """Submit, and wait until the next page has replaced this one."""
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        page = self.css("html")
+        self.css(f"{form} button[type=submit]").click()
+        WebDriverWait(self.d, 30).until(expected_conditions.staleness_of(page))
+
+    def sign_in(self, token: str) -> None:
+        self.d.delete_all_cookies()
+        self.open("/ui/signin")
+        self.fill("token", token)
+        self.submit("form[action='/ui/signin']")
+
+    def text(self) -> str:
+        return str(self.css("main").text)
+
+    def check(self, name: str) -> None:
+        """No serious or critical axe-core violation; a screenshot at phone and desktop size."""
+        self.d.execute_script(AXE)
+        result = self.d.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "axe.run(document, {resultTypes: ['violations']}).then(r => done(r.violations));"
+        )
+        bad = [
+            (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+            for v in result
+            if v["impact"] in ("serious", "critical")
+        ]
+        assert bad == [], f"{name}: {bad}"
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        for label, (w, h) in (("phone", PHONE), ("desktop", DESKTOP)):
+            self.d.set_window_size(w, h)
+            self.d.save_screenshot(str(SHOTS / f"{name}-{label}.png"))
+        self.d.set_window_size(*PHONE)
+
+
+@pytest.fixture
+def duo(tmp_path: Path) -> Iterator[Cluster]:
+    with Cluster(tmp_path, [HZ, GY]).session() as cluster:
+        yield cluster
+
+
+def test_a_cross_region_journey_through_the_pages(duo: Cluster, browser: Any) -> None:
+    duo.start()
+    from tests.conftest import HZ_ENTERPRISE
+
+    duo.holder(HZ, "startup", HZ_ENTERPRISE)
+    duo.provider(GY, "gy-centre", GY_CENTRE)
+    hz_url, gy_url = duo[HZ].url, duo[GY].url.replace("127.0.0.1", "localhost")
+    hz, gy = Page(browser, hz_url), Page(browser, gy_url)
+
+    # Sign-in: a wrong token is refused beside the field.
+    hz.sign_in("slh_not-a-token")
+    assert "令牌无效" in hz.css("#e-token").text and hz.css("#error-summary")
+    hz.check("signin")
+    # The start-up submits a compute demand and sees the voucher at once, with reasons.
+    hz.sign_in(duo[HZ].tokens["startup"])
+    assert hz.d.current_url.endswith("/ui/holder")
+    hz.fill("estimate", "abc", "form[action='/ui/holder/demand']")
+    hz.submit("form[action='/ui/holder/demand']")
+    assert hz.css("#e-estimate").is_displayed() and hz.all("tr[data-voucher]") == []
+    hz.fill("estimate", "1000000", "form[action='/ui/holder/demand']")
+    hz.submit("form[action='/ui/holder/demand']")
+    assert hz.css("[data-testid=issued-amount]").text.endswith("¥300,000.00")
+    assert "适用补贴比例" in hz.css("#decision").text  # reasons in plain Chinese
+    voucher = hz.css("[data-testid=voucher-id]").text
+    hz.check("holder-decision")
+    # ... and authorizes Guiyang's centre to spend up to ¥100,000 of it.
+    hz.css("details.authorize summary").click()
+    form = f"form[action='/ui/holder/vouchers/{voucher}/authorize']"
+    hz.fill("provider_id", duo[GY].ids["gy-centre"], form)
+    hz.fill("provider_region", GY, form)
+    hz.fill("max_yuan", "100000", form)
+    hz.submit(form)
+    code = hz.css("[data-testid=auth-code]").text
+    hz.check("holder-code")
+
+    # Guiyang's centre redeems through its own node's pages: a bad amount first.
+    gy.sign_in(duo[GY].tokens["gy-centre"])
+    assert gy.d.current_url.endswith("/ui/provider")
+    redeem = "form[action='/ui/provider/redeem']"
+    gy.fill("code", code, redeem)
+    gy.fill("order_id", "GY-WEB-1", redeem)
+    gy.fill("order_amount", "-5", redeem)
+    gy.submit(redeem)
+    assert gy.css("#e-order_amount").is_displayed()
+    gy.fill("order_amount", "200000", redeem)
+    gy.submit(redeem)
+
+    def captured() -> bool:
+        gy.open("/ui/provider")
+        return "¥60,000.00" in gy.text() and "已使用" in gy.text()
+
+    wait_until(captured, "the cross-region redemption captured", timeout=30)
+    gy.check("provider")
+
+    # Hangzhou's operator sees the flow, closes the window and pays.
+    hz.sign_in(duo[HZ].operator)
+    assert hz.d.current_url.endswith("/ui/operator")
+    assert hz.css("[data-testid=captured]").text == "¥60,000.00"
+    wait_until(
+        lambda: hz.css("[data-chart=sankey]").get_attribute("data-drawn") == "1",
+        "the quota-flow chart drawn",
+        timeout=15,
+    )
+    hz.check("operator")
+    hz.submit("form[action='/ui/operator/windows/close']")
+    assert hz.css("#notice")
+    hz.open("/ui/operator?lang=en")
+    assert "Overview" in hz.text()
+    hz.check("operator-en")
+    # Guiyang's own window: its operator pays its centre on the page.
+    gy.sign_in(duo[GY].operator)
+    gy.submit("form[action='/ui/operator/windows/close']")
+
+    def payable() -> bool:
+        gy.open("/ui/operator")
+        return bool(gy.all("form[action='/ui/operator/payments']"))
+
+    wait_until(payable, "Guiyang's payout statement", timeout=30)
+    pay = "form[action='/ui/operator/payments']"
+    gy.fill("reference", "ICBC-WEB-1", pay)
+    gy.submit(pay)
+    assert "¥60,000.00" in gy.css("#paid").text
+    duo.check_all()

@@ -196,3 +196,24 @@ def test_every_word_reason_and_error_has_both_languages() -> None:
 
     codes = set(re.findall(r'Reason\(\s*"([a-z_]+)"', inspect.getsource(issuance)))
     assert codes <= set(i18n.REASONS), codes - set(i18n.REASONS)
+
+
+async def test_a_one_time_sign_in_link_signs_in_once(world: World) -> None:
+    link = await world.op.post(
+        "/v1/signin-links", {"subject": world.holder_ids["acme"], "minutes": 60}, expect=201
+    )
+    await world.holders["acme"].post(
+        "/v1/signin-links", {"subject": world.holder_ids["acme"]}, code="forbidden"
+    )
+    b = Browser(world)
+    resp, text = await b.go("GET", link["path"])  # a preview of the link spends nothing
+    assert resp.status == 200 and 'action="/ui/link"' in text
+    code = link["path"].rsplit("/", 1)[1]
+    resp, _ = await b.go("POST", "/ui/link", {"code": code})
+    assert resp.status == 303 and COOKIE in b.cookies
+    resp, text = await b.go("GET", "/ui/holder")
+    assert resp.status == 200 and "我的算力券" in text
+    again = Browser(world)
+    await again.go("GET", link["path"])
+    resp, text = await again.go("POST", "/ui/link", {"code": code})
+    assert resp.status == 401 and COOKIE not in again.cookies and "已使用" in text

@@ -531,3 +531,13 @@ async def answer_transfer(request: web.Request) -> web.Response:
         _who(request), request.match_info["id"], confirmed, reason
     )
     return _ok({"transfer": transfer})
+
+
+async def create_signin_link(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    subject = body.text("subject", max_len=60)
+    minutes = body.fen("minutes", required=False)
+    body.done()
+    sessions = request.app[NODE].sessions
+    code = await sessions.issue_link(_who(request), subject, minutes or 24 * 60)
+    return _ok({"path": f"/ui/link/{code}", "expires_in_minutes": minutes or 24 * 60}, 201)

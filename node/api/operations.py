@@ -228,6 +228,20 @@ OPERATIONS: list[tuple[str, str, str, str, dict[str, Any] | None, int, tuple[str
     ),
     (
         "post",
+        "/v1/signin-links",
+        "operator",
+        "A one-time sign-in link to the platform's pages for a holder or provider (its id) or "
+        "a token (its id): used once, within `minutes` (default a day, at most a week)",
+        _schema(
+            ["subject"],
+            subject=_text(60),
+            minutes={"type": "integer", "minimum": 1, "maximum": 10080},
+        ),
+        201,
+        ("not_found",),
+    ),
+    (
+        "post",
         "/v1/tokens",
         "operator",
         "Create a bearer token (shown once)",

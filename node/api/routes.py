@@ -41,6 +41,7 @@ def routes(metrics_handler: Handler) -> list[web.RouteDef]:
         web.post("/v1/policy", h.load_policy),
         web.get("/v1/budget", h.budget),
         web.post("/v1/tokens", h.create_token),
+        web.post("/v1/signin-links", h.create_signin_link),
         web.post("/v1/holders", h.create_holder),
         web.get("/v1/holders", h.list_holders),
         web.get("/v1/holders/{id}", h.get_holder),

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from node import errors
 from node.clock import Clock
-from node.services.common import Principal
+from node.services.common import Principal, require_operator
 from node.services.registry import Tokens
 from node.store import ledger
 from node.store import sessions as store
@@ -32,7 +32,9 @@ ABSOLUTE_MS = 12 * 3_600_000
 TOUCH_MS = 60_000  # last_seen is written at most once a minute per session
 THROTTLE_LIMIT = 5
 THROTTLE_WINDOW_MS = 10 * 60_000
-THROTTLE_KEYS = 10_000  # addresses remembered at most (the oldest are forgotten first)
+THROTTLE_KEYS = 10_000
+LINK_MINUTES = 24 * 60  # a sign-in link's default life; at most LINK_MAX_MINUTES
+LINK_MAX_MINUTES = 7 * 24 * 60  # addresses remembered at most (the oldest are forgotten first)
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,54 @@ class Sessions:
 
         await self._db.run("session_sign_in", txn)
         return session_id, Session(who, csrf, digest)
+
+    async def issue_link(self, who: Principal, subject: str, minutes: int = LINK_MINUTES) -> str:
+        """A one-time sign-in code for a holder or provider (by its id) or for a token (by
+        the token's id): the operator sends the link; it signs in once, within ``minutes``."""
+        require_operator(who)
+        if not 1 <= minutes <= LINK_MAX_MINUTES:
+            raise errors.InvalidRequest(f"minutes: 1 to {LINK_MAX_MINUTES}")
+        now = self._clock.now_ms()
+        code = secrets.token_urlsafe(32)
+
+        def txn(conn: sqlite3.Connection) -> None:
+            token = store.subject_token(conn, subject)
+            if token is None:
+                raise errors.NotFound(f"no live token for {subject}")
+            store.put_link(conn, _digest(code), token["id"], who.actor, now, now + minutes * 60_000)
+            ledger.audit(conn, now, who.actor, "session.link", token["id"], minutes=minutes)
+
+        await self._db.run("session_link", txn)
+        return code
+
+    async def sign_in_link(self, code: str, client: str) -> tuple[str, Session]:
+        """Use a one-time sign-in code: a new session, the code spent."""
+        now = self._clock.now_ms()
+        wait = self.throttle.wait_ms(client, now)
+        if wait:
+            raise errors.TooManyAttempts("too many failed sign-ins from this address")
+        session_id, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        digest = _digest(session_id)
+
+        def txn(conn: sqlite3.Connection) -> Session | None:
+            token_id = store.use_link(conn, _digest(code), now) if len(code) <= 100 else None
+            if token_id is None:
+                return None
+            store.put_session(conn, digest, token_id, csrf, now, now + ABSOLUTE_MS)
+            row = store.find_session(conn, digest)
+            if row is None:  # the token was revoked since
+                return None
+            who = Principal(row["role"], row["subject_id"], row["token_id"], row["label"])
+            ledger.audit(
+                conn, now, who.actor, "session.sign_in", token_id, client=client, link=True
+            )
+            return Session(who, csrf, digest)
+
+        session = await self._db.run("session_sign_in_link", txn)
+        if session is None:
+            self.throttle.failed(client, now)
+            raise errors.Unauthenticated("this sign-in link is unknown, used or expired")
+        return session_id, session
 
     async def current(self, session_id: str) -> Session | None:
         """The live session of this cookie value, or None (unknown, expired, token revoked)."""

@@ -604,6 +604,17 @@ CREATE TABLE web_sessions (
     expires_at INTEGER NOT NULL
 );
 CREATE INDEX web_sessions_expiry ON web_sessions(expires_at);
+
+-- One-time sign-in links an operator issues (to a holder, say): the code's SHA-256, the token
+-- whose role the session gets, used once, within its expiry.
+CREATE TABLE signin_links (
+    code_sha256 TEXT PRIMARY KEY,
+    token_id TEXT NOT NULL REFERENCES tokens(id),
+    created_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at INTEGER
+);
 """
 
 

@@ -51,7 +51,13 @@ HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
-OPEN = frozenset({"/ui/signin"})  # pages without a session
+OPEN = frozenset({"/ui/signin", "/ui/link"})  # pages without a session (and /ui/link/…)
+
+
+def _open(path: str) -> bool:
+    return path in OPEN or path.startswith("/ui/link/")
+
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -106,12 +112,12 @@ async def pages(request: web.Request, handler: Handler) -> web.StreamResponse:
         session = await node.sessions.current(request.cookies.get(COOKIE, ""))
         request[SESSION_KEY] = session
         if (
-            request.path not in OPEN
+            not _open(request.path)
             and session is None
             and not request.path.startswith("/ui/static/")
         ):
             raise web.HTTPSeeOther("/ui/signin")
-        if request.path in OPEN:
+        if _open(request.path):
             request[PRE_KEY] = request.cookies.get(PRE) or secrets.token_urlsafe(32)
             new_pre = "" if request.cookies.get(PRE) else request[PRE_KEY]
         if request.method == "POST":

@@ -26,6 +26,10 @@ WORDS: dict[str, tuple[str, str]] = {
         "The token the city's operators gave you, starting slo_, slh_ or slp_",
     ),
     "language": ("English", "中文"),
+    "link_hint": (
+        "这是城市运营方发给您的一次性登录链接，点击下方按钮登录。",
+        "This is a one-time sign-in link from the city's operators: sign in with the button.",
+    ),
     "skip": ("跳到正文", "Skip to content"),
     "errors_title": ("请更正以下问题", "There is a problem"),
     "error_title": ("无法完成", "This could not be done"),

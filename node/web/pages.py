@@ -35,6 +35,8 @@ def routes() -> list[web.RouteDef]:
         web.get("/signin", signin_page),
         web.post("/signin", signin),
         web.post("/signout", signout),
+        web.get("/link/{code}", link_page),
+        web.post("/link", link_signin),
         web.get("/holder", holder_home),
         web.post("/holder/demand", holder_demand),
         web.post("/holder/vouchers/{id}/authorize", holder_authorize),
@@ -123,6 +125,35 @@ async def signin(request: web.Request) -> web.StreamResponse:
         message = pick(ERRORS[exc.code], lang)
         status = 429 if isinstance(exc, errors.TooManyAttempts) else 401
         return render(request, "signin.html", status, errors={"token": message}, summary=[message])
+    response = web.Response(status=303, headers={"Location": "/ui/"})
+    set_session_cookie(response, session_id)
+    return response
+
+
+async def link_page(request: web.Request) -> web.StreamResponse:
+    """A one-time sign-in link: a page with one button, so that a link preview or a mail
+    scanner that fetches the URL does not spend it."""
+    code = request.match_info["code"]
+    if len(code) > 100:
+        raise web.HTTPNotFound()
+    return render(request, "link.html", code=code)
+
+
+async def link_signin(request: web.Request) -> web.StreamResponse:
+    form = await _form(request)
+    lang = lang_of(request)
+    try:
+        session_id, _ = await request.app[NODE].sessions.sign_in_link(
+            form.get("code", ""), client_of(request)
+        )
+    except (errors.Unauthenticated, errors.TooManyAttempts) as exc:
+        from node.web.i18n import pick
+
+        message = pick(
+            ("登录链接无效、已使用或已过期", "This sign-in link is unknown, used or expired"), lang
+        )
+        status = 429 if isinstance(exc, errors.TooManyAttempts) else 401
+        return render(request, "signin.html", status, errors={}, summary=[message])
     response = web.Response(status=303, headers={"Location": "/ui/"})
     set_session_cookie(response, session_id)
     return response

@@ -230,8 +230,8 @@ OPERATIONS: list[tuple[str, str, str, str, dict[str, Any] | None, int, tuple[str
         "post",
         "/v1/signin-links",
         "operator",
-        "A one-time sign-in link to the platform's pages for a holder or provider (its id) or "
-        "a token (its id): used once, within `minutes` (default a day, at most a week)",
+        "A one-time sign-in link to the platform's pages for a holder or provider (its id), a "
+        "token (its id) or `self`: used once, within `minutes` (default a day, at most a week)",
         _schema(
             ["subject"],
             subject=_text(60),

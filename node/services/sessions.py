@@ -105,8 +105,9 @@ class Sessions:
         return session_id, Session(who, csrf, digest)
 
     async def issue_link(self, who: Principal, subject: str, minutes: int = LINK_MINUTES) -> str:
-        """A one-time sign-in code for a holder or provider (by its id) or for a token (by
-        the token's id): the operator sends the link; it signs in once, within ``minutes``."""
+        """A one-time sign-in code for a holder or provider (by its id), a token (by the
+        token's id), or ``self`` (the asking operator's token): the operator sends the link;
+        it signs in once, within ``minutes``."""
         require_operator(who)
         if not 1 <= minutes <= LINK_MAX_MINUTES:
             raise errors.InvalidRequest(f"minutes: 1 to {LINK_MAX_MINUTES}")
@@ -114,7 +115,8 @@ class Sessions:
         code = secrets.token_urlsafe(32)
 
         def txn(conn: sqlite3.Connection) -> None:
-            token = store.subject_token(conn, subject)
+            # "self": the asking operator's own token (to open the pages in a browser)
+            token = store.subject_token(conn, who.token_id if subject == "self" else subject)
             if token is None:
                 raise errors.NotFound(f"no live token for {subject}")
             store.put_link(conn, _digest(code), token["id"], who.actor, now, now + minutes * 60_000)

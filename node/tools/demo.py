@@ -329,6 +329,26 @@ def _summary(
     return "\n".join(out)
 
 
+async def _platform_links(cities: dict[str, City]) -> str:
+    """The platform's pages, with a one-time sign-in link for a holder, a provider and the
+    operator of each city (valid a day)."""
+    first_holder = {r: h[0][0] for r, h in HOLDERS.items()}
+    first_provider = {r: p[0][0] for r, p in PROVIDERS.items()}
+    out = ["", "The platform (open a link once to sign in; each works once, for a day):"]
+    async with aiohttp.ClientSession() as session:
+        for region, city in cities.items():
+            api = Api(session, city)
+            out.append(f"  {city.name:<9} {city.base}/ui/")
+            for role, subject in (
+                ("holder", city.ids[first_holder[region]]),
+                ("provider", city.ids[first_provider[region]]),
+                ("operator", "self"),
+            ):
+                link = await api.ok("POST", "/v1/signin-links", body={"subject": subject})
+                out.append(f"    {role:<9} {city.base}{link['path']}")
+    return "\n".join(out)
+
+
 async def settle(cities: dict[str, City], timeout: float = 60.0) -> dict[str, Any]:
     """Close the current window in every city, wait for every pair statement to be
     countersigned, then fetch payouts, statements and the netting."""
@@ -565,6 +585,7 @@ async def run_demo(args: argparse.Namespace) -> int:
             problems.append("not every pair statement was countersigned within 60 s")
         print(_summary(cities, result, _matrix(cities)))
         print(_settlement_summary(cities, settled))
+        print(await _platform_links(cities))
         print(f"\nData and logs: {root}")
         if problems:
             print("CHECKS FAILED:\n  " + "\n  ".join(problems))

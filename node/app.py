@@ -45,6 +45,7 @@ from node.services.statements import Settler, StatementDesk
 from node.services.views import Views
 from node.store.db import Database
 from node.store.schema import SCHEMA_VERSION
+from node.web.site import make_pages
 
 logger = logging.getLogger(__name__)
 
@@ -276,10 +277,11 @@ def _build_federation(
 
 
 def make_app(node: Node, *, sweep: bool = True) -> web.Application:
-    """The node's web app: the REST API (``node/api``) with the node's background work tied
-    to its lifetime: the federation's server and outbox when federated, the sweeper, and the
-    scheduled backups when ``[backup] folder`` is set."""
+    """The node's web app: the REST API (``node/api``) and the platform's pages (``node/web``),
+    with the node's background work tied to its lifetime: the federation's server and outbox
+    when federated, the sweeper, and the scheduled backups when ``[backup] folder`` is set."""
     app = make_web_app(node)
+    app.add_subapp("/ui", make_pages(node))  # the platform's pages (docs/platform.md)
     if node.federation is not None:
         app.cleanup_ctx.append(federation_ctx(node))
     if sweep:

@@ -133,6 +133,12 @@ def test_the_installed_wheel_inits_serves_and_runs_the_demo(tmp_path: Path) -> N
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as resp:
             health = json.loads(resp.read())
         assert health["version"] == VERSION and health["policy_years"] == [2026]
+        # The platform's templates and static files are in the wheel.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ui/signin", timeout=10) as resp:
+            assert "访问令牌" in resp.read().decode()
+        echarts = f"http://127.0.0.1:{port}/ui/static/vendor/echarts/echarts.min.js"
+        with urllib.request.urlopen(echarts, timeout=10) as resp:
+            assert len(resp.read()) > 500_000
     finally:
         node.terminate()
         assert node.wait(timeout=30) == 0

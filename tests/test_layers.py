@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("top", ("node.cli", "node.provision", "node.tools")),
     ("root", ("node.app", "node.runtime", "node.node")),
-    ("transport", ("node.api", "federation")),
+    ("transport", ("node.web", "node.api", "federation")),
     ("services", ("node.services", "node.metrics", "node.reports", "node.backups")),
     # config reads node.toml and checks it with the store's and the domain's own rules
     ("books", ("node.domain", "node.store", "node.config")),
@@ -45,6 +45,9 @@ FORBIDDEN: list[tuple[str, str, str]] = [
     ("node.api", "federation", "the two transports do not know each other"),
     ("federation", "node.api", "the two transports do not know each other"),
     ("node.api", "node.store", "REST handlers call services, never the store"),
+    ("node.web", "node.store", "pages call services, never the store"),
+    ("node.web", "federation", "pages call services, never the wire"),
+    ("node.api", "node.web", "the API does not know the pages"),
     ("node.domain", "node.store", "the domain is pure: no I/O"),
     ("node.services", "federation", "services know no protobuf and no wire"),
     *(
@@ -217,6 +220,7 @@ def test_the_rules_catch_wrong_arrows() -> None:
 SAME_CONCEPT = {
     "__init__",
     "clearing",
+    "sessions",
     "execution",
     "issuance",
     "netting",

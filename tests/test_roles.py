@@ -114,7 +114,6 @@ FORBIDDEN_FOR_HOLDER = [
         "/v1/redemptions",
         {"code": "c", "order_id": "o", "order_amount_fen": 1, "compute_class": "model_services"},
     ),
-    ("GET", "/v1/holds", None),
 ]
 
 
@@ -159,6 +158,10 @@ async def test_provider_acts_only_on_its_own_holds(world: World, node: Node) -> 
     assert snapshot(node) == before
     # The holder may look at a hold on its voucher; the operator at any.
     await world.holders["acme"].get(f"/v1/holds/{hold_id}", expect=200)
+    # A holder lists the holds on its own vouchers, and no one else's.
+    mine = (await world.holders["acme"].get("/v1/holds", expect=200))["items"]
+    assert [h["id"] for h in mine] == [hold_id]
+    assert (await world.holders["zju"].get("/v1/holds", expect=200))["items"] == []
     await world.holders["other"].get(f"/v1/holds/{hold_id}", expect=403, code="forbidden")
     await world.op.get(f"/v1/holds/{hold_id}", expect=200)
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from node.web.frame import COOKIE, CSP, PRE
+
 from node.node import Node
 from node.web import i18n
-from node.web.app import COOKIE, CSP, PRE
 from tests.conftest import World, snapshot
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')

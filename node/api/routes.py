@@ -18,7 +18,6 @@ from node.api.status import http_status
 from node.clock import year_of
 from node.logs import REQUEST_ID
 from node.services.common import new_id
-from node.web.app import make_pages
 
 if TYPE_CHECKING:
     from node.node import Node
@@ -180,5 +179,4 @@ def make_web_app(node: Node) -> web.Application:
     )
     app[NODE] = node
     app.add_routes(routes(make_aiohttp_handler(node.metrics.registry)))
-    app.add_subapp("/ui", make_pages(node))
     return app

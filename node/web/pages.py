@@ -15,7 +15,7 @@ from node.domain.issuance import Demand
 from node.domain.payments import yuan_to_fen
 from node.domain.windows import CST
 from node.services.spending import Order
-from node.web.app import (
+from node.web.frame import (
     FormError,
     clear_session_cookie,
     client_of,

@@ -1,6 +1,5 @@
-"""The platform's pages (/ui/): a sub-application of the node's aiohttp app, server-rendered
-with autoescaped Jinja2 templates, calling the same services as the REST API with the signed-in
-person's ``Principal`` (docs/platform.md).
+"""What every page of the platform goes through (docs/platform.md): language, session, CSRF,
+security headers, error pages, and rendering.
 
 Security, in one middleware (OWASP's cheat sheets): a server-side session from an HttpOnly,
 Secure, SameSite=Strict ``__Host-`` cookie; a CSRF token in every form, checked on every POST
@@ -20,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp_jinja2
-import jinja2
 from aiohttp import web
 
 from node import errors
@@ -101,7 +99,7 @@ def _client(request: web.Request) -> str:
 
 
 @web.middleware
-async def pages(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def pages_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Language, session, CSRF, headers and error pages for every page."""
     wanted = request.query.get("lang")
     lang = wanted if wanted in i18n.LANGS else request.cookies.get(LANG, "zh")
@@ -176,22 +174,3 @@ def clear_session_cookie(response: web.StreamResponse) -> None:
 
 def client_of(request: web.Request) -> str:
     return _client(request)
-
-
-def make_pages(node: Any) -> web.Application:
-    """The /ui sub-application."""
-    from node.web import pages as p
-
-    app = web.Application(middlewares=[pages])
-    app[NODE] = node
-    aiohttp_jinja2.setup(
-        app,
-        loader=jinja2.FileSystemLoader(str(HERE / "templates")),
-        autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
-        undefined=jinja2.StrictUndefined,
-    )
-    env = aiohttp_jinja2.get_env(app)
-    env.globals["static"] = lambda name: f"/ui/static/{name}"
-    app.add_routes(p.routes())
-    app.router.add_static("/static/", HERE / "static", append_version=True)
-    return app

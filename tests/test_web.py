@@ -7,10 +7,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from node.web.frame import COOKIE, CSP, PRE
-
 from node.node import Node
 from node.web import i18n
+from node.web.frame import COOKIE, CSP, PRE
 from tests.conftest import World, snapshot
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -218,3 +217,34 @@ async def test_a_one_time_sign_in_link_signs_in_once(world: World) -> None:
     await again.go("GET", link["path"])
     resp, text = await again.go("POST", "/ui/link", {"code": code})
     assert resp.status == 401 and COOKIE not in again.cookies and "已使用" in text
+
+
+async def test_a_holder_sees_its_cap_and_qr_codes_and_cancels_an_authorization(
+    world: World, node: Node
+) -> None:
+    voucher = await world.voucher("acme", 1_000_000_00)  # ¥1,000,000 × 30% = ¥300,000
+    code = await world.code("acme", voucher["id"], "alicloud", 50_000_00)
+    b = Browser(world)
+    await b.sign_in(world.holders["acme"].token or "")
+    resp, text = await b.go("GET", "/ui/holder")
+    assert 'data-testid="cap">¥8,000,000.00' in text
+    assert 'data-testid="cap-left">¥7,700,000.00' in text
+    assert 'src="data:image/svg+xml' in text  # the voucher's QR code
+    auth = re.search(r'data-authorization="([^"]+)"', text)
+    assert auth is not None
+    resp, text = await b.go("POST", f"/ui/holder/authorizations/{auth.group(1)}/cancel", {})
+    assert resp.status == 200 and "授权已取消" in text and "data-authorization=" not in text
+    # The cancelled code places no hold; cancelling it again, or another's, is refused.
+    order = {
+        "code": code,
+        "order_id": "C-1",
+        "order_amount_fen": 1_000_00,
+        "compute_class": "model_services",
+    }
+    refused = await world.providers["alicloud"].post("/v1/redemptions", order)
+    assert refused["error"] == {
+        "code": "authorization_expired",
+        "message": "this authorization was cancelled by its holder",
+    }
+    await world.holders["acme"].post(f"/v1/authorizations/{auth.group(1)}/cancel", code="not_found")
+    await world.holders["zju"].post(f"/v1/authorizations/{auth.group(1)}/cancel", code="not_found")

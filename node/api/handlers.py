@@ -274,6 +274,12 @@ async def create_authorization(request: web.Request) -> web.Response:
     return _ok({"authorization": render.authorization(auth), "code": code}, 201)
 
 
+async def cancel_authorization(request: web.Request) -> web.Response:
+    auth_id = request.match_info["id"]
+    await request.app[NODE].spending.cancel_authorization(_who(request), auth_id)
+    return _ok({"cancelled": auth_id})
+
+
 async def list_authorizations(request: web.Request) -> web.Response:
     items = await request.app[NODE].spending.authorizations(_who(request), request.match_info["id"])
     return _ok({"items": [render.authorization(a) for a in items], "next_after": None})

@@ -425,6 +425,15 @@ OPERATIONS: list[tuple[str, str, str, str, dict[str, Any] | None, int, tuple[str
     ),
     (
         "post",
+        "/v1/authorizations/{id}/cancel",
+        "holder",
+        "Cancel one of the holder's open spend authorizations: its code places no hold after",
+        None,
+        200,
+        ("not_found",),
+    ),
+    (
+        "post",
         "/v1/holds",
         "provider",
         "Place a hold with a holder's code, this city's or another's (200 on an identical retry; 202 while another city's answer is awaited)",

@@ -58,6 +58,7 @@ def routes(metrics_handler: Handler) -> list[web.RouteDef]:
         web.post("/v1/vouchers/{id}/revoke", h.revoke_voucher),
         web.post("/v1/vouchers/{id}/authorizations", h.create_authorization),
         web.get("/v1/vouchers/{id}/authorizations", h.list_authorizations),
+        web.post("/v1/authorizations/{id}/cancel", h.cancel_authorization),
         web.post("/v1/holds", h.place_hold),
         web.get("/v1/holds", h.list_holds),
         web.get("/v1/holds/{id}", h.get_hold),

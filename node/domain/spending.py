@@ -82,6 +82,8 @@ def check_authorization(auth: Authorization, region: str, provider_id: str, now_
         raise errors.WrongProvider("this authorization is for another provider")
     if auth.state == "used":
         raise errors.AuthorizationUsed("this one-time code was already used")
+    if auth.state == "cancelled":  # the same code as expiry: the code is no longer valid
+        raise errors.AuthorizationExpired("this authorization was cancelled by its holder")
     if auth.state != "open" or now_ms >= auth.expires_at:
         raise errors.AuthorizationExpired("this authorization has expired")
 

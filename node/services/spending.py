@@ -422,6 +422,22 @@ class Spending:
 
         return await self._db.read("authorization_list", txn)
 
+    async def cancel_authorization(self, who: Principal, authorization_id: str) -> None:
+        """A holder withdraws an open spend authorization: its code no longer places a hold,
+        here or through another city."""
+        holder_id = require_role(who, "holder")
+        now = self._clock.now_ms()
+
+        def txn(conn: sqlite3.Connection) -> None:
+            if not vouchers.cancel_authorization(conn, authorization_id, holder_id):
+                raise errors.NotFound(
+                    f"no open authorization {authorization_id} of this holder (used, expired "
+                    "or cancelled ones stay as they are)"
+                )
+            ledger.event(conn, now, "authorization", authorization_id, "cancelled", who.actor)
+
+        await self._db.run("authorization_cancel", txn)
+
     # A local provider's requests (REST) -------------------------------------------------------
 
     def _local_txn(self, conn: sqlite3.Connection, provider_id: str) -> Redeemer:

@@ -73,12 +73,18 @@ class Views:
         if scope is not None and scope != holder_id:
             raise errors.HolderNotFound(f"no holder {holder_id}")
 
-        def txn(conn: sqlite3.Connection) -> tuple[Any, list[Voucher], list[sqlite3.Row]]:
+        def txn(
+            conn: sqlite3.Connection,
+        ) -> tuple[Any, list[Voucher], list[sqlite3.Row], int]:
             holder = registry.get_holder(conn, holder_id)
             found, captures = vouchers.holder_year(conn, holder_id, year)
-            return holder, found, captures
+            used, _ = vouchers.holder_standing(conn, holder_id, year)
+            return holder, found, captures, used
 
-        holder, found, captures = await self._db.read("holder_statement", txn)
+        holder, found, captures, used = await self._db.read("holder_statement", txn)
+        policy = self._policies.maybe_for_year(year)
+        category = policy.categories.get(holder.category) if policy is not None else None
+        cap = category.annual_cap_fen if category is not None else 0
         providers: dict[tuple[str, str], dict[str, Any]] = {}
         months: dict[str, dict[str, Any]] = {}
         for c in captures:
@@ -103,6 +109,14 @@ class Views:
             "region": self._policies.region,
             "fiscal_year": year,
             "holder": {"id": holder.id, "uscc": holder.uscc, "name": holder.name},
+            # the category's yearly cap (R3), what this holder's vouchers use of it (issued
+            # less reclaimed) and what is left
+            "cap": {
+                "category": holder.category,
+                "cap_fen": cap,
+                "used_fen": used,
+                "left_fen": max(0, cap - used),
+            },
             "produced_at": iso(self._clock.now_ms()),
             "vouchers": [
                 {

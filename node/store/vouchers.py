@@ -179,6 +179,16 @@ def list_authorizations(conn: sqlite3.Connection, voucher_id: str) -> list[Autho
     return [_authorization(r) for r in rows]
 
 
+def cancel_authorization(conn: sqlite3.Connection, auth_id: str, holder_id: str) -> bool:
+    """An open authorization of this holder, cancelled; False when there is none such."""
+    cur = conn.execute(
+        "UPDATE authorizations SET state = 'cancelled' WHERE id = ? AND holder_id = ? "
+        "AND state = 'open'",
+        (auth_id, holder_id),
+    )
+    return cur.rowcount == 1
+
+
 def use_authorization(conn: sqlite3.Connection, auth_id: str, hold_id: str) -> None:
     conn.execute(
         "UPDATE authorizations SET state = 'used', hold_id = ? WHERE id = ? AND state = 'open'",

@@ -79,6 +79,12 @@ WORDS: dict[str, tuple[str, str]] = {
     ),
     "authorizations": ("授权", "Authorizations"),
     "holds": ("冻结与使用记录", "Holds and captures"),
+    "cap": ("年度额度", "Yearly cap"),
+    "cap_used": ("已用额度", "Cap used"),
+    "cap_left": ("剩余额度", "Cap left"),
+    "qr_code": ("二维码", "QR code"),
+    "cancel": ("取消授权", "Cancel"),
+    "cancelled": ("授权已取消", "Authorization cancelled"),
     "statement": ("年度补贴明细", "Yearly statement"),
     # provider
     "redeem": ("核销算力券", "Redeem a voucher"),
@@ -158,7 +164,10 @@ ERRORS: dict[str, tuple[str, str]] = {
     "insufficient_balance": ("算力券余额不足", "The voucher's balance is too low"),
     "authorization_invalid": ("授权码无效", "The code is not valid"),
     "authorization_used": ("授权码已使用", "The code was already used"),
-    "authorization_expired": ("授权码已过期", "The code has expired"),
+    "authorization_expired": (
+        "授权码已失效（已过期或已被取消）",
+        "The code is no longer valid (expired or cancelled)",
+    ),
     "wrong_provider": ("该授权码不是给本服务商的", "The code is for another provider"),
     "order_already_subsidised": ("该订单已获补贴", "This order was already subsidised"),
     "compute_class_mismatch": (

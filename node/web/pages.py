@@ -15,6 +15,7 @@ from node.domain.issuance import Demand
 from node.domain.payments import yuan_to_fen
 from node.domain.windows import CST
 from node.services.spending import Order
+from node.web import qr
 from node.web.frame import (
     FormError,
     clear_session_cookie,
@@ -40,6 +41,7 @@ def routes() -> list[web.RouteDef]:
         web.get("/holder", holder_home),
         web.post("/holder/demand", holder_demand),
         web.post("/holder/vouchers/{id}/authorize", holder_authorize),
+        web.post("/holder/authorizations/{id}/cancel", holder_cancel),
         web.get("/provider", provider_home),
         web.post("/provider/redeem", provider_redeem),
         web.post("/provider/holds/{id}/capture", provider_capture),
@@ -183,7 +185,18 @@ async def _holder_page(request: web.Request, status: int = 200, **extra: Any) ->
     policy = node.policies.maybe_for_year(year)
     classes = sorted(policy.compute_classes) if policy is not None else []
     today = dt.datetime.fromtimestamp(node.clock.now_ms() / 1000, CST).date()
+    now = node.clock.now_ms()
+    authorizations = [
+        a
+        for v in vouchers
+        if v.state == "active"
+        for a in await node.spending.authorizations(who, v.id)
+        if a.state == "open" and a.expires_at > now
+    ]
+    region = node.config.region
     context: dict[str, Any] = {
+        "authorizations": authorizations,
+        "qr": {v.id: qr.data_uri(qr.voucher_text(region, v.id)) for v in vouchers},
         "vouchers": vouchers,
         "holds": holds,
         "statement": statement,
@@ -197,6 +210,7 @@ async def _holder_page(request: web.Request, status: int = 200, **extra: Any) ->
         "form": {},
         "result": None,
         "code": None,
+        "cancelled": None,
     }
     context.update(extra)
     return render(request, "holder.html", status, **context)
@@ -253,7 +267,15 @@ async def holder_authorize(request: web.Request) -> web.StreamResponse:
         return await _holder_page(request, 400, errors=exc.fields, summary=exc.summary, form=form)
     except errors.SuanliError as exc:
         return await _holder_page(request, 400, errors={}, summary=[exc.message], form=form)
-    return await _holder_page(request, 201, code={"code": code, "authorization": auth})
+    return await _holder_page(
+        request, 201, code={"code": code, "authorization": auth, "qr": qr.data_uri(code)}
+    )
+
+
+async def holder_cancel(request: web.Request) -> web.StreamResponse:
+    who = _role(request, "holder")
+    await request.app[NODE].spending.cancel_authorization(who, request.match_info["id"])
+    return await _holder_page(request, 200, cancelled=request.match_info["id"])
 
 
 # Providers ---------------------------------------------------------------------------------------

@@ -272,6 +272,7 @@ def _build_federation(
         settler,
         netting,
         wire_parts.clearing,
+        peering,
         own_card,
     )
 

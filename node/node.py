@@ -27,6 +27,7 @@ from node.services.issuer import IssuerDesk
 from node.services.netting import Netting
 from node.services.ownkeys import load_txn as load_own_keys
 from node.services.payouts import LocalSettlement, SettlementViews
+from node.services.peering import Peering
 from node.services.policies import PolicyBook
 from node.services.registry import Registry, Tokens
 from node.services.sessions import Sessions
@@ -56,6 +57,7 @@ class Federation:
     settler: Settler
     netting: Netting
     clearing: Clearing  # transfers between cities: advices and confirmations
+    peering: Peering  # the peers' cards and status
     card: Callable[[], bytes]  # this node's signed card, listing every own key
 
 

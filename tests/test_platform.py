@@ -188,6 +188,13 @@ def test_a_cross_region_journey_through_the_pages(duo: Cluster, browser: Any) ->
         timeout=15,
     )
     hz.check("operator")
+    for page in ("providers", "peers", "audit"):
+        hz.open(f"/ui/operator/{page}")
+        hz.check(f"operator-{page}")
+        if page == "peers":  # Guiyang, its fingerprint, an empty backlog
+            row = hz.css(f"tr[data-peer='{GY}']").text
+            assert GY in row and hz.css("[data-testid=backlog]").text == "0"
+    hz.open("/ui/operator")
     hz.submit("form[action='/ui/operator/windows/close']")
     assert hz.css("#notice")
     hz.open("/ui/operator?lang=en")

@@ -248,3 +248,30 @@ async def test_a_holder_sees_its_cap_and_qr_codes_and_cancels_an_authorization(
     }
     await world.holders["acme"].post(f"/v1/authorizations/{auth.group(1)}/cancel", code="not_found")
     await world.holders["zju"].post(f"/v1/authorizations/{auth.group(1)}/cancel", code="not_found")
+
+
+async def test_an_operator_suspends_a_provider_and_reads_the_audit_trail(
+    world: World, node: Node
+) -> None:
+    o = Browser(world)
+    await o.sign_in(world.op.token or "")
+    resp, text = await o.go("GET", "/ui/operator/providers")
+    assert resp.status == 200 and world.provider_ids["sugon"] in text
+    target = f"/ui/operator/providers/{world.provider_ids['sugon']}/state"
+    before = snapshot(node)
+    resp, text = await o.go("POST", target, {"state": "suspended", "reason": ""})
+    assert resp.status == 400 and "请写明原因" in text and snapshot(node) == before
+    resp, text = await o.go("POST", target, {"state": "suspended", "reason": "licence lapsed"})
+    assert resp.status == 200 and "已暂停" in text
+    provider = await world.op.get(f"/v1/providers/{world.provider_ids['sugon']}", expect=200)
+    assert provider["state"] == "suspended"
+    resp, text = await o.go("GET", "/ui/operator/audit")
+    assert resp.status == 200 and "provider.state" in text and "session.sign_in" in text
+    resp, text = await o.go("GET", "/ui/operator/peers")
+    assert resp.status == 200  # no federation here: an empty table
+    # The other roles cannot open them.
+    h = Browser(world)
+    await h.sign_in(world.holders["acme"].token or "")
+    for page in ("/ui/operator/providers", "/ui/operator/audit", "/ui/operator/peers"):
+        resp, _ = await h.go("GET", page)
+        assert resp.status == 403, page

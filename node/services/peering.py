@@ -127,31 +127,35 @@ class Peering:
     def status(self, current: NodeKey) -> builtins.list[dict[str, Any]]:
         """Per peer: whether it has acknowledged this node's current card (the keys it may
         verify), and its backlog: what ``suanli peer status`` shows."""
+        return self._db.run_sync("peer_status", self._status_txn)
 
-        def txn(conn: sqlite3.Connection) -> builtins.list[dict[str, Any]]:
-            version = ownkeys.card_version_txn(conn)
-            backlog = books.outbox_backlog(conn)
-            now = self._clock.now_ms()
-            out = []
-            for p in peers.list_peers(conn):
-                acked = int(registry.get_meta(conn, f"card_announced:{p.region}") or "0")
-                pending, oldest = backlog.get(p.region, (0, now))
-                out.append(
-                    {
-                        "region": p.region,
-                        "name": p.name,
-                        "endpoint": p.endpoint,
-                        "fingerprint": p.fingerprint,
-                        "card_version": version,
-                        "acknowledged_version": acked,
-                        "acknowledged": acked >= version,
-                        "outbox_pending": pending,
-                        "outbox_oldest_seconds": max(0, now - oldest) // 1000,
-                    }
-                )
-            return out
+    async def status_for(self, who: Principal) -> builtins.list[dict[str, Any]]:
+        """The same, for an operator on the platform's pages."""
+        require_operator(who)
+        return await self._db.read("peer_status", self._status_txn)
 
-        return self._db.run_sync("peer_status", txn)
+    def _status_txn(self, conn: sqlite3.Connection) -> builtins.list[dict[str, Any]]:
+        version = ownkeys.card_version_txn(conn)
+        backlog = books.outbox_backlog(conn)
+        now = self._clock.now_ms()
+        out = []
+        for p in peers.list_peers(conn):
+            acked = int(registry.get_meta(conn, f"card_announced:{p.region}") or "0")
+            pending, oldest = backlog.get(p.region, (0, now))
+            out.append(
+                {
+                    "region": p.region,
+                    "name": p.name,
+                    "endpoint": p.endpoint,
+                    "fingerprint": p.fingerprint,
+                    "card_version": version,
+                    "acknowledged_version": acked,
+                    "acknowledged": acked >= version,
+                    "outbox_pending": pending,
+                    "outbox_oldest_seconds": max(0, now - oldest) // 1000,
+                }
+            )
+        return out
 
     # A serving node's side of card announcements (federation/announce.py carries them) -----
 

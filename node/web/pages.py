@@ -49,6 +49,10 @@ def routes() -> list[web.RouteDef]:
         web.get("/operator", operator_home),
         web.post("/operator/windows/close", operator_close),
         web.post("/operator/payments", operator_pay),
+        web.get("/operator/providers", operator_providers),
+        web.post("/operator/providers/{id}/state", operator_provider_state),
+        web.get("/operator/peers", operator_peers),
+        web.get("/operator/audit", operator_audit),
     ]
 
 
@@ -451,3 +455,56 @@ def _flows(report: dict[str, Any], lang: str) -> dict[str, Any]:
         "nodes": [{"name": n} for n in names],
         "links": [{"source": a, "target": b, "value": v} for a, b, v in kept],
     }
+
+
+async def _providers_page(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
+    node = request.app[NODE]
+    who = _role(request, "operator")
+    providers = await node.registry.providers(who, 200, "")
+    return render(request, "operator_providers.html", status, providers=providers, **extra)
+
+
+async def operator_providers(request: web.Request) -> web.StreamResponse:
+    return await _providers_page(request)
+
+
+async def operator_provider_state(request: web.Request) -> web.StreamResponse:
+    who = _role(request, "operator")
+    form = await _form(request)
+    state = form.get("state", "")
+    reason = form.get("reason", "")
+    lang = lang_of(request)
+    fields: dict[str, str] = {}
+    if state not in ("approved", "suspended"):
+        fields["state"] = "请选择批准或暂停" if lang == "zh" else "Choose approve or suspend"
+    if not reason or len(reason) > 500:
+        fields["reason"] = (
+            "请写明原因（最多 500 字）"
+            if lang == "zh"
+            else "Give a reason (at most 500 characters)"
+        )
+    if fields:
+        return await _providers_page(
+            request, 400, errors=fields, summary=list(fields.values()), form=form
+        )
+    provider = await request.app[NODE].registry.set_provider_state(
+        who, request.match_info["id"], state, reason
+    )
+    return await _providers_page(request, 200, changed=provider)
+
+
+async def operator_peers(request: web.Request) -> web.StreamResponse:
+    node = request.app[NODE]
+    who = _role(request, "operator")
+    peers = await node.federation.peering.status_for(who) if node.federation is not None else []
+    return render(request, "operator_peers.html", peers=peers)
+
+
+async def operator_audit(request: web.Request) -> web.StreamResponse:
+    node = request.app[NODE]
+    who = _role(request, "operator")
+    after = request.query.get("after", "0")
+    seq = int(after) if after.isdigit() and len(after) < 16 else 0
+    items = await node.views.journal(who, "audit", seq, 100)
+    following = items[-1]["seq"] if len(items) == 100 else None
+    return render(request, "operator_audit.html", items=items, following=following)

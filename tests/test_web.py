@@ -275,3 +275,21 @@ async def test_an_operator_suspends_a_provider_and_reads_the_audit_trail(
     for page in ("/ui/operator/providers", "/ui/operator/audit", "/ui/operator/peers"):
         resp, _ = await h.go("GET", page)
         assert resp.status == 403, page
+
+
+def test_reasons_read_in_chinese_with_the_recorded_figures() -> None:
+    decision = {
+        "compute_class": "model_services",
+        "ratio_bp": 3000,
+        "estimated_amount_fen": 1_000_000_00,
+        "amount_fen": 250_000_00,
+    }
+    say = i18n.reason_sentence
+    assert say({"code": "ratio", "message": "x"}, decision, "zh") == "适用补贴比例：模型服务 30%"
+    assert (
+        say({"code": "by_ratio", "message": "x"}, decision, "zh")
+        == "按比例计算的补贴：¥1,000,000.00 × 30% = ¥300,000.00"
+    )
+    limited = {"code": "limited", "message": "limited to the remaining annual cap: ¥250,000.00"}
+    assert say(limited, decision, "zh") == "受年度剩余额度限制，核发 ¥250,000.00"
+    assert say(limited, decision, "en").endswith("remaining annual cap: ¥250,000.00")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from node.domain.money import percent, yuan
+from node.domain.money import apply_ratio, percent, yuan
 from node.domain.windows import CST
 
 LANGS = ("zh", "en")
@@ -271,6 +271,27 @@ def named(table: dict[str, tuple[str, str]], code: str, lang: str) -> str:
     return pick(pair, lang) if pair else code
 
 
+def reason_sentence(reason: dict[str, Any], decision: dict[str, Any], lang: str) -> str:
+    """A decision's reason in plain words, with its figures, in the page's language. The
+    figures come from the decision itself (ratio, estimate, amount), so the Chinese sentence
+    says exactly what the recorded English one says."""
+    code, message = str(reason["code"]), str(reason["message"])
+    label = named(REASONS, code, lang)
+    if lang != "zh":
+        return f"{label}: {message}"
+    ratio, estimate = int(decision["ratio_bp"]), int(decision.get("estimated_amount_fen") or 0)
+    if code == "ratio":
+        return f"{label}：{named(CLASSES, str(decision['compute_class']), lang)} {percent(ratio)}"
+    if code == "by_ratio":
+        return (
+            f"{label}：{yuan(estimate)} × {percent(ratio)} = {yuan(apply_ratio(estimate, ratio))}"
+        )
+    if code == "limited":
+        what = "年度剩余额度" if "cap" in message else "剩余预算"
+        return f"受{what}限制，核发 {yuan(int(decision['amount_fen']))}"
+    return label
+
+
 def helpers(lang: str) -> dict[str, Any]:
     """What every template may call."""
     return {
@@ -282,4 +303,5 @@ def helpers(lang: str) -> dict[str, Any]:
         "cls": lambda code: named(CLASSES, code, lang),
         "st": lambda code: named(STATES, code, lang),
         "reason": lambda code: named(REASONS, code, lang),
+        "because": lambda r, d: reason_sentence(r, d, lang),
     }

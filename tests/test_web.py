@@ -293,3 +293,30 @@ def test_reasons_read_in_chinese_with_the_recorded_figures() -> None:
     limited = {"code": "limited", "message": "limited to the remaining annual cap: ¥250,000.00"}
     assert say(limited, decision, "zh") == "受年度剩余额度限制，核发 ¥250,000.00"
     assert say(limited, decision, "en").endswith("remaining annual cap: ¥250,000.00")
+
+
+async def test_an_operator_filters_and_exports_decisions(world: World) -> None:
+    await world.voucher("acme", 1_000_000_00)
+    await world.holders["zju"].post(
+        "/v1/demands",
+        {
+            "compute_class": "storage",
+            "estimated_amount_fen": 100_00,
+            "period_start": "2026-01-01",
+            "period_end": "2026-12-31",
+        },
+        expect=201,
+    )
+    o = Browser(world)
+    await o.sign_in(world.op.token or "")
+    resp, text = await o.go("GET", "/ui/operator/decisions?outcome=declined")
+    assert resp.status == 200 and text.count("data-decision=") == 1
+    assert world.holder_ids["zju"] in text and "不属于智能算力" in text
+    resp, text = await o.go("GET", "/ui/operator/decisions")
+    assert text.count("data-decision=") == 2
+    resp, text = await o.go("GET", "/ui/operator/decisions.csv?outcome=issued")
+    lines = text.strip().splitlines()
+    assert resp.content_type == "text/csv" and len(lines) == 2
+    assert lines[1].split(",")[2] == world.holder_ids["acme"] and ",issued,30000000," in lines[1]
+    resp, _ = await o.go("GET", "/ui/operator/decisions?outcome=maybe")
+    assert resp.status == 400

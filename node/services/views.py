@@ -59,10 +59,23 @@ class Views:
             raise errors.Forbidden("a holder sees only its own decisions")
         return row
 
-    async def decisions(self, who: Principal, limit: int, after: str) -> list[dict[str, Any]]:
-        holder = self._scope(who)
+    async def decisions(
+        self,
+        who: Principal,
+        limit: int,
+        after: str,
+        outcome: str | None = None,
+        holder_id: str | None = None,
+        newest_first: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Decisions a caller may see (a holder its own); an operator may ask for one
+        holder's, and either for one outcome, oldest or newest first."""
+        holder = self._scope(who) or holder_id
+        if outcome is not None and outcome not in ("issued", "declined"):
+            raise errors.InvalidRequest("outcome: issued or declined")
         return await self._db.read(
-            "decision_list", lambda c: vouchers.list_decisions(c, holder, limit, after)
+            "decision_list",
+            lambda c: vouchers.list_decisions(c, holder, limit, after, outcome, newest_first),
         )
 
     async def holder_statement(self, who: Principal, holder_id: str, year: int) -> dict[str, Any]:

@@ -62,15 +62,34 @@ def get_decision(conn: sqlite3.Connection, decision_id: str) -> dict[str, Any]:
 
 
 def list_decisions(
-    conn: sqlite3.Connection, holder_id: str | None, limit: int, after: str
+    conn: sqlite3.Connection,
+    holder_id: str | None,
+    limit: int,
+    after: str,
+    outcome: str | None = None,
+    newest_first: bool = False,
 ) -> list[dict[str, Any]]:
-    where, args = (
-        ("id > ?", [after])
-        if holder_id is None
-        else ("holder_id = ? AND id > ?", [holder_id, after])
-    )
+    """Decisions by id (which is time order): after ``after``, or with ``newest_first``
+    before it ("" for the newest); of one holder and one outcome if given."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    if newest_first:
+        if after:
+            clauses.append("id < ?")
+            args.append(after)
+    else:
+        clauses.append("id > ?")
+        args.append(after)
+    if holder_id is not None:
+        clauses.append("holder_id = ?")
+        args.append(holder_id)
+    if outcome is not None:
+        clauses.append("outcome = ?")
+        args.append(outcome)
+    where = " AND ".join(clauses) or "1"
+    order = "DESC" if newest_first else ""
     rows = conn.execute(
-        f"SELECT {DECISION_COLUMNS} FROM decisions WHERE {where} ORDER BY id LIMIT ?",
+        f"SELECT {DECISION_COLUMNS} FROM decisions WHERE {where} ORDER BY id {order} LIMIT ?",
         (*args, limit),
     ).fetchall()
     return [decision_json(r) for r in rows]

@@ -53,6 +53,8 @@ def routes() -> list[web.RouteDef]:
         web.post("/operator/providers/{id}/state", operator_provider_state),
         web.get("/operator/peers", operator_peers),
         web.get("/operator/audit", operator_audit),
+        web.get("/operator/decisions", operator_decisions),
+        web.get("/operator/decisions.csv", operator_decisions_csv),
     ]
 
 
@@ -394,7 +396,7 @@ async def _operator_page(request: web.Request, status: int = 200, **extra: Any) 
     who = _role(request, "operator")
     year = year_of(node.clock.now_ms())
     budget = [b for b in await node.views.budget(who) if b["fiscal_year"] == year]
-    decisions = await node.views.decisions(who, 20, "")
+    decisions = await node.views.decisions(who, 20, "", newest_first=True)
     windows = await node.settlement.windows(who)
     report = await node.views.budget_execution(who, year, None)
     peers: list[dict[str, Any]] = []
@@ -508,3 +510,83 @@ async def operator_audit(request: web.Request) -> web.StreamResponse:
     items = await node.views.journal(who, "audit", seq, 100)
     following = items[-1]["seq"] if len(items) == 100 else None
     return render(request, "operator_audit.html", items=items, following=following)
+
+
+def _decision_filter(request: web.Request) -> tuple[str | None, str | None, str]:
+    """?outcome=issued|declined&holder=ID&before=ID, each checked."""
+    q = request.query
+    outcome = q.get("outcome") or None
+    if outcome not in (None, "issued", "declined"):
+        raise errors.InvalidRequest("outcome: issued or declined")
+    holder = q.get("holder", "").strip() or None
+    before = q.get("before", "")
+    for value in (holder or "", before):
+        if len(value) > 40 or not all(ch.isalnum() or ch == "_" for ch in value):
+            raise errors.InvalidRequest("holder, before: ids")
+    return outcome, holder, before
+
+
+async def operator_decisions(request: web.Request) -> web.StreamResponse:
+    node = request.app[NODE]
+    who = _role(request, "operator")
+    outcome, holder, before = _decision_filter(request)
+    items = await node.views.decisions(who, 50, before, outcome, holder, newest_first=True)
+    following = items[-1]["id"] if len(items) == 50 else None
+    query = "&".join(f"{k}={v}" for k, v in (("outcome", outcome), ("holder", holder)) if v)
+    return render(
+        request,
+        "operator_decisions.html",
+        decisions=items,
+        following=following,
+        outcome=outcome or "",
+        holder=holder or "",
+        query=query,
+    )
+
+
+async def operator_decisions_csv(request: web.Request) -> web.StreamResponse:
+    """The filtered decisions as CSV (at most 100,000, newest first), for a spreadsheet."""
+    import csv
+    import io
+
+    node = request.app[NODE]
+    who = _role(request, "operator")
+    outcome, holder, _ = _decision_filter(request)
+    items = await node.views.decisions(who, 100_000, "", outcome, holder, newest_first=True)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        [
+            "id",
+            "created_at",
+            "holder_id",
+            "compute_class",
+            "estimated_amount_fen",
+            "outcome",
+            "amount_fen",
+            "ratio_bp",
+            "voucher_id",
+            "reasons",
+        ]
+    )
+    for d in items:
+        writer.writerow(
+            [
+                d["id"],
+                d["created_at"],
+                d["holder_id"],
+                d["compute_class"],
+                d["estimated_amount_fen"],
+                d["outcome"],
+                d["amount_fen"],
+                d["ratio_bp"],
+                d["voucher_id"] or "",
+                ";".join(r["code"] for r in d["reasons"]),
+            ]
+        )
+    return web.Response(
+        text=out.getvalue(),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": 'attachment; filename="decisions.csv"'},
+    )

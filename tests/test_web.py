@@ -320,3 +320,61 @@ async def test_an_operator_filters_and_exports_decisions(world: World) -> None:
     assert lines[1].split(",")[2] == world.holder_ids["acme"] and ",issued,30000000," in lines[1]
     resp, _ = await o.go("GET", "/ui/operator/decisions?outcome=maybe")
     assert resp.status == 400
+
+
+async def test_a_window_closed_and_paid_on_the_pages_gives_the_provider_its_advice(
+    world: World, node: Node
+) -> None:
+    from node.domain.payments import PAYMENT_TAG
+    from node.keys import canonical_json, verify
+
+    voucher = await world.voucher("acme", 1_000_000_00)
+    code = await world.code("acme", voucher["id"], "alicloud", 50_000_00)
+    order = {
+        "code": code,
+        "order_id": "P-1",
+        "order_amount_fen": 100_000_00,
+        "compute_class": "model_services",
+    }
+    await world.providers["alicloud"].post("/v1/redemptions", order, expect=201)
+    o = Browser(world)
+    await o.sign_in(world.op.token or "")
+    await o.go("GET", "/ui/operator")
+    resp, text = await o.go("POST", "/ui/operator/windows/close", {})
+    assert resp.status == 201 and 'id="notice"' in text
+    match = re.search(r'name="window" value="([^"]+)"', text)
+    assert match is not None
+    pay = {
+        "window": match.group(1),
+        "provider_id": world.provider_ids["alicloud"],
+        "amount": "30000.00",
+        "value_date": "2026-03-10",
+        "reference": "",
+    }
+    before = snapshot(node)
+    resp, text = await o.go("POST", "/ui/operator/payments", pay)
+    assert resp.status == 400 and snapshot(node) == before  # no bank reference
+    pay["reference"] = "ICBC-P-1"
+    resp, text = await o.go("POST", "/ui/operator/payments", pay)
+    assert resp.status == 201 and "¥30,000.00" in text
+    p = Browser(world)
+    await p.sign_in(world.providers["alicloud"].token or "")
+    resp, text = await p.go("GET", "/ui/provider")
+    link = re.search(r'href="(/ui/provider/payments/[^"]+/advice\.json)"', text)
+    assert link is not None and "ICBC-P-1" in text
+    resp, body = await p.go("GET", link.group(1))
+    import json
+
+    signed = json.loads(body)
+    assert signed["advice"]["amount_fen"] == 30_000_00
+    assert verify(
+        node.key.public_key,
+        PAYMENT_TAG,
+        canonical_json(signed["advice"]),
+        bytes.fromhex(signed["signature"]),
+    )
+    # Another provider cannot fetch it.
+    q = Browser(world)
+    await q.sign_in(world.providers["sugon"].token or "")
+    resp, _ = await q.go("GET", link.group(1))
+    assert resp.status == 404

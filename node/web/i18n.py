@@ -102,6 +102,10 @@ WORDS: dict[str, tuple[str, str]] = {
     "paid": ("已兑付", "Paid"),
     "unpaid": ("未兑付", "Unpaid"),
     "window": ("结算周期", "Window"),
+    "payments": ("兑付记录", "Payments"),
+    "value_date": ("起息日", "Value date"),
+    "advice": ("兑付通知（已签名）", "Signed advice"),
+    "download": ("下载", "Download"),
     # operator
     "overview": ("总览", "Overview"),
     "budget": ("年度预算", "Annual budget"),

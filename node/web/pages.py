@@ -46,6 +46,7 @@ def routes() -> list[web.RouteDef]:
         web.post("/provider/redeem", provider_redeem),
         web.post("/provider/holds/{id}/capture", provider_capture),
         web.post("/provider/holds/{id}/void", provider_void),
+        web.get("/provider/payments/{id}/advice.json", provider_advice),
         web.get("/operator", operator_home),
         web.post("/operator/windows/close", operator_close),
         web.post("/operator/payments", operator_pay),
@@ -292,9 +293,11 @@ async def _provider_page(request: web.Request, status: int = 200, **extra: Any) 
     who = _role(request, "provider")
     holds = await node.spending.holds(who, 50, "")
     payouts = await node.settlement.payouts(who, None)
+    payments = await node.disbursements.listing(who, None, None)
     year = year_of(node.clock.now_ms())
     policy = node.policies.maybe_for_year(year)
     context: dict[str, Any] = {
+        "payments": payments,
         "holds": holds,
         "payouts": payouts,
         "classes": sorted(policy.compute_classes) if policy is not None else [],
@@ -589,4 +592,20 @@ async def operator_decisions_csv(request: web.Request) -> web.StreamResponse:
         content_type="text/csv",
         charset="utf-8",
         headers={"Content-Disposition": 'attachment; filename="decisions.csv"'},
+    )
+
+
+async def provider_advice(request: web.Request) -> web.StreamResponse:
+    """A payment's signed advice as a file the provider keeps and verifies offline
+    (docs/settlement.md, "The payment advice")."""
+    import json
+
+    who = _role(request, "provider")
+    payment = await request.app[NODE].disbursements.one(who, request.match_info["id"])
+    body = {k: payment[k] for k in ("advice", "signature", "key_id")}
+    return web.Response(
+        text=json.dumps(body, ensure_ascii=False, indent=2),
+        content_type="application/json",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{payment["id"]}.json"'},
     )

@@ -90,6 +90,8 @@ class Page:
         WebDriverWait(self.d, 30).until(expected_conditions.staleness_of(page))
 
     def sign_in(self, token: str) -> None:
+        """Sign out of this node (its cookies only: the other node's host keeps its own)."""
+        self.open("/ui/signin")
         self.d.delete_all_cookies()
         self.open("/ui/signin")
         self.fill("token", token)
@@ -188,7 +190,7 @@ def test_a_cross_region_journey_through_the_pages(duo: Cluster, browser: Any) ->
         timeout=15,
     )
     hz.check("operator")
-    for page in ("decisions", "providers", "peers", "audit"):
+    for page in ("decisions", "settlement", "providers", "peers", "audit"):
         hz.open(f"/ui/operator/{page}")
         hz.check(f"operator-{page}")
         if page == "peers":  # Guiyang, its fingerprint, an empty backlog
@@ -213,4 +215,34 @@ def test_a_cross_region_journey_through_the_pages(duo: Cluster, browser: Any) ->
     gy.fill("reference", "ICBC-WEB-1", pay)
     gy.submit(pay)
     assert "¥60,000.00" in gy.css("#paid").text
+
+    # Hangzhou owes Guiyang the ¥60,000 its statement says: it pays and advises on its
+    # settlement page; Guiyang confirms receipt on its own; Hangzhou's window is settled.
+    def due() -> bool:
+        hz.open("/ui/operator/settlement")
+        return bool(hz.all(f"[data-due='{GY}'] form"))
+
+    hz.sign_in(duo[HZ].operator)
+    wait_until(due, "the statement agreed and the transfer due", timeout=30)
+    assert "¥60,000.00" in hz.css(f"[data-due='{GY}']").text
+    hz.check("operator-settlement")
+    record = f"[data-due='{GY}'] form"
+    hz.fill("reference", "ICBC-HZ-GY-1", record)
+    hz.submit(record)
+    assert hz.css("#done")
+
+    def advised() -> bool:
+        gy.open("/ui/operator/settlement")
+        return bool(gy.all("form[action$='/answer']"))
+
+    gy.sign_in(duo[GY].operator)
+    wait_until(advised, "the advice at Guiyang", timeout=30)
+    gy.submit("form[action$='/answer']")  # the first: confirm receipt
+    assert gy.css("[data-testid=transfer-state]").text == "已确认"
+
+    def settled() -> bool:
+        hz.open("/ui/operator/settlement")
+        return hz.css("[data-testid=window-state]").text == "已结清"
+
+    wait_until(settled, "Hangzhou's window settled", timeout=30)
     duo.check_all()

@@ -55,6 +55,9 @@ def routes() -> list[web.RouteDef]:
         web.get("/operator/peers", operator_peers),
         web.get("/operator/audit", operator_audit),
         web.get("/operator/decisions", operator_decisions),
+        web.get("/operator/settlement", operator_settlement),
+        web.post("/operator/transfers", operator_transfer),
+        web.post("/operator/transfers/{id}/answer", operator_transfer_answer),
         web.get("/operator/decisions.csv", operator_decisions_csv),
     ]
 
@@ -609,3 +612,73 @@ async def provider_advice(request: web.Request) -> web.StreamResponse:
         charset="utf-8",
         headers={"Content-Disposition": f'attachment; filename="{payment["id"]}.json"'},
     )
+
+
+async def _settlement_page(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
+    node = request.app[NODE]
+    who = _role(request, "operator")
+    windows = await node.settlement.windows(who)
+    due: list[dict[str, Any]] = []
+    transfers: list[dict[str, Any]] = []
+    if node.federation is not None:
+        due = await node.federation.clearing.due(who)
+        transfers = await node.federation.clearing.transfers(who)
+    today = dt.datetime.fromtimestamp(node.clock.now_ms() / 1000, CST).date().isoformat()
+    context: dict[str, Any] = {
+        "windows": windows,
+        "due": due,
+        "transfers": transfers,
+        "region": node.config.region,
+        "today": today,
+        "done": None,
+    }
+    context.update(extra)
+    return render(request, "operator_settlement.html", status, **context)
+
+
+async def operator_settlement(request: web.Request) -> web.StreamResponse:
+    return await _settlement_page(request)
+
+
+def _clearing(request: web.Request) -> Any:
+    node = request.app[NODE]
+    if node.federation is None:
+        raise errors.InvalidRequest("this node is not part of a federation")
+    return node.federation.clearing
+
+
+async def operator_transfer(request: web.Request) -> web.StreamResponse:
+    """Record this city's transfer to a partner city (the net due) and advise it."""
+    who = _role(request, "operator")
+    form = await _form(request)
+    lang = lang_of(request)
+    fields: dict[str, str] = {}
+    peer = _text(form, "peer", fields, lang)
+    reference = _text(form, "reference", fields, lang)
+    value_date = _text(form, "value_date", fields, lang)
+    amount = form.get("amount_fen", "")
+    if not amount.isdigit() or len(amount) > 16:
+        fields["amount_fen"] = "金额有误" if lang == "zh" else "Not an amount"
+    try:
+        if fields:
+            raise FormError(fields)
+        transfer = await _clearing(request).record(who, peer, int(amount), value_date, reference)
+    except FormError as exc:
+        return await _settlement_page(request, 400, errors=exc.fields, summary=exc.summary)
+    except errors.SuanliError as exc:
+        return await _settlement_page(request, 400, summary=[exc.message])
+    return await _settlement_page(request, 201, done=transfer)
+
+
+async def operator_transfer_answer(request: web.Request) -> web.StreamResponse:
+    """Confirm a transfer advised to this city, or dispute it with a reason."""
+    who = _role(request, "operator")
+    form = await _form(request)
+    confirmed = form.get("confirmed") == "yes"
+    try:
+        transfer = await _clearing(request).answer(
+            who, request.match_info["id"], confirmed, form.get("reason", "")
+        )
+    except errors.SuanliError as exc:
+        return await _settlement_page(request, 400, summary=[exc.message])
+    return await _settlement_page(request, 200, done=transfer)

@@ -28,28 +28,9 @@ from prometheus_client.registry import Collector
 from node import VERSION
 from node.domain.issuance import Decision
 from node.domain.policy import Policy
-from node.store import books
+from node.store import books, ledger
 
 DB_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-
-
-def voucher_money(flows: list[tuple[str, str, str, int]]) -> dict[str, int]:
-    """All vouchers' money by state, from the ledger's running totals (``books.flows``) rather
-    than a sum over every voucher: available and held are what flowed into the voucher and
-    hold accounts less what flowed out; captured and reclaimed are what left them as captures
-    and reclaims. Equal to the vouchers' columns (tests/test_metrics.py checks it)."""
-    money = {"available": 0, "held": 0, "captured": 0, "reclaimed": 0}
-    for kind, source, dest, fen in flows:
-        for account, sign in ((dest, fen), (source, -fen)):
-            if account == "voucher":
-                money["available"] += sign
-            elif account == "hold":
-                money["held"] += sign
-        if source in ("voucher", "hold") and kind == "capture":
-            money["captured"] += fen
-        elif source == "voucher" and kind == "reclaim":
-            money["reclaimed"] += fen
-    return money
 
 
 class BooksCollector(Collector):
@@ -109,7 +90,7 @@ class BooksCollector(Collector):
             revoked = books.revoked_fen(conn)
             positions = books.positions(conn)
             disputes, conflicts, states = books.settlement_counts(conn)
-        by_state = voucher_money(flows)
+        by_state = ledger.voucher_money(flows)
         for state in ("available", "held", "captured", "reclaimed"):
             vouchers.add_metric([state], by_state[state])
         reclaimed = GaugeMetricFamily(

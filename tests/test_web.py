@@ -184,6 +184,13 @@ async def test_a_holder_gets_a_voucher_and_a_code_and_bad_input_changes_nothing(
     await o.sign_in(world.op.token or "")
     resp, text = await o.go("GET", "/ui/operator")
     assert resp.status == 200 and 'data-chart="sankey"' in text and "¥300,000.00" in text
+    assert 'data-testid="captured">¥30,000.00' in text
+    resp, flows = await o.go("GET", "/ui/operator/flows.json")
+    import json
+
+    links = {(x["source"], x["target"]): x["value"] for x in json.loads(flows)["links"]}
+    assert links[("年度预算", "enterprise")] == 300_000_00
+    assert links[("已使用", "本市服务商")] == 30_000_00
 
 
 def test_every_word_reason_and_error_has_both_languages() -> None:
@@ -229,7 +236,10 @@ async def test_a_holder_sees_its_cap_and_qr_codes_and_cancels_an_authorization(
     resp, text = await b.go("GET", "/ui/holder")
     assert 'data-testid="cap">¥8,000,000.00' in text
     assert 'data-testid="cap-left">¥7,700,000.00' in text
-    assert 'src="data:image/svg+xml' in text  # the voucher's QR code
+    qr = re.search(r'src="(/ui/holder/vouchers/[^"]+/qr\.svg)"', text)  # the voucher's QR code
+    assert qr is not None
+    resp, svg = await b.go("GET", qr.group(1))
+    assert resp.status == 200 and resp.content_type == "image/svg+xml" and "<svg" in svg
     auth = re.search(r'data-authorization="([^"]+)"', text)
     assert auth is not None
     resp, text = await b.go("POST", f"/ui/holder/authorizations/{auth.group(1)}/cancel", {})

@@ -422,6 +422,14 @@ class Spending:
 
         return await self._db.read("authorization_list", txn)
 
+    async def open_authorizations(self, who: Principal) -> list[Authorization]:
+        """The holder's open spend authorizations (not used, cancelled or expired)."""
+        holder_id = require_role(who, "holder")
+        now = self._clock.now_ms()
+        return await self._db.read(
+            "authorizations_open", lambda c: vouchers.open_authorizations(c, holder_id, now)
+        )
+
     async def cancel_authorization(self, who: Principal, authorization_id: str) -> None:
         """A holder withdraws an open spend authorization: its code no longer places a hold,
         here or through another city."""

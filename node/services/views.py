@@ -190,6 +190,12 @@ class Views:
 
         return txn
 
+    async def voucher_money(self, who: Principal) -> dict[str, int]:
+        """All vouchers' money by state (available, held, captured, reclaimed), from the
+        ledger's running totals: one small read however many vouchers there are."""
+        require_operator(who)
+        return ledger.voucher_money(await self._db.read("flows", ledger.flows))
+
     async def budget(self, who: Principal) -> list[dict[str, int]]:
         require_operator(who)
         years = self._policies.years()

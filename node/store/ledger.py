@@ -124,6 +124,25 @@ def flows(conn: sqlite3.Connection) -> list[tuple[str, str, str, int]]:
     ]
 
 
+def voucher_money(flows: list[tuple[str, str, str, int]]) -> dict[str, int]:
+    """All vouchers' money by state, from the ledger's running totals (``books.flows``) rather
+    than a sum over every voucher: available and held are what flowed into the voucher and
+    hold accounts less what flowed out; captured and reclaimed are what left them as captures
+    and reclaims. Equal to the vouchers' columns (tests/test_metrics.py checks it)."""
+    money = {"available": 0, "held": 0, "captured": 0, "reclaimed": 0}
+    for kind, source, dest, fen in flows:
+        for account, sign in ((dest, fen), (source, -fen)):
+            if account == "voucher":
+                money["available"] += sign
+            elif account == "hold":
+                money["held"] += sign
+        if source in ("voucher", "hold") and kind == "capture":
+            money["captured"] += fen
+        elif source == "voucher" and kind == "reclaim":
+            money["reclaimed"] += fen
+    return money
+
+
 def balance(conn: sqlite3.Connection, account: str) -> int:
     row = conn.execute("SELECT balance_fen FROM accounts WHERE name = ?", (account,)).fetchone()
     return int(row[0]) if row else 0

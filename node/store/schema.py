@@ -605,6 +605,9 @@ CREATE TABLE web_sessions (
 );
 CREATE INDEX web_sessions_expiry ON web_sessions(expires_at);
 
+-- A holder's open authorizations, for its page (one indexed read, however many vouchers).
+CREATE INDEX authorizations_holder_open ON authorizations(holder_id, expires_at) WHERE state = 'open';
+
 -- One-time sign-in links an operator issues (to a holder, say): the code's SHA-256, the token
 -- whose role the session gets, used once, within its expiry.
 CREATE TABLE signin_links (

@@ -198,6 +198,16 @@ def list_authorizations(conn: sqlite3.Connection, voucher_id: str) -> list[Autho
     return [_authorization(r) for r in rows]
 
 
+def open_authorizations(conn: sqlite3.Connection, holder_id: str, now: int) -> list[Authorization]:
+    """A holder's open authorizations not yet expired, soonest expiry first."""
+    rows = conn.execute(
+        "SELECT * FROM authorizations WHERE holder_id = ? AND state = 'open' AND expires_at > ? "
+        "ORDER BY expires_at, id LIMIT 200",
+        (holder_id, now),
+    ).fetchall()
+    return [_authorization(r) for r in rows]
+
+
 def cancel_authorization(conn: sqlite3.Connection, auth_id: str, holder_id: str) -> bool:
     """An open authorization of this holder, cancelled; False when there is none such."""
     cur = conn.execute(

@@ -112,6 +112,10 @@ WORDS: dict[str, tuple[str, str]] = {
     "committed": ("已承诺", "Committed"),
     "remaining": ("剩余", "Remaining"),
     "flows": ("算力券资金流向", "Quota flows"),
+    "flows_hint": (
+        "本年度预算 → 主体类别 → 已使用（本市或外地服务商）或未使用，数据来自预算执行报告。",
+        "This year's budget → holder categories → used (here or by other cities' providers) or not yet, from the budget-execution report.",
+    ),
     "decisions": ("核发记录", "Decisions"),
     "peers": ("联邦城市", "Federation peers"),
     "settlement": ("结算", "Settlement"),

@@ -55,6 +55,8 @@ def routes() -> list[web.RouteDef]:
         web.get("/operator/peers", operator_peers),
         web.get("/operator/audit", operator_audit),
         web.get("/operator/decisions", operator_decisions),
+        web.get("/operator/flows.json", operator_flows),
+        web.get("/holder/vouchers/{id}/qr.svg", holder_voucher_qr),
         web.get("/operator/settlement", operator_settlement),
         web.post("/operator/transfers", operator_transfer),
         web.post("/operator/transfers/{id}/answer", operator_transfer_answer),
@@ -195,18 +197,8 @@ async def _holder_page(request: web.Request, status: int = 200, **extra: Any) ->
     policy = node.policies.maybe_for_year(year)
     classes = sorted(policy.compute_classes) if policy is not None else []
     today = dt.datetime.fromtimestamp(node.clock.now_ms() / 1000, CST).date()
-    now = node.clock.now_ms()
-    authorizations = [
-        a
-        for v in vouchers
-        if v.state == "active"
-        for a in await node.spending.authorizations(who, v.id)
-        if a.state == "open" and a.expires_at > now
-    ]
-    region = node.config.region
     context: dict[str, Any] = {
-        "authorizations": authorizations,
-        "qr": {v.id: qr.data_uri(qr.voucher_text(region, v.id)) for v in vouchers},
+        "authorizations": await node.spending.open_authorizations(who),
         "vouchers": vouchers,
         "holds": holds,
         "statement": statement,
@@ -404,7 +396,7 @@ async def _operator_page(request: web.Request, status: int = 200, **extra: Any) 
     budget = [b for b in await node.views.budget(who) if b["fiscal_year"] == year]
     decisions = await node.views.decisions(who, 20, "", newest_first=True)
     windows = await node.settlement.windows(who)
-    report = await node.views.budget_execution(who, year, None)
+    money = await node.views.voucher_money(who)
     peers: list[dict[str, Any]] = []
     transfers: list[dict[str, Any]] = []
     if node.federation is not None:
@@ -427,8 +419,7 @@ async def _operator_page(request: web.Request, status: int = 200, **extra: Any) 
         budget=budget[0] if budget else None,
         decisions=decisions,
         windows=windows,
-        report=report,
-        flows=_flows(report, lang_of(request)),
+        money=money,
         peers=peers,
         transfers=transfers,
         city=node.config.name,
@@ -682,3 +673,24 @@ async def operator_transfer_answer(request: web.Request) -> web.StreamResponse:
     except errors.SuanliError as exc:
         return await _settlement_page(request, 400, summary=[exc.message])
     return await _settlement_page(request, 200, done=transfer)
+
+
+async def operator_flows(request: web.Request) -> web.StreamResponse:
+    """The quota-flow chart's data (JSON), which the overview's script fetches: the year's
+    budget-execution report reads every voucher of the year, so it is not on the page's own
+    path (docs/platform.md, "How fast")."""
+    node = request.app[NODE]
+    who = _role(request, "operator")
+    report = await node.views.budget_execution(who, year_of(node.clock.now_ms()), None)
+    return web.json_response(_flows(report, lang_of(request)))
+
+
+async def holder_voucher_qr(request: web.Request) -> web.StreamResponse:
+    """A voucher's QR code (its city and id), for its holder only."""
+    node = request.app[NODE]
+    who = _role(request, "holder")
+    voucher, _ = await node.views.voucher(who, request.match_info["id"])
+    svg = qr.svg(qr.voucher_text(node.config.region, voucher.id))
+    return web.Response(
+        body=svg, content_type="image/svg+xml", headers={"Cache-Control": "private, max-age=86400"}
+    )

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import io
+
 import segno
 
 
@@ -15,3 +17,9 @@ def voucher_text(region: str, voucher_id: str) -> str:
 def data_uri(text: str) -> str:
     uri: str = segno.make(text, error="m").svg_data_uri(scale=4, border=2)
     return uri
+
+
+def svg(text: str) -> bytes:
+    out = io.BytesIO()
+    segno.make(text, error="m").save(out, kind="svg", scale=4, border=2)
+    return out.getvalue()

@@ -1,5 +1,5 @@
-// Progressive enhancement only: every page works without it. Draws the charts whose data the
-// page carries in data-series (JSON); loads ECharts (vendored) when a page has a chart.
+// Progressive enhancement only: every page works without it. Draws each chart from the JSON
+// its data-src names (same origin); loads ECharts (vendored) when a page has a chart.
 (function () {
   "use strict";
   var charts = document.querySelectorAll("[data-chart]");
@@ -8,7 +8,12 @@
   script.src = "/ui/static/vendor/echarts/echarts.min.js";
   script.onload = function () {
     charts.forEach(function (el) {
-      var data = JSON.parse(el.getAttribute("data-series"));
+      fetch(el.getAttribute("data-src"), { credentials: "same-origin" })
+        .then(function (r) { return r.json(); })
+        .then(function (data) { draw(el, data); });
+    });
+  };
+  function draw(el, data) {
       var chart = window.echarts.init(el, null, { renderer: "svg" });
       if (el.getAttribute("data-chart") === "sankey") {
         chart.setOption({
@@ -20,7 +25,6 @@
       }
       window.addEventListener("resize", function () { chart.resize(); });
       el.setAttribute("data-drawn", "1");
-    });
-  };
+  }
   document.head.appendChild(script);
 }());

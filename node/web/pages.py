@@ -104,6 +104,12 @@ def _yuan(form: dict[str, str], name: str, fields: dict[str, str], lang: str) ->
         return 0
 
 
+def _classes(node: Any) -> list[str]:
+    """This year's compute classes, for a form's choice."""
+    policy = node.policies.maybe_for_year(year_of(node.clock.now_ms()))
+    return sorted(policy.compute_classes) if policy is not None else []
+
+
 def _field_of(exc: errors.SuanliError, known: tuple[str, ...]) -> dict[str, str]:
     """A service's refusal shown beside the field it names (``field: …``), if it names one."""
     name = exc.message.split(":", 1)[0]
@@ -194,8 +200,7 @@ async def _holder_page(request: web.Request, status: int = 200, **extra: Any) ->
     holds = await node.spending.holds(who, 20, "")
     year = year_of(node.clock.now_ms())
     statement = await node.views.holder_statement(who, who.subject_id, year)
-    policy = node.policies.maybe_for_year(year)
-    classes = sorted(policy.compute_classes) if policy is not None else []
+    classes = _classes(node)
     today = dt.datetime.fromtimestamp(node.clock.now_ms() / 1000, CST).date()
     context: dict[str, Any] = {
         "authorizations": await node.spending.open_authorizations(who),
@@ -207,9 +212,6 @@ async def _holder_page(request: web.Request, status: int = 200, **extra: Any) ->
         "city": node.config.name,
         "today": today.isoformat(),
         "year_end": f"{today.year}-12-31",
-        "errors": {},
-        "summary": [],
-        "form": {},
         "result": None,
         "code": None,
         "cancelled": None,
@@ -289,16 +291,11 @@ async def _provider_page(request: web.Request, status: int = 200, **extra: Any) 
     holds = await node.spending.holds(who, 50, "")
     payouts = await node.settlement.payouts(who, None)
     payments = await node.disbursements.listing(who, None, None)
-    year = year_of(node.clock.now_ms())
-    policy = node.policies.maybe_for_year(year)
     context: dict[str, Any] = {
         "payments": payments,
         "holds": holds,
         "payouts": payouts,
-        "classes": sorted(policy.compute_classes) if policy is not None else [],
-        "errors": {},
-        "summary": [],
-        "form": {},
+        "classes": _classes(node),
         "result": None,
     }
     context.update(extra)

@@ -32,6 +32,8 @@ PAGES = (
     ("operator", "/ui/operator/settlement"),
     ("holder", "/ui/holder"),
     ("provider", "/ui/provider"),
+    # not a page: the overview chart's data, fetched after the page (the year's report)
+    ("operator", "/ui/operator/flows.json"),
 )
 
 

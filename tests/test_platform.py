@@ -82,12 +82,23 @@ class Page:
 
     def submit(self, form: str) -> None:
         """Submit, and wait until the next page has replaced this one."""
-        from selenium.webdriver.support import expected_conditions
+        from selenium.common.exceptions import WebDriverException
         from selenium.webdriver.support.ui import WebDriverWait
 
         page = self.css("html")
         self.css(f"{form} button[type=submit]").click()
-        WebDriverWait(self.d, 30).until(expected_conditions.staleness_of(page))
+
+        def replaced(_: Any) -> bool:
+            try:  # the old document's element: stale once the next page is in
+                page.is_enabled()
+            except WebDriverException:  # stale, or mid-navigation ("does not belong")
+                return True
+            return False
+
+        WebDriverWait(self.d, 30).until(replaced)
+        WebDriverWait(self.d, 30).until(
+            lambda d: d.execute_script("return document.readyState") == "complete"
+        )
 
     def sign_in(self, token: str) -> None:
         """Sign out of this node (its cookies only: the other node's host keeps its own)."""

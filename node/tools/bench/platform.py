@@ -1,4 +1,4 @@
-"""What the platform's pages cost as the books grow: ``python -m node.tools.bench.pages``.
+"""What the platform's pages cost as the books grow: ``python -m node.tools.bench.platform``.
 
 Two Hangzhou nodes side by side, one with ``--small`` vouchers and one with ``--large`` (bulk
 seeded like the scrape benchmark's), each serving its pages in this process. Each page is
@@ -74,7 +74,7 @@ async def _measure(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m node.tools.bench.pages")
+    parser = argparse.ArgumentParser(prog="python -m node.tools.bench.platform")
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--large", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=11)

@@ -194,7 +194,14 @@ async def test_a_holder_gets_a_voucher_and_a_code_and_bad_input_changes_nothing(
 
 
 def test_every_word_reason_and_error_has_both_languages() -> None:
-    for table in (i18n.WORDS, i18n.REASONS, i18n.ERRORS, i18n.CLASSES, i18n.STATES):
+    for table in (
+        i18n.WORDS,
+        i18n.REASONS,
+        i18n.ERRORS,
+        i18n.CLASSES,
+        i18n.STATES,
+        i18n.CATEGORIES,
+    ):
         for key, pair in table.items():
             assert len(pair) == 2 and all(pair), key
     import inspect
@@ -388,3 +395,28 @@ async def test_a_window_closed_and_paid_on_the_pages_gives_the_provider_its_advi
     await q.sign_in(world.providers["sugon"].token or "")
     resp, _ = await q.go("GET", link.group(1))
     assert resp.status == 404
+
+
+async def test_an_operator_registers_a_holder_who_signs_in_with_the_link(
+    world: World, node: Node
+) -> None:
+    o = Browser(world)
+    await o.sign_in(world.op.token or "")
+    await o.go("GET", "/ui/operator/holders")
+    before = snapshot(node)
+    bad = {"uscc": "91330100716105852X", "name": "杭州新公司", "category": "enterprise"}
+    resp, text = await o.go("POST", "/ui/operator/holders", bad)
+    assert resp.status == 400 and 'id="e-uscc"' in text and snapshot(node) == before
+    from tests.conftest import valid_uscc
+
+    good = dict(bad, uscc=valid_uscc("91330100MA2HXN001"))
+    resp, text = await o.go("POST", "/ui/operator/holders", good)
+    assert resp.status == 201 and "杭州新公司" in text
+    link = re.search(r'data-testid="signin-link">(/ui/link/[^<]+)<', text)
+    assert link is not None
+    h = Browser(world)
+    await h.go("GET", link.group(1))
+    resp, _ = await h.go("POST", "/ui/link", {"code": link.group(1).rsplit("/", 1)[1]})
+    assert resp.status == 303
+    resp, text = await h.go("GET", "/ui/holder")
+    assert resp.status == 200 and "¥8,000,000.00" in text  # the enterprise cap, none used

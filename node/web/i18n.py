@@ -122,6 +122,22 @@ WORDS: dict[str, tuple[str, str]] = {
     "transfers": ("城市间转账", "Transfers between cities"),
     "missing": ("待完成", "Still missing"),
     "providers": ("服务商", "Providers"),
+    "holders": ("需求方", "Holders"),
+    "register_holder": ("登记需求方", "Register a holder"),
+    "registered": ("已登记", "registered"),
+    "uscc": ("统一社会信用代码", "Unified social credit code"),
+    "uscc_hint": (
+        "18 位，校验位按 GB 32100-2015 检查",
+        "18 characters; the check character is verified (GB 32100-2015)",
+    ),
+    "category": ("主体类别", "Category"),
+    "holder_region": ("注册地区代码", "Registered region code"),
+    "holder_region_hint": ("默认取自信用代码", "By default, from the credit code"),
+    "signin_link": ("发送登录链接", "Sign-in link"),
+    "signin_link_hint": (
+        "一次性登录链接（一天内有效，只显示这一次），请发给该需求方：",
+        "A one-time sign-in link (valid a day, shown only now): send it to the holder:",
+    ),
     "audit": ("审计记录", "Audit trail"),
     "name": ("名称", "Name"),
     "change": ("变更", "Change"),
@@ -231,6 +247,13 @@ ERRORS: dict[str, tuple[str, str]] = {
     "policy_missing": ("本年度政策尚未加载", "This year's policy is not loaded"),
 }
 
+CATEGORIES: dict[str, tuple[str, str]] = {
+    "enterprise": ("企业", "Enterprise"),
+    "startup": ("初创及中小企业", "Start-up or SME"),
+    "university": ("高校", "University"),
+    "research_institute": ("科研院所", "Research institute"),
+}
+
 CLASSES: dict[str, tuple[str, str]] = {
     "model_services": ("模型服务", "Model services"),
     "domestic_chips": ("国产芯片算力", "Domestic chips"),
@@ -322,6 +345,7 @@ def helpers(lang: str) -> dict[str, Any]:
         "pct": percent,
         "when": lambda ms: when(ms, lang),
         "cls": lambda code: named(CLASSES, code, lang),
+        "t_category": lambda code: named(CATEGORIES, code, lang),
         "st": lambda code: named(STATES, code, lang),
         "reason": lambda code: named(REASONS, code, lang),
         "because": lambda r, d: reason_sentence(r, d, lang),

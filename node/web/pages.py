@@ -50,6 +50,9 @@ def routes() -> list[web.RouteDef]:
         web.get("/operator", operator_home),
         web.post("/operator/windows/close", operator_close),
         web.post("/operator/payments", operator_pay),
+        web.get("/operator/holders", operator_holders),
+        web.post("/operator/holders", operator_register_holder),
+        web.post("/operator/holders/{id}/link", operator_holder_link),
         web.get("/operator/providers", operator_providers),
         web.post("/operator/providers/{id}/state", operator_provider_state),
         web.get("/operator/peers", operator_peers),
@@ -691,3 +694,60 @@ async def holder_voucher_qr(request: web.Request) -> web.StreamResponse:
     return web.Response(
         body=svg, content_type="image/svg+xml", headers={"Cache-Control": "private, max-age=86400"}
     )
+
+
+async def _holders_page(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
+    node = request.app[NODE]
+    who = _role(request, "operator")
+    after = request.query.get("after", "")
+    if len(after) > 40 or not all(ch.isalnum() or ch == "_" for ch in after):
+        raise errors.InvalidRequest("after: an id")
+    holders = await node.registry.holders(who, 100, after)
+    policy = node.policies.maybe_for_year(year_of(node.clock.now_ms()))
+    categories = sorted(policy.categories) if policy is not None else []
+    context: dict[str, Any] = {
+        "holders": holders,
+        "following": holders[-1].id if len(holders) == 100 else None,
+        "categories": categories,
+        "registered": None,
+        "link": None,
+    }
+    context.update(extra)
+    return render(request, "operator_holders.html", status, **context)
+
+
+async def operator_holders(request: web.Request) -> web.StreamResponse:
+    return await _holders_page(request)
+
+
+async def operator_register_holder(request: web.Request) -> web.StreamResponse:
+    """Register a holder (its USCC is checked, GB 32100-2015) and show a sign-in link for it."""
+    who = _role(request, "operator")
+    node = request.app[NODE]
+    form = await _form(request)
+    lang = lang_of(request)
+    fields: dict[str, str] = {}
+    uscc = _text(form, "uscc", fields, lang).upper()
+    name = _text(form, "name", fields, lang)
+    category = _text(form, "category", fields, lang)
+    region = form.get("region") or None
+    try:
+        if fields:
+            raise FormError(fields)
+        holder, _ = await node.registry.register_holder(who, uscc, name, category, region, None)
+        code = await node.sessions.issue_link(who, holder.id)
+    except FormError as exc:
+        return await _holders_page(request, 400, errors=exc.fields, summary=exc.summary, form=form)
+    except errors.SuanliError as exc:
+        field = {"invalid_uscc": "uscc", "category_mismatch": "category"}.get(exc.code)
+        shown = {field: exc.message} if field else _field_of(exc, ("uscc", "name", "region"))
+        return await _holders_page(request, 400, errors=shown, summary=[exc.message], form=form)
+    return await _holders_page(request, 201, registered=holder, link=f"/ui/link/{code}")
+
+
+async def operator_holder_link(request: web.Request) -> web.StreamResponse:
+    """A new one-time sign-in link for a registered holder (a day), shown once."""
+    who = _role(request, "operator")
+    holder_id = request.match_info["id"]
+    code = await request.app[NODE].sessions.issue_link(who, holder_id)
+    return await _holders_page(request, 201, link=f"/ui/link/{code}", linked=holder_id)

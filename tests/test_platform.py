@@ -201,7 +201,7 @@ def test_a_cross_region_journey_through_the_pages(duo: Cluster, browser: Any) ->
         timeout=15,
     )
     hz.check("operator")
-    for page in ("decisions", "settlement", "holders", "providers", "peers", "audit"):
+    for page in ("decisions", "settlement", "policy", "holders", "providers", "peers", "audit"):
         hz.open(f"/ui/operator/{page}")
         hz.check(f"operator-{page}")
         if page == "peers":  # Guiyang, its fingerprint, an empty backlog

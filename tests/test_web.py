@@ -420,3 +420,27 @@ async def test_an_operator_registers_a_holder_who_signs_in_with_the_link(
     assert resp.status == 303
     resp, text = await h.go("GET", "/ui/holder")
     assert resp.status == 200 and "¥8,000,000.00" in text  # the enterprise cap, none used
+
+
+async def test_an_operator_checks_then_loads_a_policy(world: World, node: Node) -> None:
+    from tests.conftest import policy_text
+
+    o = Browser(world)
+    await o.sign_in(world.op.token or "")
+    await o.go("GET", "/ui/operator/policy")
+    before = snapshot(node)
+    broken = policy_text().replace("model_services = 3000", "model_services = 30000")
+    resp, text = await o.go("POST", "/ui/operator/policy/check", {"toml": broken})
+    assert resp.status == 400 and 'id="e-toml"' in text and "compute_classes.model_services" in text
+    raised = policy_text().replace(
+        "annual_budget_fen = 25_000_000_000", "annual_budget_fen = 26_000_000_000"
+    )
+    resp, text = await o.go("POST", "/ui/operator/policy/check", {"toml": raised})
+    row = re.search(r'data-key="annual_budget_fen">(.*?)</tr>', text)
+    assert resp.status == 200 and row is not None
+    assert "25000000000" in row.group(1) and "<strong>26000000000</strong>" in row.group(1)
+    assert snapshot(node) == before  # checked, not loaded
+    resp, text = await o.go("POST", "/ui/operator/policy/load", {"toml": raised})
+    assert resp.status == 201 and "v2" in text
+    budget = await world.op.get("/v1/budget", expect=200)
+    assert budget["items"][0]["budget_fen"] == 26_000_000_000

@@ -116,6 +116,14 @@ class PolicyBook:
 
         return policy, txn
 
+    def preview(self, text: str, who: Principal) -> tuple[Policy, Policy | None]:
+        """Check a policy without loading it: the parsed policy, and the one it would replace
+        for its fiscal year (None for a new year). Raises what ``load`` would (but a budget
+        below what is committed, which only the load's transaction can see)."""
+        require_operator(who)
+        policy, _ = self._prepare(text, who.actor)
+        return policy, self._by_year.get(policy.fiscal_year)
+
     def _loaded(self, policy: Policy, version: int) -> None:
         self._by_year[policy.fiscal_year] = policy
         self._count += 1

@@ -50,6 +50,9 @@ def routes() -> list[web.RouteDef]:
         web.get("/operator", operator_home),
         web.post("/operator/windows/close", operator_close),
         web.post("/operator/payments", operator_pay),
+        web.get("/operator/policy", operator_policy),
+        web.post("/operator/policy/check", operator_policy_check),
+        web.post("/operator/policy/load", operator_policy_load),
         web.get("/operator/holders", operator_holders),
         web.post("/operator/holders", operator_register_holder),
         web.post("/operator/holders/{id}/link", operator_holder_link),
@@ -751,3 +754,73 @@ async def operator_holder_link(request: web.Request) -> web.StreamResponse:
     holder_id = request.match_info["id"]
     code = await request.app[NODE].sessions.issue_link(who, holder_id)
     return await _holders_page(request, 201, link=f"/ui/link/{code}", linked=holder_id)
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, str]:
+    """A policy summary as ``key.path → value`` lines, for showing and comparing."""
+    if isinstance(value, dict):
+        out: dict[str, str] = {}
+        for key, inner in value.items():
+            out.update(_flat(inner, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(value, list):
+        return {prefix: ", ".join(str(v) for v in value)}
+    return {prefix: "—" if value is None else str(value)}
+
+
+async def _policy_page(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
+    from node.domain.policy import policy_summary
+
+    node = request.app[NODE]
+    _role(request, "operator")
+    policy = node.policies.maybe_for_year(year_of(node.clock.now_ms()))
+    current = _flat(policy_summary(policy)) if policy is not None else {}
+    context: dict[str, Any] = {"current": current, "changes": None, "text": "", "loaded": None}
+    context.update(extra)
+    return render(request, "operator_policy.html", status, **context)
+
+
+async def operator_policy(request: web.Request) -> web.StreamResponse:
+    return await _policy_page(request)
+
+
+async def operator_policy_check(request: web.Request) -> web.StreamResponse:
+    """Check an uploaded policy and show what would change (GOV.UK's "check your answers"):
+    nothing is loaded until the operator confirms."""
+    from node.domain.policy import policy_summary
+
+    who = _role(request, "operator")
+    form = await request.post()
+    text = str(form.get("toml", ""))
+    if not text.strip() or len(text) > 200_000:
+        message = (
+            "请粘贴政策文件（TOML）" if lang_of(request) == "zh" else "Paste the policy (TOML)"
+        )
+        return await _policy_page(request, 400, errors={"toml": message}, summary=[message])
+    try:
+        policy, previous = request.app[NODE].policies.preview(text, who)
+    except errors.SuanliError as exc:
+        return await _policy_page(
+            request, 400, errors={"toml": exc.message}, summary=[exc.message], text=text
+        )
+    new = _flat(policy_summary(policy))
+    old = _flat(policy_summary(previous)) if previous is not None else {}
+    changes = [
+        (key, old.get(key, "—"), new.get(key, "—"))
+        for key in sorted(set(new) | set(old))
+        if old.get(key) != new.get(key) and key != "sha256"
+    ]
+    return await _policy_page(request, 200, changes=changes, text=text, year=policy.fiscal_year)
+
+
+async def operator_policy_load(request: web.Request) -> web.StreamResponse:
+    who = _role(request, "operator")
+    form = await request.post()
+    text = str(form.get("toml", ""))
+    try:
+        policy, version = await request.app[NODE].policies.load(text, who)
+    except errors.SuanliError as exc:
+        return await _policy_page(
+            request, 400, errors={"toml": exc.message}, summary=[exc.message], text=text
+        )
+    return await _policy_page(request, 201, loaded={"year": policy.fiscal_year, "version": version})

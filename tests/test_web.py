@@ -444,3 +444,26 @@ async def test_an_operator_checks_then_loads_a_policy(world: World, node: Node) 
     assert resp.status == 201 and "v2" in text
     budget = await world.op.get("/v1/budget", expect=200)
     assert budget["items"][0]["budget_fen"] == 26_000_000_000
+
+
+def test_what_a_window_misses_reads_in_chinese() -> None:
+    from node.domain.clearing import window_progress
+
+    state, missing = window_progress(
+        False,
+        True,
+        [("520100", "sent", 900, None), ("370200", "agreed", 500, "awaiting_confirmation")],
+        [("p_1", 1000, 400)],
+    )
+    assert state == "closed"
+    assert [i18n.missing(m, "zh") for m in missing] == [
+        "尚未会签的对账单：520100",
+        "应付服务商 p_1：1000 分中 600 分未兑付",
+        "与 370200 的城市间转账：待确认",
+    ]
+    assert [i18n.missing(m, "en") for m in missing] == missing
+    _, more = window_progress(True, False, [("520100", "agreed", 900, None)], [])
+    assert [i18n.missing(m, "zh") for m in more] == [
+        "服务商结算单尚未签发",
+        "与 520100 的对账单（900 分）尚未付款结算",
+    ]

@@ -8,6 +8,7 @@ times are China Standard Time (2026年12月2日 14:05 / 2 Dec 2026 14:05).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from node.domain.money import apply_ratio, percent, yuan
@@ -348,6 +349,41 @@ def reason_sentence(reason: dict[str, Any], decision: dict[str, Any], lang: str)
     return label
 
 
+# What a window still misses (node/domain/clearing.py, window_progress), in Chinese: the domain
+# says it in English for the API; the pages say it in the page's language.
+MISSING_ZH: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"statements not yet countersigned: (.+)"), "尚未会签的对账单：{0}"),
+    (
+        re.compile(r"statements not yet received from every acquirer"),
+        "尚未收到所有收单城市的对账单",
+    ),
+    (re.compile(r"payout statements not yet signed"), "服务商结算单尚未签发"),
+    (
+        re.compile(r"statement with (\d{6}) \((\d+) fen\) is in no transfer"),
+        "与 {0} 的对账单（{1} 分）尚未付款结算",
+    ),
+    (
+        re.compile(r"payout to (\S+): (\d+) of (\d+) fen unpaid"),
+        "应付服务商 {0}：{2} 分中 {1} 分未兑付",
+    ),
+    (
+        re.compile(r"transfer for the statement with (\d{6}) is (\w+)"),
+        "与 {0} 的城市间转账：{1}",
+    ),
+)
+
+
+def missing(text: str, lang: str) -> str:
+    if lang != "zh":
+        return text
+    for pattern, zh in MISSING_ZH:
+        found = pattern.fullmatch(text)
+        if found:
+            parts = [named(STATES, g, lang) for g in found.groups()]
+            return zh.format(*parts)
+    return text
+
+
 def helpers(lang: str) -> dict[str, Any]:
     """What every template may call."""
     return {
@@ -361,4 +397,5 @@ def helpers(lang: str) -> dict[str, Any]:
         "st": lambda code: named(STATES, code, lang),
         "reason": lambda code: named(REASONS, code, lang),
         "because": lambda r, d: reason_sentence(r, d, lang),
+        "missing_text": lambda text: missing(text, lang),
     }

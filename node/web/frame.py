@@ -59,15 +59,6 @@ def _open(path: str) -> bool:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class FormError(Exception):
-    """A form to show again, with what is wrong: per field, and in the summary."""
-
-    def __init__(self, fields: dict[str, str], summary: list[str] | None = None) -> None:
-        super().__init__("form")
-        self.fields = fields
-        self.summary = summary or list(fields.values())
-
-
 def lang_of(request: web.Request) -> str:
     lang: str = request.get(LANG_KEY, "zh")
     return lang

@@ -12,7 +12,7 @@ from node.api.appkeys import NODE
 from node.clock import year_of
 from node.domain.windows import CST
 from node.web.forms import field_of, read_form, role_of, text_field, yuan_field
-from node.web.frame import FormError, lang_of, render
+from node.web.frame import lang_of, render
 
 
 async def operator_home(request: web.Request) -> web.StreamResponse:
@@ -35,14 +35,12 @@ async def operator_pay(request: web.Request) -> web.StreamResponse:
     amount = yuan_field(form, "amount", fields, lang)
     reference = text_field(form, "reference", fields, lang)
     value_date = text_field(form, "value_date", fields, lang)
+    if fields:
+        return await _operator_page(request, 400, errors=fields, summary=list(fields.values()))
     try:
-        if fields:
-            raise FormError(fields)
         payment = await request.app[NODE].disbursements.pay(
             who, window, provider, amount, value_date, reference
         )
-    except FormError as exc:
-        return await _operator_page(request, 400, errors=exc.fields, summary=exc.summary)
     except errors.SuanliError as exc:
         return await _operator_page(request, 400, summary=[exc.message])
     return await _operator_page(request, 201, paid=payment)
@@ -293,12 +291,10 @@ async def operator_transfer(request: web.Request) -> web.StreamResponse:
     amount = form.get("amount_fen", "")
     if not amount.isdigit() or len(amount) > 16:
         fields["amount_fen"] = "金额有误" if lang == "zh" else "Not an amount"
+    if fields:
+        return await _settlement_page(request, 400, errors=fields, summary=list(fields.values()))
     try:
-        if fields:
-            raise FormError(fields)
         transfer = await _clearing(request).record(who, peer, int(amount), value_date, reference)
-    except FormError as exc:
-        return await _settlement_page(request, 400, errors=exc.fields, summary=exc.summary)
     except errors.SuanliError as exc:
         return await _settlement_page(request, 400, summary=[exc.message])
     return await _settlement_page(request, 201, done=transfer)
@@ -363,13 +359,13 @@ async def operator_register_holder(request: web.Request) -> web.StreamResponse:
     name = text_field(form, "name", fields, lang)
     category = text_field(form, "category", fields, lang)
     region = form.get("region") or None
+    if fields:
+        return await _holders_page(
+            request, 400, errors=fields, summary=list(fields.values()), form=form
+        )
     try:
-        if fields:
-            raise FormError(fields)
         holder, _ = await node.registry.register_holder(who, uscc, name, category, region, None)
         code = await node.sessions.issue_link(who, holder.id)
-    except FormError as exc:
-        return await _holders_page(request, 400, errors=exc.fields, summary=exc.summary, form=form)
     except errors.SuanliError as exc:
         field = {"invalid_uscc": "uscc", "category_mismatch": "category"}.get(exc.code)
         shown = {field: exc.message} if field else field_of(exc, ("uscc", "name", "region"))

@@ -15,7 +15,7 @@ from node.domain.windows import CST
 from node.services.spending import Order
 from node.web import qr
 from node.web.forms import classes_of, field_of, read_form, role_of, text_field, yuan_field
-from node.web.frame import FormError, lang_of, render
+from node.web.frame import lang_of, render
 
 
 async def _holder_page(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
@@ -59,13 +59,13 @@ async def holder_demand(request: web.Request) -> web.StreamResponse:
     start = text_field(form, "period_start", fields, lang)
     end = text_field(form, "period_end", fields, lang)
     provider = form.get("provider_id") or None
+    if fields:
+        return await _holder_page(
+            request, 400, errors=fields, summary=list(fields.values()), form=form
+        )
     try:
-        if fields:
-            raise FormError(fields)
         demand = Demand(who.subject_id or "", compute_class, amount, provider, start, end)
         result = await request.app[NODE].issuance.submit(who, demand)
-    except FormError as exc:
-        return await _holder_page(request, 400, errors=exc.fields, summary=exc.summary, form=form)
     except errors.InvalidRequest as exc:
         known = ("compute_class", "provider_id", "period_start", "period_end")
         field = field_of(exc, known)
@@ -85,15 +85,15 @@ async def holder_authorize(request: web.Request) -> web.StreamResponse:
     days = form.get("days", "7")
     if not days.isdigit() or not 1 <= int(days) <= 90:
         fields["days"] = "1 到 90 天" if lang == "zh" else "1 to 90 days"
+    if fields:
+        return await _holder_page(
+            request, 400, errors=fields, summary=list(fields.values()), form=form
+        )
     try:
-        if fields:
-            raise FormError(fields)
         expires = node.clock.now_ms() + int(days) * 86_400_000
         auth, code = await node.spending.authorize(
             who, request.match_info["id"], provider, maximum, expires, region
         )
-    except FormError as exc:
-        return await _holder_page(request, 400, errors=exc.fields, summary=exc.summary, form=form)
     except errors.SuanliError as exc:
         return await _holder_page(request, 400, errors={}, summary=[exc.message], form=form)
     return await _holder_page(
@@ -138,14 +138,14 @@ async def provider_redeem(request: web.Request) -> web.StreamResponse:
     order_id = text_field(form, "order_id", fields, lang)
     amount = yuan_field(form, "order_amount", fields, lang)
     compute_class = text_field(form, "compute_class", fields, lang)
+    if fields:
+        return await _provider_page(
+            request, 400, errors=fields, summary=list(fields.values()), form=form
+        )
     try:
-        if fields:
-            raise FormError(fields)
         order = Order(code, order_id, amount, compute_class)
         spend = node.spending.hold if form.get("mode") == "hold" else node.spending.redeem
         result = await spend(who, order)
-    except FormError as exc:
-        return await _provider_page(request, 400, errors=exc.fields, summary=exc.summary, form=form)
     except errors.SuanliError as exc:
         from node.web.i18n import ERRORS, pick
 

@@ -336,3 +336,19 @@ def test_a_hold_id_says_which_kind_of_hold_it_names() -> None:
     assert not HoldRef.parse(new_id(LOCAL_HOLD)).remote
     for other in ("", "rh", "rhx_1", "hd_rh_1", "RH_1"):
         assert not HoldRef.parse(other).remote, other
+
+
+def test_key_states_follow_a_rotation() -> None:
+    from node.domain.model import PeerKey, key_states
+
+    old = PeerKey("k1", b"", 0, 0, False)
+    new = PeerKey("k2", b"", 100, 0, False)
+    assert key_states([old], 50) == {"k1": "current"}
+    assert key_states([old, new], 50) == {"k1": "current", "k2": "not_yet_valid"}
+    assert key_states([old, new], 150) == {"k1": "retiring", "k2": "current"}
+    ended = PeerKey("k1", b"", 0, 200, False)
+    assert key_states([ended, new], 250) == {"k1": "expired", "k2": "current"}
+    revoked = PeerKey("k1", b"", 0, 0, True)
+    assert key_states([revoked, new], 150) == {"k1": "revoked", "k2": "current"}
+    # This node's own: the key it signs with is current, whatever the dates say.
+    assert key_states([old, new], 150, current="k1") == {"k1": "current", "k2": "retiring"}

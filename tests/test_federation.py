@@ -393,6 +393,14 @@ def test_key_rotation_is_announced_and_revocation_honoured(tmp_path: Path) -> No
         wait_until(lambda: gy_keys()[0][1] > 0, "Guiyang to learn the old key's end")
         assert gy_keys()[0][0] == old
         new = gy_keys()[1][0]
+
+        def states_at_gy() -> dict[str, str]:
+            rows = suanli("peer", "status", "--data", str(gy.data), "--json").stdout.splitlines()
+            row = {r["region"]: r for r in map(json.loads, rows)}[HZ]
+            return {k["key_id"]: k["state"] for k in row["keys"]}
+
+        # Where each key is in its rotation, as Guiyang's operators see it (the peers page).
+        assert states_at_gy() == {old: "retiring", new: "current"}
         # Restarted, Hangzhou signs with the new key; Guiyang verifies its receipts with it.
         hz.process.stop()
         cluster.restart(HZ)
@@ -411,6 +419,7 @@ def test_key_rotation_is_announced_and_revocation_honoured(tmp_path: Path) -> No
         # Revoking the retired key: Guiyang is told, and refuses anything signed with it.
         suanli("key", "revoke", "--data", str(hz.data), old)
         wait_until(lambda: gy_keys()[0][2] == 1, "Guiyang to learn of the revocation")
+        assert states_at_gy() == {old: "revoked", new: "current"}
         retired = NodeKey.load(hz.data / "keys" / f"{old}.key")
 
         async def forged() -> str:

@@ -467,3 +467,128 @@ def test_what_a_window_misses_reads_in_chinese() -> None:
         "服务商结算单尚未签发",
         "与 520100 的对账单（900 分）尚未付款结算",
     ]
+
+
+DEMAND = {
+    "compute_class": "model_services",
+    "estimate": "1000000.00",
+    "period_start": "2026-01-01",
+    "period_end": "2026-12-31",
+}
+
+
+async def test_an_operator_registers_a_provider_and_declares_its_related_parties(
+    world: World, node: Node
+) -> None:
+    from tests.conftest import HZ_ENTERPRISE, valid_uscc
+
+    o = Browser(world)
+    await o.sign_in(world.op.token or "")
+    await o.go("GET", "/ui/operator/providers")
+    before = snapshot(node)
+    bad = {"uscc": "91330100716105852X", "name": "贵安智算", "kind": "computing_centre"}
+    resp, text = await o.go("POST", "/ui/operator/providers", bad)
+    assert resp.status == 400 and 'id="e-uscc"' in text and "校验位" in text
+    resp, text = await o.go("POST", "/ui/operator/providers", dict(bad, kind="bank"))
+    assert resp.status == 400 and 'id="e-kind"' in text
+    resp, text = await o.go(
+        "POST",
+        "/ui/operator/providers",
+        dict(bad, uscc=valid_uscc("91330100MA2K00001"), related_uscc="91330100716105852X"),
+    )
+    assert resp.status == 400 and 'id="e-related_uscc"' in text
+    assert snapshot(node) == before
+    good = {
+        "uscc": valid_uscc("91330100MA2K00001"),
+        "name": "贵安智算",
+        "kind": "matchmaking_partner",
+        "approved": "yes",
+        "related_uscc": "",
+    }
+    resp, text = await o.go("POST", "/ui/operator/providers", good)
+    assert resp.status == 201 and "贵安智算" in text and "已批准" in text
+    found = re.search(r'data-testid="provider-id">(p_[0-9a-f]+)<', text)
+    link = re.search(r'data-testid="signin-link">(/ui/link/[^<]+)<', text)
+    assert found is not None and link is not None
+    provider_id = found.group(1)
+    shown = await world.op.get(f"/v1/providers/{provider_id}", expect=200)
+    assert shown["kind"] == "matchmaking_partner" and shown["state"] == "approved"
+    # The provider signs in with its link and sees its own page.
+    p = Browser(world)
+    await p.go("GET", link.group(1))
+    resp, _ = await p.go("POST", "/ui/link", {"code": link.group(1).rsplit("/", 1)[1]})
+    assert resp.status == 303
+    resp, _ = await p.go("GET", "/ui/provider")
+    assert resp.status == 200
+    # Related parties: a bad code is refused beside the provider's field, a good list saved,
+    # and a demand naming that provider from a related holder is then declined (R5).
+    target = f"/ui/operator/providers/{provider_id}/related"
+    before = snapshot(node)
+    resp, text = await o.go("POST", target, {"related_uscc": "not-a-code"})
+    assert resp.status == 400 and f'id="e-rel-{provider_id}"' in text
+    assert snapshot(node) == before
+    resp, text = await o.go("POST", target, {"related_uscc": f"{HZ_ENTERPRISE.lower()}\n"})
+    assert resp.status == 200
+    shown = await world.op.get(f"/v1/providers/{provider_id}", expect=200)
+    assert shown["related_uscc"] == [HZ_ENTERPRISE]
+    decision = await world.holders["acme"].post(
+        "/v1/demands",
+        {
+            "compute_class": "model_services",
+            "estimated_amount_fen": 100_000_00,
+            "provider_id": provider_id,
+            "period_start": "2026-01-01",
+            "period_end": "2026-12-31",
+        },
+        expect=201,
+    )
+    assert [r["code"] for r in decision["decision"]["reasons"]] == ["related_party"]
+
+
+async def test_the_dishonesty_list_declines_demands_until_an_entry_is_removed(
+    world: World, node: Node
+) -> None:
+    from tests.conftest import HZ_ENTERPRISE
+
+    o = Browser(world)
+    await o.sign_in(world.op.token or "")
+    resp, text = await o.go("GET", "/ui/operator/holders")
+    assert resp.status == 200 and "失信名单" in text
+    before = snapshot(node)
+    resp, text = await o.go(
+        "POST", "/ui/operator/dishonesty", {"d_uscc": "91330100716105852X", "d_reason": "x"}
+    )
+    assert resp.status == 400 and 'id="e-d_uscc"' in text
+    resp, text = await o.go("POST", "/ui/operator/dishonesty", {"d_uscc": HZ_ENTERPRISE})
+    assert resp.status == 400 and 'id="e-d_reason"' in text
+    assert snapshot(node) == before
+    resp, text = await o.go(
+        "POST",
+        "/ui/operator/dishonesty",
+        {"d_uscc": HZ_ENTERPRISE, "d_reason": "（2026）浙01执123号"},
+    )
+    assert resp.status == 201 and 'data-testid="listed"' in text
+    listed = await world.op.get("/v1/dishonesty", expect=200)
+    assert [e["uscc"] for e in listed["items"]] == [HZ_ENTERPRISE]
+    assert listed["items"][0]["reason"] == "（2026）浙01执123号"
+    # The holder's demand is declined on its own page, with the reason in plain words.
+    h = Browser(world)
+    await h.sign_in(world.holders["acme"].token or "")
+    await h.go("GET", "/ui/holder")
+    resp, text = await h.go("POST", "/ui/holder/demand", DEMAND)
+    assert resp.status == 201 and "需求方在失信名单上" in text and "未核发" in text
+    # Removing needs a reason; then the same demand is issued.
+    target = f"/ui/operator/dishonesty/{HZ_ENTERPRISE}/remove"
+    resp, text = await o.go("POST", target, {"reason": ""})
+    assert resp.status == 400
+    assert len((await world.op.get("/v1/dishonesty", expect=200))["items"]) == 1
+    resp, text = await o.go("POST", target, {"reason": "已履行"})
+    assert resp.status == 200 and 'data-testid="unlisted"' in text
+    resp, text = await h.go("POST", "/ui/holder/demand", DEMAND)
+    assert resp.status == 201 and "已核发" in text
+    resp, text = await o.go("GET", "/ui/operator/audit")
+    assert "dishonesty.add" in text and "dishonesty.remove" in text
+    # The API refuses the same bad input with its codes, and a holder may not touch the list.
+    await world.op.post("/v1/dishonesty", {"uscc": "123", "reason": "x"}, expect=422)
+    await world.op.post(f"/v1/dishonesty/{HZ_ENTERPRISE}/remove", {"reason": "x"}, expect=404)
+    await world.holders["acme"].get("/v1/dishonesty", expect=403)

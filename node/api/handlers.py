@@ -189,6 +189,30 @@ async def set_provider_related(request: web.Request) -> web.Response:
     return _ok(render.provider(provider))
 
 
+async def list_dishonesty(request: web.Request) -> web.Response:
+    limit, after = page(request)
+    items = await request.app[NODE].registry.dishonesty(_who(request), limit, after)
+    return _ok(_items(items, limit, "uscc"))
+
+
+async def add_dishonesty(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    uscc = body.text("uscc", max_len=18)
+    reason = body.text("reason", max_len=500, prose=True)
+    body.done()
+    added = await request.app[NODE].registry.list_dishonest(_who(request), uscc, reason)
+    return _ok({"uscc": uscc, "listed": True}, 201 if added else 200)
+
+
+async def remove_dishonesty(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    reason = body.text("reason", max_len=500, prose=True)
+    body.done()
+    uscc = request.match_info["id"]
+    await request.app[NODE].registry.unlist_dishonest(_who(request), uscc, reason)
+    return _ok({"uscc": uscc, "listed": False})
+
+
 async def create_token(request: web.Request) -> web.Response:
     body = await json_body(request)
     role = body.text("role", max_len=20)

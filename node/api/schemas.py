@@ -112,6 +112,16 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     "Authorization": record(model.Authorization),
     "Hold": _hold(),
     "Decision": DECISION,
+    "DishonestyEntry": {
+        "type": "object",
+        "required": ["uscc", "reason", "added_by", "added_at"],
+        "properties": {
+            "uscc": {"type": "string"},
+            "reason": {"type": "string"},
+            "added_by": {"type": "string"},
+            "added_at": TIME,
+        },
+    },
 }
 
 
@@ -140,6 +150,11 @@ HOLD_ANSWER = wrapped(hold=ref("Hold"), replayed={"type": "boolean"})
 ANSWERS: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/v1/holders"): wrapped(holder=ref("Holder"), token={"type": "string"}),
     ("get", "/v1/holders"): page_of("Holder"),
+    ("get", "/v1/dishonesty"): page_of("DishonestyEntry"),
+    ("post", "/v1/dishonesty"): wrapped(uscc={"type": "string"}, listed={"type": "boolean"}),
+    ("post", "/v1/dishonesty/{id}/remove"): wrapped(
+        uscc={"type": "string"}, listed={"type": "boolean"}
+    ),
     ("get", "/v1/holders/{id}"): ref("Holder"),
     ("post", "/v1/providers"): wrapped(provider=ref("Provider"), token={"type": "string"}),
     ("get", "/v1/providers"): page_of("Provider"),
@@ -171,6 +186,7 @@ ANSWERS: dict[tuple[str, str], dict[str, Any]] = {
 # Success statuses besides the main one: a replay is 200, and 202 while a peer city's answer
 # is awaited (docs/api.md, "Retries"; docs/protocol.md §5).
 MORE_STATUSES: dict[tuple[str, str], tuple[int, ...]] = {
+    ("post", "/v1/dishonesty"): (200,),
     ("post", "/v1/holds"): (200, 202),
     ("post", "/v1/redemptions"): (200, 202),
     ("post", "/v1/holds/{id}/capture"): (202,),

@@ -50,6 +50,7 @@ class Standing:
     yearly_contracts_fen: int  # estimates of this year's earlier issued demands
     budget_remaining_fen: int
     member_regions: frozenset[str]  # regions a hub accepts holders from
+    listed_dishonest: bool = False  # on the operators' dishonesty list (the policy has its own)
 
 
 def decide(
@@ -82,7 +83,7 @@ def decide(
         declines.append(
             Reason("not_eligible_region", f"region {holder.region} is not a federation member")
         )
-    if holder.uscc in policy.dishonest_uscc:
+    if holder.uscc in policy.dishonest_uscc or standing.listed_dishonest:
         declines.append(Reason("dishonest", "holder is on the dishonesty list (失信)"))
     category = policy.categories.get(holder.category)
     if category is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -126,6 +127,34 @@ class PeerKey:
 
     def valid_at(self, ms: int) -> bool:
         return self.not_before <= ms and (self.not_after == 0 or ms < self.not_after)
+
+
+def key_states(
+    keys: Iterable[PeerKey | OwnKey], now: int, current: str | None = None
+) -> dict[str, str]:
+    """Where each signing key of a city is in its rotation (docs/protocol.md §6):
+    ``revoked``; ``not_yet_valid``; ``expired`` (past its end); ``current`` (the one the
+    city signs with: ``current`` when given, else the newest valid key); ``retiring`` (still
+    valid during the overlap, another key has taken over)."""
+    keys = list(keys)
+    valid = [
+        k
+        for k in keys
+        if not k.revoked and k.not_before <= now and (k.not_after == 0 or now < k.not_after)
+    ]
+    if current is None and valid:
+        current = max(valid, key=lambda k: (k.not_before, k.key_id)).key_id
+    out: dict[str, str] = {}
+    for k in keys:
+        if k.revoked:
+            out[k.key_id] = "revoked"
+        elif now < k.not_before:
+            out[k.key_id] = "not_yet_valid"
+        elif k.not_after and now >= k.not_after:
+            out[k.key_id] = "expired"
+        else:
+            out[k.key_id] = "current" if k.key_id == current else "retiring"
+    return out
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,7 @@ class Issuance:
                 yearly_contracts_fen=contracts,
                 budget_remaining_fen=ledger.balance(conn, ledger.pool(policy.fiscal_year)),
                 member_regions=members,
+                listed_dishonest=registry.is_dishonest(conn, holder.uscc),
             )
             decision = decide(policy, holder, provider, demand, standing)
             decision_id = new_id("d")

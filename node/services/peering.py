@@ -6,11 +6,12 @@ import base64
 import builtins
 import dataclasses
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from node import errors
 from node.clock import Clock, iso
-from node.domain.model import OwnKey, Peer
+from node.domain.model import OwnKey, Peer, PeerKey, key_states
 from node.keys import NodeKey
 from node.services import ownkeys
 from node.services.common import Principal, require_operator
@@ -153,9 +154,27 @@ class Peering:
                     "acknowledged": acked >= version,
                     "outbox_pending": pending,
                     "outbox_oldest_seconds": max(0, now - oldest) // 1000,
+                    "keys": _keys(p.keys, now, None),
                 }
             )
         return out
+
+    async def own_keys_for(self, who: Principal, current: NodeKey) -> dict[str, Any]:
+        """This node's own keys and where each is in its rotation, its card's version and
+        the peers that have not yet acknowledged it (a retiring key keeps no end until they
+        have: node/services/ownkeys.py)."""
+        require_operator(who)
+
+        def txn(conn: sqlite3.Connection) -> dict[str, Any]:
+            return {
+                "card_version": ownkeys.card_version_txn(conn),
+                "keys": _keys(
+                    ownkeys.load_txn(conn, current), self._clock.now_ms(), current.key_id
+                ),
+                "unacknowledged": ownkeys.unacknowledged_txn(conn),
+            }
+
+        return await self._db.read("own_keys", txn)
 
     # A serving node's side of card announcements (federation/announce.py carries them) -----
 
@@ -243,3 +262,16 @@ class Peering:
             )
 
         await self._db.run("peer_card", txn)
+
+
+def _keys(keys: Sequence[PeerKey | OwnKey], now: int, current: str | None) -> list[dict[str, Any]]:
+    states = key_states(keys, now, current)
+    return [
+        {
+            "key_id": k.key_id,
+            "not_before": iso(k.not_before),
+            "not_after": iso(k.not_after) if k.not_after else None,
+            "state": states[k.key_id],
+        }
+        for k in keys
+    ]

@@ -249,6 +249,55 @@ class Registry:
             "provider_list", lambda c: registry.list_providers(c, limit, after)
         )
 
+    # The dishonesty list (失信名单) --------------------------------------------------------
+
+    async def dishonesty(self, who: Principal, limit: int, after: str) -> list[dict[str, Any]]:
+        """The operators' list, by code; the policy's own ``[dishonesty]`` list is in the
+        policy (``GET /v1/policy``). A demand from a holder on either is declined (R4)."""
+        require_operator(who)
+        rows = await self._db.read("dishonesty", lambda c: registry.dishonesty(c, limit, after))
+        return [people_times(r) for r in rows]
+
+    async def list_dishonest(self, who: Principal, uscc: str, reason: str) -> bool:
+        """Put a holder's code on the list, with the reason (the court's or the credit
+        authority's reference, say). False when it is listed already. Audited."""
+        require_operator(who)
+        _check_listed_code(uscc)
+        if not reason.strip():
+            raise errors.InvalidRequest("reason: say why (the list's source and reference)")
+        now = self._clock.now_ms()
+
+        def txn(conn: sqlite3.Connection) -> bool:
+            added = registry.add_dishonest(conn, uscc, reason, who.actor, now)
+            if added:
+                ledger.audit(conn, now, who.actor, "dishonesty.add", uscc, reason=reason)
+            return added
+
+        return await self._db.run("dishonesty_add", txn)
+
+    async def unlist_dishonest(self, who: Principal, uscc: str, reason: str) -> None:
+        """Take a code off the list (its entry ended or was a mistake), with the reason."""
+        require_operator(who)
+        _check_listed_code(uscc)
+        if not reason.strip():
+            raise errors.InvalidRequest("reason: say why the entry ends")
+        now = self._clock.now_ms()
+
+        def txn(conn: sqlite3.Connection) -> None:
+            if not registry.remove_dishonest(conn, uscc):
+                raise errors.NotFound(f"{uscc} is not on the dishonesty list")
+            ledger.audit(conn, now, who.actor, "dishonesty.remove", uscc, reason=reason)
+
+        await self._db.run("dishonesty_remove", txn)
+
+
+def _check_listed_code(code: str) -> None:
+    """A code for the dishonesty list: a well-formed USCC whose check character holds (a
+    mistyped code would match nobody and protect nothing)."""
+    result = uscc_rules.check(code)
+    if not result.ok:
+        raise errors.InvalidUSCC(f"uscc: {code[:40]!r} {result.reason}")
+
 
 CACHE_SECONDS = 1.0
 CACHE_SIZE = 10_000

@@ -555,6 +555,19 @@ class Spending:
 
         return await self._db.read("hold_list", txn)
 
+    async def awaiting_issuer(self, who: Principal, limit: int) -> list[RemoteHold]:
+        """Redemptions of other cities' vouchers still waiting for the issuing city's answer
+        (a hold, or a capture or void asked for): a provider's own, or all for an operator.
+        The outbox keeps sending them; each settles by itself when the answer comes."""
+        provider: str | None = None
+        if who.role == "provider":
+            provider = who.subject_id
+        else:
+            require_operator(who)
+        return await self._db.read(
+            "awaiting_issuer", lambda c: remote_holds.unanswered_remote_holds(c, provider, limit)
+        )
+
     # Operator and sweeper ---------------------------------------------------------------------
 
     async def revoke(self, who: Principal, voucher_id: str, reason: str) -> Voucher:

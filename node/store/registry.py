@@ -82,6 +82,37 @@ def set_provider_related(
 # Tokens -------------------------------------------------------------------------------------
 
 
+def is_dishonest(conn: sqlite3.Connection, uscc: str) -> bool:
+    return conn.execute("SELECT 1 FROM dishonesty WHERE uscc = ?", (uscc,)).fetchone() is not None
+
+
+def dishonesty(conn: sqlite3.Connection, limit: int, after: str) -> list[dict[str, object]]:
+    return [
+        dict(r)
+        for r in conn.execute(
+            "SELECT uscc, reason, added_by, added_at FROM dishonesty WHERE uscc > ? "
+            "ORDER BY uscc LIMIT ?",
+            (after, limit),
+        )
+    ]
+
+
+def add_dishonest(conn: sqlite3.Connection, uscc: str, reason: str, by: str, at: int) -> bool:
+    """False when the code is listed already (its entry is kept as it was)."""
+    return (
+        conn.execute(
+            "INSERT OR IGNORE INTO dishonesty (uscc, reason, added_by, added_at) "
+            "VALUES (?, ?, ?, ?)",
+            (uscc, reason, by, at),
+        ).rowcount
+        == 1
+    )
+
+
+def remove_dishonest(conn: sqlite3.Connection, uscc: str) -> bool:
+    return conn.execute("DELETE FROM dishonesty WHERE uscc = ?", (uscc,)).rowcount == 1
+
+
 def insert_token(
     conn: sqlite3.Connection,
     token_id: str,

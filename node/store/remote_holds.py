@@ -45,6 +45,24 @@ def list_remote_holds(
     return [from_row(RemoteHold, r) for r in rows.fetchall()]
 
 
+def unanswered_remote_holds(
+    conn: sqlite3.Connection, provider_id: str | None, limit: int
+) -> list[RemoteHold]:
+    """Redemptions still waiting for the issuing city's answer: a hold not yet answered, or a
+    capture or void asked for and not yet confirmed (index ``remote_holds_unanswered``)."""
+    where = "(state = 'pending' OR wanted IS NOT NULL)"
+    if provider_id is None:
+        rows = conn.execute(
+            f"SELECT * FROM remote_holds WHERE {where} ORDER BY id LIMIT ?", (limit,)
+        )
+    else:
+        rows = conn.execute(
+            f"SELECT * FROM remote_holds WHERE provider_id = ? AND {where} ORDER BY id LIMIT ?",
+            (provider_id, limit),
+        )
+    return [from_row(RemoteHold, r) for r in rows.fetchall()]
+
+
 def update_remote_hold(conn: sqlite3.Connection, hold_id: str, **columns: object) -> None:
     allowed = {
         "state",

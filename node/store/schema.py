@@ -620,6 +620,22 @@ CREATE TABLE signin_links (
 );
 """
 
+V17 = """
+-- The dishonesty list (失信名单) kept by the operators between policy versions
+-- (node/services/registry.py): a demand from a listed holder is declined, as it is for one in
+-- the policy's [dishonesty] list. Removing an entry deletes its row; the audit trail keeps both.
+CREATE TABLE dishonesty (
+    uscc TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    added_by TEXT NOT NULL,
+    added_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- A provider's redemptions still waiting for the issuing city's answer, for its page.
+CREATE INDEX remote_holds_unanswered ON remote_holds(provider_id, id)
+    WHERE state = 'pending' OR wanted IS NOT NULL
+"""
+
 
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _script(V1),
@@ -638,5 +654,6 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     14: _script(V14),
     15: _script(V15),
     16: _script(V16),
+    17: _script(V17),
 }
 SCHEMA_VERSION = max(MIGRATIONS)

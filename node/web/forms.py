@@ -61,7 +61,21 @@ def classes_of(node: Any) -> list[str]:
     return sorted(policy.compute_classes) if policy is not None else []
 
 
-def field_of(exc: errors.SuanliError, known: tuple[str, ...]) -> dict[str, str]:
+def field_of(
+    exc: errors.SuanliError, known: tuple[str, ...], message: str | None = None
+) -> dict[str, str]:
     """A service's refusal shown beside the field it names (``field: …``), if it names one."""
     name = exc.message.split(":", 1)[0]
-    return {name: exc.message} if name in known else {}
+    return {name: message or exc.message} if name in known else {}
+
+
+def error_text(exc: errors.SuanliError, lang: str) -> str:
+    """A refusal in the page's language: in Chinese, the plain words for its code (with
+    the service's own sentence when none are written); in English, the service's sentence,
+    which names the field and the figures."""
+    from node.web.i18n import ERRORS
+
+    known = ERRORS.get(exc.code)
+    if lang == "zh" and known is not None:
+        return known[0]
+    return exc.message

@@ -189,6 +189,84 @@ WORDS: dict[str, tuple[str, str]] = {
     "time": ("时间", "Time"),
     "backlog": ("待发消息", "Backlog"),
     "none": ("无", "None"),
+    "pair_statements": ("城市间对账单", "Statements between cities"),
+    "acquirer_city": ("受理城市", "Acquiring city"),
+    "records": ("笔数", "Records"),
+    "disputes": ("未解决的对账差异", "Open disputes"),
+    "disputes_hint": (
+        "双方账目不一致：逐笔核对签名回执后，由账目有误的一方更正，再次对账一致后自动解决。",
+        "The two cities' books differ: check the signed receipts record by record; once the side in error corrects its books and the statements agree, the dispute closes by itself.",
+    ),
+    "kind": ("类型", "Kind"),
+    "ours": ("本市账目", "Our books"),
+    "theirs": ("对方账目", "Their books"),
+    "differing": ("不一致笔数", "Records differing"),
+    "netting": ("全联邦多边轧差", "Federation netting"),
+    "netting_hint": (
+        "根据各城市已双方签署的对账单计算，仅供参考：城市之间按双边净额结算。",
+        "Computed from every city's countersigned statements, for information: cities settle bilaterally.",
+    ),
+    "netting_link_hint": (
+        "需要询问每个联邦城市，可能需要几秒钟",
+        "asks every partner city, so it can take a few seconds",
+    ),
+    "unreachable": ("无法联系的城市", "Cities that did not answer"),
+    "rejected_statements": ("签名无效而未计入的对账单", "Statements left out for a bad signature"),
+    "positions": ("各城市净头寸", "Net position of each city"),
+    "net_position": ("净头寸（正数为应收）", "Net position (positive: to receive)"),
+    "us": ("本市", "us"),
+    "netting_transfers": ("最少转账方案", "Fewest transfers"),
+    "agreed_statements": ("计入的对账单", "Statements counted"),
+    "netting_id": ("轧差编号", "Netting id"),
+    "dishonesty": ("失信名单", "Dishonesty list"),
+    "dishonesty_hint": (
+        "名单上的主体提交算力需求时不予核发（已核发的算力券不受影响）。年度政策文件中的名单同样有效。",
+        "Demands from codes on the list are declined (vouchers already issued are not affected). The policy file's own list applies too.",
+    ),
+    "dishonesty_source": ("来源与文号", "Source and reference"),
+    "add_to_list": ("加入名单", "Add to the list"),
+    "remove_from_list": ("移出名单", "Remove"),
+    "listed": ("已加入失信名单", "added to the list"),
+    "unlisted": ("已移出失信名单", "removed from the list"),
+    "in_policy": (
+        "列于年度政策文件，修改需上传新政策",
+        "In the policy file: change it with a new policy",
+    ),
+    "register_provider": ("登记服务商", "Register a provider"),
+    "provider_kind": ("服务商类型", "Kind of provider"),
+    "provider_home_region": ("所在地区代码", "Region code"),
+    "related": ("关联方", "Related parties"),
+    "related_hint": (
+        "关联方的统一社会信用代码，每行一个（关联交易不予补贴）",
+        "Related parties' credit codes, one per line (related-party deals get no subsidy)",
+    ),
+    "approve_now": ("登记后立即批准", "Approve at once"),
+    "save": ("保存", "Save"),
+    "signin_link_hint_provider": (
+        "一次性登录链接（一天内有效，只显示这一次），请发给该服务商：",
+        "A one-time sign-in link (valid a day, shown only now): send it to the provider:",
+    ),
+    "awaiting_issuer": ("等待发券城市答复", "Waiting for the issuing city"),
+    "awaiting_issuer_hint": (
+        "本市节点会持续重发，直到发券城市答复；无需重复提交。",
+        "Our node keeps resending until the issuing city answers: there is no need to submit again.",
+    ),
+    "waiting_for": ("等待答复的操作", "Waiting for"),
+    "since": ("提交时间", "Since"),
+    "key_rotation": ("签名密钥轮换", "Signing keys and their rotation"),
+    "key_rotation_hint": (
+        "新密钥生效后，旧密钥在所有联邦城市确认新节点卡之前一直有效，确认后再进入约定的重叠期。",
+        "After a rotation the old key stays valid until every partner city has acknowledged the new card, then for the overlap asked for.",
+    ),
+    "our_keys": ("本市密钥", "Our keys"),
+    "key_id": ("密钥编号", "Key id"),
+    "valid_from": ("生效", "Valid from"),
+    "valid_until": ("失效", "Valid until"),
+    "no_end": ("未设定", "no end yet"),
+    "card_not_acknowledged": (
+        "尚未确认本市新节点卡的城市",
+        "Cities that have not acknowledged our new card",
+    ),
 }
 
 # Decision reason codes (node/domain/issuance.py), in plain words.
@@ -258,6 +336,18 @@ ERRORS: dict[str, tuple[str, str]] = {
     ),
     "exposure_cap_exceeded": ("超出城市间结算上限", "Over the exposure cap between the cities"),
     "policy_missing": ("本年度政策尚未加载", "This year's policy is not loaded"),
+    "invalid_uscc": (
+        "统一社会信用代码有误（18 位，校验位按 GB 32100-2015 检查）",
+        "The unified social credit code is not valid",
+    ),
+    "already_exists": ("该主体已登记", "Already registered"),
+    "unknown_category": ("本年度政策中没有该主体类别", "The policy has no such category"),
+    "category_mismatch": (
+        "主体类别与信用代码不符（企业以 91 开头，事业单位以 12 开头，社会组织以 52 开头）",
+        "The category does not match the credit code",
+    ),
+    "provider_not_found": ("找不到该服务商", "No such provider"),
+    "holder_not_found": ("找不到该需求方", "No such holder"),
 }
 
 CATEGORIES: dict[str, tuple[str, str]] = {
@@ -265,6 +355,11 @@ CATEGORIES: dict[str, tuple[str, str]] = {
     "startup": ("初创及中小企业", "Start-up or SME"),
     "university": ("高校", "University"),
     "research_institute": ("科研院所", "Research institute"),
+}
+
+KINDS: dict[str, tuple[str, str]] = {
+    "computing_centre": ("智算中心", "Intelligent computing centre"),
+    "matchmaking_partner": ("算力撮合合作伙伴", "Compute-matchmaking partner"),
 }
 
 CLASSES: dict[str, tuple[str, str]] = {
@@ -298,6 +393,22 @@ STATES: dict[str, tuple[str, str]] = {
     "advised": ("已通知", "advised"),
     "awaiting_confirmation": ("待确认", "awaiting confirmation"),
     "disputed": ("有争议", "disputed"),
+    "sent": ("已发送待确认", "sent"),
+    "key_current": ("当前使用", "current"),
+    "wanted_hold": ("冻结", "the hold"),
+    "wanted_redeem": ("冻结并确认", "the redemption"),
+    "wanted_capture": ("确认使用", "the capture"),
+    "wanted_void": ("撤销", "the void"),
+    "key_retiring": ("轮换重叠期", "retiring (overlap)"),
+    "key_expired": ("已过期", "expired"),
+    "key_revoked": ("已吊销", "revoked"),
+    "key_not_yet_valid": ("尚未生效", "not yet valid"),
+    "agreed": ("双方一致", "agreed"),
+    "statement_mismatch": ("对账不一致", "statements differ"),
+    "statement_already_agreed": (
+        "对方在已一致后又发来不同对账单",
+        "a different statement after agreement",
+    ),
 }
 
 
@@ -313,11 +424,14 @@ def fen(amount: int | None) -> str:
     return "—" if amount is None else yuan(int(amount))
 
 
-def when(ms: int | None, lang: str) -> str:
-    """China Standard Time, as people there write it."""
-    if not ms:
+def when(at: int | str | None, lang: str) -> str:
+    """China Standard Time, as people there write it; ``at`` in ms or ISO 8601 (the API's)."""
+    if not at:
         return "—"
-    t = dt.datetime.fromtimestamp(ms / 1000, CST)
+    if isinstance(at, str):
+        t = dt.datetime.fromisoformat(at.replace("Z", "+00:00")).astimezone(CST)
+    else:
+        t = dt.datetime.fromtimestamp(at / 1000, CST)
     if lang == "zh":
         return f"{t.year}年{t.month}月{t.day}日 {t:%H:%M}"
     return f"{t.day} {t:%b %Y %H:%M}"
@@ -394,6 +508,7 @@ def helpers(lang: str) -> dict[str, Any]:
         "when": lambda ms: when(ms, lang),
         "cls": lambda code: named(CLASSES, code, lang),
         "t_category": lambda code: named(CATEGORIES, code, lang),
+        "t_kind": lambda code: named(KINDS, code, lang),
         "st": lambda code: named(STATES, code, lang),
         "reason": lambda code: named(REASONS, code, lang),
         "because": lambda r, d: reason_sentence(r, d, lang),

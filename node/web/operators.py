@@ -10,9 +10,13 @@ from aiohttp import web
 from node import errors
 from node.api.appkeys import NODE
 from node.clock import year_of
+from node.domain.model import PROVIDER_KINDS
 from node.domain.windows import CST
-from node.web.forms import field_of, read_form, role_of, text_field, yuan_field
+from node.node import Federation
+from node.services.clearing import Clearing
+from node.web.forms import error_text, field_of, read_form, role_of, text_field, yuan_field
 from node.web.frame import lang_of, render
+from node.web.i18n import pick
 
 
 async def operator_home(request: web.Request) -> web.StreamResponse:
@@ -116,44 +120,133 @@ def _flows(report: dict[str, Any], lang: str) -> dict[str, Any]:
 async def _providers_page(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
     node = request.app[NODE]
     who = role_of(request, "operator")
-    providers = await node.registry.providers(who, 200, "")
-    return render(request, "operator_providers.html", status, providers=providers, **extra)
+    after = _after(request)
+    providers = await node.registry.providers(who, 100, after)
+    context: dict[str, Any] = {
+        "providers": providers,
+        "following": providers[-1].id if len(providers) == 100 else None,
+        "kinds": PROVIDER_KINDS,
+        "changed": None,
+        "registered": None,
+        "link": None,
+    }
+    context.update(extra)
+    return render(request, "operator_providers.html", status, **context)
+
+
+def _after(request: web.Request) -> str:
+    after = request.query.get("after", "")
+    if len(after) > 40 or not all(ch.isalnum() or ch == "_" for ch in after):
+        raise errors.InvalidRequest("after: an id")
+    return after
+
+
+def _codes(text: str) -> tuple[str, ...]:
+    """USCCs typed one per line (or separated by commas or spaces), upper-cased."""
+    return tuple(c.upper() for c in text.replace(",", " ").replace("，", " ").split())
 
 
 async def operator_providers(request: web.Request) -> web.StreamResponse:
     return await _providers_page(request)
 
 
+async def operator_register_provider(request: web.Request) -> web.StreamResponse:
+    """Register a provider (approved at once if asked) and show a sign-in link for it."""
+    who = role_of(request, "operator")
+    node = request.app[NODE]
+    form = await read_form(request)
+    lang = lang_of(request)
+    fields: dict[str, str] = {}
+    uscc = text_field(form, "uscc", fields, lang).upper()
+    name = text_field(form, "name", fields, lang)
+    kind = form.get("kind", "")
+    if kind not in PROVIDER_KINDS:
+        fields["kind"] = pick(("请选择服务商类型", "Choose the kind of provider"), lang)
+    related = _codes(form.get("related_uscc", ""))
+    if len(related) > 100:
+        fields["related_uscc"] = pick(("最多 100 个", "At most 100"), lang)
+    if fields:
+        return await _providers_page(
+            request, 400, errors=fields, summary=list(fields.values()), form=form
+        )
+    try:
+        provider, _ = await node.registry.register_provider(
+            who,
+            uscc,
+            name,
+            kind,
+            form.get("region") or None,
+            related,
+            form.get("approved") == "yes",
+        )
+        code = await node.sessions.issue_link(who, provider.id)
+    except errors.SuanliError as exc:
+        message = error_text(exc, lang)
+        field = "related_uscc" if exc.message.startswith("related_uscc") else None
+        shown = {field: message} if field else field_of(exc, ("uscc", "name", "region"), message)
+        return await _providers_page(request, 400, errors=shown, summary=[message], form=form)
+    return await _providers_page(request, 201, registered=provider, link=f"/ui/link/{code}")
+
+
+async def operator_provider_link(request: web.Request) -> web.StreamResponse:
+    """A new one-time sign-in link for a provider (a day), shown once."""
+    who = role_of(request, "operator")
+    code = await request.app[NODE].sessions.issue_link(who, request.match_info["id"])
+    return await _providers_page(request, 201, link=f"/ui/link/{code}")
+
+
+async def operator_provider_related(request: web.Request) -> web.StreamResponse:
+    """Replace a provider's declared related parties (R5: a demand or a redemption between
+    related parties is refused)."""
+    who = role_of(request, "operator")
+    provider_id = request.match_info["id"]
+    form = await read_form(request)
+    lang = lang_of(request)
+    related = _codes(form.get("related_uscc", ""))
+    try:
+        if len(related) > 100:
+            raise errors.InvalidRequest("related_uscc: at most 100")
+        provider = await request.app[NODE].registry.set_provider_related(who, provider_id, related)
+    except errors.SuanliError as exc:
+        message = error_text(exc, lang)
+        return await _providers_page(
+            request, 400, errors={f"related_{provider_id}": message}, summary=[message]
+        )
+    return await _providers_page(request, 200, changed=provider)
+
+
 async def operator_provider_state(request: web.Request) -> web.StreamResponse:
     who = role_of(request, "operator")
+    provider_id = request.match_info["id"]
     form = await read_form(request)
     state = form.get("state", "")
     reason = form.get("reason", "")
     lang = lang_of(request)
     fields: dict[str, str] = {}
     if state not in ("approved", "suspended"):
-        fields["state"] = "请选择批准或暂停" if lang == "zh" else "Choose approve or suspend"
+        fields["state"] = pick(("请选择批准或暂停", "Choose approve or suspend"), lang)
     if not reason or len(reason) > 500:
-        fields["reason"] = (
-            "请写明原因（最多 500 字）"
-            if lang == "zh"
-            else "Give a reason (at most 500 characters)"
+        fields["reason"] = pick(
+            ("请写明原因（最多 500 字）", "Give a reason (at most 500 characters)"), lang
         )
     if fields:
         return await _providers_page(
-            request, 400, errors=fields, summary=list(fields.values()), form=form
+            request, 400, errors=fields, summary=list(fields.values()), form={"for": provider_id}
         )
-    provider = await request.app[NODE].registry.set_provider_state(
-        who, request.match_info["id"], state, reason
-    )
+    provider = await request.app[NODE].registry.set_provider_state(who, provider_id, state, reason)
     return await _providers_page(request, 200, changed=provider)
 
 
 async def operator_peers(request: web.Request) -> web.StreamResponse:
     node = request.app[NODE]
     who = role_of(request, "operator")
-    peers = await node.federation.peering.status_for(who) if node.federation is not None else []
-    return render(request, "operator_peers.html", peers=peers)
+    federation = node.federation
+    peers: list[dict[str, Any]] = []
+    own = None
+    if federation is not None:  # a node on its own has no peers
+        peers = await federation.peering.status_for(who)
+        own = await federation.peering.own_keys_for(who, node.key)
+    return render(request, "operator_peers.html", peers=peers, own=own)
 
 
 async def operator_audit(request: web.Request) -> web.StreamResponse:
@@ -255,11 +348,16 @@ async def _settlement_page(request: web.Request, status: int = 200, **extra: Any
     if node.federation is not None:
         due = await node.federation.clearing.due(who)
         transfers = await node.federation.clearing.transfers(who)
+    # The newest 50 pair statements (a window has one per partner city and direction).
+    statements = (await node.settlement_views.statements(who))[-50:][::-1]
+    disputes = await node.settlement_views.disputes(who, True)
     today = dt.datetime.fromtimestamp(node.clock.now_ms() / 1000, CST).date().isoformat()
     context: dict[str, Any] = {
         "windows": windows,
         "due": due,
         "transfers": transfers,
+        "statements": statements,
+        "disputes": [_dispute_row(d) for d in disputes],
         "region": node.config.region,
         "today": today,
         "done": None,
@@ -272,11 +370,46 @@ async def operator_settlement(request: web.Request) -> web.StreamResponse:
     return await _settlement_page(request)
 
 
-def _clearing(request: web.Request) -> Any:
+def _dispute_row(d: dict[str, Any]) -> dict[str, Any]:
+    """An open dispute, or a statement refused because one was already agreed, as a row:
+    each side's count and total, and how many records differ (the evidence itself is in
+    ``GET /v1/settlement/disputes``)."""
+    evidence = d.get("evidence", {})
+    ours = evidence.get("ours") or {}
+    theirs = evidence.get("theirs") or {}
+    return {
+        "kind": d["kind"],
+        "issuer": d["issuer"],
+        "acquirer": d["acquirer"],
+        "window": d["window_id"],
+        "at": d.get("opened_at") or d.get("received_at"),
+        "ours_count": ours.get("count"),
+        "ours_fen": ours.get("total_fen"),
+        "theirs_count": theirs.get("count"),
+        "theirs_fen": theirs.get("total_fen"),
+        "differences": len(evidence.get("differences") or []),
+    }
+
+
+async def operator_netting(request: web.Request) -> web.StreamResponse:
+    """The federation's multilateral netting (informational: cities settle bilaterally,
+    docs/settlement.md), computed from every city's countersigned statements; it asks every
+    peer, so it is a page of its own rather than a part of the settlement page."""
     node = request.app[NODE]
-    if node.federation is None:
+    who = role_of(request, "operator")
+    netting = await _federation(request).netting.compute(who, 0)
+    return render(request, "operator_netting.html", netting=netting, region=node.config.region)
+
+
+def _federation(request: web.Request) -> Federation:
+    federation = request.app[NODE].federation
+    if federation is None:
         raise errors.InvalidRequest("this node is not part of a federation")
-    return node.federation.clearing
+    return federation
+
+
+def _clearing(request: web.Request) -> Clearing:
+    return _federation(request).clearing
 
 
 async def operator_transfer(request: web.Request) -> web.StreamResponse:
@@ -327,13 +460,15 @@ async def operator_flows(request: web.Request) -> web.StreamResponse:
 async def _holders_page(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
     node = request.app[NODE]
     who = role_of(request, "operator")
-    after = request.query.get("after", "")
-    if len(after) > 40 or not all(ch.isalnum() or ch == "_" for ch in after):
-        raise errors.InvalidRequest("after: an id")
+    after = _after(request)
     holders = await node.registry.holders(who, 100, after)
     policy = node.policies.maybe_for_year(year_of(node.clock.now_ms()))
     categories = sorted(policy.categories) if policy is not None else []
     context: dict[str, Any] = {
+        "dishonest": await node.registry.dishonesty(who, 500, ""),
+        "policy_dishonest": sorted(policy.dishonest_uscc) if policy is not None else [],
+        "listed": None,
+        "unlisted": None,
         "holders": holders,
         "following": holders[-1].id if len(holders) == 100 else None,
         "categories": categories,
@@ -379,6 +514,45 @@ async def operator_holder_link(request: web.Request) -> web.StreamResponse:
     holder_id = request.match_info["id"]
     code = await request.app[NODE].sessions.issue_link(who, holder_id)
     return await _holders_page(request, 201, link=f"/ui/link/{code}", linked=holder_id)
+
+
+async def operator_dishonesty_add(request: web.Request) -> web.StreamResponse:
+    """Put a credit code on the dishonesty list (失信名单): its demands are declined."""
+    who = role_of(request, "operator")
+    form = await read_form(request)
+    lang = lang_of(request)
+    fields: dict[str, str] = {}
+    uscc = text_field(form, "d_uscc", fields, lang).upper()
+    reason = form.get("d_reason", "")
+    if not reason or len(reason) > 500:
+        fields["d_reason"] = pick(
+            ("请写明来源与文号（最多 500 字）", "Give the source and reference (at most 500)"), lang
+        )
+    if fields:
+        return await _holders_page(
+            request, 400, errors=fields, summary=list(fields.values()), form=form
+        )
+    try:
+        await request.app[NODE].registry.list_dishonest(who, uscc, reason)
+    except errors.SuanliError as exc:
+        message = error_text(exc, lang)
+        return await _holders_page(
+            request, 400, errors={"d_uscc": message}, summary=[message], form=form
+        )
+    return await _holders_page(request, 201, listed=uscc)
+
+
+async def operator_dishonesty_remove(request: web.Request) -> web.StreamResponse:
+    who = role_of(request, "operator")
+    form = await read_form(request)
+    lang = lang_of(request)
+    uscc = request.match_info["uscc"]
+    try:
+        await request.app[NODE].registry.unlist_dishonest(who, uscc, form.get("reason", ""))
+    except errors.SuanliError as exc:
+        message = error_text(exc, lang)
+        return await _holders_page(request, 400, summary=[f"{uscc}：{message}"])
+    return await _holders_page(request, 200, unlisted=uscc)
 
 
 def _flat(value: Any, prefix: str = "") -> dict[str, str]:

@@ -49,8 +49,13 @@ def routes() -> list[web.RouteDef]:
         web.get("/operator/holders", op.operator_holders),
         web.post("/operator/holders", op.operator_register_holder),
         web.post("/operator/holders/{id}/link", op.operator_holder_link),
+        web.post("/operator/dishonesty", op.operator_dishonesty_add),
+        web.post("/operator/dishonesty/{uscc}/remove", op.operator_dishonesty_remove),
         web.get("/operator/providers", op.operator_providers),
+        web.post("/operator/providers", op.operator_register_provider),
         web.post("/operator/providers/{id}/state", op.operator_provider_state),
+        web.post("/operator/providers/{id}/related", op.operator_provider_related),
+        web.post("/operator/providers/{id}/link", op.operator_provider_link),
         web.get("/operator/peers", op.operator_peers),
         web.get("/operator/audit", op.operator_audit),
         web.get("/operator/decisions", op.operator_decisions),
@@ -60,6 +65,7 @@ def routes() -> list[web.RouteDef]:
         web.post("/operator/transfers", op.operator_transfer),
         web.post("/operator/transfers/{id}/answer", op.operator_transfer_answer),
         web.get("/operator/decisions.csv", op.operator_decisions_csv),
+        web.get("/operator/netting", op.operator_netting),
     ]
 
 

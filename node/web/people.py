@@ -111,11 +111,13 @@ async def _provider_page(request: web.Request, status: int = 200, **extra: Any) 
     node = request.app[NODE]
     who = role_of(request, "provider")
     holds = await node.spending.holds(who, 50, "")
+    awaiting = await node.spending.awaiting_issuer(who, 50)
     payouts = await node.settlement.payouts(who, None)
     payments = await node.disbursements.listing(who, None, None)
     context: dict[str, Any] = {
         "payments": payments,
         "holds": holds,
+        "awaiting": awaiting,
         "payouts": payouts,
         "classes": classes_of(node),
         "result": None,

@@ -12,7 +12,6 @@ from node.api.appkeys import NODE
 from node.clock import year_of
 from node.domain.model import PROVIDER_KINDS
 from node.domain.windows import CST
-from node.node import Federation
 from node.services.clearing import Clearing
 from node.web.forms import error_text, field_of, read_form, role_of, text_field, yuan_field
 from node.web.frame import lang_of, render
@@ -401,7 +400,7 @@ async def operator_netting(request: web.Request) -> web.StreamResponse:
     return render(request, "operator_netting.html", netting=netting, region=node.config.region)
 
 
-def _federation(request: web.Request) -> Federation:
+def _federation(request: web.Request) -> Any:  # node.node.Federation
     federation = request.app[NODE].federation
     if federation is None:
         raise errors.InvalidRequest("this node is not part of a federation")

@@ -408,7 +408,8 @@ def _federation(request: web.Request) -> Any:  # node.node.Federation
 
 
 def _clearing(request: web.Request) -> Clearing:
-    return _federation(request).clearing
+    clearing: Clearing = _federation(request).clearing
+    return clearing
 
 
 async def operator_transfer(request: web.Request) -> web.StreamResponse:

@@ -145,6 +145,29 @@ def test_policy_unknown_and_missing_keys() -> None:
         parse_policy(policy_text().replace("other_compute = 2000", "storage = 2000"))
 
 
+def test_every_problem_of_a_policy_is_named_at_once() -> None:
+    text = policy_text(
+        "hangzhou", annual_budget_fen="2.5e8", model_services="12000", region='"33010"'
+    ).replace("hold_expiry_hours = 72", "hold_expiry_hours = 72\nhold_expiry_hour = 2")
+    with pytest.raises(errors.PolicyInvalid) as err:
+        parse_policy(text)
+    problems = err.value.details["problems"]
+    assert [p.split(":")[0] for p in problems] == [
+        "policy.region",
+        "policy.annual_budget_fen",
+        "policy.hold_expiry_hour",
+        "compute_classes.model_services",
+    ], problems
+    assert err.value.message == "; ".join(problems)
+    # A missing table is named once, not once per key it would have held.
+    with pytest.raises(errors.PolicyInvalid) as err:
+        parse_policy(policy_text().replace("[compute_classes]", "[compute_classez]"))
+    assert err.value.details["problems"][:2] == [
+        "compute_classes: missing",
+        "compute_classez: unknown key",
+    ]
+
+
 HOLDER = Holder("h_1", "91330100716105852F", "Acme", "enterprise", "330100", None, 0)
 
 

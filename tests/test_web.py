@@ -429,9 +429,23 @@ async def test_an_operator_checks_then_loads_a_policy(world: World, node: Node) 
     await o.sign_in(world.op.token or "")
     await o.go("GET", "/ui/operator/policy")
     before = snapshot(node)
-    broken = policy_text().replace("model_services = 3000", "model_services = 30000")
+    # Three problems: each is named at once, beside the line of its key.
+    broken = (
+        policy_text()
+        .replace("model_services = 3000", "model_services = 30000")
+        .replace('settlement_cycle = "quarterly"', 'settlement_cycle = "yearly"')
+        .replace("[compute_classes]", "surplus = 1\n[compute_classes]")
+    )
     resp, text = await o.go("POST", "/ui/operator/policy/check", {"toml": broken})
-    assert resp.status == 400 and 'id="e-toml"' in text and "compute_classes.model_services" in text
+    assert resp.status == 400 and 'id="e-toml"' in text and "3 处问题" in text
+    lines = {n + 1: line for n, line in enumerate(broken.splitlines())}
+    shown = dict(re.findall(r'data-line="(\d+)">.*?data-testid="policy-problem">([^<]*)<', text))
+    assert {lines[int(n)].split("=")[0].strip() for n in shown} == {
+        "model_services",
+        "settlement_cycle",
+        "surplus",
+    }, shown
+    assert snapshot(node) == before
     raised = policy_text().replace(
         "annual_budget_fen = 25_000_000_000", "annual_budget_fen = 26_000_000_000"
     )
@@ -439,6 +453,7 @@ async def test_an_operator_checks_then_loads_a_policy(world: World, node: Node) 
     row = re.search(r'data-key="annual_budget_fen">(.*?)</tr>', text)
     assert resp.status == 200 and row is not None
     assert "25000000000" in row.group(1) and "<strong>26000000000</strong>" in row.group(1)
+    assert re.search(r'data-testid="budget-move">[^<]*\+¥10,000,000.00<', text)
     assert snapshot(node) == before  # checked, not loaded
     resp, text = await o.go("POST", "/ui/operator/policy/load", {"toml": raised})
     assert resp.status == 201 and "v2" in text

@@ -75,14 +75,26 @@ class Policy:
 
 
 class _Reader:
-    """Reads one TOML table, remembering the path for error messages and unused keys."""
+    """Reads one TOML table, remembering the path for error messages and unused keys.
 
-    def __init__(self, table: Any, path: str) -> None:
+    Every problem is noted in ``problems`` (shared by the readers of one file) and a
+    stand-in value returned, so that one reading finds every problem of a file, not only the
+    first; ``parse_policy`` raises with all of them at the end. A table that is missing or
+    not a table reads as empty and *quiet*: the keys it lacks are not noted once more."""
+
+    def __init__(self, table: Any, path: str, problems: list[str], quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.problems = problems
         if not isinstance(table, dict):
-            raise PolicyInvalid(f"{path}: must be a table")
+            self.note(path, "must be a table")
+            table, self.quiet = {}, True
         self.table: dict[str, Any] = table
         self.path = path
         self.seen: set[str] = set()
+
+    def note(self, key: str, problem: str) -> None:
+        if not self.quiet:
+            self.problems.append(f"{key}: {problem}")
 
     def _key(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
@@ -91,9 +103,11 @@ class _Reader:
         return key in self.table
 
     def raw(self, key: str) -> Any:
+        """The value, or None (noted) when it is missing."""
         self.seen.add(key)
         if key not in self.table:
-            raise PolicyInvalid(f"{self._key(key)}: missing")
+            self.note(self._key(key), "missing")
+            return None
         return self.table[key]
 
     def integer(
@@ -104,11 +118,16 @@ class _Reader:
         if default is not None and key not in self.table:
             self.seen.add(key)
             return default
+        stand_in = minimum if default is None else default
         value = self.raw(key)
+        if value is None:
+            return stand_in
         if isinstance(value, bool) or not isinstance(value, int):
-            raise PolicyInvalid(f"{self._key(key)}: must be an integer, got {value!r}")
+            self.note(self._key(key), f"must be an integer, got {value!r}")
+            return stand_in
         if not minimum <= value <= maximum:
-            raise PolicyInvalid(f"{self._key(key)}: must be {minimum}..{maximum}, got {value}")
+            self.note(self._key(key), f"must be {minimum}..{maximum}, got {value}")
+            return stand_in
         return value
 
     def string(
@@ -117,13 +136,16 @@ class _Reader:
         if default is not None and key not in self.table:
             self.seen.add(key)
             return default
+        stand_in = default if default is not None else (choices[0] if choices else "")
         value = self.raw(key)
+        if value is None:
+            return stand_in
         if not isinstance(value, str):
-            raise PolicyInvalid(f"{self._key(key)}: must be a string, got {value!r}")
+            self.note(self._key(key), f"must be a string, got {value!r}")
+            return stand_in
         if choices is not None and value not in choices:
-            raise PolicyInvalid(
-                f"{self._key(key)}: must be one of {', '.join(choices)}, got {value!r}"
-            )
+            self.note(self._key(key), f"must be one of {', '.join(choices)}, got {value!r}")
+            return stand_in
         return value
 
     def str_list(self, key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -132,16 +154,19 @@ class _Reader:
             return default
         value = self.raw(key)
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise PolicyInvalid(f"{self._key(key)}: must be a list of strings")
+            self.note(self._key(key), "must be a list of strings")
+            return default
         return tuple(value)
 
     def sub(self, key: str) -> _Reader:
-        return _Reader(self.raw(key), self._key(key))
+        value = self.raw(key)
+        if value is None:
+            return _Reader({}, self._key(key), self.problems, quiet=True)
+        return _Reader(value, self._key(key), self.problems, self.quiet)
 
     def done(self) -> None:
-        unknown = sorted(set(self.table) - self.seen)
-        if unknown:
-            raise PolicyInvalid(f"{self._key(unknown[0])}: unknown key")
+        for key in sorted(set(self.table) - self.seen):
+            self.note(self._key(key), "unknown key")
 
 
 def _ratio(reader: _Reader, key: str) -> int:
@@ -149,7 +174,8 @@ def _ratio(reader: _Reader, key: str) -> int:
 
 
 def parse_policy(text: str, *, stored: bool = False) -> Policy:
-    """Parse and validate a policy file; raises PolicyInvalid naming the first bad key.
+    """Parse and validate a policy file; raises PolicyInvalid naming every bad key (its
+    message joins them; ``details["problems"]`` lists them, each ``key.path: problem``).
 
     ``stored``: a policy the node loaded earlier, read again at start. One written before
     ``[small_contract] categories`` existed gets, for that key only, the categories whose
@@ -158,18 +184,19 @@ def parse_policy(text: str, *, stored: bool = False) -> Policy:
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise PolicyInvalid(f"not valid TOML: {exc}") from None
-    root = _Reader(doc, "")
+        raise PolicyInvalid(f"not valid TOML: {exc}", problems=[f"not valid TOML: {exc}"]) from None
+    problems: list[str] = []
+    root = _Reader(doc, "", problems)
     top = root.sub("policy")
     region = top.string("region")
-    if not is_region(region):
-        raise PolicyInvalid(f"policy.region: must be a 6-digit GB/T 2260 code, got {region!r}")
+    if isinstance(top.table.get("region"), str) and not is_region(region):
+        top.note("policy.region", f"must be a 6-digit GB/T 2260 code, got {region!r}")
     fiscal_year = top.integer("fiscal_year", minimum=2000, maximum=2200)
     budget = top.integer("annual_budget_fen", minimum=1)
     minimum_voucher = top.integer("minimum_voucher_fen", default=0)
     validity = top.integer("voucher_validity_months", minimum=1, maximum=60)
     hold_hours = top.integer("hold_expiry_hours", minimum=0, maximum=24 * 90, default=72)
-    hold_seconds = top.integer("hold_expiry_seconds", minimum=1, default=hold_hours * 3600)
+    hold_seconds = top.integer("hold_expiry_seconds", minimum=1, default=max(1, hold_hours * 3600))
     cycle = top.string("settlement_cycle", choices=SETTLEMENT_CYCLES)
     window_minutes = top.integer("settlement_window_minutes", minimum=1, default=60)
     grace_minutes = top.integer("settlement_grace_minutes", minimum=0, default=60)
@@ -181,18 +208,20 @@ def parse_policy(text: str, *, stored: bool = False) -> Policy:
     classes = {name: _ratio(classes_reader, name) for name in list(classes_reader.table)}
     classes_reader.done()
     if not classes:
-        raise PolicyInvalid("compute_classes: at least one compute class is needed")
+        classes_reader.note("compute_classes", "at least one compute class is needed")
     for name in classes:
         if name in excluded:
-            raise PolicyInvalid(f"compute_classes.{name}: is an excluded service, not compute")
+            classes_reader.note(f"compute_classes.{name}", "is an excluded service, not compute")
 
     categories_reader = root.sub("categories")
     categories: dict[str, Category] = {}
     for name in list(categories_reader.table):
         cat = categories_reader.sub(name)
         prefixes = cat.str_list("uscc_prefixes")
-        if not prefixes:
-            raise PolicyInvalid(f"categories.{name}.uscc_prefixes: missing or empty")
+        if not prefixes and cat.has("uscc_prefixes"):
+            cat.note(f"categories.{name}.uscc_prefixes", "empty")
+        elif not cat.has("uscc_prefixes"):
+            cat.note(f"categories.{name}.uscc_prefixes", "missing")
         categories[name] = Category(
             name=name,
             annual_cap_fen=cat.integer("annual_cap_fen", minimum=1),
@@ -202,7 +231,7 @@ def parse_policy(text: str, *, stored: bool = False) -> Policy:
         cat.done()
     categories_reader.done()
     if not categories:
-        raise PolicyInvalid("categories: at least one holder category is needed")
+        categories_reader.note("categories", "at least one holder category is needed")
 
     small: SmallContract | None = None
     if root.has("small_contract"):
@@ -212,13 +241,14 @@ def parse_policy(text: str, *, stored: bool = False) -> Policy:
         else:
             eligible = sc.str_list("categories")
             if not eligible:
-                raise PolicyInvalid(
-                    "small_contract.categories: missing or empty: name the holder categories "
-                    'the small-contract ratio is for, e.g. ["enterprise", "startup"]'
+                sc.note(
+                    "small_contract.categories",
+                    "missing or empty: name the holder categories the small-contract ratio "
+                    'is for, e.g. ["enterprise", "startup"]',
                 )
         for name in eligible:
             if name not in categories:
-                raise PolicyInvalid(f"small_contract.categories: {name!r} is not a category")
+                sc.note("small_contract.categories", f"{name!r} is not a category")
         small = SmallContract(
             sc.integer("max_yearly_contracts_fen", minimum=1), _ratio(sc, "ratio_bp"), eligible
         )
@@ -230,6 +260,8 @@ def parse_policy(text: str, *, stored: bool = False) -> Policy:
         dishonest = frozenset(dl.str_list("uscc"))
         dl.done()
     root.done()
+    if problems:
+        raise PolicyInvalid("; ".join(problems), problems=problems)
 
     return Policy(
         region=region,

@@ -64,9 +64,8 @@ class PolicyBook:
     def _prepare(self, text: str, actor: str) -> tuple[Policy, Callable[[sqlite3.Connection], int]]:
         policy = parse_policy(text)
         if policy.region != self.region:
-            raise errors.PolicyInvalid(
-                f"policy.region: {policy.region} is not this node's region {self.region}"
-            )
+            problem = f"policy.region: {policy.region} is not this node's region {self.region}"
+            raise errors.PolicyInvalid(problem, problems=[problem])
         now = self._clock.now_ms()
         previous = self._by_year.get(policy.fiscal_year)
 

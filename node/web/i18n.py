@@ -136,6 +136,13 @@ WORDS: dict[str, tuple[str, str]] = {
     "policy_toml": ("政策文件（TOML）", "Policy file (TOML)"),
     "policy_check_button": ("检查", "Check"),
     "policy_current": ("现行政策", "Current policy"),
+    "policy_problems": ("政策文件中的问题", "Problems in the file"),
+    "line": ("行", "Line"),
+    "problem": ("问题", "Problem"),
+    "budget_move": (
+        "预算变动（生效后记入预算资金池）",
+        "The budget moves (booked to the pool on loading)",
+    ),
     "register_holder": ("登记需求方", "Register a holder"),
     "registered": ("已登记", "registered"),
     "uscc": ("统一社会信用代码", "Unified social credit code"),

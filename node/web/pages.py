@@ -11,6 +11,7 @@ from node import errors
 from node.api.appkeys import NODE
 from node.web import operators as op
 from node.web import people as pp
+from node.web import policy as po
 from node.web.forms import read_form, who_of
 from node.web.frame import (
     clear_session_cookie,
@@ -43,9 +44,9 @@ def routes() -> list[web.RouteDef]:
         web.get("/operator", op.operator_home),
         web.post("/operator/windows/close", op.operator_close),
         web.post("/operator/payments", op.operator_pay),
-        web.get("/operator/policy", op.operator_policy),
-        web.post("/operator/policy/check", op.operator_policy_check),
-        web.post("/operator/policy/load", op.operator_policy_load),
+        web.get("/operator/policy", po.operator_policy),
+        web.post("/operator/policy/check", po.operator_policy_check),
+        web.post("/operator/policy/load", po.operator_policy_load),
         web.get("/operator/holders", op.operator_holders),
         web.post("/operator/holders", op.operator_register_holder),
         web.post("/operator/holders/{id}/link", op.operator_holder_link),

@@ -33,6 +33,7 @@ from node.services.disbursements import Disbursements
 from node.services.issuance import Issuance
 from node.services.issuer import IssuerDesk
 from node.services.netting import Netting
+from node.services.overview import Overview
 from node.services.ownkeys import load_txn as load_own_keys
 from node.services.payouts import LocalSettlement, SettlementViews
 from node.services.peering import Peering
@@ -109,6 +110,7 @@ def build_node(data_dir: Path, clock: Clock | None = None) -> Node:
         ),
         spending=spending,
         views=Views(db, clock, policies, config.name),
+        overview=Overview(db, clock, policies, int(config.sweep_interval_seconds * 2000)),
         settlement=local_settlement,
         settlement_views=SettlementViews(db),
         disbursements=Disbursements(db, clock, key, config.region),
@@ -158,6 +160,7 @@ def _build_wire(
     def on_call(peer: str, method: str, outcome: str, seconds: float) -> None:
         metrics.child(metrics.federation_call_seconds, peer, method, outcome).observe(seconds)
         metrics.child(metrics.peer_up, peer).set(0 if outcome == "unreachable" else 1)
+        metrics.last_call[peer] = (clock.now_ms(), method, outcome)
 
     def on_acquired(issuer: str, outcome: str, compute_class: str, amount: int) -> None:
         metrics.observe_flow("acquirer", issuer, outcome, compute_class, amount)

@@ -395,6 +395,9 @@ class Metrics:
             ["peer"],
             registry=r,
         )
+        # The same call, for the operators' overview: peer → (when, method, outcome), since
+        # this process started (not a metric: a time per peer is no gauge's business).
+        self.last_call: dict[str, tuple[int, str, str]] = {}
         self.demand_fen = Counter(
             "suanli_issuance_demand_fen_total",
             "Estimated compute cost of decided demands, by category, outcome and deciding reason, fen",

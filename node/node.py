@@ -25,6 +25,7 @@ from node.services.disbursements import Disbursements
 from node.services.issuance import Issuance
 from node.services.issuer import IssuerDesk
 from node.services.netting import Netting
+from node.services.overview import Overview
 from node.services.ownkeys import load_txn as load_own_keys
 from node.services.payouts import LocalSettlement, SettlementViews
 from node.services.peering import Peering
@@ -76,6 +77,7 @@ class Node:
     issuance: Issuance
     spending: Spending
     views: Views
+    overview: Overview
     settlement: LocalSettlement
     settlement_views: SettlementViews
     disbursements: Disbursements

@@ -226,6 +226,7 @@ SAME_CONCEPT = {
     "netting",
     "outbox",
     "payments",
+    "policy",
     "registry",
     "reports",
     "spending",

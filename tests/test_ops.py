@@ -98,3 +98,64 @@ def test_the_systemd_unit_verifies_and_is_rated_ok(tmp_path: Path) -> None:
         "SystemCallFilter=@system-service",
     ):
         assert needed in unit
+
+
+def test_the_overview_notices_use_the_alert_rules_thresholds() -> None:
+    """The operators' overview lists what needs attention by the same conditions as the alert
+    rules (node/domain/attention.py): a threshold changed in one place must change in both."""
+    import yaml  # schemathesis's dependency
+
+    from node.domain import attention as a
+
+    groups = yaml.safe_load((PROM / "alerts.yml").read_text())["groups"]
+    rules = {r["alert"]: " ".join(r["expr"].split()) for g in groups for r in g["rules"]}
+    expected = {
+        "SuanliBudgetNearlyExhausted": f"< {a.BUDGET_LOW_SHARE:.2f}",
+        "SuanliExposureNearCap": f"> {a.EXPOSURE_NEAR_SHARE}",
+        "SuanliOutboxGrowing": f"> {a.OUTBOX_GROWING}",
+        "SuanliOutboxStuck": f"> {a.OUTBOX_STUCK_SECONDS}",
+        "SuanliPayoutsOverdue": f"> {a.PAYOUTS_OVERDUE_SECONDS // 86400} * 86400",
+        "SuanliSettlementOverdue": f"> {a.SETTLEMENT_OVERDUE_SECONDS // 86400} * 86400",
+        "SuanliSettlementDisputes": "> 0",
+        "SuanliHoldsOverdue": "> 0",
+    }
+    for name, condition in expected.items():
+        assert condition in rules[name], (name, rules[name], condition)
+
+
+def test_notices_follow_the_figures() -> None:
+    from node.domain.attention import Figures, notices
+
+    day = 86_400_000
+    now = 100 * day
+    calm = Figures(now, [(2026, 1000, 500)], [("520100", 10, 100)], {}, 0, 0, None, None, [])
+    assert notices(calm) == []
+    busy = Figures(
+        now,
+        [(2026, 1000, 99)],
+        [("520100", 81, 100), ("370200", 5, 0)],
+        {"520100": (101, now - 301_000)},
+        2,
+        1,
+        now - 31 * day,
+        now - 46 * day,
+        ["370200"],
+    )
+    codes = [(n.code, n.figures) for n in notices(busy)]
+    assert codes == [
+        ("budget_low", {"year": 2026, "remaining": 99, "budget": 1000}),
+        ("exposure_near_cap", {"peer": "520100", "owed": 81, "cap": 100}),
+        ("outbox_growing", {"peer": "520100", "count": 101}),
+        ("outbox_stuck", {"peer": "520100", "seconds": 301}),
+        ("disputes_open", {"count": 2}),
+        ("holds_overdue", {"count": 1}),
+        ("payouts_overdue", {"days": 31}),
+        ("settlement_overdue", {"days": 46}),
+        ("card_unacknowledged", {"peers": "370200"}),
+    ]
+    # Every notice has its words in both languages, its figures filled in.
+    from node.web.i18n import notice_text
+
+    for n in notices(busy):
+        as_dict = {"code": n.code, "figures": n.figures}
+        assert "{" not in notice_text(as_dict, "zh") and "{" not in notice_text(as_dict, "en")

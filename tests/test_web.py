@@ -185,12 +185,22 @@ async def test_a_holder_gets_a_voucher_and_a_code_and_bad_input_changes_nothing(
     resp, text = await o.go("GET", "/ui/operator")
     assert resp.status == 200 and 'data-chart="sankey"' in text and "¥300,000.00" in text
     assert 'data-testid="captured">¥30,000.00' in text
+    assert 'data-testid="captured-here">¥30,000.00' in text and 'data-testid="all-well"' in text
+    row = re.search(r'data-category="enterprise">(.*?)</tr>', text)
+    assert row is not None and "¥300,000.00" in row.group(1) and "¥30,000.00" in row.group(1)
+    from tests.conftest import HZ_ENTERPRISE
+
+    assert re.search(rf'data-district="{HZ_ENTERPRISE[2:8]}">.*?¥300,000.00', text)
     resp, flows = await o.go("GET", "/ui/operator/flows.json")
     import json
 
     links = {(x["source"], x["target"]): x["value"] for x in json.loads(flows)["links"]}
-    assert links[("年度预算", "enterprise")] == 300_000_00
+    assert links[("年度预算", "企业")] == 300_000_00
     assert links[("已使用", "本市服务商")] == 30_000_00
+    assert links[("企业", "未使用")] == 270_000_00
+    chart = json.loads(flows)
+    assert sum(chart["series"][0]["values"]) == 300_000_00  # issued, by month
+    assert sum(chart["series"][1]["values"]) == 30_000_00  # captured, by month
 
 
 def test_every_word_reason_and_error_has_both_languages() -> None:

@@ -14,6 +14,7 @@ from collections import defaultdict
 from node.domain.policy import Policy
 from node.keys import VOUCHER_TAG, verify
 from node.store import ledger
+from node.store import totals as voucher_totals
 
 
 def check_books(
@@ -52,6 +53,16 @@ def check_books(
             add(f"account {name}: cached {cached.get(name, 0)} ≠ transfers {derived.get(name, 0)}")
         if not ledger.may_be_negative(name) and cached.get(name, 0) < 0:
             add(f"account {name} is negative: {cached[name]}")
+
+    # 1b. The running totals the operators' overview reads are what the vouchers and holds say
+    # (a total that fell to zero stays as a row: compared as zero).
+    have, want = voucher_totals.kept(conn), voucher_totals.recompute(conn)
+    for total in sorted(set(have) | set(want)):
+        if have.get(total, (0, 0)) != want.get(total, (0, 0)):
+            add(
+                f"voucher total {'/'.join(map(str, total))}: kept {have.get(total, (0, 0))} "
+                f"≠ vouchers and holds {want.get(total, (0, 0))}"
+            )
 
     # 2. Vouchers: cached columns agree with the ledger and with their holds.
     holds_by_voucher: dict[str, tuple[int, int]] = {}

@@ -633,8 +633,103 @@ CREATE TABLE dishonesty (
 
 -- A provider's redemptions still waiting for the issuing city's answer, for its page.
 CREATE INDEX remote_holds_unanswered ON remote_holds(provider_id, id)
-    WHERE state = 'pending' OR wanted IS NOT NULL
+    WHERE state = 'pending' OR wanted IS NOT NULL;
+
+-- Running totals of this city's vouchers by fiscal year (node/store/totals.py), kept by the
+-- triggers below in the transaction that changes a voucher or a hold, so that the operators'
+-- overview reads a small table however many vouchers there are; ``suanli check`` recomputes
+-- them from the vouchers and holds. dim/key: category/<holder category>, district/<USCC
+-- characters 3-8>, month/<YYYY-MM, China Standard Time>, acquirer/<region of the provider>.
+-- measure: issued (face value, ``count`` vouchers), captured, reclaimed (fen).
+CREATE TABLE voucher_totals (
+    fiscal_year INTEGER NOT NULL,
+    dim TEXT NOT NULL,
+    key TEXT NOT NULL,
+    measure TEXT NOT NULL,
+    fen INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (fiscal_year, dim, key, measure)
+) WITHOUT ROWID;
+
+-- What the books held before the triggers.
+INSERT INTO voucher_totals
+SELECT v.fiscal_year, 'category', h.category, 'issued', SUM(v.face_fen), COUNT(*)
+    FROM vouchers v JOIN holders h ON h.id = v.holder_id GROUP BY 1, 3
+UNION ALL SELECT v.fiscal_year, 'category', h.category, 'captured', SUM(v.captured_fen), 0
+    FROM vouchers v JOIN holders h ON h.id = v.holder_id GROUP BY 1, 3
+UNION ALL SELECT v.fiscal_year, 'category', h.category, 'reclaimed', SUM(v.reclaimed_fen), 0
+    FROM vouchers v JOIN holders h ON h.id = v.holder_id GROUP BY 1, 3
+UNION ALL SELECT v.fiscal_year, 'district', substr(h.uscc, 3, 6), 'issued', SUM(v.face_fen), COUNT(*)
+    FROM vouchers v JOIN holders h ON h.id = v.holder_id GROUP BY 1, 3
+UNION ALL SELECT v.fiscal_year, 'month', strftime('%Y-%m', v.issued_at / 1000 + 8 * 3600, 'unixepoch'),
+    'issued', SUM(v.face_fen), COUNT(*) FROM vouchers v GROUP BY 1, 3
+UNION ALL SELECT v.fiscal_year, 'acquirer', o.acquirer_region, 'captured', SUM(o.captured_fen), COUNT(*)
+    FROM holds o JOIN vouchers v ON v.id = o.voucher_id WHERE o.state = 'captured' GROUP BY 1, 3
+UNION ALL SELECT v.fiscal_year, 'month', strftime('%Y-%m', COALESCE(o.closed_at, o.created_at) / 1000 + 8 * 3600, 'unixepoch'),
+    'captured', SUM(o.captured_fen), COUNT(*)
+    FROM holds o JOIN vouchers v ON v.id = o.voucher_id WHERE o.state = 'captured' GROUP BY 1, 3
 """
+
+# Triggers hold statements of their own, so they are run one by one, not split on ";".
+V17_TRIGGERS = (
+    """
+CREATE TRIGGER voucher_totals_issue AFTER INSERT ON vouchers BEGIN
+    INSERT INTO voucher_totals
+    SELECT NEW.fiscal_year, 'category', h.category, 'issued', NEW.face_fen, 1
+        FROM holders h WHERE h.id = NEW.holder_id
+    UNION ALL SELECT NEW.fiscal_year, 'district', substr(h.uscc, 3, 6), 'issued', NEW.face_fen, 1
+        FROM holders h WHERE h.id = NEW.holder_id
+    UNION ALL SELECT NEW.fiscal_year, 'month',
+        strftime('%Y-%m', NEW.issued_at / 1000 + 8 * 3600, 'unixepoch'), 'issued', NEW.face_fen, 1
+    ON CONFLICT (fiscal_year, dim, key, measure)
+        DO UPDATE SET fen = fen + excluded.fen, count = count + 1;
+END""",
+    """
+CREATE TRIGGER voucher_totals_move AFTER UPDATE OF captured_fen, reclaimed_fen ON vouchers
+WHEN NEW.captured_fen != OLD.captured_fen OR NEW.reclaimed_fen != OLD.reclaimed_fen BEGIN
+    INSERT INTO voucher_totals
+    SELECT * FROM (
+        SELECT NEW.fiscal_year, 'category', h.category, 'captured',
+            NEW.captured_fen - OLD.captured_fen, 0
+            FROM holders h WHERE h.id = NEW.holder_id
+        UNION ALL SELECT NEW.fiscal_year, 'category', h.category, 'reclaimed',
+            NEW.reclaimed_fen - OLD.reclaimed_fen, 0
+            FROM holders h WHERE h.id = NEW.holder_id
+    ) WHERE true
+    ON CONFLICT (fiscal_year, dim, key, measure) DO UPDATE SET fen = fen + excluded.fen;
+END""",
+    """
+CREATE TRIGGER voucher_totals_captured AFTER UPDATE OF state ON holds
+WHEN NEW.state = 'captured' AND OLD.state != 'captured' BEGIN
+    INSERT INTO voucher_totals
+    SELECT v.fiscal_year, 'acquirer', NEW.acquirer_region, 'captured', NEW.captured_fen, 1
+        FROM vouchers v WHERE v.id = NEW.voucher_id
+    UNION ALL SELECT v.fiscal_year, 'month',
+        strftime('%Y-%m', COALESCE(NEW.closed_at, NEW.created_at) / 1000 + 8 * 3600, 'unixepoch'), 'captured',
+        NEW.captured_fen, 1
+        FROM vouchers v WHERE v.id = NEW.voucher_id
+    ON CONFLICT (fiscal_year, dim, key, measure)
+        DO UPDATE SET fen = fen + excluded.fen, count = count + 1;
+END""",
+    """
+CREATE TRIGGER voucher_totals_redeemed AFTER INSERT ON holds WHEN NEW.state = 'captured' BEGIN
+    INSERT INTO voucher_totals
+    SELECT v.fiscal_year, 'acquirer', NEW.acquirer_region, 'captured', NEW.captured_fen, 1
+        FROM vouchers v WHERE v.id = NEW.voucher_id
+    UNION ALL SELECT v.fiscal_year, 'month',
+        strftime('%Y-%m', COALESCE(NEW.closed_at, NEW.created_at) / 1000 + 8 * 3600, 'unixepoch'), 'captured',
+        NEW.captured_fen, 1
+        FROM vouchers v WHERE v.id = NEW.voucher_id
+    ON CONFLICT (fiscal_year, dim, key, measure)
+        DO UPDATE SET fen = fen + excluded.fen, count = count + 1;
+END""",
+)
+
+
+def _v17(conn: sqlite3.Connection) -> None:
+    _script(V17)(conn)
+    for trigger in V17_TRIGGERS:
+        conn.execute(trigger)
 
 
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
@@ -654,6 +749,6 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     14: _script(V14),
     15: _script(V15),
     16: _script(V16),
-    17: _script(V17),
+    17: _v17,
 }
 SCHEMA_VERSION = max(MIGRATIONS)

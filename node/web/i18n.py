@@ -239,6 +239,25 @@ WORDS: dict[str, tuple[str, str]] = {
         "列于年度政策文件，修改需上传新政策",
         "In the policy file: change it with a new policy",
     ),
+    "attention": ("需要关注", "Needs attention"),
+    "all_well": ("目前没有需要处理的事项。", "Nothing needs attention now."),
+    "captured_here": ("本市服务商使用", "Used at our providers"),
+    "captured_elsewhere": ("外地服务商使用", "Used in other cities"),
+    "by_month": ("按月核发与使用", "Issued and used by month"),
+    "as_table": ("以表格查看", "As a table"),
+    "month": ("月份", "Month"),
+    "issued_col": ("核发", "Issued"),
+    "by_category": ("按主体类别", "By holder category"),
+    "vouchers_n": ("券数", "Vouchers"),
+    "by_district": (
+        "按地区核发（信用代码中的行政区划）",
+        "Issued by district (from the credit code)",
+    ),
+    "district": ("行政区划代码", "District code"),
+    "other": ("其他", "Other"),
+    "last_call": ("最近一次通信", "Last exchange"),
+    "we_owe": ("本市应付", "We owe"),
+    "owed_to_us": ("应收", "Owed to us"),
     "register_provider": ("登记服务商", "Register a provider"),
     "provider_kind": ("服务商类型", "Kind of provider"),
     "provider_home_region": ("所在地区代码", "Region code"),
@@ -357,6 +376,43 @@ ERRORS: dict[str, tuple[str, str]] = {
     "holder_not_found": ("找不到该需求方", "No such holder"),
 }
 
+# What needs attention (node/domain/attention.py), with its figures.
+NOTICES: dict[str, tuple[str, str]] = {
+    "budget_low": (
+        "{year} 年度预算余额 {remaining}，不足预算 {budget} 的 10%",
+        "{year}: {remaining} of the budget left, under 10% of {budget}",
+    ),
+    "exposure_near_cap": (
+        "对 {peer} 的本期应付 {owed} 已超过结算上限 {cap} 的 80%",
+        "Owed to {peer} this window: {owed}, over 80% of the cap {cap}",
+    ),
+    "outbox_growing": (
+        "发往 {peer} 的消息积压 {count} 条",
+        "{count} messages waiting for {peer}",
+    ),
+    "outbox_stuck": (
+        "{peer} 已 {seconds} 秒未答复最早的消息",
+        "{peer} has not answered its oldest message for {seconds} s",
+    ),
+    "disputes_open": (
+        "有 {count} 项城市间对账差异未解决",
+        "{count} open dispute(s) between cities",
+    ),
+    "holds_overdue": ("有 {count} 笔冻结已过期未释放", "{count} hold(s) past their expiry"),
+    "payouts_overdue": (
+        "最早一笔未兑付的结算单已过 {days} 天",
+        "The oldest unpaid payout statement is {days} days old",
+    ),
+    "settlement_overdue": (
+        "最早一期城市间款项已 {days} 天未结清",
+        "The oldest window between cities is unsettled after {days} days",
+    ),
+    "card_unacknowledged": (
+        "{peers} 尚未确认本市新的节点卡（密钥轮换进行中）",
+        "{peers} have not acknowledged our new card (a key rotation is under way)",
+    ),
+}
+
 CATEGORIES: dict[str, tuple[str, str]] = {
     "enterprise": ("企业", "Enterprise"),
     "startup": ("初创及中小企业", "Start-up or SME"),
@@ -402,6 +458,8 @@ STATES: dict[str, tuple[str, str]] = {
     "disputed": ("有争议", "disputed"),
     "sent": ("已发送待确认", "sent"),
     "key_current": ("当前使用", "current"),
+    "call_answered": ("已答复", "answered"),
+    "call_unreachable": ("无法连接", "unreachable"),
     "wanted_hold": ("冻结", "the hold"),
     "wanted_redeem": ("冻结并确认", "the redemption"),
     "wanted_capture": ("确认使用", "the capture"),
@@ -505,6 +563,13 @@ def missing(text: str, lang: str) -> str:
     return text
 
 
+def notice_text(notice: dict[str, Any], lang: str) -> str:
+    """A notice in words, its money figures (keys naming fen) as yuan."""
+    money = ("remaining", "budget", "owed", "cap")
+    figures = {k: fen(v) if k in money else v for k, v in notice["figures"].items()}
+    return pick(NOTICES[notice["code"]], lang).format(**figures)
+
+
 def helpers(lang: str) -> dict[str, Any]:
     """What every template may call."""
     return {
@@ -520,4 +585,5 @@ def helpers(lang: str) -> dict[str, Any]:
         "reason": lambda code: named(REASONS, code, lang),
         "because": lambda r, d: reason_sentence(r, d, lang),
         "missing_text": lambda text: missing(text, lang),
+        "say_notice": lambda n: notice_text(n, lang),
     }

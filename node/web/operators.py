@@ -15,7 +15,7 @@ from node.domain.windows import CST
 from node.services.clearing import Clearing
 from node.web.forms import error_text, field_of, read_form, role_of, text_field, yuan_field
 from node.web.frame import lang_of, render
-from node.web.i18n import pick
+from node.web.i18n import CATEGORIES, named, pick
 
 
 async def operator_home(request: web.Request) -> web.StreamResponse:
@@ -57,13 +57,16 @@ async def _operator_page(request: web.Request, status: int = 200, **extra: Any) 
     decisions = await node.views.decisions(who, 20, "", newest_first=True)
     windows = await node.settlement.windows(who)
     money = await node.views.voucher_money(who)
+    figures = await node.overview.year(who, year)
+    attention = await node.overview.attention(who)
+    between = await node.overview.between_cities(who)
     peers: list[dict[str, Any]] = []
     transfers: list[dict[str, Any]] = []
     if node.federation is not None:
-        peers = [
-            {"region": p.region, "name": p.name, "endpoint": p.endpoint}
-            for p in node.federation.directory.all()
-        ]
+        peers = await node.federation.peering.status_for(who)
+        for peer in peers:
+            at, method, outcome = node.metrics.last_call.get(peer["region"], (0, "", ""))
+            peer.update(last_at=at, last_method=method, last_outcome=outcome)
         transfers = await node.federation.clearing.transfers(who)
     payouts = await node.settlement.payouts(who, None)
     today = dt.datetime.fromtimestamp(node.clock.now_ms() / 1000, CST).date().isoformat()
@@ -80,39 +83,53 @@ async def _operator_page(request: web.Request, status: int = 200, **extra: Any) 
         decisions=decisions,
         windows=windows,
         money=money,
+        figures=figures,
+        attention=attention,
+        between=between,
         peers=peers,
         transfers=transfers,
         city=node.config.name,
     )
 
 
-def _flows(report: dict[str, Any], lang: str) -> dict[str, Any]:
-    """The quota flows as a Sankey chart's nodes and links (ECharts), every figure from the
-    budget-execution report (so from the books): budget → holder categories (issued);
-    categories → captured or not yet used; captured → this city's providers or
-    other cities' providers, and those → each partner city."""
+def _flows(year: dict[str, Any], lang: str) -> dict[str, Any]:
+    """The quota flows as a Sankey chart's nodes and links (ECharts), from the running totals
+    (``Overview.year``): budget → holder categories (issued); each category → captured, not
+    yet used, or reclaimed into the budget; captured → this city's providers or other
+    cities' providers, and those → each partner city. Category names in the page's language."""
     zh = lang == "zh"
-    t = report["totals"]
+    t = year["totals"]
     budget = "年度预算" if zh else "Budget"
     captured = "已使用" if zh else "Captured"
     unused = "未使用" if zh else "Not yet used"
+    reclaimed = "已收回" if zh else "Reclaimed"
     here = "本市服务商" if zh else "Our providers"
     there = "外地服务商" if zh else "Other cities' providers"
     # The unallocated budget is a figure above the chart: beside it every flow would vanish.
     links: list[tuple[str, str, int]] = []
-    for row in report["by_category"]:
-        links.append((budget, row["category"], row["issued_fen"]))
-        links.append((row["category"], captured, row["captured_fen"]))
-        links.append((row["category"], unused, row["issued_fen"] - row["captured_fen"]))
-    links.append((captured, here, t["captured_by_our_providers_fen"]))
-    links.append((captured, there, t["captured_by_other_cities_providers_fen"]))
-    for row in report["by_partner"]:
-        links.append((there, str(row["partner"]), row["ours_captured_there_fen"]))
+    for row in year["by_category"]:
+        name = named(CATEGORIES, row["category"], lang)
+        links.append((budget, name, row["issued_fen"]))
+        links.append((name, captured, row["captured_fen"]))
+        links.append((name, unused, row["unused_fen"]))
+        links.append((name, reclaimed, row["reclaimed_fen"]))
+    links.append((captured, here, t["captured_here_fen"]))
+    links.append((captured, there, t["captured_elsewhere_fen"]))
+    for row in year["by_partner"]:
+        links.append((there, str(row["partner"]), row["captured_fen"]))
     kept = [(a, b, int(v)) for a, b, v in links if int(v) > 0]
     names = sorted({a for a, _, _ in kept} | {b for _, b, _ in kept})
     return {
         "nodes": [{"name": n} for n in names],
         "links": [{"source": a, "target": b, "value": v} for a, b, v in kept],
+        "months": [r["month"] for r in year["by_month"]],
+        "series": [
+            {
+                "name": "核发" if zh else "Issued",
+                "values": [r["issued_fen"] for r in year["by_month"]],
+            },
+            {"name": captured, "values": [r["captured_fen"] for r in year["by_month"]]},
+        ],
     }
 
 
@@ -448,13 +465,12 @@ async def operator_transfer_answer(request: web.Request) -> web.StreamResponse:
 
 
 async def operator_flows(request: web.Request) -> web.StreamResponse:
-    """The quota-flow chart's data (JSON), which the overview's script fetches: the year's
-    budget-execution report reads every voucher of the year, so it is not on the page's own
-    path (docs/platform.md, "How fast")."""
+    """The overview charts' data (JSON), which its script fetches: the quota flows (Sankey)
+    and issuance and captures by month, from the running totals."""
     node = request.app[NODE]
     who = role_of(request, "operator")
-    report = await node.views.budget_execution(who, year_of(node.clock.now_ms()), None)
-    return web.json_response(_flows(report, lang_of(request)))
+    year = await node.overview.year(who, year_of(node.clock.now_ms()))
+    return web.json_response(_flows(year, lang_of(request)))
 
 
 async def _holders_page(request: web.Request, status: int = 200, **extra: Any) -> web.Response:

@@ -22,6 +22,17 @@
           series: [{ type: "sankey", data: data.nodes, links: data.links, emphasis: { focus: "adjacency" },
                      label: { fontSize: 12 } }]
         });
+      } else if (el.getAttribute("data-chart") === "months") {
+        chart.setOption({
+          animation: false,
+          tooltip: { trigger: "axis",
+                     valueFormatter: function (v) { return "¥" + (v / 100).toLocaleString("zh-CN", { minimumFractionDigits: 2 }); } },
+          legend: {},
+          grid: { containLabel: true, left: 8, right: 8, bottom: 8 },
+          xAxis: { type: "category", data: data.months },
+          yAxis: { type: "value", axisLabel: { formatter: function (v) { return "¥" + (v / 100 / 10000) + "万"; } } },
+          series: data.series.map(function (s) { return { type: "bar", name: s.name, data: s.values }; })
+        });
       }
       window.addEventListener("resize", function () { chart.resize(); });
       el.setAttribute("data-drawn", "1");

@@ -139,7 +139,7 @@ def duo(tmp_path: Path) -> Iterator[Cluster]:
 
 def test_a_cross_region_journey_through_the_pages(duo: Cluster, browser: Any) -> None:
     duo.start()
-    from tests.conftest import HZ_ENTERPRISE
+    from tests.conftest import HZ_ENTERPRISE, valid_uscc
 
     duo.holder(HZ, "startup", HZ_ENTERPRISE)
     duo.provider(GY, "gy-centre", GY_CENTRE)
@@ -195,24 +195,47 @@ def test_a_cross_region_journey_through_the_pages(duo: Cluster, browser: Any) ->
     hz.sign_in(duo[HZ].operator)
     assert hz.d.current_url.endswith("/ui/operator")
     assert hz.css("[data-testid=captured]").text == "¥60,000.00"
-    wait_until(
-        lambda: hz.css("[data-chart=sankey]").get_attribute("data-drawn") == "1",
-        "the quota-flow chart drawn",
-        timeout=15,
-    )
+    assert hz.css("[data-testid=captured-elsewhere]").text == "¥60,000.00"
+    for chart in ("sankey", "months"):
+        wait_until(
+            lambda: hz.css(f"[data-chart={chart}]").get_attribute("data-drawn") == "1",
+            f"the {chart} chart drawn",
+            timeout=15,
+        )
     hz.check("operator")
-    for page in ("decisions", "settlement", "policy", "holders", "providers", "peers", "audit"):
+    pages = ("decisions", "settlement", "netting", "policy", "holders", "providers", "peers")
+    for page in (*pages, "audit"):
         hz.open(f"/ui/operator/{page}")
         hz.check(f"operator-{page}")
-        if page == "peers":  # Guiyang, its fingerprint, an empty backlog
+        if page == "peers":  # Guiyang, its fingerprint, an empty backlog, its current key
             row = hz.css(f"tr[data-peer='{GY}']").text
             assert GY in row and hz.css("[data-testid=backlog]").text == "0"
+            assert "当前使用" in [e.text for e in hz.all("[data-testid=key-state]")]
+        if page == "netting":  # nothing agreed yet: Guiyang answered, no position
+            assert "无法联系" not in hz.text()
+    # A provider registered on the page: a bad credit code first, shown beside its field.
+    register = "form[action='/ui/operator/providers']"
+    hz.open("/ui/operator/providers")
+    hz.fill("uscc", "91330100716105852X", register)
+    hz.fill("name", "滨江智算中心", register)
+    hz.submit(register)
+    assert hz.css("#e-uscc").is_displayed() and hz.css("#error-summary")
+    hz.fill("uscc", valid_uscc("91330108MA2K00001"), register)
+    hz.css(f"{register} [name=approved]").click()
+    hz.submit(register)
+    assert "滨江智算中心" in hz.css("#link").text and "已批准" in hz.css("#link").text
     hz.open("/ui/operator")
     hz.submit("form[action='/ui/operator/windows/close']")
     assert hz.css("#notice")
+    # Every operator page in English too (the choice is remembered), each checked.
     hz.open("/ui/operator?lang=en")
-    assert "Overview" in hz.text()
+    assert "Overview" in hz.text() and "Needs attention" in hz.text()
     hz.check("operator-en")
+    for page in pages:
+        hz.open(f"/ui/operator/{page}")
+        assert "请" not in hz.text(), page  # no Chinese sentence left untranslated
+        hz.check(f"operator-{page}-en")
+    hz.open("/ui/operator?lang=zh")
     # Guiyang's own window: its operator pays its centre on the page.
     gy.sign_in(duo[GY].operator)
     gy.submit("form[action='/ui/operator/windows/close']")

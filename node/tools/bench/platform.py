@@ -30,9 +30,14 @@ PAGES = (
     ("operator", "/ui/operator"),
     ("operator", "/ui/operator/decisions"),
     ("operator", "/ui/operator/settlement"),
+    ("operator", "/ui/operator/holders"),
+    ("operator", "/ui/operator/providers"),
+    ("operator", "/ui/operator/peers"),
+    ("operator", "/ui/operator/audit"),
+    ("operator", "/ui/operator/policy"),
     ("holder", "/ui/holder"),
     ("provider", "/ui/provider"),
-    # not a page: the overview chart's data, fetched after the page (the year's report)
+    # not a page: the overview charts' data, fetched after the page (running totals)
     ("operator", "/ui/operator/flows.json"),
 )
 

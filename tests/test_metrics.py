@@ -137,6 +137,46 @@ async def test_the_flow_totals_of_an_older_database_are_filled_from_its_ledger(
     # (the node fixture checks the books, flows included, when the test ends)
 
 
+async def test_the_voucher_totals_of_an_older_database_are_filled_from_its_books(
+    world: World, node: Node
+) -> None:
+    """Schema v17 fills ``voucher_totals`` from the vouchers and holds already there and keeps
+    it by triggers from then on: dropped and rebuilt by the migration, it holds what the
+    triggers kept, which is what the books recompute to."""
+    import sqlite3
+
+    from node.store import totals
+    from node.store.schema import MIGRATIONS
+
+    v = await world.voucher("acme", 100_000_000)
+    code = await world.code("acme", v["id"], "alicloud", 10_000_000)
+    await world.providers["alicloud"].post(
+        "/v1/redemptions", order(code, "T-1", 2_000_000), expect=201
+    )
+    await world.op.post(f"/v1/vouchers/{v['id']}/revoke", {"reason": "test"}, expect=200)
+
+    def rebuild(conn: sqlite3.Connection) -> tuple[Any, Any, Any]:
+        kept = totals.kept(conn)
+        conn.execute("DROP TABLE voucher_totals")
+        for name in ("issue", "move", "captured", "redeemed"):
+            conn.execute(f"DROP TRIGGER voucher_totals_{name}")
+        conn.execute("DROP INDEX remote_holds_unanswered")
+        conn.execute("DROP TABLE dishonesty")
+        MIGRATIONS[17](conn)
+        return kept, totals.kept(conn), totals.recompute(conn)
+
+    kept, rebuilt, recomputed = node.db.run_sync("rebuild", rebuild)
+
+    def nonzero(found: dict[Any, tuple[int, int]]) -> dict[Any, tuple[int, int]]:
+        return {k: v for k, v in found.items() if v != (0, 0)}
+
+    assert nonzero(kept) == nonzero(rebuilt) == nonzero(recomputed)
+    year = int(v["fiscal_year"])
+    assert kept[(year, "category", "enterprise", "captured")] == (600_000, 0)
+    assert kept[(year, "category", "enterprise", "reclaimed")] == (v["face_fen"] - 600_000, 0)
+    assert kept[(year, "acquirer", "330100", "captured")] == (600_000, 1)
+
+
 def test_every_metric_family_is_documented(rig: Any) -> None:
     """docs/operations.md lists every family /metrics exposes (a node with a peer, so the
     federation's families are there too), and lists none that does not exist."""

@@ -139,7 +139,7 @@ def duo(tmp_path: Path) -> Iterator[Cluster]:
 
 def test_a_cross_region_journey_through_the_pages(duo: Cluster, browser: Any) -> None:
     duo.start()
-    from tests.conftest import HZ_ENTERPRISE, valid_uscc
+    from tests.conftest import HZ_ENTERPRISE, policy_text, valid_uscc
 
     duo.holder(HZ, "startup", HZ_ENTERPRISE)
     duo.provider(GY, "gy-centre", GY_CENTRE)
@@ -213,6 +213,13 @@ def test_a_cross_region_journey_through_the_pages(duo: Cluster, browser: Any) ->
             assert "当前使用" in [e.text for e in hz.all("[data-testid=key-state]")]
         if page == "netting":  # nothing agreed yet: Guiyang answered, no position
             assert "无法联系" not in hz.text()
+        if page == "policy":  # a file with two problems: both named, each beside its line
+            broken = policy_text(model_services="30000", annual_budget_fen="-1")
+            hz.d.execute_script("document.getElementById('f-toml').value = arguments[0];", broken)
+            hz.submit("form[action='/ui/operator/policy/check']")
+            shown = [e.text for e in hz.all("tr[data-line] [data-testid=policy-problem]")]
+            assert len(shown) == 2 and len(hz.all("#error-summary li")) == 2, shown
+            hz.check("operator-policy-problems")
     # A provider registered on the page: a bad credit code first, shown beside its field.
     register = "form[action='/ui/operator/providers']"
     hz.open("/ui/operator/providers")

@@ -269,7 +269,7 @@ def _keys(keys: Sequence[PeerKey | OwnKey], now: int, current: str | None) -> li
     return [
         {
             "key_id": k.key_id,
-            "not_before": iso(k.not_before),
+            "not_before": iso(k.not_before) if k.not_before else None,  # 0: from the start
             "not_after": iso(k.not_after) if k.not_after else None,
             "state": states[k.key_id],
         }

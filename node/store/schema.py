@@ -671,6 +671,17 @@ UNION ALL SELECT v.fiscal_year, 'month', strftime('%Y-%m', COALESCE(o.closed_at,
 """
 
 # Triggers hold statements of their own, so they are run one by one, not split on ";".
+# A hold captured later, or placed captured (a one-step redemption), adds the same totals.
+_HOLD_CAPTURED = """    INSERT INTO voucher_totals
+    SELECT v.fiscal_year, 'acquirer', NEW.acquirer_region, 'captured', NEW.captured_fen, 1
+        FROM vouchers v WHERE v.id = NEW.voucher_id
+    UNION ALL SELECT v.fiscal_year, 'month',
+        strftime('%Y-%m', COALESCE(NEW.closed_at, NEW.created_at) / 1000 + 8 * 3600, 'unixepoch'), 'captured',
+        NEW.captured_fen, 1
+        FROM vouchers v WHERE v.id = NEW.voucher_id
+    ON CONFLICT (fiscal_year, dim, key, measure)
+        DO UPDATE SET fen = fen + excluded.fen, count = count + 1;
+"""
 V17_TRIGGERS = (
     """
 CREATE TRIGGER voucher_totals_issue AFTER INSERT ON vouchers BEGIN
@@ -698,31 +709,13 @@ WHEN NEW.captured_fen != OLD.captured_fen OR NEW.reclaimed_fen != OLD.reclaimed_
     ) WHERE true
     ON CONFLICT (fiscal_year, dim, key, measure) DO UPDATE SET fen = fen + excluded.fen;
 END""",
-    """
+    f"""
 CREATE TRIGGER voucher_totals_captured AFTER UPDATE OF state ON holds
 WHEN NEW.state = 'captured' AND OLD.state != 'captured' BEGIN
-    INSERT INTO voucher_totals
-    SELECT v.fiscal_year, 'acquirer', NEW.acquirer_region, 'captured', NEW.captured_fen, 1
-        FROM vouchers v WHERE v.id = NEW.voucher_id
-    UNION ALL SELECT v.fiscal_year, 'month',
-        strftime('%Y-%m', COALESCE(NEW.closed_at, NEW.created_at) / 1000 + 8 * 3600, 'unixepoch'), 'captured',
-        NEW.captured_fen, 1
-        FROM vouchers v WHERE v.id = NEW.voucher_id
-    ON CONFLICT (fiscal_year, dim, key, measure)
-        DO UPDATE SET fen = fen + excluded.fen, count = count + 1;
-END""",
-    """
+{_HOLD_CAPTURED}END""",
+    f"""
 CREATE TRIGGER voucher_totals_redeemed AFTER INSERT ON holds WHEN NEW.state = 'captured' BEGIN
-    INSERT INTO voucher_totals
-    SELECT v.fiscal_year, 'acquirer', NEW.acquirer_region, 'captured', NEW.captured_fen, 1
-        FROM vouchers v WHERE v.id = NEW.voucher_id
-    UNION ALL SELECT v.fiscal_year, 'month',
-        strftime('%Y-%m', COALESCE(NEW.closed_at, NEW.created_at) / 1000 + 8 * 3600, 'unixepoch'), 'captured',
-        NEW.captured_fen, 1
-        FROM vouchers v WHERE v.id = NEW.voucher_id
-    ON CONFLICT (fiscal_year, dim, key, measure)
-        DO UPDATE SET fen = fen + excluded.fen, count = count + 1;
-END""",
+{_HOLD_CAPTURED}END""",
 )
 
 

@@ -198,7 +198,7 @@ def test_a_cross_region_journey_through_the_pages(duo: Cluster, browser: Any) ->
     assert hz.css("[data-testid=captured-elsewhere]").text == "¥60,000.00"
     for chart in ("sankey", "months"):
         wait_until(
-            lambda: hz.css(f"[data-chart={chart}]").get_attribute("data-drawn") == "1",
+            lambda chart=chart: hz.css(f"[data-chart={chart}]").get_attribute("data-drawn") == "1",
             f"the {chart} chart drawn",
             timeout=15,
         )

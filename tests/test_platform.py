@@ -112,21 +112,22 @@ class Page:
         return str(self.css("main").text)
 
     def check(self, name: str) -> None:
-        """No serious or critical axe-core violation; a screenshot at phone and desktop size."""
-        self.d.execute_script(AXE)
-        result = self.d.execute_async_script(
-            "const done = arguments[arguments.length - 1];"
-            "axe.run(document, {resultTypes: ['violations']}).then(r => done(r.violations));"
-        )
-        bad = [
-            (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
-            for v in result
-            if v["impact"] in ("serious", "critical")
-        ]
-        assert bad == [], f"{name}: {bad}"
+        """At phone and desktop width: no serious or critical axe-core violation, and a
+        screenshot."""
         SHOTS.mkdir(parents=True, exist_ok=True)
         for label, (w, h) in (("phone", PHONE), ("desktop", DESKTOP)):
             self.d.set_window_size(w, h)
+            self.d.execute_script(AXE)
+            result = self.d.execute_async_script(
+                "const done = arguments[arguments.length - 1];"
+                "axe.run(document, {resultTypes: ['violations']}).then(r => done(r.violations));"
+            )
+            bad = [
+                (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+                for v in result
+                if v["impact"] in ("serious", "critical")
+            ]
+            assert bad == [], f"{name} ({label}): {bad}"
             self.d.save_screenshot(str(SHOTS / f"{name}-{label}.png"))
         self.d.set_window_size(*PHONE)
 

@@ -405,6 +405,20 @@ async def test_a_window_closed_and_paid_on_the_pages_gives_the_provider_its_advi
     await q.sign_in(world.providers["sugon"].token or "")
     resp, _ = await q.go("GET", link.group(1))
     assert resp.status == 404
+    # The operator reverses the payment on the settlement page: a reason is needed; then the
+    # statement is unpaid again and the reversal is listed.
+    resp, text = await o.go("GET", "/ui/operator/settlement")
+    payment_id = link.group(1).split("/")[-2]
+    assert f'data-payment="{payment_id}"' in text
+    before = snapshot(node)
+    target = f"/ui/operator/payments/{payment_id}/reversal"
+    resp, text = await o.go("POST", target, {"reason": ""})
+    assert resp.status == 400 and f'id="e-rev-{payment_id}"' in text and snapshot(node) == before
+    resp, text = await o.go("POST", target, {"reason": "wrong account"})
+    assert resp.status == 201 and 'data-testid="reversed"' in text
+    assert f'action="{target}"' not in text  # reversed once only
+    payouts = await world.op.get("/v1/settlement/payouts", expect=200)
+    assert sum(p["unpaid_fen"] for p in payouts["items"]) == 30_000_00
 
 
 async def test_an_operator_registers_a_holder_who_signs_in_with_the_link(
@@ -448,6 +462,7 @@ async def test_an_operator_checks_then_loads_a_policy(world: World, node: Node) 
     )
     resp, text = await o.go("POST", "/ui/operator/policy/check", {"toml": broken})
     assert resp.status == 400 and 'id="e-toml"' in text and "3 处问题" in text
+    assert "应在 0 至 10000 之间，实际为 30000" in text and "未知的项" in text  # in Chinese
     lines = {n + 1: line for n, line in enumerate(broken.splitlines())}
     shown = dict(re.findall(r'data-line="(\d+)">.*?data-testid="policy-problem">([^<]*)<', text))
     assert {lines[int(n)].split("=")[0].strip() for n in shown} == {

@@ -240,6 +240,9 @@ WORDS: dict[str, tuple[str, str]] = {
         "In the policy file: change it with a new policy",
     ),
     "attention": ("需要关注", "Needs attention"),
+    "reverse": ("冲正", "Reverse"),
+    "reversed": ("已冲正", "Reversed"),
+    "reversal_of": ("冲正", "reverses"),
     "all_well": ("目前没有需要处理的事项。", "Nothing needs attention now."),
     "captured_here": ("本市服务商使用", "Used at our providers"),
     "captured_elsewhere": ("外地服务商使用", "Used in other cities"),
@@ -570,6 +573,38 @@ def notice_text(notice: dict[str, Any], lang: str) -> str:
     return pick(NOTICES[notice["code"]], lang).format(**figures)
 
 
+# A policy file's problems (node/domain/policy.py, "key.path: problem") in Chinese; the key
+# path stays as written in the file.
+PROBLEMS_ZH: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"missing"), "缺少此项"),
+    (re.compile(r"unknown key"), "未知的项（是否拼写有误？）"),
+    (re.compile(r"must be a table"), "应为表（[…]）"),
+    (re.compile(r"must be an integer, got (.+)"), "应为整数，实际为 {0}"),
+    (re.compile(r"must be (-?\d+)\.\.(-?\d+), got (.+)"), "应在 {0} 至 {1} 之间，实际为 {2}"),
+    (re.compile(r"must be a string, got (.+)"), "应为字符串，实际为 {0}"),
+    (re.compile(r"must be one of (.+), got (.+)"), "应为以下之一：{0}，实际为 {1}"),
+    (re.compile(r"must be a list of strings"), "应为字符串列表"),
+    (
+        re.compile(r"must be a 6-digit GB/T 2260 code, got (.+)"),
+        "应为 6 位行政区划代码，实际为 {0}",
+    ),
+    (re.compile(r"is an excluded service, not compute"), "属于排除的服务，不是算力"),
+    (re.compile(r"(.+) is not this node's region (.+)"), "{0} 不是本节点的地区 {1}"),
+)
+
+
+def policy_problem(problem: str, lang: str) -> str:
+    """The problem part of ``key.path: problem`` in the page's language."""
+    text = problem.split(":", 1)[1].strip() if ":" in problem else problem
+    if lang != "zh":
+        return text
+    for pattern, zh in PROBLEMS_ZH:
+        found = pattern.fullmatch(text)
+        if found:
+            return zh.format(*found.groups())
+    return text
+
+
 def helpers(lang: str) -> dict[str, Any]:
     """What every template may call."""
     return {
@@ -586,4 +621,5 @@ def helpers(lang: str) -> dict[str, Any]:
         "because": lambda r, d: reason_sentence(r, d, lang),
         "missing_text": lambda text: missing(text, lang),
         "say_notice": lambda n: notice_text(n, lang),
+        "problem_text": lambda p: policy_problem(p, lang),
     }

@@ -366,6 +366,10 @@ async def _settlement_page(request: web.Request, status: int = 200, **extra: Any
         transfers = await node.federation.clearing.transfers(who)
     # The newest 50 pair statements (a window has one per partner city and direction).
     statements = (await node.settlement_views.statements(who))[-50:][::-1]
+    # Payments to providers (one per provider and window, a few thousand a year): the newest 50.
+    every = await node.disbursements.listing(who, None, None)
+    undone = {m["reverses"] for m in every if m["reverses"]}
+    payments = [{**m, "reversed_by": m["id"] in undone} for m in every[-50:][::-1]]
     disputes = await node.settlement_views.disputes(who, True)
     today = dt.datetime.fromtimestamp(node.clock.now_ms() / 1000, CST).date().isoformat()
     context: dict[str, Any] = {
@@ -373,6 +377,8 @@ async def _settlement_page(request: web.Request, status: int = 200, **extra: Any
         "due": due,
         "transfers": transfers,
         "statements": statements,
+        "payments": payments,
+        "reversed": None,
         "disputes": [_dispute_row(d) for d in disputes],
         "region": node.config.region,
         "today": today,
@@ -448,6 +454,23 @@ async def operator_transfer(request: web.Request) -> web.StreamResponse:
     except errors.SuanliError as exc:
         return await _settlement_page(request, 400, summary=[exc.message])
     return await _settlement_page(request, 201, done=transfer)
+
+
+async def operator_reverse_payment(request: web.Request) -> web.StreamResponse:
+    """Undo a payment, whole, with a reason (a new signed row; the money is payable again)."""
+    who = role_of(request, "operator")
+    form = await read_form(request)
+    payment_id = request.match_info["id"]
+    try:
+        reversal = await request.app[NODE].disbursements.reverse(
+            who, payment_id, form.get("reason", "")
+        )
+    except errors.SuanliError as exc:
+        message = error_text(exc, lang_of(request))
+        return await _settlement_page(
+            request, 400, errors={f"reason_{payment_id}": message}, summary=[message]
+        )
+    return await _settlement_page(request, 201, reversed=reversal)
 
 
 async def operator_transfer_answer(request: web.Request) -> web.StreamResponse:

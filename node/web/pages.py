@@ -44,6 +44,7 @@ def routes() -> list[web.RouteDef]:
         web.get("/operator", op.operator_home),
         web.post("/operator/windows/close", op.operator_close),
         web.post("/operator/payments", op.operator_pay),
+        web.post("/operator/payments/{id}/reversal", op.operator_reverse_payment),
         web.get("/operator/policy", po.operator_policy),
         web.post("/operator/policy/check", po.operator_policy_check),
         web.post("/operator/policy/load", po.operator_policy_load),

@@ -15,7 +15,7 @@ from node.clock import year_of
 from node.domain.policy import Policy, policy_summary
 from node.web.forms import role_of
 from node.web.frame import lang_of, render
-from node.web.i18n import pick
+from node.web.i18n import pick, policy_problem
 
 MAX_POLICY = 200_000
 _HEADER = re.compile(r"^\s*\[\s*([A-Za-z0-9_.\-\" ]+?)\s*\]\s*(#.*)?$")
@@ -92,8 +92,12 @@ async def _refused(request: web.Request, exc: errors.SuanliError, text: str) -> 
     """Every problem in the summary, each linking to its line in the listing of the file."""
     problems = list(exc.details.get("problems") or [exc.message])
     lines, nowhere = annotate(text, problems)
-    summary = [*nowhere, *(p for line in lines for p in line["problems"])]
-    count = pick(("政策文件有 {} 处问题", "The file has {} problem(s)"), lang_of(request))
+    lang = lang_of(request)
+    summary = [
+        f"{p.split(':', 1)[0]}：{policy_problem(p, lang)}" if ":" in p else p
+        for p in [*nowhere, *(p for line in lines for p in line["problems"])]
+    ]
+    count = pick(("政策文件有 {} 处问题", "The file has {} problem(s)"), lang)
     return await _policy_page(
         request,
         400,

@@ -128,6 +128,9 @@ class Page:
                 if v["impact"] in ("serious", "critical")
             ]
             assert bad == [], f"{name} ({label}): {bad}"
+            # The whole page, not only the first screen (at most 6000 px tall).
+            tall = self.d.execute_script("return document.documentElement.scrollHeight")
+            self.d.set_window_size(w, min(max(h, int(tall)), 6000))
             self.d.save_screenshot(str(SHOTS / f"{name}-{label}.png"))
         self.d.set_window_size(*PHONE)
 

@@ -70,12 +70,9 @@ def field_of(
 
 
 def error_text(exc: errors.SuanliError, lang: str) -> str:
-    """A refusal in the page's language: in Chinese, the plain words for its code (with
-    the service's own sentence when none are written); in English, the service's sentence,
-    which names the field and the figures."""
-    from node.web.i18n import ERRORS
+    """A refusal in the page's language: the plain words written for its code
+    (``i18n.ERRORS``), else the service's own sentence, which names the field and figures."""
+    from node.web.i18n import ERRORS, pick
 
     known = ERRORS.get(exc.code)
-    if lang == "zh" and known is not None:
-        return known[0]
-    return exc.message
+    return pick(known, lang) if known is not None else exc.message

@@ -45,7 +45,7 @@ async def operator_pay(request: web.Request) -> web.StreamResponse:
             who, window, provider, amount, value_date, reference
         )
     except errors.SuanliError as exc:
-        return await _operator_page(request, 400, summary=[exc.message])
+        return await _operator_page(request, 400, summary=[error_text(exc, lang_of(request))])
     return await _operator_page(request, 201, paid=payment)
 
 
@@ -452,7 +452,7 @@ async def operator_transfer(request: web.Request) -> web.StreamResponse:
     try:
         transfer = await _clearing(request).record(who, peer, int(amount), value_date, reference)
     except errors.SuanliError as exc:
-        return await _settlement_page(request, 400, summary=[exc.message])
+        return await _settlement_page(request, 400, summary=[error_text(exc, lang_of(request))])
     return await _settlement_page(request, 201, done=transfer)
 
 
@@ -483,7 +483,7 @@ async def operator_transfer_answer(request: web.Request) -> web.StreamResponse:
             who, request.match_info["id"], confirmed, form.get("reason", "")
         )
     except errors.SuanliError as exc:
-        return await _settlement_page(request, 400, summary=[exc.message])
+        return await _settlement_page(request, 400, summary=[error_text(exc, lang_of(request))])
     return await _settlement_page(request, 200, done=transfer)
 
 
@@ -541,9 +541,14 @@ async def operator_register_holder(request: web.Request) -> web.StreamResponse:
         holder, _ = await node.registry.register_holder(who, uscc, name, category, region, None)
         code = await node.sessions.issue_link(who, holder.id)
     except errors.SuanliError as exc:
-        field = {"invalid_uscc": "uscc", "category_mismatch": "category"}.get(exc.code)
-        shown = {field: exc.message} if field else field_of(exc, ("uscc", "name", "region"))
-        return await _holders_page(request, 400, errors=shown, summary=[exc.message], form=form)
+        message = error_text(exc, lang)
+        field = {
+            "invalid_uscc": "uscc",
+            "category_mismatch": "category",
+            "unknown_category": "category",
+        }.get(exc.code)
+        shown = {field: message} if field else field_of(exc, ("uscc", "name", "region"), message)
+        return await _holders_page(request, 400, errors=shown, summary=[message], form=form)
     return await _holders_page(request, 201, registered=holder, link=f"/ui/link/{code}")
 
 

@@ -14,7 +14,15 @@ from node.domain.issuance import Demand
 from node.domain.windows import CST
 from node.services.spending import Order
 from node.web import qr
-from node.web.forms import classes_of, field_of, read_form, role_of, text_field, yuan_field
+from node.web.forms import (
+    classes_of,
+    error_text,
+    field_of,
+    read_form,
+    role_of,
+    text_field,
+    yuan_field,
+)
 from node.web.frame import lang_of, render
 
 
@@ -68,8 +76,9 @@ async def holder_demand(request: web.Request) -> web.StreamResponse:
         result = await request.app[NODE].issuance.submit(who, demand)
     except errors.InvalidRequest as exc:
         known = ("compute_class", "provider_id", "period_start", "period_end")
-        field = field_of(exc, known)
-        return await _holder_page(request, 400, errors=field, summary=[exc.message], form=form)
+        message = error_text(exc, lang)
+        field = field_of(exc, known, message)
+        return await _holder_page(request, 400, errors=field, summary=[message], form=form)
     return await _holder_page(request, 201, result=result)
 
 
@@ -95,7 +104,9 @@ async def holder_authorize(request: web.Request) -> web.StreamResponse:
             who, request.match_info["id"], provider, maximum, expires, region
         )
     except errors.SuanliError as exc:
-        return await _holder_page(request, 400, errors={}, summary=[exc.message], form=form)
+        return await _holder_page(
+            request, 400, errors={}, summary=[error_text(exc, lang_of(request))], form=form
+        )
     return await _holder_page(
         request, 201, code={"code": code, "authorization": auth, "qr": qr.data_uri(code)}
     )
@@ -149,10 +160,7 @@ async def provider_redeem(request: web.Request) -> web.StreamResponse:
         spend = node.spending.hold if form.get("mode") == "hold" else node.spending.redeem
         result = await spend(who, order)
     except errors.SuanliError as exc:
-        from node.web.i18n import ERRORS, pick
-
-        known = ERRORS.get(exc.code)
-        message = pick(known, lang) if known else exc.message
+        message = error_text(exc, lang)
         return await _provider_page(request, 400, errors={}, summary=[message], form=form)
     return await _provider_page(request, 201, result=result.hold)
 

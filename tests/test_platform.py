@@ -154,6 +154,9 @@ def test_a_cross_region_journey_through_the_pages(duo: Cluster, browser: Any) ->
     hz.sign_in("slh_not-a-token")
     assert "令牌无效" in hz.css("#e-token").text and hz.css("#error-summary")
     hz.check("signin")
+    # Before any money moves, Hangzhou's overview: a peer, nothing owed, nothing to attend to.
+    hz.sign_in(duo[HZ].operator)
+    assert hz.css("[data-testid=all-well]") and hz.css(f"tr[data-peer='{GY}']")
     # The start-up submits a compute demand and sees the voucher at once, with reasons.
     hz.sign_in(duo[HZ].tokens["startup"])
     assert hz.d.current_url.endswith("/ui/holder")

@@ -64,9 +64,14 @@ async def _operator_page(request: web.Request, status: int = 200, **extra: Any) 
     transfers: list[dict[str, Any]] = []
     if node.federation is not None:
         peers = await node.federation.peering.status_for(who)
+        owed = {row["peer"]: row for row in between}
         for peer in peers:
             at, method, outcome = node.metrics.last_call.get(peer["region"], (0, "", ""))
             peer.update(last_at=at, last_method=method, last_outcome=outcome)
+            row = owed.get(peer["region"], {})
+            peer.update(
+                we_owe_fen=row.get("we_owe_fen", 0), owed_to_us_fen=row.get("owed_to_us_fen", 0)
+            )
         transfers = await node.federation.clearing.transfers(who)
     payouts = await node.settlement.payouts(who, None)
     today = dt.datetime.fromtimestamp(node.clock.now_ms() / 1000, CST).date().isoformat()

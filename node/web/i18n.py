@@ -114,8 +114,8 @@ WORDS: dict[str, tuple[str, str]] = {
     "remaining": ("剩余", "Remaining"),
     "flows": ("算力券资金流向", "Quota flows"),
     "flows_hint": (
-        "本年度预算 → 主体类别 → 已使用（本市或外地服务商）或未使用，数据来自预算执行报告。",
-        "This year's budget → holder categories → used (here or by other cities' providers) or not yet, from the budget-execution report.",
+        "本年度预算 → 主体类别 → 已使用（本市或外地服务商）、未使用或已收回，数据来自与账本同步记录的累计数。",
+        "This year's budget → holder categories → used (here or by other cities' providers), not yet used or reclaimed, from running totals kept with the books.",
     ),
     "decisions": ("核发记录", "Decisions"),
     "peers": ("联邦城市", "Federation peers"),

@@ -221,6 +221,7 @@ SAME_CONCEPT = {
     "__init__",
     "clearing",
     "sessions",
+    "settling",
     "execution",
     "issuance",
     "netting",

@@ -12,6 +12,8 @@ from node.api.appkeys import NODE
 from node.web import operators as op
 from node.web import people as pp
 from node.web import policy as po
+from node.web import registry as rg
+from node.web import settling as st
 from node.web.forms import read_form, who_of
 from node.web.frame import (
     clear_session_cookie,
@@ -44,30 +46,30 @@ def routes() -> list[web.RouteDef]:
         web.get("/operator", op.operator_home),
         web.post("/operator/windows/close", op.operator_close),
         web.post("/operator/payments", op.operator_pay),
-        web.post("/operator/payments/{id}/reversal", op.operator_reverse_payment),
+        web.post("/operator/payments/{id}/reversal", st.operator_reverse_payment),
         web.get("/operator/policy", po.operator_policy),
         web.post("/operator/policy/check", po.operator_policy_check),
         web.post("/operator/policy/load", po.operator_policy_load),
-        web.get("/operator/holders", op.operator_holders),
-        web.post("/operator/holders", op.operator_register_holder),
-        web.post("/operator/holders/{id}/link", op.operator_holder_link),
-        web.post("/operator/dishonesty", op.operator_dishonesty_add),
-        web.post("/operator/dishonesty/{uscc}/remove", op.operator_dishonesty_remove),
-        web.get("/operator/providers", op.operator_providers),
-        web.post("/operator/providers", op.operator_register_provider),
-        web.post("/operator/providers/{id}/state", op.operator_provider_state),
-        web.post("/operator/providers/{id}/related", op.operator_provider_related),
-        web.post("/operator/providers/{id}/link", op.operator_provider_link),
+        web.get("/operator/holders", rg.operator_holders),
+        web.post("/operator/holders", rg.operator_register_holder),
+        web.post("/operator/holders/{id}/link", rg.operator_holder_link),
+        web.post("/operator/dishonesty", rg.operator_dishonesty_add),
+        web.post("/operator/dishonesty/{uscc}/remove", rg.operator_dishonesty_remove),
+        web.get("/operator/providers", rg.operator_providers),
+        web.post("/operator/providers", rg.operator_register_provider),
+        web.post("/operator/providers/{id}/state", rg.operator_provider_state),
+        web.post("/operator/providers/{id}/related", rg.operator_provider_related),
+        web.post("/operator/providers/{id}/link", rg.operator_provider_link),
         web.get("/operator/peers", op.operator_peers),
         web.get("/operator/audit", op.operator_audit),
         web.get("/operator/decisions", op.operator_decisions),
         web.get("/operator/flows.json", op.operator_flows),
         web.get("/holder/vouchers/{id}/qr.svg", pp.holder_voucher_qr),
-        web.get("/operator/settlement", op.operator_settlement),
-        web.post("/operator/transfers", op.operator_transfer),
-        web.post("/operator/transfers/{id}/answer", op.operator_transfer_answer),
+        web.get("/operator/settlement", st.operator_settlement),
+        web.post("/operator/transfers", st.operator_transfer),
+        web.post("/operator/transfers/{id}/answer", st.operator_transfer_answer),
         web.get("/operator/decisions.csv", op.operator_decisions_csv),
-        web.get("/operator/netting", op.operator_netting),
+        web.get("/operator/netting", st.operator_netting),
     ]
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from google.protobuf.message import DecodeError
 
 from federation import convert
-from federation.cards import ParsedCard, card_payload, fingerprint
+from federation.cards import ParsedCard, card_payload, endpoints_of, fingerprint
 from federation.client import PeerRefused, PeerUnreachable
 from federation.envelope import Opened, seal
 from federation.proto.v1 import federation_pb2 as pb
@@ -36,18 +36,18 @@ logger = logging.getLogger(__name__)
 
 class Announcer:
     def __init__(
-        self, peering: Peering, wire: Wire, name: str, endpoint: str, data_dir: Path
+        self, peering: Peering, wire: Wire, name: str, endpoints: tuple[str, ...], data_dir: Path
     ) -> None:
         self._peering = peering
         self._wire = wire
         self.name = name
-        self.endpoint = endpoint
+        self.endpoints = endpoints
         self._data_dir = data_dir
 
     async def announce(self) -> int:
         """Push the current card to every peer that lacks it; returns how many acknowledged.
         Then, if every peer has it, retired keys get their end (a new version, pushed next)."""
-        await self._peering.identity(self.name, self.endpoint)
+        await self._peering.identity(self.name, " ".join(self.endpoints))
         acked = await self._push()
         await self._peering.finish_retiring(self._wire.key)
         return acked
@@ -63,7 +63,7 @@ class Announcer:
                 continue
             now = wire.clock.now_ms()
             signer = announcing_key(keys, self._data_dir, wire.key, now)
-            payload = card_payload(wire.region, self.name, self.endpoint, keys, now)
+            payload = card_payload(wire.region, self.name, self.endpoints, keys, now)
             try:
                 await wire.ask(peer.region, pb.CARD, payload, pb.ACK, key=signer)
             except (PeerUnreachable, PeerRefused, errors.SuanliError) as exc:
@@ -97,6 +97,7 @@ class CardReceiver:
             raise errors.MalformedMessage(
                 "a pushed card must be the sender's own, with an endpoint"
             )
+        endpoints_of(card)
         keys = [(k.key_id, bytes(k.public_key)) for k in card.keys]
         parsed = ParsedCard(card, opened.raw, fingerprint(card.region, keys))
         # the policy fields are the receiving operator's: the service keeps them as they are

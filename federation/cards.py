@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
@@ -17,7 +18,7 @@ from google.protobuf.message import DecodeError
 from federation.envelope import TAG, seal
 from federation.proto.v1 import federation_pb2 as pb
 from node import errors
-from node.domain.fields import is_region
+from node.domain.fields import endpoints_problem, is_region
 from node.domain.model import OwnKey, Peer, PeerKey
 from node.keys import NodeKey, verify
 
@@ -31,12 +32,19 @@ def fingerprint(region: str, keys: list[tuple[str, bytes]]) -> str:
     return " ".join(hexed[i : i + 4] for i in range(0, 32, 4))
 
 
-def card_payload(region: str, name: str, endpoint: str, keys: list[OwnKey], now_ms: int) -> bytes:
-    """The serialized NodeCard: carried by card files and by PushCard alike."""
+def card_payload(
+    region: str, name: str, endpoints: Sequence[str], keys: list[OwnKey], now_ms: int
+) -> bytes:
+    """The serialized NodeCard: carried by card files and by PushCard alike. ``endpoint`` is
+    the first endpoint; ``endpoints`` lists them all when there are several (a card with one
+    is byte for byte what it was before the field existed)."""
+    if isinstance(endpoints, str):  # a str is a Sequence[str] too: one endpoint, in a tuple
+        raise TypeError("endpoints: a sequence of host:port strings, not one string")
     card = pb.NodeCard(
         region=region,
         name=name,
-        endpoint=endpoint,
+        endpoint=endpoints[0],
+        endpoints=list(endpoints) if len(endpoints) > 1 else [],
         keys=[
             pb.Key(
                 key_id=k.key_id,
@@ -53,10 +61,10 @@ def card_payload(region: str, name: str, endpoint: str, keys: list[OwnKey], now_
 
 
 def build_card(
-    key: NodeKey, region: str, name: str, endpoint: str, keys: list[OwnKey], now_ms: int
+    key: NodeKey, region: str, name: str, endpoints: Sequence[str], keys: list[OwnKey], now_ms: int
 ) -> bytes:
     """A card file's envelope: addressed to nobody, signed by one of the keys it lists."""
-    payload = card_payload(region, name, endpoint, keys, now_ms)
+    payload = card_payload(region, name, endpoints, keys, now_ms)
     return seal(key, region, "", f"card-{now_ms}", pb.CARD, payload, now_ms)
 
 
@@ -83,7 +91,20 @@ class ParsedCard:
                 PeerKey(k.key_id, bytes(k.public_key), k.not_before_ms, k.not_after_ms, k.revoked)
                 for k in self.card.keys
             ),
+            endpoints=tuple(self.card.endpoints),
         )
+
+
+def endpoints_of(card: pb.NodeCard) -> tuple[str, ...]:
+    """The endpoints a card lists, in order, after checking them (MalformedMessage): its
+    ``endpoints`` when set, whose first must be its ``endpoint``; else ``endpoint`` alone."""
+    listed = tuple(card.endpoints) or (card.endpoint,)
+    problem = endpoints_problem(listed)
+    if problem is None and card.endpoints and card.endpoints[0] != card.endpoint:
+        problem = "endpoints[0] is not endpoint"
+    if problem is not None:
+        raise errors.MalformedMessage(f"the card's endpoints: {problem}")
+    return listed
 
 
 def parse_card(data: bytes | str) -> ParsedCard:
@@ -105,6 +126,7 @@ def parse_card(data: bytes | str) -> ParsedCard:
         raise errors.MalformedMessage("not a node card, or its regions disagree")
     if not is_region(card.region) or not card.endpoint:
         raise errors.MalformedMessage("a card needs a 6-digit region and an endpoint")
+    endpoints_of(card)
     signer = next((k for k in card.keys if k.key_id == envelope.key_id), None)
     if signer is None or signer.revoked:
         raise errors.UnknownKey("the card is not signed by one of its own valid keys")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -203,6 +203,8 @@ class Clients:
         # per peer: envelopes waiting for this turn's batch, with their callers' futures
         self._waiting: dict[str, list[Item]] = {}
         self._sending: set[asyncio.Task[None]] = set()
+        # per peer: the endpoint that answered last, where the next call starts
+        self._preferred: dict[str, str] = {}
 
     def _stub(self, region: str, endpoint: str) -> pb_grpc.FederationStub:
         known = self._channels.get(region)
@@ -253,9 +255,39 @@ class Clients:
         task.add_done_callback(self._sending.discard)
 
     async def call(
+        self, region: str, endpoints: Sequence[str], kind: int, envelope: bytes, timeout: float
+    ) -> bytes:
+        """Send one signed envelope and return the peer's serialized reply envelope.
+
+        A city may list several endpoints (an active/standby pair, docs/protocol.md §6). The
+        call goes to the one that answered last (at first, the card's first); when that one is
+        unreachable, to the next, each at most once per call, and the next call starts where
+        this one succeeded. Resending the same envelope to another endpoint of the same city
+        is harmless: its inbox answers a message id it has seen with the stored reply."""
+        if isinstance(endpoints, str):
+            raise TypeError("endpoints: a sequence of host:port strings")
+        failure: PeerUnreachable | None = None
+        for _ in range(len(endpoints)):
+            endpoint = self._preferred.get(region, endpoints[0])
+            if endpoint not in endpoints:
+                endpoint = endpoints[0]
+            try:
+                answer = await self._call_one(region, endpoint, kind, envelope, timeout)
+            except PeerUnreachable as exc:
+                failure = exc
+                # The next endpoint, unless another caller has already moved on from this one.
+                if self._preferred.get(region, endpoints[0]) in (endpoint, None):
+                    following = endpoints[(list(endpoints).index(endpoint) + 1) % len(endpoints)]
+                    self._preferred[region] = following
+                continue
+            self._preferred[region] = endpoint
+            return answer
+        assert failure is not None
+        raise failure
+
+    async def _call_one(
         self, region: str, endpoint: str, kind: int, envelope: bytes, timeout: float
     ) -> bytes:
-        """Send one signed envelope and return the peer's serialized reply envelope."""
         if kind in BATCHED:
             return await self._batched(region, endpoint, envelope, timeout)
         stub = self._stub(region, endpoint)

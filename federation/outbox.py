@@ -204,7 +204,7 @@ class Outbox:
         started = loop.time()
         try:
             raw = await self._clients.call(
-                region, peer.endpoint, kind, envelope, self.backoff.timeout_seconds
+                region, peer.dial, kind, envelope, self.backoff.timeout_seconds
             )
         except PeerUnreachable as exc:
             self._observe(region, method, "unreachable", loop.time() - started)

@@ -53,7 +53,7 @@ class Wire:
             payload,
             self.clock.now_ms(),
         )
-        raw = await self.clients.call(peer_region, peer.endpoint, kind, envelope, self.timeout)
+        raw = await self.clients.call(peer_region, peer.dial, kind, envelope, self.timeout)
         opened = self.door.open(raw, (expect,), self.clock.now_ms(), check_skew=False)
         if opened.header.in_reply_to != message_id or opened.header.origin != peer_region:
             raise errors.MalformedMessage(f"{peer_region} answered another message")

@@ -227,13 +227,13 @@ def _build_federation(
     issuer = IssuerDesk(db, clock, spending, sealer, STATUS, on_issuer)
     wire = Wire(region, key, clock, directory, door, wire_parts.clients, fed.call_timeout_seconds)
     peering = Peering(db, clock, region)
-    announcer = Announcer(peering, wire, config.name, fed.advertised, config.data_dir)
+    announcer = Announcer(peering, wire, config.name, fed.advertised_all, config.data_dir)
     cards = CardReceiver(peering, clock, region, key, directory)
 
     def own_card() -> bytes:
         """The card, listing every own key (retired and revoked ones included)."""
         own = db.run_sync("own_keys", lambda c: load_own_keys(c, key))
-        return build_card(key, region, config.name, fed.advertised, own, clock.now_ms())
+        return build_card(key, region, config.name, fed.advertised_all, own, clock.now_ms())
 
     desk = StatementDesk(
         db,

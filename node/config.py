@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import tomllib
 from dataclasses import dataclass
 from os import path as os_path
 from pathlib import Path
 
-from node.domain.fields import is_region
+from node.domain.fields import endpoints_problem, is_region
 from node.store.db import SYNCHRONOUS
 
 CONFIG_FILE = "node.toml"
@@ -25,6 +26,9 @@ class FederationConfig:
     host: str = "127.0.0.1"
     port: int = 9330
     endpoint: str = ""  # advertised host:port in the node card; default host:port
+    # Several advertised endpoints, tried by peers in this order (docs/protocol.md §6); when
+    # set, the first is the card's ``endpoint``.
+    endpoints: tuple[str, ...] = ()
     plaintext: bool = False  # only when the operator asks: demos and tests on loopback
     tls_cert: str = ""
     tls_key: str = ""
@@ -52,6 +56,12 @@ class FederationConfig:
     @property
     def advertised(self) -> str:
         return self.endpoint or f"{self.host}:{self.port}"
+
+    @property
+    def advertised_all(self) -> tuple[str, ...]:
+        """Every endpoint the node card lists, in the order peers try them: ``endpoints``
+        (an active/standby pair lists both nodes), else the one ``advertised``."""
+        return self.endpoints or (self.advertised,)
 
 
 @dataclass(frozen=True)
@@ -114,7 +124,8 @@ def _render_federation(f: FederationConfig) -> str:
         f'host = "{f.host}"\n'
         f"port = {f.port}\n"
         f'endpoint = "{f.endpoint}"\n'
-        f"plaintext = {str(f.plaintext).lower()}\n"
+        + (f"endpoints = {json.dumps(list(f.endpoints))}\n" if f.endpoints else "")
+        + f"plaintext = {str(f.plaintext).lower()}\n"
         f'tls_cert = "{f.tls_cert}"\n'
         f'tls_key = "{f.tls_key}"\n'
         f'tls_ca = "{f.tls_ca}"\n'
@@ -185,6 +196,14 @@ def _load_federation(table: dict[str, object]) -> FederationConfig:
         raise ConfigError(f"federation.{unknown[0]}: unknown key")
     values: dict[str, object] = {}
     for name, value in table.items():
+        if name == "endpoints":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError("federation.endpoints: must be a list of host:port strings")
+            problem = endpoints_problem(value) if value else None
+            if problem:
+                raise ConfigError(f"federation.endpoints: {problem}")
+            values[name] = tuple(value)
+            continue
         kind = type(getattr(FederationConfig(), name))
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)

@@ -91,7 +91,7 @@ async def rig(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Rig]:
         PEER_KEY,
         PEER,
         "Fake Guiyang",
-        "127.0.0.1:1",
+        ("127.0.0.1:1",),
         [
             OwnKey(PEER_KEY.key_id, PEER_KEY.public_key, 0),
             OwnKey(OLD_KEY.key_id, OLD_KEY.public_key, 0, clock.now_ms() - 1000),

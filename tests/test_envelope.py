@@ -287,26 +287,26 @@ async def test_the_client_keeps_one_stream_and_reopens_it_after_the_peer_restart
         forged = bytearray(seal(PEER_KEY, PEER, "330100", "c-2", pb.AUTHORIZE, b"", now))
         forged[-1] ^= 1
         replies = await asyncio.gather(
-            clients.call("330100", endpoint, pb.AUTHORIZE, first, 5),
-            clients.call("330100", endpoint, pb.AUTHORIZE, bytes(forged), 5),
+            clients.call("330100", (endpoint,), pb.AUTHORIZE, first, 5),
+            clients.call("330100", (endpoint,), pb.AUTHORIZE, bytes(forged), 5),
             return_exceptions=True,
         )
         assert isinstance(replies[1], PeerRefused) and replies[1].code == "unknown_signer"
         assert isinstance(replies[0], bytes)
         assert reply_of(rig, pb.Envelope.FromString(replies[0]))[0].in_reply_to == "c-1"
         stream = clients._streams["330100"]
-        again = await clients.call("330100", endpoint, pb.AUTHORIZE, first, 5)
+        again = await clients.call("330100", (endpoint,), pb.AUTHORIZE, first, 5)
         assert again == replies[0] and clients._streams["330100"] is stream
         await server.stop(None)
         with pytest.raises(PeerUnreachable):
-            await clients.call("330100", endpoint, pb.AUTHORIZE, first, 5)
+            await clients.call("330100", (endpoint,), pb.AUTHORIZE, first, 5)
         server, _ = await start_server(servicer, "127.0.0.1", port, None)
         # The channel may still be backing off from the refused connection: like the outbox,
         # retry (bounded) until it reconnects.
         deadline = asyncio.get_running_loop().time() + 10
         while True:
             try:
-                again = await clients.call("330100", endpoint, pb.AUTHORIZE, first, 5)
+                again = await clients.call("330100", (endpoint,), pb.AUTHORIZE, first, 5)
                 break
             except PeerUnreachable:
                 assert asyncio.get_running_loop().time() < deadline, "never reconnected"
@@ -338,7 +338,7 @@ async def test_a_peer_without_stream_is_sent_exchange_calls(rig: Rig) -> None:
             envelope = seal(
                 PEER_KEY, PEER, "330100", f"u-{n}", pb.AUTHORIZE, rig.authorize(f"U-{n}"), now
             )
-            reply = await clients.call("330100", endpoint, pb.AUTHORIZE, envelope, 5)
+            reply = await clients.call("330100", (endpoint,), pb.AUTHORIZE, envelope, 5)
             assert reply_of(rig, pb.Envelope.FromString(reply))[0].in_reply_to == f"u-{n}"
         assert "330100" in clients._unary_only
     finally:
@@ -365,10 +365,10 @@ async def test_an_idle_stream_survives_keepalive_pings(
     try:
         now = rig.now()
         first = seal(PEER_KEY, PEER, "330100", "k-1", pb.AUTHORIZE, rig.authorize("K-1"), now)
-        reply = await clients.call("330100", endpoint, pb.AUTHORIZE, first, 5)
+        reply = await clients.call("330100", (endpoint,), pb.AUTHORIZE, first, 5)
         stream = clients._streams["330100"]
         await asyncio.sleep(5)  # five pings without data
-        assert await clients.call("330100", endpoint, pb.AUTHORIZE, first, 5) == reply
+        assert await clients.call("330100", (endpoint,), pb.AUTHORIZE, first, 5) == reply
         assert (clients._streams["330100"] is stream) is accepts_pings
     finally:
         await clients.close()

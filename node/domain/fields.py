@@ -25,6 +25,29 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 MULTILINE_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
+# A gRPC endpoint as a card lists it: host (a name, IPv4, or [IPv6]) and port 1-65535.
+ENDPOINT = re.compile(r"([A-Za-z0-9.\-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):([0-9]{1,5})")
+MAX_ENDPOINTS = 8
+
+
+def is_endpoint(text: str) -> bool:
+    found = ENDPOINT.fullmatch(text)
+    return found is not None and 1 <= int(found.group(2)) <= 65535
+
+
+def endpoints_problem(endpoints: list[str] | tuple[str, ...]) -> str | None:
+    """Why a list of endpoints (a card's, a node's configuration) cannot be used, or None:
+    1 to 8, each ``host:port``, none twice."""
+    if not 1 <= len(endpoints) <= MAX_ENDPOINTS:
+        return f"1 to {MAX_ENDPOINTS} endpoints, got {len(endpoints)}"
+    for endpoint in endpoints:
+        if not is_endpoint(endpoint):
+            return f"{endpoint[:80]!r} is not host:port"
+    if len(set(endpoints)) != len(endpoints):
+        return "an endpoint is listed twice"
+    return None
+
+
 def is_region(text: str) -> bool:
     return REGION.fullmatch(text) is not None
 

@@ -178,6 +178,14 @@ class Peer:
     inbound: bool  # this city's providers accept the peer's vouchers
     exposure_cap_fen: int
     keys: tuple[PeerKey, ...] = ()
+    # Every endpoint of the peer's node in the order to try them, when its card lists
+    # several (an active/standby pair); empty: ``endpoint`` alone.
+    endpoints: tuple[str, ...] = ()
+
+    @property
+    def dial(self) -> tuple[str, ...]:
+        """The endpoints to try, in order."""
+        return self.endpoints or (self.endpoint,)
 
 
 @dataclass(frozen=True)

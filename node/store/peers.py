@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 from node import errors
@@ -26,6 +27,7 @@ def _peer(conn: sqlite3.Connection, row: sqlite3.Row) -> Peer:
         inbound=bool(row["inbound"]),
         exposure_cap_fen=row["exposure_cap_fen"],
         keys=_keys(conn, row["region"]),
+        endpoints=tuple(json.loads(row["endpoints"])) if row["endpoints"] else (),
     )
 
 
@@ -42,14 +44,16 @@ def list_peers(conn: sqlite3.Connection) -> list[Peer]:
 
 def upsert_peer(conn: sqlite3.Connection, peer: Peer, card: bytes, at: int) -> None:
     conn.execute(
-        "INSERT INTO peers (region, name, endpoint, card, fingerprint, outbound, inbound, exposure_cap_fen, "
-        "added_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(region) DO UPDATE SET "
-        "name = excluded.name, endpoint = excluded.endpoint, card = excluded.card, "
+        "INSERT INTO peers (region, name, endpoint, endpoints, card, fingerprint, outbound, inbound, "
+        "exposure_cap_fen, added_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT(region) DO UPDATE SET name = excluded.name, endpoint = excluded.endpoint, "
+        "endpoints = excluded.endpoints, card = excluded.card, "
         "fingerprint = excluded.fingerprint, updated_at = excluded.updated_at",
         (
             peer.region,
             peer.name,
             peer.endpoint,
+            json.dumps(list(peer.endpoints)) if peer.endpoints else "",
             card,
             peer.fingerprint,
             int(peer.outbound),

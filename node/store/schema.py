@@ -669,6 +669,11 @@ UNION ALL SELECT v.fiscal_year, 'month', strftime('%Y-%m', COALESCE(o.closed_at,
     'captured', SUM(o.captured_fen), COUNT(*)
     FROM holds o JOIN vouchers v ON v.id = o.voucher_id WHERE o.state = 'captured' GROUP BY 1, 3
 """
+V18 = """
+-- Every endpoint of a peer's node when its card lists several (docs/protocol.md §6), as a
+-- JSON list in the card's order; '' for a card with one, which is ``endpoint``.
+ALTER TABLE peers ADD COLUMN endpoints TEXT NOT NULL DEFAULT ''
+"""
 
 # Triggers hold statements of their own, so they are run one by one, not split on ";".
 # A hold captured later, or placed captured (a one-step redemption), adds the same totals.
@@ -743,5 +748,6 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     15: _script(V15),
     16: _script(V16),
     17: _v17,
+    18: _script(V18),
 }
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -205,18 +205,20 @@ class Key(_message.Message):
     def __init__(self, key_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., not_before_ms: _Optional[int] = ..., not_after_ms: _Optional[int] = ..., revoked: _Optional[bool] = ...) -> None: ...
 
 class NodeCard(_message.Message):
-    __slots__ = ("region", "name", "endpoint", "keys", "issued_at_ms")
+    __slots__ = ("region", "name", "endpoint", "keys", "issued_at_ms", "endpoints")
     REGION_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
     ISSUED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
     region: str
     name: str
     endpoint: str
     keys: _containers.RepeatedCompositeFieldContainer[Key]
     issued_at_ms: int
-    def __init__(self, region: _Optional[str] = ..., name: _Optional[str] = ..., endpoint: _Optional[str] = ..., keys: _Optional[_Iterable[_Union[Key, _Mapping]]] = ..., issued_at_ms: _Optional[int] = ...) -> None: ...
+    endpoints: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, region: _Optional[str] = ..., name: _Optional[str] = ..., endpoint: _Optional[str] = ..., keys: _Optional[_Iterable[_Union[Key, _Mapping]]] = ..., issued_at_ms: _Optional[int] = ..., endpoints: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Ack(_message.Message):
     __slots__ = ("request_message_id",)

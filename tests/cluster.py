@@ -246,6 +246,8 @@ class Member:
     process: NodeProcess
     tokens: dict[str, str] = field(default_factory=dict)
     ids: dict[str, str] = field(default_factory=dict)
+    # More endpoints of the same node, listed after ``proxy`` in its card (``endpoints``).
+    more: list[Proxy] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -297,7 +299,10 @@ class Cluster:
         statement_inline_records: int = 2_000,
         statements_page: int = 500,
         statement_recheck_seconds: float = 1.0,
+        endpoints: int = 1,
     ) -> None:
+        """``endpoints``: how many endpoints each node's card lists, each its own proxy to the
+        node (a card listing several, docs/protocol.md §6)."""
         self.root = root
         self.members: list[Member] = []
         for region in regions:
@@ -305,10 +310,12 @@ class Cluster:
             data = root / name.lower()
             grpc_port = free_port()
             proxy = Proxy(grpc_port)
+            more = [Proxy(grpc_port) for _ in range(endpoints - 1)]
             tls = make_tls(root / "tls", region) if mutual_tls else None
             fed = FederationConfig(
                 port=grpc_port,
                 endpoint=f"127.0.0.1:{proxy.port}",
+                endpoints=tuple(f"127.0.0.1:{p.port}" for p in [proxy, *more]) if more else (),
                 plaintext=tls is None,
                 tls_cert=str(tls[0]) if tls else "",
                 tls_key=str(tls[1]) if tls else "",
@@ -336,7 +343,7 @@ class Cluster:
                 fed,
             )
             self.members.append(
-                Member(region, name, data, grpc_port, proxy, token, NodeProcess(data))
+                Member(region, name, data, grpc_port, proxy, token, NodeProcess(data), more=more)
             )
         peer_all([(m.region, m.data) for m in self.members], exposure_cap_fen)
 
@@ -366,7 +373,8 @@ class Cluster:
     def close(self) -> None:
         self.stop()
         for m in self.members:
-            m.proxy.close()
+            for proxy in [m.proxy, *m.more]:
+                proxy.close()
 
     def kill(self, region: str) -> None:
         self[region].process.kill()

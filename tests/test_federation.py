@@ -540,3 +540,50 @@ def test_json_logs_link_a_rest_call_to_its_federation_messages(tmp_path: Path) -
         for line in process.log().splitlines():
             assert line.startswith("{") and line.endswith("}"), f"{region}: not JSON: {line!r}"
             assert json.loads(line)["region"] == region, line
+
+
+def test_a_peer_with_two_endpoints_is_reached_on_either(tmp_path: Path) -> None:
+    """Hangzhou's card lists two endpoints (docs/protocol.md §6). With the first cut, Guiyang's
+    redemptions reach Hangzhou on the second; with the second cut and the first healed, on the
+    first again. Every capture is booked once on both sides."""
+    import json
+
+    from tests.proc import suanli
+
+    with pair(tmp_path, endpoints=2) as cluster:
+        hz, gy = cluster[HZ_REGION], cluster["520100"]
+        second = f"127.0.0.1:{hz.more[0].port}"
+        # Guiyang holds both, in the card's order.
+        rows = suanli("peer", "list", "--data", str(gy.data)).stdout.splitlines()
+        listed = {r["region"]: r for r in map(json.loads, rows)}[HZ_REGION]
+        assert listed["endpoints"] == [f"127.0.0.1:{hz.proxy.port}", second]
+        voucher = cluster.voucher(HZ_REGION, "startup", 100_000_000)
+        hz.proxy.set_cut(True)
+        for n in range(2):
+            code = cluster.code(HZ_REGION, "startup", voucher, "520100", "gy-centre", 1_000_000)
+            gy.call(
+                "POST",
+                "/v1/redemptions",
+                gy.tokens["gy-centre"],
+                order(code, f"EP-{n}", 1_000_000),
+                expect=201,
+            )
+        hz.proxy.set_cut(False)
+        hz.more[0].set_cut(True)
+        code = cluster.code(HZ_REGION, "startup", voucher, "520100", "gy-centre", 1_000_000)
+        gy.call(
+            "POST",
+            "/v1/redemptions",
+            gy.tokens["gy-centre"],
+            order(code, "EP-2", 1_000_000),
+            expect=201,
+        )
+        hz.more[0].set_cut(False)
+        with hz.db() as conn:
+            captured = conn.execute(
+                "SELECT COUNT(*), SUM(captured_fen) FROM holds WHERE acquirer_region = '520100' "
+                "AND state = 'captured'"
+            ).fetchone()
+        assert tuple(captured) == (3, 3 * 300_000)
+        cluster.wait_agree()
+        cluster.check_all()

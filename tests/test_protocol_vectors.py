@@ -154,3 +154,41 @@ def test_window_closed_vector_with_its_trace() -> None:
     for raw, trace in ((envelope, "op-close-2026-Q4"), (bare.SerializeToString(), "")):
         opened = door.open(raw, (pb.WINDOW_CLOSED,), 1795000000200)
         assert opened.trace == trace and opened.payload == payload
+
+
+def test_card_with_two_endpoints_vector() -> None:
+    """§7.2: the card this implementation builds with two endpoints, byte for byte, and what a
+    reader takes from it; and the reader's refusals of endpoints that break §6's rules."""
+    import pytest
+
+    from federation.cards import build_card, card_payload, card_text, endpoints_of, parse_card
+    from node import errors
+    from node.domain.model import OwnKey
+
+    v = vectors()
+    block = DOC.read_text().split("### 7.2 A node card with two endpoints")[1].split("```")[1]
+    c = dict(line.split(None, 1) for line in block.strip().splitlines())
+    issuer = NodeKey(bytes.fromhex(v["issuer_seed"]))
+    keys = [OwnKey(issuer.key_id, issuer.public_key, 0)]
+    endpoints = ("hz-a.example.cn:7443", "hz-b.example.cn:7443")
+    payload = card_payload("330100", "Hangzhou", endpoints, keys, 1795000000000)
+    assert payload.hex() == c["card_payload_hex"]
+    text = card_text(build_card(issuer, "330100", "Hangzhou", endpoints, keys, 1795000000000))
+    assert text == c["card_file"] + "\n"
+    parsed = parse_card(c["card_file"])
+    assert parsed.fingerprint == c["card_fingerprint"]
+    assert endpoints_of(parsed.card) == endpoints
+    assert parsed.peer(True, True, 0).dial == endpoints
+    # One endpoint: field 6 stays empty, the bytes as before it existed.
+    single = pb.NodeCard.FromString(card_payload("330100", "H", ("a.cn:1",), keys, 1))
+    assert list(single.endpoints) == [] and single.endpoint == "a.cn:1"
+    for bad in (
+        pb.NodeCard(endpoint="a.cn:1", endpoints=["b.cn:1", "a.cn:1"]),  # first ≠ endpoint
+        pb.NodeCard(endpoint="a.cn:1", endpoints=["a.cn:1", "a.cn:1"]),  # twice
+        pb.NodeCard(endpoint="a.cn:1", endpoints=["a.cn:1", "b.cn"]),  # no port
+        pb.NodeCard(endpoint="a.cn:1", endpoints=["a.cn:1", "b.cn:70000"]),  # port too big
+        pb.NodeCard(endpoint="a.cn:1", endpoints=[f"h{i}.cn:1" for i in range(9)]),  # over 8
+        pb.NodeCard(endpoint="a b:1"),
+    ):
+        with pytest.raises(errors.MalformedMessage):
+            endpoints_of(bad)

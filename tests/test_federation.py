@@ -548,7 +548,7 @@ def test_a_peer_with_two_endpoints_is_reached_on_either(tmp_path: Path) -> None:
     first again. Every capture is booked once on both sides."""
     import json
 
-    from tests.proc import suanli
+    from tests.proc import suanli, wait_until
 
     with pair(tmp_path, endpoints=2) as cluster:
         hz, gy = cluster[HZ_REGION], cluster["520100"]
@@ -579,6 +579,20 @@ def test_a_peer_with_two_endpoints_is_reached_on_either(tmp_path: Path) -> None:
             expect=201,
         )
         hz.more[0].set_cut(False)
+        # Hangzhou's operator puts the second first: a new card, pushed; Guiyang takes it.
+        first = f"127.0.0.1:{hz.proxy.port}"
+        toml = hz.data / "node.toml"
+        toml.write_text(
+            toml.read_text().replace(f'["{first}", "{second}"]', f'["{second}", "{first}"]')
+        )
+        hz.process.stop()
+        cluster.restart(HZ_REGION)
+
+        def gy_endpoints() -> list[str]:
+            rows = suanli("peer", "list", "--data", str(gy.data)).stdout.splitlines()
+            return list({r["region"]: r for r in map(json.loads, rows)}[HZ_REGION]["endpoints"])
+
+        wait_until(lambda: gy_endpoints() == [second, first], "Guiyang to take the new card")
         with hz.db() as conn:
             captured = conn.execute(
                 "SELECT COUNT(*), SUM(captured_fen) FROM holds WHERE acquirer_region = '520100' "

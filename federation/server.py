@@ -440,12 +440,8 @@ def _health_handlers(
     }
 
 
-async def start_server(
-    servicer: Servicer, host: str, port: int, tls: ServerTls | None
-) -> tuple[grpc.aio.Server, int]:
-    """Serve the federation and the standard health service (``grpc.health.v1.Health``):
-    SERVING for "" and for the federation service while the node runs."""
-    server = grpc.aio.server(
+def _grpc_server() -> grpc.aio.Server:
+    return grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", TRANSPORT_LIMIT),
             # Peers keep a Stream open and ping it every 30 s even when no message flows; by
@@ -454,19 +450,11 @@ async def start_server(
             ("grpc.http2.min_ping_interval_without_data_ms", MIN_PING_INTERVAL_MS),
         ]
     )
-    table = handlers(servicer)
-    server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler(FEDERATION_SERVICE, table),)
-    )
-    server.add_registered_method_handlers(FEDERATION_SERVICE, table)
-    health_servicer = health.aio.HealthServicer()
-    for name in ("", FEDERATION_SERVICE):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    health_table = _health_handlers(health_servicer)
-    server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler(HEALTH_SERVICE, health_table),)
-    )
-    server.add_registered_method_handlers(HEALTH_SERVICE, health_table)
+
+
+async def _listen(
+    server: grpc.aio.Server, host: str, port: int, tls: ServerTls | None
+) -> tuple[grpc.aio.Server, int]:
     address = f"{host}:{port}"
     bound = (
         server.add_insecure_port(address)
@@ -475,3 +463,66 @@ async def start_server(
     )
     await server.start()
     return server, bound
+
+
+async def _health(server: grpc.aio.Server, status: Any) -> None:
+    health_servicer = health.aio.HealthServicer()
+    for name in ("", FEDERATION_SERVICE):
+        await health_servicer.set(name, status)
+    health_table = _health_handlers(health_servicer)
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(HEALTH_SERVICE, health_table),)
+    )
+    server.add_registered_method_handlers(HEALTH_SERVICE, health_table)
+
+
+async def start_server(
+    servicer: Servicer, host: str, port: int, tls: ServerTls | None
+) -> tuple[grpc.aio.Server, int]:
+    """Serve the federation and the standard health service (``grpc.health.v1.Health``):
+    SERVING for "" and for the federation service while the node runs."""
+    server = _grpc_server()
+    table = handlers(servicer)
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(FEDERATION_SERVICE, table),)
+    )
+    server.add_registered_method_handlers(FEDERATION_SERVICE, table)
+    await _health(server, health_pb2.HealthCheckResponse.SERVING)
+    return await _listen(server, host, port, tls)
+
+
+async def start_standby_server(
+    host: str, port: int, tls: ServerTls | None, active: Callable[[], str]
+) -> tuple[grpc.aio.Server, int]:
+    """The federation port of a standby (node/standby.py): every call refused as UNAVAILABLE
+    with the code ``not_active`` and where the active node serves (``active()``), so that a
+    caller tries the city's next endpoint (docs/protocol.md §6); the health service says
+    NOT_SERVING. Nothing is read, verified or written."""
+
+    async def refuse(context: Any) -> None:
+        await context.abort(
+            grpc.StatusCode.UNAVAILABLE,
+            f"not_active: this node is the standby; the active one serves at {active()}",
+            trailing_metadata=(("suanli-code", "not_active"),),
+        )
+
+    async def unary(raw: bytes, context: Any) -> bytes:
+        await refuse(context)
+        return b""  # not reached: abort raises
+
+    async def stream(requests: Any, context: Any) -> AsyncIterator[bytes]:
+        await refuse(context)
+        yield b""  # not reached: abort raises
+
+    server = _grpc_server()
+    table: dict[str, Any] = {
+        name: grpc.stream_stream_rpc_method_handler(stream)
+        if kind == "stream"
+        else grpc.unary_unary_rpc_method_handler(unary)
+        for name, kind in METHODS.items()
+    }
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(FEDERATION_SERVICE, table),)
+    )
+    await _health(server, health_pb2.HealthCheckResponse.NOT_SERVING)
+    return await _listen(server, host, port, tls)

@@ -132,6 +132,15 @@ class _Wire:
     clearing: Clearing
 
 
+def server_tls_of(config: NodeConfig, fed: FederationConfig) -> ServerTls | None:
+    """The federation server's TLS (None for plaintext), its files checked first."""
+    if fed.plaintext:
+        return None
+    checked = check_tls(fed, config.data_dir)
+    cert, tls_key, ca = Path(checked.tls_cert), Path(checked.tls_key), Path(checked.tls_ca)
+    return ServerTls(cert, tls_key, ca if fed.mutual_tls else None)
+
+
 def _build_wire(
     config: NodeConfig,
     fed: FederationConfig,

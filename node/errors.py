@@ -88,6 +88,13 @@ class TooManyAttempts(SuanliError):
 
 
 # Not found --------------------------------------------------------------------------------
+class NotActive(SuanliError):
+    """This process is the standby of an active/standby pair: it serves nothing until it holds
+    the data folder's lock; the message names where the active one serves."""
+
+    code = "not_active"
+
+
 class NotFound(SuanliError):
     code = "not_found"
 

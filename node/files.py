@@ -64,19 +64,27 @@ class FolderLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
+        holder = self.try_acquire()
+        if holder is not None:
+            raise FolderBusy(
+                f"another suanli serve (pid {holder}) is running on {self.path.parent}; "
+                "stop it first, or give this one another data folder"
+            )
+
+    def try_acquire(self) -> str | None:
+        """Take the lock if it is free (None), else return the holder's pid and keep nothing
+        open: a standby (node/standby.py) asks again until the active process is gone."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, PRIVATE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise FolderBusy(
-                f"another suanli serve (pid {holder}) is running on {self.path.parent}; "
-                "stop it first, or give this one another data folder"
-            ) from None
+            return holder
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
+        return None
 
     def release(self) -> None:
         if self._fd is not None:

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # exceptions in FORBIDDEN.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("top", ("node.cli", "node.provision", "node.tools")),
-    ("root", ("node.app", "node.runtime", "node.node")),
+    ("root", ("node.app", "node.runtime", "node.node", "node.standby")),
     ("transport", ("node.web", "node.api", "federation")),
     ("services", ("node.services", "node.metrics", "node.reports", "node.backups")),
     # config reads node.toml and checks it with the store's and the domain's own rules

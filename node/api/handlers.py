@@ -52,6 +52,7 @@ async def health(request: web.Request) -> web.Response:
     return _ok(
         {
             "status": "ok",
+            "role": "active",  # a pair's standby answers "standby" (node/standby.py)
             "region": node.config.region,
             "version": VERSION,
             "schema_version": node.db.schema_version,

@@ -192,7 +192,7 @@ OPERATIONS: list[tuple[str, str, str, str, dict[str, Any] | None, int, tuple[str
         "get",
         "/health",
         "public",
-        "Liveness, region, software and schema versions, the loaded policy years",
+        "Liveness, role (active; a pair's standby answers standby), region, software and schema versions, the loaded policy years",
         None,
         200,
         (),

@@ -20,6 +20,7 @@ HTTP_STATUS: dict[type[errors.SuanliError], int] = {
     errors.Forbidden: 403,
     errors.TooManyAttempts: 429,
     errors.NotFound: 404,
+    errors.NotActive: 503,
     errors.PolicyMissing: 409,
     errors.AlreadyExists: 409,
     errors.OrderAlreadySubsidised: 409,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -15,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from node import logs
-from node.app import build_node, make_app
+from node.app import build_node, make_app, server_tls_of
 from node.cli.options import (
     PORT,
     SERVE_FILE,
@@ -98,7 +99,22 @@ async def serve(node: Node, host: str, port: int) -> None:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     lock = FolderLock(Path(args.data))
-    lock.acquire()  # before anything is opened: a second serve changes nothing
+    if args.standby:
+        # The standby of a pair (node/standby.py): answer as such until the lock is ours.
+        from node.standby import stand_by
+
+        config = load_config(Path(args.data))
+        logs.setup(config.region, fmt=args.log_format or config.log_format)
+        host = args.host or config.http_host
+        port = config.http_port if args.port is None else args.port
+        tls = server_tls_of(config, config.federation) if config.federation else None
+        taken, args.port, args.grpc_port = asyncio.run(
+            stand_by(config, lock, host, port, args.grpc_port, tls)
+        )
+        if not taken:
+            return 0
+    else:
+        lock.acquire()  # before anything is opened: a second serve changes nothing
     try:
         return _serve_locked(args)
     finally:
@@ -110,6 +126,9 @@ def _serve_locked(args: argparse.Namespace) -> int:
     logs.setup(node.config.region, fmt=args.log_format or node.config.log_format)
     host = args.host or node.config.http_host
     port = node.config.http_port if args.port is None else args.port
+    if args.grpc_port is not None and node.federation is not None:
+        # This process's own federation port (the two of a pair on one machine differ).
+        node.federation.config = dataclasses.replace(node.federation.config, port=args.grpc_port)
     # SUANLI_PROFILE=DIR: profile the whole run (cProfile) into DIR/serve-<region>.pstats when
     # the node stops; for benchmarks (docs/benchmarks.md), never in production.
     profile_dir = os.environ.get("SUANLI_PROFILE")
@@ -269,6 +288,14 @@ def register(sub: Any) -> None:
     sp = with_data(sub.add_parser("serve", help="serve the REST API"))
     sp.add_argument("--host")
     sp.add_argument("--port", type=PORT)
+    sp.add_argument(
+        "--grpc-port", type=PORT, help="this process's federation port (default: node.toml's)"
+    )
+    sp.add_argument(
+        "--standby",
+        action="store_true",
+        help="the standby of an active/standby pair: wait for the active one to end, then serve",
+    )
     sp.add_argument(
         "--log-format", choices=["text", "json"], help="default: [logging] format, else text"
     )

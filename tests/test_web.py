@@ -632,3 +632,16 @@ async def test_the_dishonesty_list_declines_demands_until_an_entry_is_removed(
     await world.op.post("/v1/dishonesty", {"uscc": "123", "reason": "x"}, expect=422)
     await world.op.post(f"/v1/dishonesty/{HZ_ENTERPRISE}/remove", {"reason": "x"}, expect=404)
     await world.holders["acme"].get("/v1/dishonesty", expect=403)
+
+
+async def test_every_page_has_a_plain_title(world: World) -> None:
+    """Each page's <title> is words (a template once put a whole section inside it)."""
+    o = Browser(world)
+    await o.sign_in(world.op.token or "")
+    pages = ("", "/decisions", "/settlement", "/policy", "/holders", "/providers", "/peers")
+    for page in (*pages, "/audit"):
+        resp, text = await o.go("GET", f"/ui/operator{page}")
+        title = re.search(r"<title>(.*?)</title>", text, re.S)
+        assert resp.status == 200 and title is not None, page
+        assert "<" not in title.group(1) and "{" not in title.group(1), (page, title.group(1))
+        assert len(title.group(1)) < 60, (page, title.group(1))

@@ -17,25 +17,40 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]  # the folder holding node/: a checkout, or site-packages
 
 
+_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
     """A port that was free on 127.0.0.1 a moment ago (for gRPC endpoints that go in cards).
 
     It is taken below the kernel's ephemeral range when it can: a node restarted on its port
     must find it free, and a port from that range can meanwhile become the local end of any
     outgoing connection on the machine (seen: a test node failed to bind its gRPC port again
-    after a kill -9)."""
+    after a kill -9). A port is handed out once per process, and each pytest-xdist worker
+    draws from its own slice of the range: two tests running side by side were once given the
+    same port a moment apart, and the second node could not bind it."""
     try:
         low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         low = 0
+    start, end = 10_000, low
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or "1")
+    if worker.startswith("gw") and worker[2:].isdigit() and workers > 1 and end > start:
+        span = (end - start) // workers
+        start += int(worker[2:]) % workers * span
+        end = start + span
     rng = random.SystemRandom()
-    for _ in range(100 if low > 12_000 else 0):
-        port = rng.randrange(10_000, low)
+    for _ in range(200 if end - start > 1_000 else 0):
+        port = rng.randrange(start, end)
+        if port in _GIVEN:
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            _GIVEN.add(port)
             return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -43,13 +43,14 @@ SERVE_FILE = "serve.json"
 
 
 def active_at(data_dir: Path) -> str:
-    """Where the active process serves, as its ``serve.json`` says (REST and gRPC)."""
+    """Where the active process serves, as its ``serve.json`` says (REST and gRPC ports; not
+    its pid, which is nobody's business outside this machine)."""
     try:
         state = json.loads((data_dir / SERVE_FILE).read_text())
         host = state.get("host") or "127.0.0.1"
         host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         grpc = f", gRPC port {state['grpc_port']}" if state.get("grpc_port") else ""
-        return f"http://{host}:{int(state['http_port'])}{grpc} (pid {state['pid']})"
+        return f"http://{host}:{int(state['http_port'])}{grpc}"
     except (OSError, ValueError, KeyError, TypeError):
         return "unknown (no active node has said where it serves)"
 

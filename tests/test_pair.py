@@ -51,9 +51,24 @@ def test_the_standby_takes_over_when_the_active_node_dies(tmp_path: Path) -> Non
         second.proc, second.port = standby, standby_http
         try:
             _standby_answers(second.url, hz.process.port, hz.tokens)
+            assert _grpc_health(standby_grpc) == "NOT_SERVING"
+            assert _grpc_health(hz.grpc_port) == "SERVING"
             _kill_under_load(cluster, hz, gy, second)
+            assert _grpc_health(standby_grpc) == "SERVING"  # it is the active one now
         finally:
             second.stop()
+
+
+def _grpc_health(port: int) -> str:
+    """What the standard gRPC health service on ``port`` says of the federation service."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        answer = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="suanli.federation.v1.Federation"), timeout=5
+        )
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status))
 
 
 def _standby_answers(url: str, active_port: int, tokens: dict[str, str]) -> None:

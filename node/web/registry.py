@@ -235,5 +235,5 @@ async def operator_dishonesty_remove(request: web.Request) -> web.StreamResponse
         await request.app[NODE].registry.unlist_dishonest(who, uscc, form.get("reason", ""))
     except errors.SuanliError as exc:
         message = error_text(exc, lang)
-        return await _holders_page(request, 400, summary=[f"{uscc}：{message}"])
+        return await _holders_page(request, 400, summary=[f"{uscc[:40]}：{message}"])
     return await _holders_page(request, 200, unlisted=uscc)

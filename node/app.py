@@ -132,13 +132,18 @@ class _Wire:
     clearing: Clearing
 
 
-def server_tls_of(config: NodeConfig, fed: FederationConfig) -> ServerTls | None:
-    """The federation server's TLS (None for plaintext), its files checked first."""
+def tls_of(config: NodeConfig, fed: FederationConfig) -> tuple[Tls | None, ServerTls | None]:
+    """The federation's client and server TLS (None, None for plaintext), the files checked
+    first (``check_tls``); the client presents its certificate only under mutual TLS."""
     if fed.plaintext:
-        return None
+        return None, None
     checked = check_tls(fed, config.data_dir)
     cert, tls_key, ca = Path(checked.tls_cert), Path(checked.tls_key), Path(checked.tls_ca)
-    return ServerTls(cert, tls_key, ca if fed.mutual_tls else None)
+    mutual = fed.mutual_tls
+    return (
+        Tls(ca, cert if mutual else None, tls_key if mutual else None),
+        ServerTls(cert, tls_key, ca if mutual else None),
+    )
 
 
 def _build_wire(
@@ -153,17 +158,7 @@ def _build_wire(
 ) -> _Wire:
     region = config.region
     door = Door(region, directory.get, int(fed.max_skew_seconds * 1000))
-    client_tls = server_tls = None
-    if not fed.plaintext:
-        mutual = fed.mutual_tls
-        checked = check_tls(fed, config.data_dir)
-        cert, tls_key, ca = (
-            Path(checked.tls_cert),
-            Path(checked.tls_key),
-            Path(checked.tls_ca),
-        )
-        client_tls = Tls(ca, cert if mutual else None, tls_key if mutual else None)
-        server_tls = ServerTls(cert, tls_key, ca if mutual else None)
+    client_tls, server_tls = tls_of(config, fed)
     clients = Clients(client_tls)
 
     def on_call(peer: str, method: str, outcome: str, seconds: float) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from node import logs
-from node.app import build_node, make_app, server_tls_of
+from node.app import build_node, make_app, tls_of
 from node.cli.options import (
     PORT,
     SERVE_FILE,
@@ -107,7 +107,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         logs.setup(config.region, fmt=args.log_format or config.log_format)
         host = args.host or config.http_host
         port = config.http_port if args.port is None else args.port
-        tls = server_tls_of(config, config.federation) if config.federation else None
+        tls = tls_of(config, config.federation)[1] if config.federation else None
         taken, args.port, args.grpc_port = asyncio.run(
             stand_by(config, lock, host, port, args.grpc_port, tls)
         )

@@ -10,7 +10,7 @@ from aiohttp import web
 from node import errors
 from node.clock import year_of
 from node.domain.payments import yuan_to_fen
-from node.web.frame import session_of
+from node.web.frame import lang_of, session_of
 
 MAX_TEXT = 100
 
@@ -34,6 +34,15 @@ async def read_form(request: web.Request) -> dict[str, str]:
             raise errors.InvalidRequest(f"{key}: text expected")
         out[key] = value.strip()
     return out
+
+
+async def posted(
+    request: web.Request, role: str
+) -> tuple[Any, dict[str, str], str, dict[str, str]]:
+    """What every form's handler starts with: the signed-in person (who must have ``role``),
+    the form's fields, the page's language, and an empty map for the fields' errors."""
+    who = role_of(request, role)
+    return who, await read_form(request), lang_of(request), {}
 
 
 def text_field(form: dict[str, str], name: str, fields: dict[str, str], lang: str) -> str:

@@ -12,7 +12,7 @@ from node import errors
 from node.api.appkeys import NODE
 from node.clock import year_of
 from node.domain.windows import CST
-from node.web.forms import error_text, read_form, role_of, text_field, yuan_field
+from node.web.forms import error_text, posted, role_of, text_field, yuan_field
 from node.web.frame import lang_of, render
 from node.web.i18n import CATEGORIES, named
 
@@ -28,10 +28,7 @@ async def operator_close(request: web.Request) -> web.StreamResponse:
 
 
 async def operator_pay(request: web.Request) -> web.StreamResponse:
-    who = role_of(request, "operator")
-    form = await read_form(request)
-    lang = lang_of(request)
-    fields: dict[str, str] = {}
+    who, form, lang, fields = await posted(request, "operator")
     window = text_field(form, "window", fields, lang)
     provider = text_field(form, "provider_id", fields, lang)
     amount = yuan_field(form, "amount", fields, lang)

@@ -18,6 +18,7 @@ from node.web.forms import (
     classes_of,
     error_text,
     field_of,
+    posted,
     read_form,
     role_of,
     text_field,
@@ -58,10 +59,7 @@ async def holder_home(request: web.Request) -> web.StreamResponse:
 
 
 async def holder_demand(request: web.Request) -> web.StreamResponse:
-    who = role_of(request, "holder")
-    form = await read_form(request)
-    lang = lang_of(request)
-    fields: dict[str, str] = {}
+    who, form, lang, fields = await posted(request, "holder")
     compute_class = text_field(form, "compute_class", fields, lang)
     amount = yuan_field(form, "estimate", fields, lang)
     start = text_field(form, "period_start", fields, lang)
@@ -83,11 +81,8 @@ async def holder_demand(request: web.Request) -> web.StreamResponse:
 
 
 async def holder_authorize(request: web.Request) -> web.StreamResponse:
-    who = role_of(request, "holder")
+    who, form, lang, fields = await posted(request, "holder")
     node = request.app[NODE]
-    form = await read_form(request)
-    lang = lang_of(request)
-    fields: dict[str, str] = {}
     provider = text_field(form, "provider_id", fields, lang)
     maximum = yuan_field(form, "max_yuan", fields, lang)
     region = form.get("provider_region") or None
@@ -142,11 +137,8 @@ async def provider_home(request: web.Request) -> web.StreamResponse:
 
 
 async def provider_redeem(request: web.Request) -> web.StreamResponse:
-    who = role_of(request, "provider")
+    who, form, lang, fields = await posted(request, "provider")
     node = request.app[NODE]
-    form = await read_form(request)
-    lang = lang_of(request)
-    fields: dict[str, str] = {}
     code = text_field(form, "code", fields, lang)
     order_id = text_field(form, "order_id", fields, lang)
     amount = yuan_field(form, "order_amount", fields, lang)

@@ -11,7 +11,7 @@ from node import errors
 from node.api.appkeys import NODE
 from node.clock import year_of
 from node.domain.model import PROVIDER_KINDS
-from node.web.forms import error_text, field_of, read_form, role_of, text_field
+from node.web.forms import error_text, field_of, posted, read_form, role_of, text_field
 from node.web.frame import lang_of, render
 from node.web.i18n import pick
 
@@ -51,11 +51,8 @@ async def operator_providers(request: web.Request) -> web.StreamResponse:
 
 async def operator_register_provider(request: web.Request) -> web.StreamResponse:
     """Register a provider (approved at once if asked) and show a sign-in link for it."""
-    who = role_of(request, "operator")
+    who, form, lang, fields = await posted(request, "operator")
     node = request.app[NODE]
-    form = await read_form(request)
-    lang = lang_of(request)
-    fields: dict[str, str] = {}
     uscc = text_field(form, "uscc", fields, lang).upper()
     name = text_field(form, "name", fields, lang)
     kind = form.get("kind", "")
@@ -164,11 +161,8 @@ async def operator_holders(request: web.Request) -> web.StreamResponse:
 
 async def operator_register_holder(request: web.Request) -> web.StreamResponse:
     """Register a holder (its USCC is checked, GB 32100-2015) and show a sign-in link for it."""
-    who = role_of(request, "operator")
+    who, form, lang, fields = await posted(request, "operator")
     node = request.app[NODE]
-    form = await read_form(request)
-    lang = lang_of(request)
-    fields: dict[str, str] = {}
     uscc = text_field(form, "uscc", fields, lang).upper()
     name = text_field(form, "name", fields, lang)
     category = text_field(form, "category", fields, lang)
@@ -202,10 +196,7 @@ async def operator_holder_link(request: web.Request) -> web.StreamResponse:
 
 async def operator_dishonesty_add(request: web.Request) -> web.StreamResponse:
     """Put a credit code on the dishonesty list (失信名单): its demands are declined."""
-    who = role_of(request, "operator")
-    form = await read_form(request)
-    lang = lang_of(request)
-    fields: dict[str, str] = {}
+    who, form, lang, fields = await posted(request, "operator")
     uscc = text_field(form, "d_uscc", fields, lang).upper()
     reason = form.get("d_reason", "")
     if not reason or len(reason) > 500:

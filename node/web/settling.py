@@ -12,7 +12,7 @@ from node import errors
 from node.api.appkeys import NODE
 from node.domain.windows import CST
 from node.services.clearing import Clearing
-from node.web.forms import error_text, read_form, role_of, text_field
+from node.web.forms import error_text, posted, read_form, role_of, text_field
 from node.web.frame import lang_of, render
 
 
@@ -98,10 +98,7 @@ def _clearing(request: web.Request) -> Clearing:
 
 async def operator_transfer(request: web.Request) -> web.StreamResponse:
     """Record this city's transfer to a partner city (the net due) and advise it."""
-    who = role_of(request, "operator")
-    form = await read_form(request)
-    lang = lang_of(request)
-    fields: dict[str, str] = {}
+    who, form, lang, fields = await posted(request, "operator")
     peer = text_field(form, "peer", fields, lang)
     reference = text_field(form, "reference", fields, lang)
     value_date = text_field(form, "value_date", fields, lang)

@@ -51,7 +51,7 @@ from node.services.ports import (
     Settle,
 )
 from node.store import outbox as outbox_rows
-from node.store.db import Database
+from node.store.engine import Books
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ class Writer:
 class Outbox:
     def __init__(
         self,
-        db: Database,
+        db: Books,
         clock: Clock,
         region: str,
         key: NodeKey,

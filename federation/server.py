@@ -47,6 +47,8 @@ GRPC_STATUS: dict[type[errors.SuanliError], grpc.StatusCode] = {
     errors.MessageTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.WrongMessageType: grpc.StatusCode.INVALID_ARGUMENT,
     errors.ModifiedReplay: grpc.StatusCode.ALREADY_EXISTS,
+    # A node that lost its database lease (node/store/pg.py): peers go on to the next endpoint.
+    errors.NotActive: grpc.StatusCode.UNAVAILABLE,
 }
 
 RefusalObserver = Callable[[str, str], None]  # signer region (as claimed), code

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -44,23 +46,33 @@ from node.services.sessions import Sessions
 from node.services.spending import Spending
 from node.services.statements import Settler, StatementDesk
 from node.services.views import Views
-from node.store.db import Database
+from node.store.engine import Books, open_database
 from node.store.schema import SCHEMA_VERSION
 from node.web.site import make_pages
+
+if TYPE_CHECKING:
+    from node.store.pg import PgLease
 
 logger = logging.getLogger(__name__)
 
 
-def build_node(data_dir: Path, clock: Clock | None = None) -> Node:
+def build_node(
+    data_dir: Path,
+    clock: Clock | None = None,
+    lease: PgLease | None = None,
+    on_lost: Callable[[], None] | None = None,
+) -> Node:
+    """Build a node from its data folder. On PostgreSQL, ``lease`` is the active node's
+    lease already taken (``suanli serve``), and ``on_lost`` is called if it is lost."""
     config = load_config(data_dir)
     clock = clock or SystemClock()
     metrics = Metrics(config.region, SCHEMA_VERSION)
-    db = Database(config.db_path, config.synchronous, observer=metrics.observe_db)
+    db = open_database(config, metrics.observe_db, lease=lease, on_lost=on_lost)
     key = NodeKey.load(config.key_path)
     policies = PolicyBook(db, clock, config.region)
     policies.reload_sync()
     books = BooksCollector(
-        config.db_path,
+        db.connect_readonly,
         config.region,
         lambda: {y: policies.for_year(y) for y in policies.years()},
         lambda now: window_of(policies.governing(), now) if policies.years() else "",
@@ -150,7 +162,7 @@ def _build_wire(
     config: NodeConfig,
     fed: FederationConfig,
     clock: Clock,
-    db: Database,
+    db: Books,
     key: NodeKey,
     metrics: Metrics,
     directory: Directory,
@@ -203,7 +215,7 @@ def _build_federation(
     config: NodeConfig,
     wire_parts: _Wire,
     clock: Clock,
-    db: Database,
+    db: Books,
     key: NodeKey,
     metrics: Metrics,
     spending: Spending,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import tomllib
 from dataclasses import dataclass
 from os import path as os_path
@@ -73,6 +74,12 @@ class NodeConfig:
     http_port: int = 8330
     max_body_bytes: int = 64 * 1024
     synchronous: str = "FULL"
+    # The engine (docs/operations.md, "Choosing an engine"): "sqlite" (the file in the data
+    # folder) or "postgresql" (``dsn``, a libpq connection string without the password, which
+    # lives in ``password_file``, 0600, relative to the data folder, or libpq's PGPASSFILE).
+    backend: str = "sqlite"
+    dsn: str = ""
+    password_file: str = ""
     sweep_interval_seconds: float = 5.0
     log_format: str = "text"
     federation: FederationConfig | None = None
@@ -90,6 +97,13 @@ class NodeConfig:
     @property
     def key_path(self) -> Path:
         return self.data_dir / KEY_FILE
+
+    @property
+    def password_path(self) -> Path | None:
+        if not self.password_file:
+            return None
+        path = Path(self.password_file)
+        return path if path.is_absolute() else self.data_dir / path
 
 
 def render(config: NodeConfig) -> str:
@@ -147,6 +161,27 @@ TLS_FILES = (
     ("tls_key", "PRIVATE KEY", "private key"),
     ("tls_ca", "CERTIFICATE", "CA certificate"),
 )
+
+
+BACKENDS = ("sqlite", "postgresql")
+_PASSWORD_IN_DSN = re.compile(r"(^|\s)password\s*=|://[^/@\s]*:[^/@\s]*@", re.IGNORECASE)
+
+
+def check_storage(config: NodeConfig, where: str) -> None:
+    """The storage section: a known engine; for PostgreSQL a connection string that carries
+    no password (it would sit in node.toml and in every log of the string)."""
+    if config.backend not in BACKENDS:
+        raise ConfigError(f"{where}: storage.backend must be one of {', '.join(BACKENDS)}")
+    if config.backend == "postgresql":
+        if not config.dsn.strip():
+            raise ConfigError(f"{where}: storage.dsn is required with backend postgresql")
+        if _PASSWORD_IN_DSN.search(config.dsn):
+            raise ConfigError(
+                f"{where}: storage.dsn must not carry a password; put it in "
+                "storage.password_file (0600) or libpq's PGPASSFILE"
+            )
+    elif config.dsn or config.password_file:
+        raise ConfigError(f"{where}: storage.dsn and password_file are for backend postgresql")
 
 
 def check_tls(fed: FederationConfig, base: Path) -> FederationConfig:
@@ -245,6 +280,9 @@ def load(data_dir: Path) -> NodeConfig:
             http_port=int(http.get("port", 8330)),
             max_body_bytes=int(http.get("max_body_bytes", 64 * 1024)),
             synchronous=str(storage.get("synchronous", "FULL")).upper(),
+            backend=str(storage.get("backend", "sqlite")),
+            dsn=str(storage.get("dsn", "")),
+            password_file=str(storage.get("password_file", "")),
             sweep_interval_seconds=float(sweeper.get("interval_seconds", 5.0)),
             log_format=str(doc.get("logging", {}).get("format", "text")),
             backup_folder=str(doc.get("backup", {}).get("folder", "")),
@@ -260,6 +298,7 @@ def load(data_dir: Path) -> NodeConfig:
         raise ConfigError(f"{path}: logging.format must be text or json")
     if config.synchronous not in SYNCHRONOUS:
         raise ConfigError(f"{path}: storage.synchronous must be one of {', '.join(SYNCHRONOUS)}")
+    check_storage(config, str(path))
     if not is_region(config.region):
         raise ConfigError(f"{path}: node.region must be a 6-digit GB/T 2260 code")
     if not 0.01 <= config.backup_interval_minutes <= 10_080:

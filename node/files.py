@@ -90,3 +90,13 @@ class FolderLock:
         if self._fd is not None:
             os.close(self._fd)  # the lock goes with the descriptor; the file stays
             self._fd = None
+
+
+def read_private(path: Path) -> str:
+    """A secret's file (a database password): refused unless only its owner can read it."""
+    mode = os.stat(path).st_mode & 0o777
+    if mode & 0o077:
+        raise PermissionError(
+            f"{path} is readable by others (mode {mode:o}); chmod 600 it: it holds a secret"
+        )
+    return path.read_text(encoding="utf-8")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 from prometheus_client import (
@@ -34,18 +33,19 @@ DB_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1
 
 
 class BooksCollector(Collector):
-    """Budget and voucher gauges, read from the SQLite file at scrape time."""
+    """Budget and voucher gauges, read from the books at scrape time (a read-only connection
+    of its own, ``connect``)."""
 
     def __init__(
         self,
-        path: Path,
+        connect: Callable[[], Any],
         region: str,
         policies: Callable[[], dict[int, Policy]],
         window: Callable[[int], str],
         sweep_grace_ms: int,
         now: Callable[[], int],
     ) -> None:
-        self._path = path
+        self._connect = connect
         self._region = region
         self._policies = policies
         self._window = window
@@ -56,7 +56,7 @@ class BooksCollector(Collector):
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            self._conn = books.connect_readonly(self._path)
+            self._conn = self._connect()
         return self._conn
 
     def collect(self) -> Iterable[Metric]:

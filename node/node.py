@@ -37,7 +37,7 @@ from node.services.statements import Settler
 from node.services.views import Views
 from node.store import settlement as settlement_store
 from node.store.audit import check_books
-from node.store.db import Database
+from node.store.engine import Books
 
 
 @dataclass
@@ -66,7 +66,7 @@ class Federation:
 class Node:
     config: NodeConfig
     clock: Clock
-    db: Database
+    db: Books
     key: NodeKey
     metrics: Metrics
     books_collector: BooksCollector

@@ -7,17 +7,25 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+from typing import Any
 
 from federation.cards import card_text, parse_card
 from node.app import build_node
-from node.config import CONFIG_FILE, ConfigError, FederationConfig, NodeConfig, render
+from node.config import (
+    CONFIG_FILE,
+    ConfigError,
+    FederationConfig,
+    NodeConfig,
+    check_storage,
+    render,
+)
 from node.config import load as load_config
 from node.domain.policy import parse_policy
 from node.files import write_private
 from node.keys import NodeKey
 from node.services.common import SYSTEM, Principal
 from node.services.peering import Peering
-from node.store.db import Database
+from node.store.engine import open_database
 
 
 def init_node(
@@ -30,9 +38,11 @@ def init_node(
     sweep_interval: float = 5.0,
     federation: FederationConfig | None = None,
     who: Principal = SYSTEM,
+    storage: dict[str, Any] | None = None,
 ) -> str:
     """Create a node's data folder, key, database and policy; return the first operator token.
-    ``who`` is named in the audit trail (the operator at the command line)."""
+    ``who`` is named in the audit trail (the operator at the command line). ``storage``: the
+    engine's settings (``backend``, ``dsn``, ``password_file``) when not the SQLite file."""
     if (data_dir / CONFIG_FILE).exists():
         raise ConfigError(f"{data_dir} already holds a node; refusing to overwrite it")
     policy = parse_policy(policy_text)  # fail before creating anything
@@ -48,10 +58,12 @@ def init_node(
         synchronous=synchronous,
         sweep_interval_seconds=sweep_interval,
         federation=federation,
+        **(storage or {}),
     )
+    check_storage(config, "storage")
     write_private(data_dir / CONFIG_FILE, render(config))
     NodeKey.generate().save(config.key_path)
-    Database(config.db_path, synchronous).close()
+    open_database(config).close()
     node = build_node(data_dir)
     try:
         node.policies.load_sync(policy_text, who)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import json
-from pathlib import Path
 from typing import Any, TextIO
 
 from node.clock import people_times
@@ -17,12 +16,12 @@ __all__ = ["FORMATS", "REPORTS", "export"]
 FORMATS = ("csv", "json")
 
 
-def export(db_path: Path, report: str, fmt: str, out: TextIO, region: str) -> int:
+def export(conn: Any, report: str, fmt: str, out: TextIO, region: str) -> int:
     """Write one report as CSV or JSON lines; returns the number of rows. ``region`` is this
     node's (the captures report tells local captures from cross-region ones by it)."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
-    columns, found = rows(db_path, report, region)
+    columns, found = rows(conn, report, region)
     found = [people_times(row) for row in found]
     if fmt == "json":
         for row in found:

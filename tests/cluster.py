@@ -28,6 +28,7 @@ from node.config import FederationConfig
 from node.provision import init_node, peer_all
 from node.tools.crosscheck import compare, in_flight
 from node.tools.processes import free_port
+from tests import engines
 from tests.conftest import policy_text
 from tests.proc import NodeProcess, wait_until
 
@@ -341,6 +342,7 @@ class Cluster:
                 "FULL",
                 sweep_interval,
                 fed,
+                storage=engines.storage(data.parent),
             )
             self.members.append(
                 Member(region, name, data, grpc_port, proxy, token, NodeProcess(data), more=more)

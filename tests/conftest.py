@@ -21,6 +21,7 @@ from node.app import build_node, make_app
 from node.clock import ManualClock
 from node.node import Node
 from node.provision import init_node
+from tests import engines
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,7 +103,15 @@ def make_node(
 ) -> tuple[Node, str]:
     data = tmp_path / f"node-{region}"
     token = init_node(
-        data, region, "Test City", policy or policy_text(), 0, "FULL", 1.0, federation
+        data,
+        region,
+        "Test City",
+        policy or policy_text(),
+        0,
+        "FULL",
+        1.0,
+        federation,
+        storage=engines.storage(tmp_path),
     )
     return build_node(data, clock), token
 
@@ -132,6 +141,13 @@ def snapshot(node: Node) -> dict[str, Any]:
     return node.db.run_sync("snapshot", txn)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _engine() -> Iterator[None]:
+    """The PostgreSQL cluster of this test process, if the tests run on PostgreSQL."""
+    yield
+    engines.close()
+
+
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(START)
@@ -140,6 +156,7 @@ def clock() -> ManualClock:
 @pytest.fixture
 def node_and_token(tmp_path: Path, clock: ManualClock) -> Iterator[tuple[Node, str]]:
     node, token = make_node(tmp_path, clock)
+    assert node.db.engine == engines.ENGINE  # the books are where the run says they are
     yield node, token
     problems = node.check()
     node.close()

@@ -18,6 +18,7 @@ from node.domain.issuance import Demand
 from node.provision import init_node
 from node.services.common import SYSTEM, Principal
 from node.services.spending import Order
+from tests import engines
 from tests.conftest import HZ_ENTERPRISE, PROVIDER_A, SH_ENTERPRISE, START, examples, policy_text
 
 HOUR = 3_600_000
@@ -43,7 +44,9 @@ async def _run(ops: list[tuple[Any, ...]]) -> None:
         clock = ManualClock(START)
         data = Path(tmp) / "n"
         text = policy_text(annual_budget_fen="5_000_000", annual_cap_fen="3_000_000")
-        init_node(data, "330100", "Prop", text, 0, "NORMAL", 1.0)
+        init_node(
+            data, "330100", "Prop", text, 0, "NORMAL", 1.0, storage=engines.storage(Path(tmp))
+        )
         node = build_node(data, clock)
         try:
             holders = []

@@ -319,7 +319,11 @@ def test_a_corrupted_record_is_a_dispute_with_evidence(
 
         def lines(region: str, role: str) -> set[tuple[Any, ...]]:
             out = io.StringIO()
-            export(trio[region].data / "suanli.db", "statement_records", "json", out, region)
+            conn = sqlite3.connect(trio[region].data / "suanli.db")
+            try:
+                export(conn, "statement_records", "json", out, region)
+            finally:
+                conn.close()
             rows = [json.loads(line) for line in out.getvalue().splitlines()]
             return {
                 (r["window_id"], r["issuer_hold_id"], r["order_id"], r["captured_fen"])

@@ -17,6 +17,7 @@ from node import errors
 from node.api.parse import MAX_DEPTH, Query, parse_json
 from node.domain.fields import INT64_MAX, check_period, is_region, parse_int
 from node.node import Node
+from node.store.engine import connect_readonly
 from tests.conftest import World, demand, examples, order, snapshot
 
 JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
@@ -249,7 +250,11 @@ async def test_every_csv_the_node_writes_is_safe_in_a_spreadsheet(
     outputs: dict[str, str] = {}
     for report in REPORTS:
         out = io.StringIO()
-        export(node.config.db_path, report, "csv", out, node.config.region)
+        conn = connect_readonly(node.config)
+        try:
+            export(conn, report, "csv", out, node.config.region)
+        finally:
+            conn.close()
         outputs[report] = out.getvalue()
     outputs["payouts"] = "".join([c async for c in node.settlement.payouts_csv(SYSTEM, None)])
     resp = await world.op.client.get(

@@ -21,6 +21,7 @@ from node.config import ConfigError
 from node.config import load as load_config
 from node.domain.money import yuan
 from node.domain.policy import policy_summary
+from node.store.engine import connect_readonly
 
 logger = logging.getLogger(__name__)
 
@@ -161,12 +162,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
         return 0
     if args.format == "html":
         raise ConfigError("--format html is for budget-execution only")
-    if args.out:
-        with open(args.out, "w", newline="", encoding="utf-8") as out:
-            n = export(config.db_path, args.report, args.format, out, config.region)
-        print(f"{n} rows written to {args.out}", file=sys.stderr)
-    else:
-        export(config.db_path, args.report, args.format, sys.stdout, config.region)
+    conn = connect_readonly(config)
+    try:
+        if args.out:
+            with open(args.out, "w", newline="", encoding="utf-8") as out:
+                n = export(conn, args.report, args.format, out, config.region)
+            print(f"{n} rows written to {args.out}", file=sys.stderr)
+        else:
+            export(conn, args.report, args.format, sys.stdout, config.region)
+    finally:
+        conn.close()
     return 0
 
 

@@ -41,7 +41,7 @@ from node.services.ports import (
 from node.services.spending import HoldResult, Order
 from node.store import ledger, peers, registry, remote_holds, settlement, vouchers
 from node.store import outbox as outbox_rows
-from node.store.db import Database
+from node.store.engine import Books
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def enqueue_txn(
 
 class Acquirer:
     def __init__(
-        self, db: Database, clock: Clock, region: str, writer: OutboxWriter, sender: Sender
+        self, db: Books, clock: Clock, region: str, writer: OutboxWriter, sender: Sender
     ) -> None:
         self._db = db
         self._clock = clock
@@ -264,7 +264,7 @@ class Answers:
 
     def __init__(
         self,
-        db: Database,
+        db: Books,
         clock: Clock,
         writer: OutboxWriter,
         payout_window: Callable[[sqlite3.Connection, int], str],

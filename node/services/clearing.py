@@ -62,7 +62,8 @@ from node.services.ports import (
 from node.store import clearing as store
 from node.store import inbox, ledger, outbox
 from node.store import settlement as statements
-from node.store.db import Database, savepoint
+from node.store.db import savepoint
+from node.store.engine import Books
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ def shown(row: sqlite3.Row, rows: list[sqlite3.Row] | None = None) -> dict[str, 
 class Clearing:
     def __init__(
         self,
-        db: Database,
+        db: Books,
         clock: Clock,
         region: str,
         writer: ClearingWriter,

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from node.domain.model import Peer
 from node.store import peers
-from node.store.db import Database
+from node.store.engine import Books
 
 
 class Directory:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Books) -> None:
         self._db = db
         self._peers: dict[str, Peer] = {}
         self._signature: tuple[int, ...] = ()

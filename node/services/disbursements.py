@@ -36,11 +36,11 @@ from node.keys import NodeKey, canonical_json
 from node.services.common import Principal, new_id, require_operator
 from node.store import ledger, registry
 from node.store import payments as store
-from node.store.db import Database
+from node.store.engine import Books
 
 
 class Disbursements:
-    def __init__(self, db: Database, clock: Clock, key: NodeKey, region: str) -> None:
+    def __init__(self, db: Books, clock: Clock, key: NodeKey, region: str) -> None:
         self._db = db
         self._clock = clock
         self._key = key

@@ -22,7 +22,7 @@ from node.keys import VOUCHER_TAG, NodeKey, canonical_json
 from node.services.common import Principal, new_id, require_role
 from node.services.policies import PolicyBook
 from node.store import ledger, registry, vouchers
-from node.store.db import Database
+from node.store.engine import Books
 
 DecisionObserver = Callable[[str, Decision, str, int], None]  # category, decision, class, estimate
 
@@ -59,7 +59,7 @@ def signed_voucher_json(record: bytes, signature: bytes, key_id: str) -> dict[st
 class Issuance:
     def __init__(
         self,
-        db: Database,
+        db: Books,
         clock: Clock,
         policies: PolicyBook,
         key: NodeKey,

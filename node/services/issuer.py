@@ -37,7 +37,8 @@ from node.services.ports import (
 )
 from node.services.spending import HoldResult, Order, Redeemer, Spending
 from node.store import inbox, registry, vouchers
-from node.store.db import Database, savepoint
+from node.store.db import savepoint
+from node.store.engine import Books
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def _holder_uscc_txn(conn: sqlite3.Connection, hold: Hold) -> str:
 class IssuerDesk:
     def __init__(
         self,
-        db: Database,
+        db: Books,
         clock: Clock,
         spending: Spending,
         sealer: ReplySealer,

@@ -15,7 +15,7 @@ from node.services.common import Principal, require_operator
 from node.services.directory import Directory
 from node.services.statements import NoAnswer, StatementLink, key_of, signed_row
 from node.store import settlement as store
-from node.store.db import Database
+from node.store.engine import Books
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class Netting:
 
     def __init__(
         self,
-        db: Database,
+        db: Books,
         region: str,
         key: NodeKey,
         directory: Directory,

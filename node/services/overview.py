@@ -16,13 +16,13 @@ from node.services import ownkeys
 from node.services.common import Principal, require_operator
 from node.services.policies import PolicyBook
 from node.store import books, totals
-from node.store.db import Database
+from node.store.engine import Books
 
 DISTRICTS_SHOWN = 20  # the largest; the rest are summed as "other"
 
 
 class Overview:
-    def __init__(self, db: Database, clock: Clock, policies: PolicyBook, grace_ms: int) -> None:
+    def __init__(self, db: Books, clock: Clock, policies: PolicyBook, grace_ms: int) -> None:
         self._db = db
         self._clock = clock
         self._policies = policies

@@ -27,7 +27,7 @@ from node import errors
 from node.domain.model import OwnKey
 from node.keys import NodeKey
 from node.store import ledger, peers, registry
-from node.store.db import Database
+from node.store.engine import Books
 
 KEYS_DIR = "keys"
 
@@ -140,7 +140,7 @@ def finish_retiring_txn(conn: sqlite3.Connection, current: NodeKey, now: int) ->
 
 
 def rotate(
-    db: Database, data_dir: Path, key_path: Path, overlap_ms: int, now: int, actor: str
+    db: Books, data_dir: Path, key_path: Path, overlap_ms: int, now: int, actor: str
 ) -> tuple[str, str]:
     """Start signing with a new key. The old one keeps no end until every peer has
     acknowledged the new card, then stays valid ``overlap_ms`` more."""
@@ -179,7 +179,7 @@ def rotate(
 
 
 def revoke(
-    db: Database, key_path: Path, key_id: str, now: int, actor: str, force: bool = False
+    db: Books, key_path: Path, key_id: str, now: int, actor: str, force: bool = False
 ) -> None:
     """Revoke one of this node's retired keys. Refused while a peer has not acknowledged the
     current card (it would verify nothing this node signs), unless ``force``."""

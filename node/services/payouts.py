@@ -33,7 +33,7 @@ from node.services.common import Principal, require_operator
 from node.services.policies import PolicyBook
 from node.store import clearing, ledger, registry
 from node.store import settlement as store
-from node.store.db import Database
+from node.store.engine import Books
 
 PAYOUT_TAG = b"suanli/payout/v2\x00"
 PAYOUT_TAG_V1 = b"suanli/payout/v1\x00"  # statements signed before schema v7 (lines inline)
@@ -65,7 +65,7 @@ class _Tally:
 
 
 class LocalSettlement:
-    def __init__(self, db: Database, clock: Clock, policies: PolicyBook, key: NodeKey) -> None:
+    def __init__(self, db: Books, clock: Clock, policies: PolicyBook, key: NodeKey) -> None:
         self._db = db
         self._clock = clock
         self._policies = policies
@@ -127,7 +127,7 @@ class LocalSettlement:
         """Sign a closed window's payout statements, once; returns (statements, captures).
 
         A closed window's captures never change, so its lines are read after the close, in
-        chunks on the event loop (``Database.scan_merged``), and each provider's statement
+        chunks on the event loop (``Books.scan_merged``), and each provider's statement
         signs a count, a total and a digest of its lines (not the lines: a provider with a
         million captures would need a document of ~170 MB). Only the statements are written,
         in one short transaction that sets ``payouts_at``; whoever comes second (a tick and an
@@ -353,7 +353,7 @@ def _due_txn(conn: sqlite3.Connection, window_id: str) -> bool:
 class SettlementViews:
     """Pair statements and disputes, for operators."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Books) -> None:
         self._db = db
 
     async def statements(self, who: Principal) -> list[dict[str, Any]]:

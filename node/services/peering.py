@@ -16,11 +16,11 @@ from node.keys import NodeKey
 from node.services import ownkeys
 from node.services.common import Principal, require_operator
 from node.store import books, ledger, peers, registry
-from node.store.db import Database
+from node.store.engine import Books
 
 
 class Peering:
-    def __init__(self, db: Database, clock: Clock, region: str) -> None:
+    def __init__(self, db: Books, clock: Clock, region: str) -> None:
         self._db = db
         self._clock = clock
         self.region = region

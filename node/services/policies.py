@@ -17,13 +17,13 @@ from node.clock import Clock, year_of
 from node.domain.policy import Policy, parse_policy
 from node.services.common import Principal, require_operator
 from node.store import ledger, registry
-from node.store.db import Database
+from node.store.engine import Books
 
 logger = logging.getLogger(__name__)
 
 
 class PolicyBook:
-    def __init__(self, db: Database, clock: Clock, region: str) -> None:
+    def __init__(self, db: Books, clock: Clock, region: str) -> None:
         self._db = db
         self._clock = clock
         self.region = region

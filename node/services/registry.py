@@ -29,7 +29,7 @@ from node.services.common import (
 )
 from node.services.policies import PolicyBook
 from node.store import ledger, registry
-from node.store.db import Database
+from node.store.engine import Books
 
 TOKEN_PREFIX = {"operator": "slo", "holder": "slh", "provider": "slp"}
 
@@ -69,7 +69,7 @@ def _check_category(policy: Policy, category: str, code: str) -> None:
 
 
 class Registry:
-    def __init__(self, db: Database, clock: Clock, policies: PolicyBook) -> None:
+    def __init__(self, db: Books, clock: Clock, policies: PolicyBook) -> None:
         self._db = db
         self._clock = clock
         self._policies = policies
@@ -306,7 +306,7 @@ CACHE_SIZE = 10_000
 class Tokens:
     """Bearer tokens: shown once, stored as SHA-256, revocable."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Books, clock: Clock) -> None:
         self._db = db
         self._clock = clock
         self._cache: dict[str, tuple[Principal, float]] = {}

@@ -25,7 +25,7 @@ from node.services.common import Principal, require_operator
 from node.services.registry import Tokens
 from node.store import ledger
 from node.store import sessions as store
-from node.store.db import Database
+from node.store.engine import Books
 
 IDLE_MS = 30 * 60_000
 ABSOLUTE_MS = 12 * 3_600_000
@@ -73,7 +73,7 @@ class Throttle:
 
 
 class Sessions:
-    def __init__(self, db: Database, clock: Clock, tokens: Tokens) -> None:
+    def __init__(self, db: Books, clock: Clock, tokens: Tokens) -> None:
         self._db = db
         self._clock = clock
         self._tokens = tokens

@@ -37,7 +37,7 @@ from node.services.common import (
 )
 from node.services.policies import PolicyBook
 from node.store import ledger, peers, registry, remote_holds, settlement, vouchers
-from node.store.db import Database
+from node.store.engine import Books
 
 # (role, peer, outcome, compute_class, amount_fen): role is local | issuer (| acquirer, from the
 # federation); outcome is held | captured | voided | expired | reclaimed
@@ -87,7 +87,7 @@ def _settle_account(hold: Hold, own_region: str) -> str:
 class Spending:
     def __init__(
         self,
-        db: Database,
+        db: Books,
         clock: Clock,
         policies: PolicyBook,
         observer: FlowObserver | None = None,

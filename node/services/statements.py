@@ -64,7 +64,7 @@ from node.services.directory import Directory
 from node.store import ledger, remote_holds
 from node.store import outbox as outbox_rows
 from node.store import settlement as store
-from node.store.db import Database
+from node.store.engine import Books
 
 logger = logging.getLogger(__name__)
 
@@ -90,9 +90,9 @@ class StatementLink(Protocol):
         ...
 
 
-async def tally_rows(db: Database, sql: str, params: Sequence[Any], keep: int) -> Tally:
+async def tally_rows(db: Books, sql: str, params: Sequence[Any], keep: int) -> Tally:
     """The statement of a window's records as ``sql`` reads them (in record order), in chunks
-    on the event loop (``Database.scan``)."""
+    on the event loop (``Books.scan``)."""
     counted = Tally(keep)
     async with contextlib.aclosing(db.scan("statement_records", sql, params)) as chunks:
         async for rows in chunks:
@@ -126,7 +126,7 @@ class Settler:
 
     def __init__(
         self,
-        db: Database,
+        db: Books,
         clock: Clock,
         region: str,
         key: NodeKey,
@@ -388,7 +388,7 @@ class StatementDesk:
 
     def __init__(
         self,
-        db: Database,
+        db: Books,
         clock: Clock,
         region: str,
         key: NodeKey,

@@ -18,13 +18,13 @@ from node.services.common import Principal, may_see, require_operator
 from node.services.issuance import signed_voucher_json
 from node.services.policies import PolicyBook
 from node.store import ledger, registry, vouchers
-from node.store.db import Database
+from node.store.engine import Books
 
 JOURNAL_KINDS = ledger.JOURNALS
 
 
 class Views:
-    def __init__(self, db: Database, clock: Clock, policies: PolicyBook, city: str = "") -> None:
+    def __init__(self, db: Books, clock: Clock, policies: PolicyBook, city: str = "") -> None:
         self._db = db
         self._clock = clock
         self._policies = policies

@@ -186,6 +186,38 @@ def migrate(conn: sqlite3.Connection) -> int:
     return current
 
 
+async def merge_scans(
+    scans: list[AsyncGenerator[list[tuple[Any, ...]], None]],
+) -> AsyncGenerator[list[tuple[Any, ...]], None]:
+    """The rows of several scans, each in the order of its rows' first column, merged into
+    that order, in chunks. Memory: a chunk per scan. Each scan reads its own snapshot: merge
+    only rows that no longer change (a closed window's). Both engines' doors use it."""
+
+    buffers: list[list[tuple[Any, ...]]] = [[] for _ in scans]
+    live = list(range(len(scans)))
+    try:
+        while live:
+            for i in list(live):
+                if not buffers[i]:
+                    buffers[i] = await anext(scans[i], [])
+                    if not buffers[i]:
+                        live.remove(i)
+            if not live:
+                return
+            # Every row up to the smallest of the live buffers' last keys can go now: no
+            # later row of any query comes before it.
+            bound = min(buffers[i][-1][0] for i in live)
+            ready = []
+            for i in live:
+                cut = bisect.bisect_right(buffers[i], bound, key=lambda r: r[0])
+                ready.append(buffers[i][:cut])
+                buffers[i] = buffers[i][cut:]
+            yield list(heapq.merge(*ready, key=lambda r: r[0]))
+    finally:
+        for s in scans:
+            await s.aclose()
+
+
 class _Job:
     """A transaction waiting for the next batch, with its caller's context: the batch runs it
     in that context, so what it logs (and what it reads of ``node.logs.REQUEST_ID``, such as
@@ -205,6 +237,8 @@ class _Job:
 class Database:
     """The node's SQLite file: one write connection (group commit), one reader thread, and
     long read-only scans in chunks on the event loop."""
+
+    engine = "sqlite"
 
     def __init__(self, path: Path, synchronous: str = "FULL", observer: Observer | None = None):
         self.path = Path(path)
@@ -228,6 +262,10 @@ class Database:
 
     def set_observer(self, observer: Observer | None) -> None:
         self._observer = observer
+
+    def connect_readonly(self) -> sqlite3.Connection:
+        """A read-only connection of its own (the metrics' scrape-time reads)."""
+        return sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
 
     # The writer ---------------------------------------------------------------------------
 
@@ -423,32 +461,9 @@ class Database:
         self, name: str, queries: Sequence[tuple[str, Sequence[Any]]], chunk: int = SCAN_CHUNK
     ) -> AsyncGenerator[list[tuple[Any, ...]], None]:
         """The rows of several ``scan``s, each in the order of its rows' first column, merged
-        into that order, in chunks. Memory: a chunk per query. Each query reads its own
-        snapshot: merge only rows that no longer change (a closed window's)."""
-        scans = [self.scan(name, sql, params, chunk) for sql, params in queries]
-        buffers: list[list[tuple[Any, ...]]] = [[] for _ in scans]
-        live = list(range(len(scans)))
-        try:
-            while live:
-                for i in list(live):
-                    if not buffers[i]:
-                        buffers[i] = await anext(scans[i], [])
-                        if not buffers[i]:
-                            live.remove(i)
-                if not live:
-                    return
-                # Every row up to the smallest of the live buffers' last keys can go now: no
-                # later row of any query comes before it.
-                bound = min(buffers[i][-1][0] for i in live)
-                ready = []
-                for i in live:
-                    cut = bisect.bisect_right(buffers[i], bound, key=lambda r: r[0])
-                    ready.append(buffers[i][:cut])
-                    buffers[i] = buffers[i][cut:]
-                yield list(heapq.merge(*ready, key=lambda r: r[0]))
-        finally:
-            for s in scans:
-                await s.aclose()
+        into that order, in chunks (``merge_scans``)."""
+        async for rows in merge_scans([self.scan(name, s, p, chunk) for s, p in queries]):
+            yield rows
 
     def close(self) -> None:
         if self._closed:

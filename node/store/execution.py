@@ -6,8 +6,16 @@ from __future__ import annotations
 
 import sqlite3
 
-# Unix milliseconds to a China Standard Time month, in SQL.
+# Unix milliseconds to a China Standard Time month, in SQL: SQLite's strftime, or the
+# function the PostgreSQL schema defines (node/store/pgschema.py) to compute the same.
 MONTH_SQL = "strftime('%Y-%m', {col} / 1000 + 8 * 3600, 'unixepoch')"
+PG_MONTH_SQL = "suanli_month({col})"
+
+
+def month_sql(conn: sqlite3.Connection, col: str) -> str:
+    """The month of ``col`` in the SQL of ``conn``'s engine."""
+    pg = getattr(conn, "engine", "sqlite") == "postgresql"
+    return (PG_MONTH_SQL if pg else MONTH_SQL).format(col=col)
 
 
 # Every query takes the fiscal year and a period [start, end) in Unix milliseconds: the whole
@@ -18,7 +26,7 @@ def vouchers(conn: sqlite3.Connection, year: int, start: int, end: int) -> list[
     """The year's vouchers issued in the period by holder category, district (the registering
     authority's division code inside the holder's USCC, characters 3 to 8), compute class,
     month of issue and state."""
-    month = MONTH_SQL.format(col="v.issued_at")
+    month = month_sql(conn, "v.issued_at")
     return conn.execute(
         f"SELECT h.category, substr(h.uscc, 3, 6) AS district, v.compute_class, {month} AS month, "
         "v.state, COUNT(*) AS vouchers, SUM(v.face_fen) AS face_fen, "
@@ -34,7 +42,7 @@ def vouchers(conn: sqlite3.Connection, year: int, start: int, end: int) -> list[
 def captures(conn: sqlite3.Connection, year: int, start: int, end: int) -> list[sqlite3.Row]:
     """Captures on the year's vouchers made in the period, by the provider's city and id,
     compute class and month."""
-    month = MONTH_SQL.format(col="h.closed_at")
+    month = month_sql(conn, "h.closed_at")
     return conn.execute(
         f"SELECT h.acquirer_region, h.provider_id, p.name AS provider_name, v.compute_class, "
         f"{month} AS month, o.category, substr(o.uscc, 3, 6) AS district, COUNT(*) AS captures, "

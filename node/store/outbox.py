@@ -75,9 +75,9 @@ def outbox_done(conn: sqlite3.Connection, message_id: str, at: int) -> bool:
     provider's one-time code, which a refusal leaves valid, and nothing reads an answered
     message again (the hold keeps the code's SHA-256, the receipt is kept as evidence)."""
     cur = conn.execute(
-        "UPDATE outbox SET state = 'done', done_at = ?, attempts = attempts + 1, payload = X'' "
+        "UPDATE outbox SET state = 'done', done_at = ?, attempts = attempts + 1, payload = ? "
         "WHERE message_id = ? AND state = 'pending'",
-        (at, message_id),
+        (at, b"", message_id),
     )
     return cur.rowcount == 1
 

@@ -67,7 +67,8 @@ def upsert_peer(conn: sqlite3.Connection, peer: Peer, card: bytes, at: int) -> N
         conn.execute(
             "INSERT INTO peer_keys (region, key_id, public_key, not_before, not_after, revoked) VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(region, key_id) DO UPDATE SET not_after = excluded.not_after, "
-            "revoked = MAX(peer_keys.revoked, excluded.revoked)",
+            "revoked = CASE WHEN excluded.revoked > peer_keys.revoked "
+            "THEN excluded.revoked ELSE peer_keys.revoked END",
             (
                 peer.region,
                 key.key_id,

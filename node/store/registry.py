@@ -101,8 +101,8 @@ def add_dishonest(conn: sqlite3.Connection, uscc: str, reason: str, by: str, at:
     """False when the code is listed already (its entry is kept as it was)."""
     return (
         conn.execute(
-            "INSERT OR IGNORE INTO dishonesty (uscc, reason, added_by, added_at) "
-            "VALUES (?, ?, ?, ?)",
+            "INSERT INTO dishonesty (uscc, reason, added_by, added_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (uscc, reason, by, at),
         ).rowcount
         == 1

@@ -95,7 +95,8 @@ def put_receipt(
     at: int,
 ) -> None:
     conn.execute(
-        "INSERT OR IGNORE INTO receipts (message_id, remote_hold_id, type, envelope, received_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO receipts (message_id, remote_hold_id, type, envelope, received_at) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (message_id, remote_hold_id, kind, envelope, at),
     )
 

@@ -4,10 +4,7 @@ running node): the rows behind ``suanli export`` (node/reports.py formats them).
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 from typing import Any
-
-import sqlite_utils
 
 REPORTS: dict[str, str] = {
     "vouchers": (
@@ -61,18 +58,14 @@ REPORTS: dict[str, str] = {
 }
 
 
-def rows(db_path: Path, report: str, region: str) -> tuple[list[str], list[dict[str, Any]]]:
+def rows(
+    conn: sqlite3.Connection, report: str, region: str
+) -> tuple[list[str], list[dict[str, Any]]]:
     """One report's columns and rows. ``region`` is this node's (the captures report tells
     local captures from cross-region ones by it)."""
     if report not in REPORTS:
         raise ValueError(f"no report {report!r}; choose from {', '.join(REPORTS)}")
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        sql = REPORTS[report]
-        cursor = sqlite_utils.Database(conn).execute(
-            sql, {"region": region} if ":region" in sql else []
-        )
-        columns = [d[0] for d in cursor.description]
-        return columns, [dict(zip(columns, r, strict=True)) for r in cursor.fetchall()]
-    finally:
-        conn.close()
+    sql = REPORTS[report]
+    cursor = conn.execute(sql, {"region": region} if ":region" in sql else ())
+    columns = [d[0] for d in cursor.description]
+    return columns, [dict(zip(columns, r, strict=True)) for r in cursor.fetchall()]

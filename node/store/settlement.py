@@ -46,12 +46,14 @@ def active_windows(conn: sqlite3.Connection) -> list[str]:
 
 
 def window_active(conn: sqlite3.Connection, window_id: str) -> None:
-    conn.execute("INSERT OR IGNORE INTO window_activity (window_id) VALUES (?)", (window_id,))
+    conn.execute(
+        "INSERT INTO window_activity (window_id) VALUES (?) ON CONFLICT DO NOTHING", (window_id,)
+    )
 
 
 def window_acquired(conn: sqlite3.Connection, issuer: str, window_id: str) -> None:
     conn.execute(
-        "INSERT OR IGNORE INTO acquired_windows (issuer, window_id) VALUES (?, ?)",
+        "INSERT INTO acquired_windows (issuer, window_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
         (issuer, window_id),
     )
 
@@ -279,8 +281,9 @@ def statements_due_now(conn: sqlite3.Connection, acquirer: str) -> None:
 def notify_closed(conn: sqlite3.Connection, window_id: str, at: int) -> None:
     """Every peer is to be told that this node closed ``window_id``."""
     conn.execute(
-        "INSERT OR IGNORE INTO window_notices (peer, window_id, closed_at) "
-        "SELECT region, ?, ? FROM peers",
+        # WHERE true: SQLite would read the ON of ON CONFLICT as a join's without it.
+        "INSERT INTO window_notices (peer, window_id, closed_at) "
+        "SELECT region, ?, ? FROM peers WHERE true ON CONFLICT DO NOTHING",
         (window_id, at),
     )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from node.store.execution import MONTH_SQL
+from node.store.execution import month_sql
 
 Key = tuple[int, str, str, str]  # fiscal year, dimension, key, measure
 
@@ -34,8 +34,8 @@ def kept(conn: sqlite3.Connection) -> dict[Key, tuple[int, int]]:
 
 def recompute(conn: sqlite3.Connection) -> dict[Key, tuple[int, int]]:
     """The same totals from the vouchers and holds themselves (a full scan: for the audit)."""
-    issued_month = MONTH_SQL.format(col="v.issued_at")
-    captured_month = MONTH_SQL.format(col="COALESCE(o.closed_at, o.created_at)")
+    issued_month = month_sql(conn, "v.issued_at")
+    captured_month = month_sql(conn, "COALESCE(o.closed_at, o.created_at)")
     queries = (
         "SELECT v.fiscal_year, 'category', h.category, 'issued', SUM(v.face_fen), COUNT(*) "
         "FROM vouchers v JOIN holders h ON h.id = v.holder_id GROUP BY 1, 3",

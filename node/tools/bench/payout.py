@@ -32,6 +32,7 @@ from node.keys import canonical_json
 from node.services.common import SYSTEM
 from node.services.payouts import PAYOUT_TAG_V1
 from node.store import settlement as store
+from node.store.db import Database
 from node.tools.bench.statement import measured
 from node.tools.processes import free_port
 
@@ -98,15 +99,17 @@ async def run(captures: int, providers: int) -> dict[str, Any]:
         node = build_node(data)
         try:
             settlement = node.settlement
+            db = node.db
+            assert isinstance(db, Database), "this benchmark seeds a SQLite file"
             window = next(w for w in await settlement.windows(SYSTEM) if w["state"] == "open")
             window_id = window["window_id"]
             started = time.perf_counter()
-            seed(node.db.path, window_id, captures, providers)
+            seed(db.path, window_id, captures, providers)
             seeded = time.perf_counter() - started
             key = node.key
 
             async def inline() -> dict[str, Any]:
-                conn = node.db._reader
+                conn = db._reader
                 lines = [
                     dict(r)
                     for r in conn.execute(

@@ -106,6 +106,15 @@ class NodeConfig:
         return path if path.is_absolute() else self.data_dir / path
 
 
+def _render_postgresql(config: NodeConfig) -> str:
+    if config.backend != "postgresql":
+        return ""
+    return (
+        f"dsn = {json.dumps(config.dsn)}\n"
+        f"password_file = {json.dumps(config.password_file)}  # 0600; or libpq's PGPASSFILE\n"
+    )
+
+
 def render(config: NodeConfig) -> str:
     return (
         "# Suanli node configuration. See docs/operations.md.\n"
@@ -117,7 +126,10 @@ def render(config: NodeConfig) -> str:
         f"port = {config.http_port}\n"
         f"max_body_bytes = {config.max_body_bytes}\n\n"
         "[storage]\n"
-        f'synchronous = "{config.synchronous}"\n\n'
+        f'backend = "{config.backend}"\n'
+        f'synchronous = "{config.synchronous}"  # SQLite only\n'
+        + _render_postgresql(config)
+        + "\n"
         "[sweeper]\n"
         f"interval_seconds = {config.sweep_interval_seconds}\n\n"
         "[logging]\n"

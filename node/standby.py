@@ -17,6 +17,12 @@ asks for it every ``POLL_SECONDS``; once it holds it, it stops answering as the 
 starts the node on the same ports, which then serves whatever the active one had committed
 (each answer was given only after its commit). The lock, not the network, decides who is
 active: a process that holds it is never told to stop, and one that does not never writes.
+
+**On PostgreSQL** the two nodes run on two machines, each with its own data folder (the same
+node.toml settings and the same node key), over one database. What the standby waits for is
+then the database lease (``node.store.pg.PgLease``): an advisory lock on the active node's
+write connection, which the database frees when that session ends. Everything else is as
+above; where the active one serves is read from the books, where it wrote it.
 """
 
 from __future__ import annotations
@@ -26,15 +32,15 @@ import contextlib
 import json
 import logging
 import signal
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from federation.server import ServerTls, start_standby_server
 from node import errors
 from node.config import NodeConfig
-from node.files import FolderLock
 
 logger = logging.getLogger(__name__)
 
@@ -55,15 +61,27 @@ def active_at(data_dir: Path) -> str:
         return "unknown (no active node has said where it serves)"
 
 
-def _app(config: NodeConfig) -> web.Application:
+class Lock(Protocol):
+    """What the standby waits for: the folder's lock (SQLite) or the database lease
+    (PostgreSQL, ``node.store.pg.PgLease``). ``try_acquire`` is None once it is ours."""
+
+    def try_acquire(self) -> str | None: ...
+
+
+def _app(config: NodeConfig, where: Callable[[], str]) -> web.Application:
     async def answer(request: web.Request) -> web.Response:
-        where = active_at(config.data_dir)
+        where_now = where()
         if request.path == "/health" and request.method == "GET":
             return web.json_response(
-                {"status": "standby", "role": "standby", "region": config.region, "active": where}
+                {
+                    "status": "standby",
+                    "role": "standby",
+                    "region": config.region,
+                    "active": where_now,
+                }
             )
         refusal = errors.NotActive(
-            f"this node is the standby of {config.region}; the active node serves at {where}"
+            f"this node is the standby of {config.region}; the active node serves at {where_now}"
         )
         return web.json_response(refusal.to_json(), status=503, headers={"Retry-After": "1"})
 
@@ -74,7 +92,7 @@ def _app(config: NodeConfig) -> web.Application:
 
 async def stand_by(
     config: NodeConfig,
-    lock: FolderLock,
+    lock: Lock,
     host: str,
     port: int,
     grpc_port: int | None,
@@ -82,8 +100,17 @@ async def stand_by(
 ) -> tuple[bool, int, int | None]:
     """Answer as the standby on ``host:port`` (and the federation port) until ``lock`` is
     ours, or until SIGTERM or SIGINT. Returns whether the lock is ours and the ports bound
-    (a port 0 becomes one the node then serves on too), every port released."""
-    runner = web.AppRunner(_app(config), access_log=None)
+    (a port 0 becomes one the node then serves on too), every port released.
+
+    Where the active node serves: on SQLite its ``serve.json`` in the shared folder; on
+    PostgreSQL what the lease's holder wrote in the books (``PgDatabase.mark_active``), as
+    the last ask for the lease read it (the two nodes have folders on different machines)."""
+    holder = ["unknown (not asked yet)"]
+
+    def where() -> str:
+        return active_at(config.data_dir) if config.backend == "sqlite" else holder[0]
+
+    runner = web.AppRunner(_app(config, where), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     port = runner.addresses[0][1]
@@ -94,7 +121,7 @@ async def stand_by(
             fed.host,
             fed.port if grpc_port is None else grpc_port,
             tls,
-            lambda: active_at(config.data_dir),
+            where,
         )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -104,13 +131,15 @@ async def stand_by(
         "node %s standing by on port %d: the active one serves at %s",
         config.region,
         port,
-        active_at(config.data_dir),
+        where(),
     )
     try:
         while not stop.is_set():
-            if lock.try_acquire() is None:
+            seen = await asyncio.to_thread(lock.try_acquire)  # PostgreSQL: a round trip
+            if seen is None:
                 logger.info("node %s: the lock is ours; taking over", config.region)
                 return True, port, grpc_port
+            holder[0] = seen
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), POLL_SECONDS)
         return False, port, grpc_port

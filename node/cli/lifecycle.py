@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -67,8 +68,14 @@ def _cmd_federation(args: argparse.Namespace) -> int:
     return 0
 
 
-async def serve(node: Node, host: str, port: int) -> None:
-    """Serve until SIGTERM or SIGINT. Writes ``serve.json`` (pid, bound port) once listening."""
+LEASE_CHECK_SECONDS = 1.0
+LEASE_LOST_EXIT = 75  # EX_TEMPFAIL: the supervisor starts the node again (as a standby)
+
+
+async def serve(node: Node, host: str, port: int) -> bool:
+    """Serve until SIGTERM or SIGINT, or until the database lease is lost (PostgreSQL; then
+    returns False). Writes ``serve.json`` (pid, bound port) once listening, and says in the
+    books where it serves (a standby on another machine reads it there)."""
     from node.api.http import Runner
 
     runner = Runner(make_app(node), access_log=None)
@@ -85,12 +92,26 @@ async def serve(node: Node, host: str, port: int) -> None:
     )
     tmp.replace(state)
     logger.info("node %s serving http://%s:%d", node.config.region, host, bound)
+    grpc = f", gRPC port {node.grpc_port}" if node.grpc_port else ""
+    shown = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+    await asyncio.to_thread(node.db.mark_active, f"http://{shown}:{bound}{grpc}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    held = True
     try:
-        await stop.wait()
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), LEASE_CHECK_SECONDS)
+            if not stop.is_set() and not await node.db.alive():
+                held = False
+                logger.error(
+                    "node %s lost its database lease: stopping, so that its standby serves",
+                    node.config.region,
+                )
+                break
+        return held
     finally:
         state.unlink(missing_ok=True)
         await runner.cleanup()
@@ -99,6 +120,8 @@ async def serve(node: Node, host: str, port: int) -> None:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     lock = FolderLock(Path(args.data))
+    if load_config(Path(args.data)).backend == "postgresql":
+        return _serve_postgresql(args, lock)
     if args.standby:
         # The standby of a pair (node/standby.py): answer as such until the lock is ours.
         from node.standby import stand_by
@@ -121,8 +144,37 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         lock.release()
 
 
-def _serve_locked(args: argparse.Namespace) -> int:
-    node = build_node(args.data)
+def _serve_postgresql(args: argparse.Namespace, lock: FolderLock) -> int:
+    """On PostgreSQL the folder is this machine's alone (its lock still keeps a second serve
+    off it), and what makes a node active is the database lease (node/store/pg.py)."""
+    from node.store.engine import lease_of
+
+    config = load_config(Path(args.data))
+    lock.acquire()
+    lease = lease_of(config)
+    try:
+        if args.standby:
+            from node.standby import stand_by
+
+            logs.setup(config.region, fmt=args.log_format or config.log_format)
+            host = args.host or config.http_host
+            port = config.http_port if args.port is None else args.port
+            tls = tls_of(config, config.federation)[1] if config.federation else None
+            taken, args.port, args.grpc_port = asyncio.run(
+                stand_by(config, lease, host, port, args.grpc_port, tls)
+            )
+            if not taken:
+                return 0
+        else:
+            lease.acquire()
+        return _serve_locked(args, lease)
+    finally:
+        lease.release()
+        lock.release()
+
+
+def _serve_locked(args: argparse.Namespace, lease: Any = None) -> int:
+    node = build_node(args.data, lease=lease)
     logs.setup(node.config.region, fmt=args.log_format or node.config.log_format)
     host = args.host or node.config.http_host
     port = node.config.http_port if args.port is None else args.port
@@ -139,13 +191,13 @@ def _serve_locked(args: argparse.Namespace) -> int:
         profiler = cProfile.Profile()
         profiler.enable()
     try:
-        asyncio.run(serve(node, host, port))
+        held = asyncio.run(serve(node, host, port))
     finally:
         if profiler is not None and profile_dir:
             profiler.disable()
             profiler.dump_stats(Path(profile_dir) / f"serve-{node.config.region}.pstats")
         node.close()
-    return 0
+    return 0 if held else LEASE_LOST_EXIT
 
 
 def _cmd_health(args: argparse.Namespace) -> int:

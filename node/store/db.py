@@ -263,6 +263,14 @@ class Database:
     def set_observer(self, observer: Observer | None) -> None:
         self._observer = observer
 
+    async def alive(self) -> bool:
+        """Always: the folder's lock is held for the life of the process (PostgreSQL's lease
+        can be lost, ``PgDatabase.alive``)."""
+        return not self._closed
+
+    def mark_active(self, where: str) -> None:
+        """Nothing to do: on SQLite the standby reads ``serve.json`` in the shared folder."""
+
     def connect_readonly(self) -> sqlite3.Connection:
         """A read-only connection of its own (the metrics' scrape-time reads)."""
         return sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)

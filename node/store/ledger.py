@@ -106,12 +106,12 @@ def transfer(
     )
     conn.execute(  # both cached balances in one statement (the upsert applies row by row)
         "INSERT INTO accounts (name, balance_fen) VALUES (?, ?), (?, ?) "
-        "ON CONFLICT(name) DO UPDATE SET balance_fen = balance_fen + excluded.balance_fen",
+        "ON CONFLICT(name) DO UPDATE SET balance_fen = accounts.balance_fen + excluded.balance_fen",
         (source, -amount, dest, amount),
     )
     conn.execute(
         "INSERT INTO flows (kind, source, dest, fen) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT(kind, source, dest) DO UPDATE SET fen = fen + excluded.fen",
+        "ON CONFLICT(kind, source, dest) DO UPDATE SET fen = flows.fen + excluded.fen",
         (kind, account_class(source), account_class(dest), amount),
     )
 

@@ -132,7 +132,7 @@ def add_exposure(conn: sqlite3.Connection, acquirer: str, window: str, fen: int)
     if fen:
         conn.execute(
             "INSERT INTO exposure (acquirer, window_id, fen) VALUES (?, ?, ?) "
-            "ON CONFLICT(acquirer, window_id) DO UPDATE SET fen = fen + excluded.fen",
+            "ON CONFLICT(acquirer, window_id) DO UPDATE SET fen = exposure.fen + excluded.fen",
             (acquirer, window, fen),
         )
 

@@ -197,26 +197,35 @@ class PgLease:
     def __init__(self, dsn: str, password: str | None) -> None:
         self._dsn = dsn
         self._password = password
-        self.conn: psycopg.Connection[Any] | None = None
+        self._probe: psycopg.Connection[Any] | None = None  # kept between asks
+        self.conn: psycopg.Connection[Any] | None = None  # the lease's, once ours
 
     def try_acquire(self) -> str | None:
+        """Ask once (a connection is kept for the next ask): None if the lease is now ours,
+        else where its holder serves, as it wrote it in the books."""
         try:
-            raw = connect(self._dsn, self._password)
-        except DatabaseUnreachable as exc:
-            return f"unknown ({exc})"
-        try:
+            if self._probe is None or self._probe.broken or self._probe.closed:
+                self._probe = connect(self._dsn, self._password)
+            raw = self._probe
             row = raw.execute(
                 "SELECT pg_try_advisory_lock(%s, %s)", (LOCK_SPACE, LEASE_KEY)
             ).fetchone()
             if row is not None and row[0]:
-                self.conn = raw
+                self.conn, self._probe = raw, None
                 return None
             holder = raw.execute("SELECT value FROM node_meta WHERE key = 'active_at'").fetchone()
+        except DatabaseUnreachable as exc:
+            return f"unknown ({exc})"
         except psycopg.Error as exc:
-            raw.close()
+            self._drop_probe()
             return f"unknown ({_first_line(exc)})"
-        raw.close()
         return str(holder[0]) if holder else "another node"
+
+    def _drop_probe(self) -> None:
+        if self._probe is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._probe.close()
+            self._probe = None
 
     def acquire(self) -> None:
         holder = self.try_acquire()
@@ -227,6 +236,7 @@ class PgLease:
             )
 
     def release(self) -> None:
+        self._drop_probe()
         if self.conn is not None:
             self.conn.close()  # the session ends and the lock with it
             self.conn = None
@@ -475,6 +485,25 @@ class PgDatabase:
         for conn in (self._writer, self._reader):
             with contextlib.suppress(psycopg.Error):
                 conn.close()
+
+    async def alive(self) -> bool:
+        """Is the lease still ours? A round trip on the write connection (``suanli serve``
+        asks every second, so a node that lost its database stops even with nothing to
+        write, and its /health stops saying it is active)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._write_pool, self._ping)
+
+    def _ping(self) -> bool:
+        with self._lock:
+            if self._lost is not None:
+                return False
+            try:
+                self._writer.raw.execute("SELECT 1")
+            except psycopg.Error as exc:
+                if self._broken():
+                    self._lose(f"the write connection broke: {_first_line(exc)}")
+                return False
+            return True
 
     def mark_active(self, where: str) -> None:
         """Say in the books where the active node serves (a standby elsewhere reads it)."""

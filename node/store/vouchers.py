@@ -109,8 +109,8 @@ def add_holder_usage(
 ) -> None:
     conn.execute(
         "INSERT INTO holder_usage (holder_id, fiscal_year, used_fen, contracts_fen) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT(holder_id, fiscal_year) DO UPDATE SET used_fen = used_fen + excluded.used_fen, "
-        "contracts_fen = contracts_fen + excluded.contracts_fen",
+        "ON CONFLICT(holder_id, fiscal_year) DO UPDATE SET used_fen = holder_usage.used_fen + excluded.used_fen, "
+        "contracts_fen = holder_usage.contracts_fen + excluded.contracts_fen",
         (holder_id, year, used, contracts),
     )
 

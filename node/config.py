@@ -127,9 +127,7 @@ def render(config: NodeConfig) -> str:
         f"max_body_bytes = {config.max_body_bytes}\n\n"
         "[storage]\n"
         f'backend = "{config.backend}"\n'
-        f'synchronous = "{config.synchronous}"  # SQLite only\n'
-        + _render_postgresql(config)
-        + "\n"
+        f'synchronous = "{config.synchronous}"  # SQLite only\n' + _render_postgresql(config) + "\n"
         "[sweeper]\n"
         f"interval_seconds = {config.sweep_interval_seconds}\n\n"
         "[logging]\n"

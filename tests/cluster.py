@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import http.client as http_client
 import json
-import sqlite3
 import subprocess
 import threading
 import urllib.error
@@ -25,7 +24,9 @@ from typing import Any
 from node.app import build_node
 from node.clock import SystemClock, year_of
 from node.config import FederationConfig
+from node.config import load as load_config
 from node.provision import init_node, peer_all
+from node.store.engine import connect_readonly
 from node.tools.crosscheck import compare, in_flight
 from node.tools.processes import free_port
 from tests import engines
@@ -274,9 +275,9 @@ class Member:
     ) -> tuple[int, Any]:
         return http(method, self.url + path, token or self.operator, body)
 
-    def db(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(f"file:{self.data / 'suanli.db'}?mode=ro", uri=True, timeout=10)
-        conn.row_factory = sqlite3.Row
+    def db(self) -> Any:
+        """A read-only connection to this member's books, on its engine."""
+        conn = connect_readonly(load_config(self.data))
         return conn
 
 
@@ -519,9 +520,9 @@ class Cluster:
                 if acquirer is not issuer:
                     problems += compare(
                         issuer.region,
-                        issuer.data / "suanli.db",
+                        issuer.data,
                         acquirer.region,
-                        acquirer.data / "suanli.db",
+                        acquirer.data,
                     )
         return problems
 
@@ -529,7 +530,7 @@ class Cluster:
         """Wait until nothing is in flight anywhere and every pair agrees."""
 
         def settled() -> bool:
-            if any(in_flight(m.data / "suanli.db") for m in self.members):
+            if any(in_flight(m.data) for m in self.members):
                 return False
             return not self.disagreements()
 

@@ -7,14 +7,27 @@ from __future__ import annotations
 
 import itertools
 import os
+import sqlite3
 import uuid
 from pathlib import Path
+
+import pytest
 
 from node.files import write_private
 from node.tools.pgcluster import PASSWORD, PgCluster
 
 ENGINE = os.environ.get("SUANLI_TEST_ENGINE", "sqlite")
 POSTGRES = ENGINE == "postgresql"
+# What the books' own refusals (a CHECK, a trigger) raise on each engine.
+INTEGRITY_ERRORS: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
+if POSTGRES:
+    import psycopg
+
+    INTEGRITY_ERRORS = (psycopg.errors.IntegrityError,)
+
+# Tests of SQLite's own machinery (its file, PRAGMAs, migrations from older SQLite schemas):
+# PostgreSQL starts at the baseline, and tests/test_pg.py holds the two schemas together.
+sqlite_only = pytest.mark.skipif(POSTGRES, reason="SQLite's own file and migrations")
 
 _cluster: PgCluster | None = None
 _names = itertools.count(1)

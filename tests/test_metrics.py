@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from node.app import build_node
 from node.node import Node
+from tests import engines
 from tests.conftest import World, demand, order
 from tests.exposition import Samples, parse, samples
 
@@ -109,6 +110,7 @@ def test_no_series_is_exposed_twice(rig: Any) -> None:
     assert seen[("suanli_outbox_oldest_age_seconds", (("peer", PEER),))] >= 90
 
 
+@engines.sqlite_only
 async def test_the_flow_totals_of_an_older_database_are_filled_from_its_ledger(
     world: World, node: Node
 ) -> None:
@@ -137,6 +139,7 @@ async def test_the_flow_totals_of_an_older_database_are_filled_from_its_ledger(
     # (the node fixture checks the books, flows included, when the test ends)
 
 
+@engines.sqlite_only
 async def test_the_voucher_totals_of_an_older_database_are_filled_from_its_books(
     world: World, node: Node
 ) -> None:

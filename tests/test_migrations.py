@@ -9,6 +9,7 @@ from pathlib import Path
 from node.clock import ManualClock
 from node.store.db import migrate
 from node.store.schema import MIGRATIONS, SCHEMA_VERSION
+from tests import engines
 from tests.conftest import make_node
 
 
@@ -47,6 +48,7 @@ def test_a_version_1_database_migrates_forward_with_backfilled_caches(tmp_path: 
     conn.close()
 
 
+@engines.sqlite_only
 def test_a_fresh_node_is_at_the_current_version_and_checks_clean(tmp_path: Path) -> None:
     node, _ = make_node(tmp_path, ManualClock(1_772_413_200_000))
     try:
@@ -57,6 +59,7 @@ def test_a_fresh_node_is_at_the_current_version_and_checks_clean(tmp_path: Path)
         node.close()
 
 
+@engines.sqlite_only
 def test_the_models_states_are_the_databases(tmp_path: Path) -> None:
     """One list of states per record: the model's Literal types, the schema's CHECK clauses."""
     import re

@@ -31,6 +31,7 @@ from node.services.payouts import PAYOUT_TAG
 from node.store import settlement as store
 from node.store.db import Database
 from node.tools.bench.payout import HZ, seed
+from tests import engines
 from tests.conftest import examples, make_node
 
 CAPTURES = 2_500  # three chunks of each query, and one more
@@ -122,6 +123,7 @@ def lines_csv(node: Node, who: Principal, window: str | None) -> list[dict[str, 
     return list(csv.DictReader(io.StringIO(asyncio.run(text()))))
 
 
+@engines.sqlite_only
 def test_each_provider_s_statement_signs_count_total_and_digest_of_its_lines(
     seeded: tuple[Node, str, list[Any]],
 ) -> None:
@@ -168,6 +170,7 @@ def test_each_provider_s_statement_signs_count_total_and_digest_of_its_lines(
         node.settlement.payouts_csv(Principal("holder", "h_0", "t_y"), window)
 
 
+@engines.sqlite_only
 def test_payout_lines_are_read_in_hold_id_order_from_indexes(
     seeded: tuple[Node, str, list[Any]],
 ) -> None:
@@ -187,6 +190,7 @@ def test_payout_lines_are_read_in_hold_id_order_from_indexes(
         assert "holds_captured_window" in text or "remote_holds_payout" in text, text
 
 
+@engines.sqlite_only
 def test_payouts_are_signed_once_when_two_signers_race_and_after_a_crash(
     seeded: tuple[Node, str, list[Any]],
 ) -> None:
@@ -278,6 +282,7 @@ def test_merged_scans_give_every_row_once_in_order(tables: list[list[str]], chun
     assert all(c for c in chunks)  # no empty chunk
 
 
+@engines.sqlite_only
 def test_the_payout_test_vector_in_the_docs_is_what_a_node_signs(tmp_path: Path) -> None:
     from node.keys import NodeKey
     from node.services.payouts import LocalSettlement

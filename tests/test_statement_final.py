@@ -14,6 +14,7 @@ from federation.proto.v1 import federation_pb2 as pb
 from node.domain.statements import STATEMENT_TAG, statement_bytes, tally
 from node.keys import verify
 from node.services.common import SYSTEM
+from tests import engines
 from tests.exposition import samples
 from tests.fakepeer import PEER, PEER_KEY, Rig, reply_of, send_statement
 
@@ -88,8 +89,8 @@ def test_the_books_refuse_to_change_an_agreed_statement(rig: Rig) -> None:
         conn.execute(
             "INSERT INTO statements (issuer, acquirer, window_id, window_end, count, total_fen, "
             "digest, statement, state, updated_at) VALUES ('330100', ?, '2026-Q1', 1, 1, 5, 'd', "
-            "x'00', 'agreed', 0)",
-            (PEER,),
+            "?, 'agreed', 0)",
+            (PEER, b"\x00"),
         )
 
     rig.node.db.run_sync("put", put)
@@ -98,7 +99,7 @@ def test_the_books_refuse_to_change_an_agreed_statement(rig: Rig) -> None:
         "UPDATE statements SET total_fen = 6",
         "DELETE FROM statements",
     ):
-        with pytest.raises(sqlite3.IntegrityError, match="agreed statement is final"):
+        with pytest.raises(engines.INTEGRITY_ERRORS, match="agreed statement is final"):
             rig.node.db.run_sync("edit", lambda c, sql=sql: c.execute(sql))
 
 

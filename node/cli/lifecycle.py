@@ -48,6 +48,17 @@ def _cmd_init(args: argparse.Namespace) -> int:
         args.synchronous,
         federation=federation,
         who=operator_of(args),
+        storage=(
+            {
+                "backend": "postgresql",
+                "dsn": args.dsn,
+                "password_file": str(Path(args.password_file).resolve())
+                if args.password_file
+                else "",
+            }
+            if args.backend == "postgresql"
+            else None
+        ),
     )
     print(f"node {args.region} ({args.name}) created in {args.data}")
     print(f"operator token (shown once, stored hashed): {token}")
@@ -319,6 +330,23 @@ def register(sub: Any) -> None:
     sp.add_argument("--policy", required=True, help="the fiscal year's policy TOML")
     sp.add_argument("--port", type=PORT, default=8330)
     sp.add_argument("--synchronous", default="FULL", choices=["NORMAL", "FULL", "EXTRA"])
+    sp.add_argument(
+        "--backend",
+        default="sqlite",
+        choices=["sqlite", "postgresql"],
+        help="where the books live (docs/operations.md, Choosing an engine)",
+    )
+    sp.add_argument(
+        "--dsn",
+        default="",
+        help="postgresql: a libpq connection string without the password, e.g. "
+        "'host=db1,db2 dbname=suanli user=suanli target_session_attrs=read-write'",
+    )
+    sp.add_argument(
+        "--password-file",
+        default="",
+        help="postgresql: a 0600 file holding the role's password (else libpq's PGPASSFILE)",
+    )
     federation_options(sp, required=False)
     sp.set_defaults(fn=_cmd_init)
 

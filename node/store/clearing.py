@@ -129,7 +129,7 @@ def transfers(
     conn: sqlite3.Connection, peer: str | None = None, state: str | None = None
 ) -> list[sqlite3.Row]:
     return conn.execute(
-        "SELECT * FROM city_transfers WHERE (? IS NULL OR peer = ?) AND (? IS NULL OR state = ?) "
+        "SELECT * FROM city_transfers WHERE (CAST(? AS TEXT) IS NULL OR peer = ?) AND (CAST(? AS TEXT) IS NULL OR state = ?) "
         "ORDER BY recorded_at, id",
         (peer, peer, state, state),
     ).fetchall()

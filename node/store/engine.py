@@ -77,7 +77,9 @@ def connect_readonly(config: NodeConfig) -> Any:
         return PgConnection(connect(config.dsn, password_of(config.password_path)))
     import sqlite3
 
-    return sqlite3.connect(f"file:{config.db_path}?mode=ro", uri=True)
+    conn = sqlite3.connect(f"file:{config.db_path}?mode=ro", uri=True, timeout=10)
+    conn.row_factory = sqlite3.Row
+    return conn
 
 
 def lease_of(config: NodeConfig) -> PgLease:

@@ -32,6 +32,8 @@ import json
 import sqlite3
 from typing import Any
 
+from node.store.rows import limit_of
+
 
 def appropriation(year: int) -> str:
     return f"budget:{year}:appropriation"
@@ -183,7 +185,7 @@ def journal(conn: sqlite3.Connection, kind: str, after: int, limit: int) -> list
     if kind not in JOURNALS:
         raise ValueError(f"no journal {kind}")
     rows = conn.execute(
-        f"SELECT * FROM {kind} WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
+        f"SELECT * FROM {kind} WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit_of(limit))
     ).fetchall()
     out = []
     for row in rows:

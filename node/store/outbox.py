@@ -6,6 +6,7 @@ import sqlite3
 from typing import Any
 
 from node import errors
+from node.store.rows import limit_of
 
 
 def outbox_put(
@@ -51,7 +52,7 @@ def outbox_due(conn: sqlite3.Connection, peer: str, now: int, limit: int) -> lis
     return conn.execute(
         "SELECT * FROM outbox WHERE state = 'pending' AND peer = ? AND next_attempt_at <= ? "
         "ORDER BY created_at, message_id LIMIT ?",
-        (peer, now, limit),
+        (peer, now, limit_of(limit)),
     ).fetchall()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from node.store.rows import limit_of
 from node.store.settlement import PAID_SQL
 
 # A payment with the date the bank confirmed it (NULL until then).
@@ -75,7 +76,7 @@ def listing(
         args.append(provider_id)
     return conn.execute(
         f"SELECT {SHOWN} WHERE {' AND '.join(clauses)} ORDER BY m.id LIMIT ?",
-        [*args, limit],
+        [*args, limit_of(limit)],
     ).fetchall()
 
 

@@ -160,6 +160,12 @@ class PgConnection:
     def close(self) -> None:
         self.raw.close()
 
+    def __enter__(self) -> PgConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.raw.close()
+
 
 def password_of(password_file: Path | None) -> str | None:
     """The role's password from its 0600 file (``[storage] password_file``), else None: libpq
@@ -418,7 +424,10 @@ class PgDatabase:
                 self._writer.raw.execute("COMMIT")
                 return value
             except BaseException as exc:
-                raise self._failed(exc) from None
+                failure = self._failed(exc)
+                if failure is exc:
+                    raise
+                raise failure from exc
             finally:
                 if self._observer is not None:
                     self._observer(name, time.perf_counter() - started)
@@ -439,8 +448,6 @@ class PgDatabase:
         raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         try:
             return fn(self._reader)
-        except psycopg.Error as exc:
-            raise _client_error(exc) from None
         finally:
             if not raw.broken and not raw.closed:
                 raw.execute("ROLLBACK")
@@ -524,11 +531,7 @@ def _open_scan(raw: psycopg.Connection[Any], cur: Any, sql: str, params: Sequenc
 
 
 def _client_error(exc: BaseException) -> BaseException:
-    """What a caller sees of a database error: the service's own errors pass through; a
-    PostgreSQL error becomes a plain RuntimeError with its first line (the API maps anything
-    unexpected to an internal error without its text)."""
-    if isinstance(exc, psycopg.Error):
-        new = RuntimeError(f"postgresql: {_first_line(exc)}")
-        new.__cause__ = exc
-        return new
+    """What a caller sees of a failed transaction: the exception itself (psycopg's own for the
+    database's refusals, as sqlite3's are on SQLite). The transports map anything that is not
+    a service error to ``internal`` without its text, and log it."""
     return exc

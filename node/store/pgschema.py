@@ -584,7 +584,30 @@ CREATE TRIGGER voucher_totals_redeemed AFTER INSERT ON holds
     EXECUTE FUNCTION voucher_totals_captured();
 """
 
-BASELINE = MONTH_FUNCTION + TABLES + TRIGGERS
+# What the books refuse to change, as SQLite's triggers refuse it (schema.py): an agreed
+# statement between cities is final; payments and bank confirmations are append-only.
+FINAL = """
+CREATE FUNCTION suanli_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '%', TG_ARGV[0] USING ERRCODE = 'integrity_constraint_violation';
+END $$;
+CREATE TRIGGER statements_agreed_final BEFORE UPDATE ON statements
+    FOR EACH ROW WHEN (OLD.state = 'agreed')
+    EXECUTE FUNCTION suanli_refuse('an agreed statement is final');
+CREATE TRIGGER statements_agreed_kept BEFORE DELETE ON statements
+    FOR EACH ROW WHEN (OLD.state = 'agreed')
+    EXECUTE FUNCTION suanli_refuse('an agreed statement is final');
+CREATE TRIGGER payments_no_update BEFORE UPDATE ON payments
+    FOR EACH ROW EXECUTE FUNCTION suanli_refuse('payments are append-only: record a reversal');
+CREATE TRIGGER payments_no_delete BEFORE DELETE ON payments
+    FOR EACH ROW EXECUTE FUNCTION suanli_refuse('payments are append-only: record a reversal');
+CREATE TRIGGER bank_confirmations_no_update BEFORE UPDATE ON bank_confirmations
+    FOR EACH ROW EXECUTE FUNCTION suanli_refuse('bank confirmations are append-only');
+CREATE TRIGGER bank_confirmations_no_delete BEFORE DELETE ON bank_confirmations
+    FOR EACH ROW EXECUTE FUNCTION suanli_refuse('bank confirmations are append-only');
+"""
+
+BASELINE = MONTH_FUNCTION + TABLES + TRIGGERS + FINAL
 
 # Versions after the baseline, each also in node/store/schema.py under the same number.
 MIGRATIONS: dict[int, Callable[[Any], None]] = {}

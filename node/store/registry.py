@@ -7,7 +7,7 @@ import sqlite3
 
 from node import errors
 from node.domain.model import Holder, Provider
-from node.store.rows import from_row, insert
+from node.store.rows import from_row, insert, limit_of
 
 
 def _holder(row: sqlite3.Row) -> Holder:
@@ -33,7 +33,7 @@ def get_holder(conn: sqlite3.Connection, holder_id: str) -> Holder:
 
 def list_holders(conn: sqlite3.Connection, limit: int, after: str) -> list[Holder]:
     rows = conn.execute(
-        "SELECT * FROM holders WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+        "SELECT * FROM holders WHERE id > ? ORDER BY id LIMIT ?", (after, limit_of(limit))
     ).fetchall()
     return [_holder(r) for r in rows]
 
@@ -54,14 +54,15 @@ def get_provider(conn: sqlite3.Connection, provider_id: str) -> Provider:
 def provider_usccs(conn: sqlite3.Connection, provider_id: str | None) -> dict[str, str]:
     """Provider id → USCC: every provider's, or one's."""
     rows = conn.execute(
-        "SELECT id, uscc FROM providers WHERE ? IS NULL OR id = ?", (provider_id, provider_id)
+        "SELECT id, uscc FROM providers WHERE CAST(? AS TEXT) IS NULL OR id = ?",
+        (provider_id, provider_id),
     ).fetchall()
     return {r[0]: r[1] for r in rows}
 
 
 def list_providers(conn: sqlite3.Connection, limit: int, after: str) -> list[Provider]:
     rows = conn.execute(
-        "SELECT * FROM providers WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+        "SELECT * FROM providers WHERE id > ? ORDER BY id LIMIT ?", (after, limit_of(limit))
     ).fetchall()
     return [_provider(r) for r in rows]
 
@@ -92,7 +93,7 @@ def dishonesty(conn: sqlite3.Connection, limit: int, after: str) -> list[dict[st
         for r in conn.execute(
             "SELECT uscc, reason, added_by, added_at FROM dishonesty WHERE uscc > ? "
             "ORDER BY uscc LIMIT ?",
-            (after, limit),
+            (after, limit_of(limit)),
         )
     ]
 

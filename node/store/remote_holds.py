@@ -6,7 +6,7 @@ import sqlite3
 
 from node import errors
 from node.domain.model import RemoteHold
-from node.store.rows import from_row, insert
+from node.store.rows import from_row, insert, limit_of
 
 
 def insert_remote_hold(conn: sqlite3.Connection, hold: RemoteHold) -> None:
@@ -35,12 +35,12 @@ def list_remote_holds(
 ) -> list[RemoteHold]:
     if provider_id is None:
         rows = conn.execute(
-            "SELECT * FROM remote_holds WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+            "SELECT * FROM remote_holds WHERE id > ? ORDER BY id LIMIT ?", (after, limit_of(limit))
         )
     else:
         rows = conn.execute(
             "SELECT * FROM remote_holds WHERE provider_id = ? AND id > ? ORDER BY id LIMIT ?",
-            (provider_id, after, limit),
+            (provider_id, after, limit_of(limit)),
         )
     return [from_row(RemoteHold, r) for r in rows.fetchall()]
 
@@ -53,12 +53,12 @@ def unanswered_remote_holds(
     where = "(state = 'pending' OR wanted IS NOT NULL)"
     if provider_id is None:
         rows = conn.execute(
-            f"SELECT * FROM remote_holds WHERE {where} ORDER BY id LIMIT ?", (limit,)
+            f"SELECT * FROM remote_holds WHERE {where} ORDER BY id LIMIT ?", (limit_of(limit),)
         )
     else:
         rows = conn.execute(
             f"SELECT * FROM remote_holds WHERE provider_id = ? AND {where} ORDER BY id LIMIT ?",
-            (provider_id, limit),
+            (provider_id, limit_of(limit)),
         )
     return [from_row(RemoteHold, r) for r in rows.fetchall()]
 

@@ -10,6 +10,16 @@ from node.domain.model import field_names
 T = TypeVar("T")
 
 
+# "No limit" for ``LIMIT ?``: SQLite reads a negative limit as none and refuses NULL;
+# PostgreSQL refuses a negative one. Both take this.
+NO_LIMIT = 2**63 - 1
+
+
+def limit_of(limit: int) -> int:
+    """A store function's ``limit`` (-1: all) as both engines read ``LIMIT ?``."""
+    return NO_LIMIT if limit < 0 else limit
+
+
 def from_row(cls: type[T], row: sqlite3.Row, **override: Any) -> T:
     """Build ``cls`` from the row's columns of the same names; ``override`` replaces some."""
     if override:

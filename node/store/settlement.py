@@ -8,6 +8,7 @@ from typing import Any
 
 from node import errors
 from node.domain.model import StatementState
+from node.store.rows import limit_of
 
 
 def is_closed(conn: sqlite3.Connection, window_id: str) -> bool:
@@ -65,18 +66,20 @@ def window_acquired(conn: sqlite3.Connection, issuer: str, window_id: str) -> No
 # class, fen, the line as the payout digest covers it), each query in hold-id order straight
 # from an index (schema v6 and v7): local captures (this node's own vouchers) and cross-region
 # ones. Parameters: this node's region and the window (local), or the window (cross-region);
-# the ``_OF`` forms add a provider. About 3 µs a row here, most of it the joins' seeks.
+# the ``_OF`` forms add a provider. About 3 µs a row here, most of it the joins' seeks. Each
+# line ends in a newline written inside the quotes (both engines take it as it is; SQLite's
+# char() and PostgreSQL's chr() differ).
 _LOCAL_LINES = (
     "SELECT h.id, h.provider_id, h.order_id, ho.uscc, h.acquirer_region, h.compute_class, "
     "h.captured_fen, h.id || '|' || h.order_id || '|' || ho.uscc || '|' || h.acquirer_region "
-    "|| '|' || h.compute_class || '|' || h.captured_fen || char(10) "
+    "|| '|' || h.compute_class || '|' || h.captured_fen || '\n' "
     "FROM holds h JOIN vouchers v ON v.id = h.voucher_id JOIN holders ho ON ho.id = v.holder_id "
     "WHERE h.acquirer_region = ? AND h.state = 'captured' AND h.settlement_window = ?"
 )
 _REMOTE_LINES = (
     "SELECT r.id, r.provider_id, r.order_id, COALESCE(r.holder_uscc, ''), r.issuer_region, "
     "r.compute_class, r.captured_fen, r.id || '|' || r.order_id || '|' || COALESCE(r.holder_uscc, '') "
-    "|| '|' || r.issuer_region || '|' || r.compute_class || '|' || r.captured_fen || char(10) "
+    "|| '|' || r.issuer_region || '|' || r.compute_class || '|' || r.captured_fen || '\n' "
     "FROM remote_holds r WHERE r.state = 'captured' AND r.payout_window = ?"
 )
 PAYOUT_LOCAL_LINES = _LOCAL_LINES + " ORDER BY h.id"
@@ -115,7 +118,7 @@ def payout_counts(conn: sqlite3.Connection, window_id: str) -> tuple[int, int]:
 def signed_windows(conn: sqlite3.Connection, window_id: str | None) -> list[str]:
     """Windows whose payouts are signed (all, or the one named), oldest first."""
     rows = conn.execute(
-        "SELECT window_id FROM windows WHERE payouts_at IS NOT NULL AND (? IS NULL OR window_id = ?) "
+        "SELECT window_id FROM windows WHERE payouts_at IS NOT NULL AND (CAST(? AS TEXT) IS NULL OR window_id = ?) "
         "ORDER BY start_ms",
         (window_id, window_id),
     ).fetchall()
@@ -159,7 +162,7 @@ def payouts(
     return conn.execute(
         f"SELECT p.*, ({PAID_SQL}) AS paid_fen FROM payouts p WHERE {' AND '.join(clauses)} "
         "ORDER BY window_id, provider_id LIMIT ?",
-        [*args, limit],
+        [*args, limit_of(limit)],
     ).fetchall()
 
 
@@ -267,7 +270,7 @@ def agreed_statements(
         "SELECT * FROM statements WHERE state = 'agreed' AND (? = 0 OR window_end <= ?) "
         "AND (issuer, acquirer, window_id) > (?, ?, ?) ORDER BY issuer, acquirer, window_id "
         "LIMIT ?",
-        (until_ms, until_ms, *after, limit),
+        (until_ms, until_ms, *after, limit_of(limit)),
     ).fetchall()
 
 

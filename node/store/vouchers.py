@@ -13,7 +13,7 @@ from typing import Any
 
 from node import errors
 from node.domain.model import Authorization, Hold, Voucher
-from node.store.rows import from_row, insert
+from node.store.rows import from_row, insert, limit_of
 
 
 def _voucher(row: sqlite3.Row) -> Voucher:
@@ -86,11 +86,11 @@ def list_decisions(
     if outcome is not None:
         clauses.append("outcome = ?")
         args.append(outcome)
-    where = " AND ".join(clauses) or "1"
+    where = " AND ".join(clauses) or "true"
     order = "DESC" if newest_first else ""
     rows = conn.execute(
         f"SELECT {DECISION_COLUMNS} FROM decisions WHERE {where} ORDER BY id {order} LIMIT ?",
-        (*args, limit),
+        (*args, limit_of(limit)),
     ).fetchall()
     return [decision_json(r) for r in rows]
 
@@ -149,7 +149,7 @@ def list_vouchers(
         else ("holder_id = ? AND id > ?", [holder_id, after])
     )
     rows = conn.execute(
-        f"SELECT * FROM vouchers WHERE {where} ORDER BY id LIMIT ?", (*args, limit)
+        f"SELECT * FROM vouchers WHERE {where} ORDER BY id LIMIT ?", (*args, limit_of(limit))
     ).fetchall()
     return [_voucher(r) for r in rows]
 
@@ -170,7 +170,7 @@ def set_voucher_state(conn: sqlite3.Connection, voucher_id: str, state: str) -> 
 def expired_vouchers(conn: sqlite3.Connection, now_ms: int, limit: int) -> list[str]:
     rows = conn.execute(
         "SELECT id FROM vouchers WHERE state = 'active' AND expires_at <= ? ORDER BY expires_at LIMIT ?",
-        (now_ms, limit),
+        (now_ms, limit_of(limit)),
     ).fetchall()
     return [str(r[0]) for r in rows]
 
@@ -284,7 +284,8 @@ def list_holds(
         clauses.append("voucher_id = ?")
         args.append(voucher_id)
     rows = conn.execute(
-        f"SELECT * FROM holds WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?", (*args, limit)
+        f"SELECT * FROM holds WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?",
+        (*args, limit_of(limit)),
     ).fetchall()
     return [_hold(r) for r in rows]
 
@@ -311,7 +312,7 @@ def open_holds(conn: sqlite3.Connection, voucher_id: str) -> list[Hold]:
 def expired_holds(conn: sqlite3.Connection, now_ms: int, limit: int) -> list[Hold]:
     rows = conn.execute(
         "SELECT * FROM holds WHERE state = 'held' AND expires_at <= ? ORDER BY expires_at LIMIT ?",
-        (now_ms, limit),
+        (now_ms, limit_of(limit)),
     ).fetchall()
     return [_hold(r) for r in rows]
 

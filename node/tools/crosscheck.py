@@ -1,25 +1,34 @@
 """Do two cities' books agree? Compares an issuer's holds for an acquirer with the acquirer's
 records of them, and what each says is owed. Used by the demo's final check, the cluster
-tests and operators (read-only SQLite connections, safe beside running nodes)."""
+tests and operators (read-only connections to each node's books, on its engine, safe beside
+running nodes). Each city is named by its data folder (its node.toml says where the books are)."""
 
 from __future__ import annotations
 
-import sqlite3
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+from node.config import load
+from node.store.engine import connect_readonly
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-    conn.row_factory = sqlite3.Row
-    return conn
+@contextlib.contextmanager
+def _connect(data: Path) -> Iterator[Any]:
+    conn = connect_readonly(load(data))
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 def compare(
-    issuer_region: str, issuer_db: Path, acquirer_region: str, acquirer_db: Path
+    issuer_region: str, issuer_data: Path, acquirer_region: str, acquirer_data: Path
 ) -> list[str]:
     """Every disagreement between the issuer's and the acquirer's records, as sentences."""
     problems: list[str] = []
-    with _connect(issuer_db) as conn:
+    with _connect(issuer_data) as conn:
         mine = {
             r["id"]: r
             for r in conn.execute(
@@ -30,7 +39,7 @@ def compare(
             "SELECT balance_fen FROM accounts WHERE name = ?", (f"due:{acquirer_region}",)
         ).fetchone()
         owed = row[0] if row else 0
-    with _connect(acquirer_db) as conn:
+    with _connect(acquirer_data) as conn:
         remote = list(
             conn.execute("SELECT * FROM remote_holds WHERE issuer_region = ?", (issuer_region,))
         )
@@ -67,8 +76,8 @@ def compare(
     return problems
 
 
-def in_flight(db: Path) -> int:
-    with _connect(db) as conn:
+def in_flight(data: Path) -> int:
+    with _connect(data) as conn:
         return int(
             conn.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'").fetchone()[0]
         )

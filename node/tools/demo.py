@@ -547,7 +547,7 @@ def _checks(cities: dict[str, City]) -> list[str]:
     for a in cities.values():
         for b in cities.values():
             if a is not b:
-                problems += compare(a.region, a.data / "suanli.db", b.region, b.data / "suanli.db")
+                problems += compare(a.region, a.data, b.region, b.data)
     return problems
 
 
@@ -574,10 +574,7 @@ async def run_demo(args: argparse.Namespace) -> int:
             await _start(city)
         result = await scenario(cities)
         deadline = time.monotonic() + 30
-        while (
-            any(in_flight(c.data / "suanli.db") for c in cities.values())
-            and time.monotonic() < deadline
-        ):
+        while any(in_flight(c.data) for c in cities.values()) and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         settled = await settle(cities)
         problems = _checks(cities)

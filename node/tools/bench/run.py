@@ -176,10 +176,7 @@ class Federation:
 
     def check(self) -> str:
         deadline = time.monotonic() + 60
-        while (
-            any(in_flight(d / "suanli.db") for d in self.data.values())
-            and time.monotonic() < deadline
-        ):
+        while any(in_flight(d) for d in self.data.values()) and time.monotonic() < deadline:
             time.sleep(0.1)
         problems = []
         for region, data in self.data.items():
@@ -191,7 +188,7 @@ class Federation:
             )
             if out.returncode != 0:
                 problems.append(f"{region}: {out.stdout.strip()[:500]}")
-        problems += compare(HZ, self.data[HZ] / "suanli.db", GY, self.data[GY] / "suanli.db")
+        problems += compare(HZ, self.data[HZ], GY, self.data[GY])
         return "ok" if not problems else "VOID: " + "; ".join(problems)[:300]
 
     def stop(self) -> None:

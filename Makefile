@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test deep lint typecheck unit clean protos tools bench wheels image image-tools image-test
+.PHONY: demo test test-postgres deep lint typecheck unit clean protos tools bench wheels image image-tools image-test
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,10 +27,12 @@ unit: $(STAMP)
 
 # Debian packages the tests use: a real Prometheus and promtool, openssl for TLS certificates,
 # systemd for systemd-analyze (the unit file's checks), and for the platform's browser tests
-# chromium with its driver and the Noto CJK fonts (without them Chinese renders as boxes).
-TOOL_PACKAGES := prometheus openssl systemd chromium chromium-driver fonts-noto-cjk
+# chromium with its driver and the Noto CJK fonts (without them Chinese renders as boxes), and
+# PostgreSQL's server programs (the tests start throwaway clusters: node/tools/pgcluster.py).
+TOOL_PACKAGES := prometheus openssl systemd chromium chromium-driver fonts-noto-cjk postgresql
 tools:
 	@if command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v openssl >/dev/null \
+		&& ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
 		&& command -v systemd-analyze >/dev/null && command -v chromium >/dev/null \
 		&& command -v chromedriver >/dev/null && fc-list 2>/dev/null | grep -q "Noto Sans CJK"; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
@@ -40,6 +42,14 @@ tools:
 	fi
 
 test: tools lint typecheck unit
+
+# The store, service, money-invariant, federation and fault tests again, with every node's
+# books in PostgreSQL (a throwaway cluster per test process, tests/engines.py); the tests of
+# SQLite's own machinery are skipped there. .ci/run runs it after make test.
+test-postgres: tools $(STAMP)
+	SUANLI_TEST_ENGINE=postgresql $(BIN)/pytest -q -n 4 --dist load --ignore=tests/image \
+		--ignore=tests/test_platform.py --ignore=tests/test_installed.py \
+		--ignore=tests/test_prometheus.py --ignore=tests/test_bench.py $(DEEP_ONLY:%=--ignore=%)
 
 # The generated tests at five times the examples (hypothesis, schemathesis): a few minutes;
 # .ci/run runs it after `make test`.

@@ -190,6 +190,11 @@ def check_storage(config: NodeConfig, where: str) -> None:
                 f"{where}: storage.dsn must not carry a password; put it in "
                 "storage.password_file (0600) or libpq's PGPASSFILE"
             )
+        if config.backup_folder:
+            raise ConfigError(
+                f"{where}: backup.folder is for SQLite's file; back a PostgreSQL node's books up "
+                "with the database's own tools (pg_dump, pgBackRest; docs/operations.md)"
+            )
     elif config.dsn or config.password_file:
         raise ConfigError(f"{where}: storage.dsn and password_file are for backend postgresql")
 

@@ -105,7 +105,11 @@ async def stand_by(
     Where the active node serves: on SQLite its ``serve.json`` in the shared folder; on
     PostgreSQL what the lease's holder wrote in the books (``PgDatabase.mark_active``), as
     the last ask for the lease read it (the two nodes have folders on different machines)."""
-    holder = ["unknown (not asked yet)"]
+    first = await asyncio.to_thread(lock.try_acquire)
+    if first is None:  # nobody was active: serve at once
+        logger.info("node %s: the lock is ours; serving", config.region)
+        return True, port, grpc_port
+    holder = [first]
 
     def where() -> str:
         return active_at(config.data_dir) if config.backend == "sqlite" else holder[0]

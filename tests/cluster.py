@@ -288,6 +288,10 @@ CITIES = {
 }
 
 
+def _run_engine(region: str, folder: Path) -> dict[str, str] | None:
+    return engines.storage(folder)
+
+
 class Cluster:
     def __init__(
         self,
@@ -302,9 +306,11 @@ class Cluster:
         statements_page: int = 500,
         statement_recheck_seconds: float = 1.0,
         endpoints: int = 1,
+        storage: Callable[[str, Path], dict[str, str] | None] | None = None,
     ) -> None:
         """``endpoints``: how many endpoints each node's card lists, each its own proxy to the
-        node (a card listing several, docs/protocol.md §6)."""
+        node (a card listing several, docs/protocol.md §6). ``storage``: a member's engine
+        settings by region and folder (the run's engine, tests/engines.py, by default)."""
         self.root = root
         self.members: list[Member] = []
         for region in regions:
@@ -343,7 +349,7 @@ class Cluster:
                 "FULL",
                 sweep_interval,
                 fed,
-                storage=engines.storage(data.parent),
+                storage=(storage or _run_engine)(region, data.parent),
             )
             self.members.append(
                 Member(region, name, data, grpc_port, proxy, token, NodeProcess(data), more=more)

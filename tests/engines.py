@@ -10,10 +10,13 @@ import os
 import sqlite3
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from node.config import load as load_config
 from node.files import write_private
+from node.store.engine import connect_readonly
 from node.tools.pgcluster import PASSWORD, PgCluster
 
 ENGINE = os.environ.get("SUANLI_TEST_ENGINE", "sqlite")
@@ -58,3 +61,14 @@ def storage(folder: Path) -> dict[str, str] | None:
     password = folder / f"{name}.password"
     write_private(password, PASSWORD + "\n")
     return {"backend": "postgresql", "dsn": dsn, "password_file": str(password)}
+
+
+def open_books(data: Path) -> Any:
+    """A read-write connection (each statement committed) to the books of the node in
+    ``data``, on its engine: for tests that read them, or corrupt them on purpose."""
+    config = load_config(data)
+    if config.backend == "postgresql":
+        return connect_readonly(config)  # autocommit; the role may write
+    conn = sqlite3.connect(config.db_path, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    return conn

@@ -1,11 +1,16 @@
-"""An active/standby pair of node processes on one data folder (node/standby.py), with real
-processes under a steady load of cross-region and local redemptions: kill -9 the active one;
-the standby takes over on its own ports; providers' retries succeed there; Guiyang's outbox
-fails over to Hangzhou's second endpoint; nothing answered is lost, nothing is applied twice."""
+"""An active/standby pair of node processes (node/standby.py), with real processes under a
+steady load of cross-region and local redemptions: kill -9 the active one; the standby takes
+over on its own ports; providers' retries succeed there; Guiyang's outbox fails over to
+Hangzhou's second endpoint; nothing answered is lost, nothing is applied twice.
+
+On SQLite the two share one data folder (one machine). On PostgreSQL (``make
+test-postgres``) each has its own folder, as on two machines, holding the same node.toml and
+key, and what they share is the database: the standby waits for the database lease."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -14,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from node.tools.processes import ROOT, free_port
+from tests import engines
 from tests.cluster import http
 from tests.proc import NodeProcess, wait_until
 from tests.test_federation import HZ_CENTRE, order, pair
@@ -27,7 +33,8 @@ def test_the_standby_takes_over_when_the_active_node_dies(tmp_path: Path) -> Non
         cluster.provider(HZ, "hz-centre", HZ_CENTRE)
         standby_http, standby_grpc = free_port(), free_port()
         hz.more[0].target_port = standby_grpc  # Hangzhou's second endpoint is the standby
-        with open(hz.data / "standby.log", "ab") as log:
+        folder = _second_machine(hz.data, tmp_path / "hz-standby")
+        with open(folder / "standby.log", "ab") as log:
             standby = subprocess.Popen(
                 [
                     sys.executable,
@@ -35,7 +42,7 @@ def test_the_standby_takes_over_when_the_active_node_dies(tmp_path: Path) -> Non
                     "node.cli",
                     "serve",
                     "--data",
-                    str(hz.data),
+                    str(folder),
                     "--port",
                     str(standby_http),
                     "--grpc-port",
@@ -47,7 +54,7 @@ def test_the_standby_takes_over_when_the_active_node_dies(tmp_path: Path) -> Non
                 cwd=ROOT,
                 env={**os.environ, "PYTHONPATH": str(ROOT)},
             )
-        second = NodeProcess(hz.data)
+        second = NodeProcess(folder)
         second.proc, second.port = standby, standby_http
         try:
             _standby_answers(second.url, hz.process.port, hz.tokens)
@@ -57,6 +64,15 @@ def test_the_standby_takes_over_when_the_active_node_dies(tmp_path: Path) -> Non
             assert _grpc_health(standby_grpc) == "SERVING"  # it is the active one now
         finally:
             second.stop()
+
+
+def _second_machine(data: Path, folder: Path) -> Path:
+    """The standby's data folder: the active one's on SQLite; on PostgreSQL a copy of its
+    configuration and keys (what an operator copies to the second machine), not of its books."""
+    if not engines.POSTGRES:
+        return data
+    shutil.copytree(data, folder, ignore=shutil.ignore_patterns("serve.*", "*.log", "*.db*"))
+    return folder
 
 
 def _grpc_health(port: int) -> str:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import re
-import sqlite3
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests import engines
 from tests.cluster import Cluster
 from tests.conftest import HZ_ENTERPRISE, valid_uscc
 from tests.proc import wait_until
@@ -289,7 +290,7 @@ def test_a_corrupted_record_is_a_dispute_with_evidence(
     trio.wait_agree()
     gy = trio[GY]
     gy.process.stop()
-    with sqlite3.connect(gy.data / "suanli.db") as conn:
+    with contextlib.closing(engines.open_books(gy.data)) as conn:
         conn.execute(
             "UPDATE remote_holds SET captured_fen = captured_fen + 1000, amount_fen = amount_fen + 1000 WHERE order_id = 'G-2'"
         )
@@ -319,7 +320,7 @@ def test_a_corrupted_record_is_a_dispute_with_evidence(
 
         def lines(region: str, role: str) -> set[tuple[Any, ...]]:
             out = io.StringIO()
-            conn = sqlite3.connect(trio[region].data / "suanli.db")
+            conn = engines.open_books(trio[region].data)
             try:
                 export(conn, "statement_records", "json", out, region)
             finally:
@@ -455,11 +456,10 @@ def test_a_statement_goes_again_soon_after_its_issuer_comes_back(trio: Cluster) 
     trio.start()
     populate(trio)
     traffic(trio)
-    db = trio[HZ].data / "suanli.db"
 
     def row() -> tuple[int, int, int] | None:
         """HZ's statement to GY: attempts, next attempt, last attempt (ms)."""
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        with contextlib.closing(engines.open_books(trio[HZ].data)) as conn:
             r = conn.execute(
                 "SELECT attempts, next_attempt_at, updated_at FROM statements "
                 "WHERE issuer = ? AND acquirer = ? ORDER BY window_id DESC LIMIT 1",

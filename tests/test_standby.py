@@ -13,9 +13,13 @@ import time
 from pathlib import Path
 
 from node import backups
+from tests import engines
 from tests.cluster import Cluster
 from tests.proc import NodeProcess, suanli, wait_until
 from tests.test_federation import GY, HZ, pair
+
+# Backup sets copy SQLite's file; on PostgreSQL the database's own tools back it up.
+pytestmark = engines.sqlite_only
 
 
 def scheduled(cluster: Cluster) -> None:

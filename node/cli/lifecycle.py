@@ -270,6 +270,12 @@ def _cmd_backup(args: argparse.Namespace) -> int:
     from node.config import load as load_config
 
     config = load_config(args.data)
+    if config.backend == "postgresql":
+        raise ConfigError(
+            "this node's books are in PostgreSQL: back them up with the database's own tools "
+            "(pg_dump, pgBackRest, the cloud's snapshots), and node.toml and node.key as files "
+            "(docs/operations.md, Choosing an engine)"
+        )
     if args.to:
         taken = backups.take(config, Path(args.to))
         print(

@@ -1,0 +1,218 @@
+"""The PostgreSQL engine's own machinery, against a real PostgreSQL (a throwaway cluster):
+its schema is SQLite's, table by table and column by column; statements are rewritten once
+into psycopg's style; secrets stay out of node.toml; one writer at a time per city; and the
+lease fences a node that lost it. (The store, service and money tests run on PostgreSQL
+through ``make test-postgres``.)"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from node import errors
+from node.config import ConfigError, NodeConfig, check_storage
+from node.store.db import migrate as sqlite_migrate
+from node.store.pg import PgDatabase, PgLease, password_of, pg_sql
+from node.tools.pgcluster import PASSWORD, PgCluster
+from tests import engines
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[PgCluster]:
+    cluster = engines.cluster() if engines.POSTGRES else PgCluster.create()
+    yield cluster
+    if not engines.POSTGRES:
+        cluster.close()
+
+
+def _database(pg: PgCluster, name: str) -> str:
+    return pg.create_database(f"{name}_{os.getpid()}_{id(pg) % 10_000}")
+
+
+def test_statements_are_rewritten_once_into_psycopg_style() -> None:
+    assert pg_sql("SELECT a FROM t WHERE b = ? AND c = ?") == (
+        "SELECT a FROM t WHERE b = %s AND c = %s"
+    )
+    assert pg_sql("SELECT * FROM r WHERE x = :region") == "SELECT * FROM r WHERE x = %(region)s"
+    # quoted text, casts and a literal % are left as they mean
+    assert pg_sql("SELECT 'a?b:c', x::text, '100%' FROM t WHERE y LIKE '%?'") == (
+        "SELECT 'a?b:c', x::text, '100%' FROM t WHERE y LIKE '%?'"
+    )
+    assert pg_sql("SELECT 5 % ?") == "SELECT 5 %% %s"
+    before = pg_sql.cache_info().hits
+    pg_sql("SELECT a FROM t WHERE b = ? AND c = ?")
+    assert pg_sql.cache_info().hits == before + 1
+
+
+def test_both_engines_have_the_same_tables_columns_and_indexes(pg: PgCluster) -> None:
+    lite = sqlite3.connect(":memory:", isolation_level=None)
+    sqlite_migrate(lite)
+    lite_tables = {
+        name: {r[1] for r in lite.execute(f"PRAGMA table_info({name})")}
+        for (name,) in lite.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'sqlite_sequence'"
+        )
+    }
+    lite_indexes = {
+        r[0]
+        for r in lite.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+        )
+    }
+    lite_triggers = {
+        r[0] for r in lite.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+    }
+    db = PgDatabase(_database(pg, "parity"), PASSWORD)
+    try:
+        conn = db._writer.raw
+        pg_tables: dict[str, set[str]] = {}
+        for table, column in conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = 'public'"
+        ):
+            pg_tables.setdefault(table, set()).add(column)
+        pg_tables.pop("schema_version")
+        pg_indexes = {
+            r[0]
+            for r in conn.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' "
+                "AND indexname NOT LIKE '%_pkey' AND indexname NOT LIKE '%_key'"
+            )
+        }
+        pg_triggers = {
+            r[0] for r in conn.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")
+        }
+        # SQLite names its automatic indexes (UNIQUE constraints) sqlite_autoindex_*.
+        assert pg_tables == lite_tables
+        assert pg_indexes == {i for i in lite_indexes if not i.startswith("sqlite_autoindex")}
+        assert pg_triggers == lite_triggers
+        assert db.schema_version == max(
+            int(v) for v in lite.execute("PRAGMA user_version").fetchone()
+        )
+    finally:
+        db.close()
+
+
+def test_a_secret_stays_out_of_node_toml(tmp_path: Path) -> None:
+    config = NodeConfig(tmp_path, "330100", "x", backend="postgresql", dsn="host=db password=s3")
+    with pytest.raises(ConfigError, match="must not carry a password"):
+        check_storage(config, "node.toml")
+    uri = NodeConfig(
+        tmp_path, "330100", "x", backend="postgresql", dsn="postgresql://suanli:s3@db/suanli"
+    )
+    with pytest.raises(ConfigError, match="must not carry a password"):
+        check_storage(uri, "node.toml")
+    with pytest.raises(ConfigError, match="backend must be one of"):
+        check_storage(NodeConfig(tmp_path, "330100", "x", backend="mysql"), "node.toml")
+    secret = tmp_path / "pg.password"
+    secret.write_text(PASSWORD)
+    secret.chmod(0o644)
+    with pytest.raises(PermissionError, match="chmod 600"):
+        password_of(secret)
+    secret.chmod(0o600)
+    assert password_of(secret) == PASSWORD
+
+
+def test_a_wrong_password_is_refused_without_echoing_it(pg: PgCluster) -> None:
+    from node.store.pg import DatabaseUnreachable
+
+    with pytest.raises(DatabaseUnreachable) as refused:
+        PgDatabase(_database(pg, "wrongpw"), "not-the-password-xyz")
+    assert "not-the-password-xyz" not in str(refused.value)
+    assert "password authentication failed" in str(refused.value)
+
+
+def test_one_writer_at_a_time_and_a_failed_transaction_changes_nothing(pg: PgCluster) -> None:
+    """Two doors on one database (a node and a command such as ``suanli check``): their
+    transactions queue on the city's write lock, so a read-then-write inside one is never
+    interleaved with the other's; and a transaction that raises leaves nothing behind, alone
+    or inside a batch."""
+    dsn = _database(pg, "writers")
+    a, b = PgDatabase(dsn, PASSWORD), PgDatabase(dsn, PASSWORD)
+
+    def bump(conn: Any) -> int:
+        (n,) = conn.execute("SELECT value FROM node_meta WHERE key = 'n'").fetchone()
+        conn.execute("UPDATE node_meta SET value = ? WHERE key = 'n'", (str(int(n) + 1),))
+        return int(n) + 1
+
+    def fail(conn: Any) -> None:
+        conn.execute("UPDATE node_meta SET value = '-1' WHERE key = 'n'")
+        raise errors.InvalidRequest("refused after writing")
+
+    async def main() -> None:
+        await a.run("seed", lambda c: c.execute("INSERT INTO node_meta VALUES ('n', '0')"))
+        jobs = [a.run("bump", bump) for _ in range(40)] + [b.run("bump", bump) for _ in range(40)]
+        jobs += [a.run("fail", fail), b.run("fail", fail)]
+        done = await asyncio.gather(*jobs, return_exceptions=True)
+        assert sorted(x for x in done if isinstance(x, int)) == list(range(1, 81))
+        assert sum(isinstance(x, errors.InvalidRequest) for x in done) == 2
+
+    try:
+        asyncio.run(main())
+        value = a.run_sync(
+            "read", lambda c: c.execute("SELECT value FROM node_meta WHERE key = 'n'").fetchone()
+        )
+        assert value[0] == "80"
+    finally:
+        a.close()
+        b.close()
+
+
+def test_the_lease_fences_a_node_that_lost_its_connection(pg: PgCluster) -> None:
+    """The lease lives on the write connection: a second node cannot take it while the first
+    holds it; once the first one's session is ended (its machine gone), the second takes it,
+    and the first refuses to write ever again (not_active) and says so to ``alive``."""
+    dsn = _database(pg, "lease")
+    PgDatabase(dsn, PASSWORD).close()  # the schema
+    first = PgLease(dsn, PASSWORD)
+    assert first.try_acquire() is None
+    active = PgDatabase(dsn, PASSWORD, lease=first)
+    active.mark_active("http://127.0.0.1:8330")
+    second = PgLease(dsn, PASSWORD)
+    try:
+        assert second.try_acquire() == "http://127.0.0.1:8330"
+        (pid,) = active._writer.raw.execute("SELECT pg_backend_pid()").fetchone()
+        pg.primary.sql(f"SELECT pg_terminate_backend({pid})")
+
+        async def after() -> None:
+            assert await active.alive() is False
+            with pytest.raises(errors.NotActive):
+                await active.run("write", lambda c: c.execute("SELECT 1"))
+
+        asyncio.run(after())
+        with pytest.raises(errors.NotActive):
+            active.run_sync("write", lambda c: c.execute("SELECT 1"))
+        assert second.try_acquire() is None
+        taken = PgDatabase(dsn, PASSWORD, lease=second)
+        try:
+            assert asyncio.run(taken.alive()) is True
+        finally:
+            taken.close()
+    finally:
+        active.close()
+        second.release()
+
+
+def test_a_refusal_of_the_database_is_its_own_error_and_changes_nothing(pg: PgCluster) -> None:
+    db = PgDatabase(_database(pg, "checks"), PASSWORD)
+
+    def bad(conn: Any) -> None:
+        conn.execute("INSERT INTO node_meta (key, value) VALUES ('kept', 'no')")
+        conn.execute("INSERT INTO node_meta (key, value) VALUES ('k', ?)", (None,))
+
+    try:
+        with pytest.raises(psycopg.errors.NotNullViolation):
+            db.run_sync("bad", bad)
+        kept = db.run_sync(
+            "read", lambda c: c.execute("SELECT COUNT(*) FROM node_meta").fetchone()[0]
+        )
+        assert kept == 0
+    finally:
+        db.close()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from aiohttp import web
-from prometheus_client.aiohttp import make_aiohttp_handler
+from aiohttp import hdrs, web
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
 
 from node import errors
 from node.api import handlers as h
@@ -182,5 +184,22 @@ def make_web_app(node: Node) -> web.Application:
         middlewares=[middleware],
     )
     app[NODE] = node
-    app.add_routes(routes(make_aiohttp_handler(node.metrics.registry)))
+    app.add_routes(routes(metrics_handler(node.metrics.registry)))
     return app
+
+
+def metrics_handler(registry: CollectorRegistry) -> Handler:
+    """``/metrics`` as ``prometheus_client.aiohttp``'s handler serves it (the format the
+    scraper asks for, compressed by aiohttp), but collected on a thread: the budget gauges read
+    the books at scrape time, and on PostgreSQL each read is a round trip that must not hold
+    the event loop."""
+
+    async def handler(request: web.Request) -> web.Response:
+        accept = ",".join(request.headers.getall(hdrs.ACCEPT, []))
+        encoder, content_type = choose_encoder(accept)
+        body = await asyncio.to_thread(encoder, registry)
+        response = web.Response(body=body, headers={hdrs.CONTENT_TYPE: content_type})
+        response.enable_compression()
+        return response
+
+    return handler

@@ -82,6 +82,21 @@ def connect_readonly(config: NodeConfig) -> Any:
     return conn
 
 
+def connect_writer(config: NodeConfig) -> Any:
+    """A connection outside the door, each statement committed unless the caller says
+    BEGIN: for the benchmark's bulk loader into a stopped node's books, never while serving."""
+    if config.backend == "postgresql":
+        from node.store.pg import PgConnection, connect, password_of
+
+        return PgConnection(connect(config.dsn, password_of(config.password_path)))
+    import sqlite3
+
+    conn = sqlite3.connect(config.db_path, isolation_level=None)
+    conn.execute("PRAGMA synchronous=OFF")  # a bulk load redone from scratch if it fails
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
 def lease_of(config: NodeConfig) -> PgLease:
     """The PostgreSQL lease of ``config``'s city (``suanli serve`` on PostgreSQL)."""
     from node.store.pg import PgLease, password_of

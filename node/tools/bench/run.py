@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,8 +59,14 @@ class Federation:
     """Two node processes with their seeded books (``synchronous=FULL`` unless told)."""
 
     def __init__(
-        self, root: Path, vouchers: int, codes: dict[str, int], synchronous: str = "FULL"
+        self,
+        root: Path,
+        vouchers: int,
+        codes: dict[str, int],
+        synchronous: str = "FULL",
+        storage: Callable[[str], dict[str, str] | None] | None = None,
     ) -> None:
+        """``storage``: each node's engine settings by region (SQLite files by default)."""
         from node.provision import init_node
 
         self.root = root
@@ -77,7 +84,15 @@ class Federation:
             fed = FederationConfig(port=free_port(), plaintext=True, call_timeout_seconds=5.0)
             self.ports[region] = free_port()
             self.tokens[region] = init_node(
-                root / name, region, name, text, self.ports[region], synchronous, 1.0, fed
+                root / name,
+                region,
+                name,
+                text,
+                self.ports[region],
+                synchronous,
+                1.0,
+                fed,
+                storage=storage(region) if storage else None,
             )
         peer_all([(HZ, root / "hangzhou"), (GY, root / "guiyang")], 10**15)
         self.data = {HZ: root / "hangzhou", GY: root / "guiyang"}
@@ -137,15 +152,13 @@ class Federation:
         per_holder = max(1, voucher_count // len(holders))
         # Within Hangzhou's ¥250,000,000 budget whatever the count: ¥10,000 each, or less.
         face = min(1_000_000, 20_000_000_000 // (per_holder * len(holders)))
-        ids = seed_vouchers(
-            self.data[HZ] / "suanli.db", key, HZ, holders, per_holder, face, year_of(now), now
-        )
+        ids = seed_vouchers(self.data[HZ], key, HZ, holders, per_holder, face, year_of(now), now)
         pairs = [(vid, holders[i // per_holder][0]) for i, vid in enumerate(ids)]
         self.codes: dict[str, list[str]] = {}
         for region, count in codes.items():
             provider = reg["gy_provider"] if region == GY else reg["hz_provider"]
             self.codes[region] = seed_codes(
-                self.data[HZ] / "suanli.db",
+                self.data[HZ],
                 pairs,
                 region,
                 provider,

@@ -1,19 +1,21 @@
 """Bulk loader for benchmarks: vouchers and spend authorizations straight into a stopped node's
-SQLite file, with real signatures and a balanced ledger, so a million vouchers load in minutes
-rather than hours through the API. Nothing here is used by a serving node."""
+books (its SQLite file or its PostgreSQL database), with real signatures and a balanced ledger,
+so a million vouchers load in minutes rather than hours through the API. Nothing here is used
+by a serving node."""
 
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 from node.clock import add_months
+from node.config import load as load_config
 from node.domain.model import Voucher, field_names
 from node.keys import VOUCHER_TAG, NodeKey
 from node.services.common import sha256_hex
 from node.services.issuance import voucher_record
+from node.store.engine import connect_writer
 from node.store.vouchers import add_holder_usage
 
 VOUCHER_COLUMNS = ", ".join((*field_names(Voucher), "record", "signature", "key_id"))
@@ -25,7 +27,7 @@ def _chunks(n: int, size: int) -> Iterator[range]:
 
 
 def seed_vouchers(
-    db_path: Path,
+    data: Path,
     key: NodeKey,
     region: str,
     holders: list[tuple[str, str]],  # (holder id, uscc)
@@ -37,8 +39,7 @@ def seed_vouchers(
     ratio_bp: int = 3000,
 ) -> list[str]:
     """Issue ``per_holder`` vouchers to each holder; returns the voucher ids."""
-    conn = sqlite3.connect(db_path, isolation_level=None)
-    conn.execute("PRAGMA synchronous=OFF")
+    conn = connect_writer(load_config(data))
     ids: list[str] = []
     expires = add_months(now_ms, 12)
     pool = f"budget:{year}:pool"
@@ -121,7 +122,7 @@ def seed_vouchers(
         # the running totals that ledger.transfer keeps (node/store/ledger.py), for these issues
         conn.execute(
             "INSERT INTO flows (kind, source, dest, fen) VALUES ('issue', ?, 'voucher', ?) "
-            "ON CONFLICT(kind, source, dest) DO UPDATE SET fen = fen + excluded.fen",
+            "ON CONFLICT(kind, source, dest) DO UPDATE SET fen = flows.fen + excluded.fen",
             (pool, total),
         )
         conn.execute("COMMIT")
@@ -131,7 +132,7 @@ def seed_vouchers(
 
 
 def seed_codes(
-    db_path: Path,
+    data: Path,
     vouchers: list[tuple[str, str]],  # (voucher id, holder id), used round-robin
     provider_region: str,
     provider_id: str,
@@ -142,8 +143,7 @@ def seed_codes(
     issuer_region: str,
 ) -> list[str]:
     """Open spend authorizations for one provider; returns their one-time codes."""
-    conn = sqlite3.connect(db_path, isolation_level=None)
-    conn.execute("PRAGMA synchronous=OFF")
+    conn = connect_writer(load_config(data))
     codes: list[str] = []
     try:
         conn.execute("BEGIN")

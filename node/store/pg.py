@@ -140,17 +140,62 @@ class _IntNumeric(Loader):
         return int(text)
 
 
-class PgConnection:
-    """The part of ``sqlite3.Connection`` the store uses, on a psycopg connection."""
+class _Queued:
+    """A statement sent in pipeline mode, its result not yet read: reading it (a fetch, the
+    row count, iteration) waits for it and for everything sent before it."""
 
-    __slots__ = ("raw",)
+    __slots__ = ("_cur", "_pipe")
+
+    def __init__(self, cur: Any, pipe: Any) -> None:
+        self._cur = cur
+        self._pipe = pipe
+
+    @property
+    def rowcount(self) -> int:
+        if self._pipe is not None:
+            self._pipe.sync()
+            self._pipe = None
+        return int(self._cur.rowcount)
+
+    def fetchone(self) -> Any:
+        return self._cur.fetchone()
+
+    def fetchall(self) -> Any:
+        return self._cur.fetchall()
+
+    def fetchmany(self, size: int) -> Any:
+        return self._cur.fetchmany(size)
+
+    def __iter__(self) -> Any:
+        return iter(self._cur)
+
+    @property
+    def description(self) -> Any:
+        if self._pipe is not None:
+            self._pipe.sync()
+            self._pipe = None
+        return self._cur.description
+
+
+class PgConnection:
+    """The part of ``sqlite3.Connection`` the store uses, on a psycopg connection.
+
+    In a batch the write connection is in libpq's pipeline mode (``pipe``): a statement is sent
+    without waiting for its answer, and the round trip is paid only where the code reads a
+    result (a fetch, a row count) and at the end of each transaction. A write that the books
+    refuse (a CHECK, a trigger) then raises at that next read or at the end of its transaction,
+    which fails and rolls back the same way."""
+
+    __slots__ = ("pipe", "raw")
     engine = "postgresql"
 
     def __init__(self, raw: psycopg.Connection[Any]) -> None:
         self.raw = raw
+        self.pipe: Any = None
 
     def execute(self, sql: str, params: Any = ()) -> Any:
-        return self.raw.execute(pg_sql(sql), params or None)
+        cur = self.raw.execute(pg_sql(sql), params or None)
+        return cur if self.pipe is None else _Queued(cur, self.pipe)
 
     def executemany(self, sql: str, seq: Any) -> Any:
         cur = self.raw.cursor()
@@ -323,42 +368,62 @@ class PgDatabase:
         self._writer.raw.execute(f"BEGIN; SELECT pg_advisory_xact_lock({LOCK_SPACE}, {WRITE_KEY})")
 
     def _run_batch(self, batch: list[_Job]) -> list[tuple[_Job, bool, Any]]:
-        """On the writer thread: the batch's transactions, then one COMMIT."""
+        """On the writer thread: the batch's transactions, then one COMMIT, in pipeline mode
+        (``PgConnection``): each transaction ends with a sync, so a refusal of the books is
+        its own transaction's, and is rolled back to its savepoint (or, alone, entirely)."""
         with self._lock:
             self._check_lost()
             conn = self._writer
+            raw = conn.raw
             alone = len(batch) == 1
             try:
-                self._begin()
-                done: list[tuple[_Job, bool, Any]] = []
-                for job in batch:
-                    started = time.perf_counter()
-                    if not alone:
-                        conn.raw.execute("SAVEPOINT job")
+                with raw.pipeline() as pipe:
+                    conn.pipe = pipe
                     try:
-                        done.append((job, True, job.context.run(job.fn, conn)))
-                        if not alone:
-                            conn.raw.execute("RELEASE job")
-                    except Exception as exc:
-                        if self._broken():
-                            raise
-                        done.append((job, False, _client_error(exc)))
-                        if not alone:
-                            conn.raw.execute("ROLLBACK TO job")
-                            conn.raw.execute("RELEASE job")
-                        elif conn.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                            conn.raw.execute("ROLLBACK")
-                            return done
-                    if self._observer is not None:
-                        self._observer(job.name, time.perf_counter() - started)
-                started = time.perf_counter()
-                conn.raw.execute("COMMIT")
-                if self._observer is not None:
-                    self._observer("commit", time.perf_counter() - started)
-                return done
+                        return self._pipelined(conn, pipe, batch, alone)
+                    finally:
+                        conn.pipe = None
             except BaseException as exc:
                 failure = self._failed(exc)
                 return [(job, False, failure) for job in batch]
+
+    def _pipelined(
+        self, conn: PgConnection, pipe: Any, batch: list[_Job], alone: bool
+    ) -> list[tuple[_Job, bool, Any]]:
+        raw = conn.raw
+        raw.execute("BEGIN")
+        raw.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_SPACE, WRITE_KEY))
+        done: list[tuple[_Job, bool, Any]] = []
+        for job in batch:
+            started = time.perf_counter()
+            if not alone:
+                raw.execute("SAVEPOINT job")
+            try:
+                value = job.context.run(job.fn, conn)
+                if not alone:
+                    raw.execute("RELEASE job")
+                pipe.sync()  # this transaction's writes answered: a refusal is its own
+                done.append((job, True, value))
+            except Exception as exc:
+                if self._broken():
+                    raise
+                done.append((job, False, _client_error(exc)))
+                if not alone:
+                    raw.execute("ROLLBACK TO job")
+                    raw.execute("RELEASE job")
+                    pipe.sync()
+                else:
+                    raw.execute("ROLLBACK")
+                    pipe.sync()
+                    return done
+            if self._observer is not None:
+                self._observer(job.name, time.perf_counter() - started)
+        started = time.perf_counter()
+        raw.execute("COMMIT")
+        pipe.sync()
+        if self._observer is not None:
+            self._observer("commit", time.perf_counter() - started)
+        return done
 
     def _broken(self) -> bool:
         return bool(self._writer.raw.broken or self._writer.raw.closed)

@@ -83,6 +83,11 @@ class Acquirer:
         code_sha256 = sha256_hex(order.code)
 
         def txn(conn: sqlite3.Connection) -> tuple[RemoteHold, Row | None]:
+            # The four reads below, sent together (one round trip on PostgreSQL).
+            registry.get_provider_ahead(conn, provider_id)
+            peers.peer_inbound_ahead(conn, issuer)
+            remote_holds.remote_hold_for_order_ahead(conn, provider_id, order.order_id)
+            vouchers.hold_for_order_ahead(conn, self.region, provider_id, order.order_id)
             provider = registry.get_provider(conn, provider_id)
             if not provider.approved:
                 raise errors.ProviderNotApproved(

@@ -25,6 +25,7 @@ from node.clock import Clock
 from node.domain.fields import CONTROL, MAX_FEN
 from node.domain.model import Hold, Provider
 from node.faults import crash_point
+from node.services.common import sha256_hex
 from node.services.ports import (
     PeerProvider,
     PeerRequest,
@@ -73,6 +74,10 @@ def _text(value: str, field: str, limit: int = 100) -> str:
     return value
 
 
+def _printable(*values: str) -> bool:
+    return all(value and len(value) <= 100 and not CONTROL.search(value) for value in values)
+
+
 def _holder_uscc_txn(conn: sqlite3.Connection, hold: Hold) -> str:
     voucher = vouchers.get_voucher(conn, hold.voucher_id)
     return registry.get_holder(conn, voucher.holder_id).uscc
@@ -105,6 +110,18 @@ class IssuerDesk:
         observed: list[tuple[HoldResult, str]] = []
 
         def txn(conn: sqlite3.Connection) -> bytes:
+            # The first reads of the request, sent together (one round trip on PostgreSQL).
+            inbox.inbox_get_ahead(conn, origin, request.message_id)
+            if isinstance(request.ask, Place) and _printable(
+                request.ask.code, request.ask.order_id, request.ask.provider.id
+            ):  # (a malformed one is refused below, before any read of it)
+                self._spending.place_ahead(
+                    conn,
+                    origin,
+                    request.ask.provider.id,
+                    request.ask.order_id,
+                    sha256_hex(request.ask.code),
+                )
             seen = inbox.replayed(
                 conn, origin, request.message_id, request.type_code, request.payload_sha256
             )

@@ -6,14 +6,20 @@ from __future__ import annotations
 import sqlite3
 
 from node import errors
+from node.store.rows import ahead
+
+INBOX_GET = (
+    "SELECT type, payload_sha256, reply, hold_id FROM inbox WHERE origin = ? AND message_id = ?"
+)
 
 
 def inbox_get(conn: sqlite3.Connection, origin: str, message_id: str) -> sqlite3.Row | None:
-    row: sqlite3.Row | None = conn.execute(
-        "SELECT type, payload_sha256, reply, hold_id FROM inbox WHERE origin = ? AND message_id = ?",
-        (origin, message_id),
-    ).fetchone()
+    row: sqlite3.Row | None = conn.execute(INBOX_GET, (origin, message_id)).fetchone()
     return row
+
+
+def inbox_get_ahead(conn: sqlite3.Connection, origin: str, message_id: str) -> None:
+    ahead(conn, INBOX_GET, (origin, message_id))
 
 
 def inbox_put(

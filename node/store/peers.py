@@ -7,6 +7,7 @@ import sqlite3
 
 from node import errors
 from node.domain.model import Peer, PeerKey
+from node.store.rows import ahead
 
 
 def _keys(conn: sqlite3.Connection, region: str) -> tuple[PeerKey, ...]:
@@ -80,11 +81,26 @@ def upsert_peer(conn: sqlite3.Connection, peer: Peer, card: bytes, at: int) -> N
         )
 
 
+PEER_POLICY = "SELECT outbound, exposure_cap_fen FROM peers WHERE region = ?"
+PEER_INBOUND = "SELECT inbound FROM peers WHERE region = ?"
+EXPOSURE = "SELECT COALESCE(SUM(fen), 0) FROM exposure WHERE acquirer = ? AND window_id IN ('', ?)"
+
+
+def peer_policy_ahead(conn: sqlite3.Connection, region: str) -> None:
+    ahead(conn, PEER_POLICY, (region,))
+
+
+def peer_inbound_ahead(conn: sqlite3.Connection, region: str) -> None:
+    ahead(conn, PEER_INBOUND, (region,))
+
+
+def exposure_ahead(conn: sqlite3.Connection, acquirer: str, window: str) -> None:
+    ahead(conn, EXPOSURE, (acquirer, window))
+
+
 def peer_policy(conn: sqlite3.Connection, region: str) -> tuple[bool, int]:
     """(outbound allowed, exposure cap) for a peer, without loading its keys."""
-    row = conn.execute(
-        "SELECT outbound, exposure_cap_fen FROM peers WHERE region = ?", (region,)
-    ).fetchone()
+    row = conn.execute(PEER_POLICY, (region,)).fetchone()
     if row is None:
         raise errors.PeerNotFound(f"{region} is not a peer of this node")
     return bool(row[0]), int(row[1])
@@ -92,7 +108,7 @@ def peer_policy(conn: sqlite3.Connection, region: str) -> tuple[bool, int]:
 
 def peer_inbound(conn: sqlite3.Connection, region: str) -> bool:
     """Whether this city's providers accept the peer's vouchers (without loading its keys)."""
-    row = conn.execute("SELECT inbound FROM peers WHERE region = ?", (region,)).fetchone()
+    row = conn.execute(PEER_INBOUND, (region,)).fetchone()
     if row is None:
         raise errors.PeerNotFound(f"{region} is not a peer of this node")
     return bool(row[0])
@@ -121,7 +137,7 @@ def revoke_peer_key(conn: sqlite3.Connection, region: str, key_id: str) -> None:
 def exposure(conn: sqlite3.Connection, acquirer: str, window: str) -> int:
     """What this issuer may owe the acquirer's city in a window: open holds plus captures."""
     row = conn.execute(
-        "SELECT COALESCE(SUM(fen), 0) FROM exposure WHERE acquirer = ? AND window_id IN ('', ?)",
+        EXPOSURE,
         (acquirer, window),
     ).fetchone()
     return int(row[0])

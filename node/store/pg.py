@@ -177,6 +177,11 @@ class _Queued:
         return self._cur.description
 
 
+# Statements after which a read sent ahead still holds: reads, and marking a savepoint (a
+# ROLLBACK TO, which undoes writes, drops them like a write).
+_KEEPS_AHEAD = frozenset({"SELECT", "SAVEPO", "RELEAS"})
+
+
 class PgConnection:
     """The part of ``sqlite3.Connection`` the store uses, on a psycopg connection.
 
@@ -186,14 +191,32 @@ class PgConnection:
     refuse (a CHECK, a trigger) then raises at that next read or at the end of its transaction,
     which fails and rolls back the same way."""
 
-    __slots__ = ("pipe", "raw")
+    __slots__ = ("_ahead", "pipe", "raw")
     engine = "postgresql"
 
     def __init__(self, raw: psycopg.Connection[Any]) -> None:
         self.raw = raw
         self.pipe: Any = None
+        self._ahead: dict[tuple[str, Any], Any] = {}
+
+    def prefetch(self, sql: str, params: tuple[Any, ...]) -> None:
+        """Send a read now (``node.store.rows.ahead``): the same statement with the same
+        parameters, executed next in this transaction before any write, is answered by it.
+        Any other statement first drops what was sent ahead and not yet asked for, so a
+        read answered ahead is always what it would have been at its own place."""
+        if self.pipe is not None and (sql, params) not in self._ahead:
+            self._ahead[(sql, params)] = self.raw.execute(pg_sql(sql), params)
+
+    def forget_ahead(self) -> None:
+        self._ahead.clear()
 
     def execute(self, sql: str, params: Any = ()) -> Any:
+        if self._ahead:
+            sent = self._ahead.pop((sql, params), None) if isinstance(params, tuple) else None
+            if sent is not None:
+                return sent
+            if sql.lstrip()[:6].upper() not in _KEEPS_AHEAD:
+                self._ahead.clear()  # a write: what was read ahead may no longer hold
         cur = self.raw.execute(pg_sql(sql), params or None)
         return cur if self.pipe is None else _Queued(cur, self.pipe)
 
@@ -383,6 +406,7 @@ class PgDatabase:
                         return self._pipelined(conn, pipe, batch, alone)
                     finally:
                         conn.pipe = None
+                        conn.forget_ahead()
             except BaseException as exc:
                 failure = self._failed(exc)
                 return [(job, False, failure) for job in batch]
@@ -416,6 +440,7 @@ class PgDatabase:
                     raw.execute("ROLLBACK")
                     pipe.sync()
                     return done
+            conn.forget_ahead()
             if self._observer is not None:
                 self._observer(job.name, time.perf_counter() - started)
         started = time.perf_counter()

@@ -7,7 +7,7 @@ import sqlite3
 
 from node import errors
 from node.domain.model import Holder, Provider
-from node.store.rows import from_row, insert, limit_of
+from node.store.rows import ahead, from_row, insert, limit_of
 
 
 def _holder(row: sqlite3.Row) -> Holder:
@@ -24,8 +24,20 @@ def insert_holder(conn: sqlite3.Connection, holder: Holder) -> None:
     insert(conn, "holders", holder)
 
 
+HOLDER = "SELECT * FROM holders WHERE id = ?"
+PROVIDER = "SELECT * FROM providers WHERE id = ?"
+
+
+def get_holder_ahead(conn: sqlite3.Connection, holder_id: str) -> None:
+    ahead(conn, HOLDER, (holder_id,))
+
+
+def get_provider_ahead(conn: sqlite3.Connection, provider_id: str) -> None:
+    ahead(conn, PROVIDER, (provider_id,))
+
+
 def get_holder(conn: sqlite3.Connection, holder_id: str) -> Holder:
-    row = conn.execute("SELECT * FROM holders WHERE id = ?", (holder_id,)).fetchone()
+    row = conn.execute(HOLDER, (holder_id,)).fetchone()
     if row is None:
         raise errors.HolderNotFound(f"no holder {holder_id}")
     return _holder(row)
@@ -45,7 +57,7 @@ def insert_provider(conn: sqlite3.Connection, provider: Provider) -> None:
 
 
 def get_provider(conn: sqlite3.Connection, provider_id: str) -> Provider:
-    row = conn.execute("SELECT * FROM providers WHERE id = ?", (provider_id,)).fetchone()
+    row = conn.execute(PROVIDER, (provider_id,)).fetchone()
     if row is None:
         raise errors.ProviderNotFound(f"no provider {provider_id}")
     return _provider(row)

@@ -6,7 +6,7 @@ import sqlite3
 
 from node import errors
 from node.domain.model import RemoteHold
-from node.store.rows import from_row, insert, limit_of
+from node.store.rows import ahead, from_row, insert, limit_of
 
 
 def insert_remote_hold(conn: sqlite3.Connection, hold: RemoteHold) -> None:
@@ -20,13 +20,19 @@ def get_remote_hold(conn: sqlite3.Connection, hold_id: str) -> RemoteHold:
     return from_row(RemoteHold, row)
 
 
+REMOTE_FOR_ORDER = (
+    "SELECT * FROM remote_holds WHERE provider_id = ? AND order_id = ? AND state != 'refused'"
+)
+
+
+def remote_hold_for_order_ahead(conn: sqlite3.Connection, provider_id: str, order_id: str) -> None:
+    ahead(conn, REMOTE_FOR_ORDER, (provider_id, order_id))
+
+
 def remote_hold_for_order(
     conn: sqlite3.Connection, provider_id: str, order_id: str
 ) -> RemoteHold | None:
-    row = conn.execute(
-        "SELECT * FROM remote_holds WHERE provider_id = ? AND order_id = ? AND state != 'refused'",
-        (provider_id, order_id),
-    ).fetchone()
+    row = conn.execute(REMOTE_FOR_ORDER, (provider_id, order_id)).fetchone()
     return None if row is None else from_row(RemoteHold, row)
 
 

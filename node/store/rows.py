@@ -10,6 +10,16 @@ from node.domain.model import field_names
 T = TypeVar("T")
 
 
+def ahead(conn: Any, sql: str, params: tuple[Any, ...]) -> None:
+    """Announce a read the transaction will make soon, before any write: on PostgreSQL it is
+    sent now (``PgConnection.prefetch``), so several independent reads share one round trip;
+    on SQLite, nothing (a read there costs microseconds). The read itself is then made as
+    usual, with the same statement and parameters, and gets the same rows."""
+    send = getattr(conn, "prefetch", None)
+    if send is not None:
+        send(sql, params)
+
+
 # "No limit" for ``LIMIT ?``: SQLite reads a negative limit as none and refuses NULL;
 # PostgreSQL refuses a negative one. Both take this.
 NO_LIMIT = 2**63 - 1

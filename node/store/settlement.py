@@ -8,14 +8,17 @@ from typing import Any
 
 from node import errors
 from node.domain.model import StatementState
-from node.store.rows import limit_of
+from node.store.rows import ahead, limit_of
+
+IS_CLOSED = "SELECT 1 FROM windows WHERE window_id = ?"
 
 
 def is_closed(conn: sqlite3.Connection, window_id: str) -> bool:
-    return (
-        conn.execute("SELECT 1 FROM windows WHERE window_id = ?", (window_id,)).fetchone()
-        is not None
-    )
+    return conn.execute(IS_CLOSED, (window_id,)).fetchone() is not None
+
+
+def is_closed_ahead(conn: sqlite3.Connection, window_id: str) -> None:
+    ahead(conn, IS_CLOSED, (window_id,))
 
 
 def close_window(

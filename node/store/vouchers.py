@@ -13,7 +13,7 @@ from typing import Any
 
 from node import errors
 from node.domain.model import Authorization, Hold, Voucher
-from node.store.rows import from_row, insert, limit_of
+from node.store.rows import ahead, from_row, insert, limit_of
 
 
 def _voucher(row: sqlite3.Row) -> Voucher:
@@ -182,10 +182,24 @@ def insert_authorization(conn: sqlite3.Connection, a: Authorization, code_sha256
     insert(conn, "authorizations", a, code_sha256=code_sha256)
 
 
+AUTHORIZATION_BY_CODE = "SELECT * FROM authorizations WHERE code_sha256 = ?"
+HOLD_FOR_ORDER = (
+    "SELECT * FROM holds WHERE acquirer_region = ? AND provider_id = ? AND order_id = ?"
+)
+
+
+def authorization_by_code_ahead(conn: sqlite3.Connection, code_sha256: str) -> None:
+    ahead(conn, AUTHORIZATION_BY_CODE, (code_sha256,))
+
+
+def hold_for_order_ahead(
+    conn: sqlite3.Connection, acquirer_region: str, provider_id: str, order_id: str
+) -> None:
+    ahead(conn, HOLD_FOR_ORDER, (acquirer_region, provider_id, order_id))
+
+
 def authorization_by_code(conn: sqlite3.Connection, code_sha256: str) -> Authorization:
-    row = conn.execute(
-        "SELECT * FROM authorizations WHERE code_sha256 = ?", (code_sha256,)
-    ).fetchone()
+    row = conn.execute(AUTHORIZATION_BY_CODE, (code_sha256,)).fetchone()
     if row is None:
         raise errors.AuthorizationInvalid("unknown authorization code")
     return _authorization(row)
@@ -258,10 +272,7 @@ def get_hold(conn: sqlite3.Connection, hold_id: str) -> Hold:
 def hold_for_order(
     conn: sqlite3.Connection, acquirer_region: str, provider_id: str, order_id: str
 ) -> Hold | None:
-    row = conn.execute(
-        "SELECT * FROM holds WHERE acquirer_region = ? AND provider_id = ? AND order_id = ?",
-        (acquirer_region, provider_id, order_id),
-    ).fetchone()
+    row = conn.execute(HOLD_FOR_ORDER, (acquirer_region, provider_id, order_id)).fetchone()
     return None if row is None else _hold(row)
 
 

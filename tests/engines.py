@@ -5,6 +5,7 @@ connects as the cluster's ``suanli`` role with its password in a 0600 file, as a
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 import sqlite3
@@ -40,6 +41,7 @@ def cluster() -> PgCluster:
     global _cluster
     if _cluster is None:
         _cluster = PgCluster.create()
+        atexit.register(close)  # also when a worker ends without its session's teardown
     return _cluster
 
 

@@ -410,7 +410,12 @@ def test_kill9_during_capture_or_close_then_statements_agree(
     assert (st["count"], st["total_fen"]) == (1, 50_000_000)  # nothing lost, nothing doubled
     windows = gy.call("GET", "/v1/settlement/windows", expect=200)["items"]
     assert sum(1 for w in windows if w["state"] != "open") == 1
-    pay = gy.call("GET", "/v1/settlement/payouts", expect=200)["items"]
+    # After a crash between the close and the payouts, the restarted node's next tick signs
+    # them (LocalSettlement.tick), independently of the statement exchange awaited above.
+    pay = wait_until(
+        lambda: gy.call("GET", "/v1/settlement/payouts", expect=200)["items"],
+        "Guiyang's payouts to be signed",
+    )
     assert [(p["count"], p["total_fen"]) for p in pay] == [(1, 50_000_000)]
     trio.check_all()
 

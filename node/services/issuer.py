@@ -115,7 +115,7 @@ class IssuerDesk:
             if isinstance(request.ask, Place) and _printable(
                 request.ask.code, request.ask.order_id, request.ask.provider.id
             ):  # (a malformed one is refused below, before any read of it)
-                self._spending.place_ahead(
+                self._spending.place_ahead_txn(
                     conn,
                     origin,
                     request.ask.provider.id,

@@ -194,7 +194,7 @@ class Spending:
         ledger.event(conn, now, "voucher", voucher.id, state, actor, amount, reason=reason)
         return amount
 
-    def place_ahead(
+    def place_ahead_txn(
         self, conn: sqlite3.Connection, region: str, provider_id: str, order_id: str, code: str
     ) -> None:
         """Send ahead the reads ``place_txn`` starts with (one round trip on PostgreSQL):
@@ -221,7 +221,7 @@ class Spending:
         original hold."""
         provider = redeemer.provider
         code_hash = sha256_hex(order.code)
-        self.place_ahead(conn, redeemer.region, provider.id, order.order_id, code_hash)
+        self.place_ahead_txn(conn, redeemer.region, provider.id, order.order_id, code_hash)
         existing = vouchers.hold_for_order(conn, redeemer.region, provider.id, order.order_id)
         if existing is not None:
             auth = vouchers.authorization_by_code(conn, code_hash)

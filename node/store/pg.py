@@ -24,6 +24,13 @@ the WAL is durable (on the standby too). Unlike SQLite, every statement is a rou
 batch runs on the writer's own thread, never on the event loop, and reads run on a reader
 thread; a long scan runs its fetches on a thread of its own.
 
+**Round trips.** On this project's 2-core machine a round trip to a PostgreSQL on the same
+machine costs about 170 µs, as much as a whole SQLite transaction. So a batch runs in libpq's
+pipeline mode (a write is sent without waiting for its answer; the wait comes where the code
+reads a result, and once at the end of each transaction), and a transaction can announce the
+independent reads it starts with (``node.store.rows.ahead``), which are then sent together.
+docs/benchmarks.md has what that bought and what remains.
+
 **One writer per city.** Every write transaction, from the serving node or from a command such as
 ``suanli check``, first takes ``pg_advisory_xact_lock`` on the city's write key: writers of one
 database queue on it as SQLite's writers queue on ``BEGIN IMMEDIATE``, so a check made inside a

@@ -27,7 +27,7 @@ from node.cli.options import (
     with_data,
 )
 from node.clock import iso
-from node.config import ConfigError
+from node.config import ConfigError, NodeConfig
 from node.config import load as load_config
 from node.files import FolderLock
 from node.node import Node
@@ -131,21 +131,12 @@ async def serve(node: Node, host: str, port: int) -> bool:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     lock = FolderLock(Path(args.data))
-    if load_config(Path(args.data)).backend == "postgresql":
-        return _serve_postgresql(args, lock)
+    config = load_config(Path(args.data))
+    if config.backend == "postgresql":
+        return _serve_postgresql(args, config, lock)
     if args.standby:
         # The standby of a pair (node/standby.py): answer as such until the lock is ours.
-        from node.standby import stand_by
-
-        config = load_config(Path(args.data))
-        logs.setup(config.region, fmt=args.log_format or config.log_format)
-        host = args.host or config.http_host
-        port = config.http_port if args.port is None else args.port
-        tls = tls_of(config, config.federation)[1] if config.federation else None
-        taken, args.port, args.grpc_port = asyncio.run(
-            stand_by(config, lock, host, port, args.grpc_port, tls)
-        )
-        if not taken:
+        if not _stand_by(args, config, lock):
             return 0
     else:
         lock.acquire()  # before anything is opened: a second serve changes nothing
@@ -155,26 +146,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         lock.release()
 
 
-def _serve_postgresql(args: argparse.Namespace, lock: FolderLock) -> int:
+def _serve_postgresql(args: argparse.Namespace, config: NodeConfig, lock: FolderLock) -> int:
     """On PostgreSQL the folder is this machine's alone (its lock still keeps a second serve
     off it), and what makes a node active is the database lease (node/store/pg.py)."""
     from node.store.engine import lease_of
 
-    config = load_config(Path(args.data))
     lock.acquire()
     lease = lease_of(config)
     try:
         if args.standby:
-            from node.standby import stand_by
-
-            logs.setup(config.region, fmt=args.log_format or config.log_format)
-            host = args.host or config.http_host
-            port = config.http_port if args.port is None else args.port
-            tls = tls_of(config, config.federation)[1] if config.federation else None
-            taken, args.port, args.grpc_port = asyncio.run(
-                stand_by(config, lease, host, port, args.grpc_port, tls)
-            )
-            if not taken:
+            if not _stand_by(args, config, lease):
                 return 0
         else:
             lease.acquire()
@@ -182,6 +163,21 @@ def _serve_postgresql(args: argparse.Namespace, lock: FolderLock) -> int:
     finally:
         lease.release()
         lock.release()
+
+
+def _stand_by(args: argparse.Namespace, config: NodeConfig, lock: Any) -> bool:
+    """Answer as the standby until ``lock`` (the folder's, or the database lease) is ours;
+    False if stopped first. The ports it bound are the ones the node then serves on."""
+    from node.standby import stand_by
+
+    logs.setup(config.region, fmt=args.log_format or config.log_format)
+    host = args.host or config.http_host
+    port = config.http_port if args.port is None else args.port
+    tls = tls_of(config, config.federation)[1] if config.federation else None
+    taken, args.port, args.grpc_port = asyncio.run(
+        stand_by(config, lock, host, port, args.grpc_port, tls)
+    )
+    return taken
 
 
 def _serve_locked(args: argparse.Namespace, lease: Any = None) -> int:

@@ -19,7 +19,8 @@ import pytest
 from node import errors
 from node.config import ConfigError, NodeConfig, check_storage
 from node.store.db import migrate as sqlite_migrate
-from node.store.pg import PgDatabase, PgLease, password_of, pg_sql
+from node.store.pg import PgDatabase, PgLease
+from node.store.pgconn import password_of, pg_sql
 from node.tools.pgcluster import PASSWORD, PgCluster
 from tests import engines
 
@@ -121,7 +122,7 @@ def test_a_secret_stays_out_of_node_toml(tmp_path: Path) -> None:
 
 
 def test_a_wrong_password_is_refused_without_echoing_it(pg: PgCluster) -> None:
-    from node.store.pg import DatabaseUnreachable
+    from node.store.pgconn import DatabaseUnreachable
 
     with pytest.raises(DatabaseUnreachable) as refused:
         PgDatabase(_database(pg, "wrongpw"), "not-the-password-xyz")

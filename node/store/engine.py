@@ -58,7 +58,8 @@ def open_database(
     ``lease``: a PostgreSQL lease already held (``suanli serve``), whose connection becomes
     the write connection; ``on_lost`` is called if that connection, and the lease, is lost."""
     if config.backend == "postgresql":
-        from node.store.pg import PgDatabase, password_of
+        from node.store.pg import PgDatabase
+        from node.store.pgconn import password_of
 
         return PgDatabase(
             config.dsn, password_of(config.password_path), observer, lease=lease, on_lost=on_lost
@@ -72,7 +73,7 @@ def connect_readonly(config: NodeConfig) -> Any:
     """A connection for reading only, without opening the door (exports from the command
     line while the node serves)."""
     if config.backend == "postgresql":
-        from node.store.pg import PgConnection, connect, password_of
+        from node.store.pgconn import PgConnection, connect, password_of
 
         return PgConnection(connect(config.dsn, password_of(config.password_path)))
     import sqlite3
@@ -86,7 +87,7 @@ def connect_writer(config: NodeConfig) -> Any:
     """A connection outside the door, each statement committed unless the caller says
     BEGIN: for the benchmark's bulk loader into a stopped node's books, never while serving."""
     if config.backend == "postgresql":
-        from node.store.pg import PgConnection, connect, password_of
+        from node.store.pgconn import PgConnection, connect, password_of
 
         return PgConnection(connect(config.dsn, password_of(config.password_path)))
     import sqlite3
@@ -99,6 +100,7 @@ def connect_writer(config: NodeConfig) -> Any:
 
 def lease_of(config: NodeConfig) -> PgLease:
     """The PostgreSQL lease of ``config``'s city (``suanli serve`` on PostgreSQL)."""
-    from node.store.pg import PgLease, password_of
+    from node.store.pg import PgLease
+    from node.store.pgconn import password_of
 
     return PgLease(config.dsn, password_of(config.password_path))

@@ -52,22 +52,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import functools
 import logging
-import re
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from decimal import Decimal
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 import psycopg
-from psycopg.adapt import Buffer, Loader
 
 from node import errors
-from node.files import read_private
+from node.store.pgconn import (
+    DatabaseUnreachable,
+    PgConnection,
+    connect,
+    first_line,
+    pg_sql,
+)
 from node.store.pgschema import LEASE_KEY, LOCK_SPACE, WRITE_KEY, migrate
 
 logger = logging.getLogger(__name__)
@@ -77,197 +79,6 @@ Observer = Callable[[str, float], None]
 
 MAX_BATCH = 32
 SCAN_CHUNK = 1_000
-
-
-class DatabaseUnreachable(RuntimeError):
-    """The database cannot be reached (at start-up, or by a standby asking for the lease)."""
-
-
-class PgRowBase(tuple):  # type: ignore[type-arg]
-    """A row read by position or by column name, like ``sqlite3.Row``."""
-
-    _index: ClassVar[dict[str, int]] = {}
-    _names: ClassVar[tuple[str, ...]] = ()
-
-    def __getitem__(self, key: Any) -> Any:
-        if isinstance(key, str):
-            return tuple.__getitem__(self, self._index[key])
-        return tuple.__getitem__(self, key)
-
-    def keys(self) -> list[str]:
-        return list(self._names)
-
-
-@functools.cache
-def _row_class(names: tuple[str, ...]) -> type[PgRowBase]:
-    return type(
-        "PgRow",
-        (PgRowBase,),
-        {"__slots__": (), "_names": names, "_index": {n: i for i, n in enumerate(names)}},
-    )
-
-
-def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], Any]:
-    description = cursor.description
-    if description is None:
-        return tuple
-    cls = _row_class(tuple(d.name for d in description))
-    return cls
-
-
-_TOKENS = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|::|\?|%|:[A-Za-z_][A-Za-z0-9_]*|--[^\n]*")
-
-
-@functools.cache
-def pg_sql(sql: str) -> str:
-    """A store statement in psycopg's style: ``?`` → ``%s``, ``:name`` → ``%(name)s``, a
-    literal ``%`` doubled; quoted text and ``::`` casts untouched. Once per statement text."""
-
-    def one(m: re.Match[str]) -> str:
-        t = m.group(0)
-        if t == "?":
-            return "%s"
-        if t == "%":
-            return "%%"
-        if t.startswith(":") and t != "::":
-            return f"%({t[1:]})s"
-        return t
-
-    return _TOKENS.sub(one, sql)
-
-
-class _IntNumeric(Loader):
-    """``SUM`` of a BIGINT column is NUMERIC in PostgreSQL: fen come back as ``int`` (never a
-    Decimal, never a float), as they do from SQLite."""
-
-    def load(self, data: Buffer) -> Any:
-        text = bytes(data).decode()
-        if "." in text or "e" in text.lower() or text in ("NaN", "Infinity", "-Infinity"):
-            return Decimal(text)
-        return int(text)
-
-
-class _Queued:
-    """A statement sent in pipeline mode, its result not yet read: reading it (a fetch, the
-    row count, iteration) waits for it and for everything sent before it."""
-
-    __slots__ = ("_cur", "_pipe")
-
-    def __init__(self, cur: Any, pipe: Any) -> None:
-        self._cur = cur
-        self._pipe = pipe
-
-    @property
-    def rowcount(self) -> int:
-        if self._pipe is not None:
-            self._pipe.sync()
-            self._pipe = None
-        return int(self._cur.rowcount)
-
-    def fetchone(self) -> Any:
-        return self._cur.fetchone()
-
-    def fetchall(self) -> Any:
-        return self._cur.fetchall()
-
-    def fetchmany(self, size: int) -> Any:
-        return self._cur.fetchmany(size)
-
-    def __iter__(self) -> Any:
-        return iter(self._cur)
-
-    @property
-    def description(self) -> Any:
-        if self._pipe is not None:
-            self._pipe.sync()
-            self._pipe = None
-        return self._cur.description
-
-
-# Statements after which a read sent ahead still holds: reads, and marking a savepoint (a
-# ROLLBACK TO, which undoes writes, drops them like a write).
-_KEEPS_AHEAD = frozenset({"SELECT", "SAVEPO", "RELEAS"})
-
-
-class PgConnection:
-    """The part of ``sqlite3.Connection`` the store uses, on a psycopg connection.
-
-    In a batch the write connection is in libpq's pipeline mode (``pipe``): a statement is sent
-    without waiting for its answer, and the round trip is paid only where the code reads a
-    result (a fetch, a row count) and at the end of each transaction. A write that the books
-    refuse (a CHECK, a trigger) then raises at that next read or at the end of its transaction,
-    which fails and rolls back the same way."""
-
-    __slots__ = ("_ahead", "pipe", "raw")
-    engine = "postgresql"
-
-    def __init__(self, raw: psycopg.Connection[Any]) -> None:
-        self.raw = raw
-        self.pipe: Any = None
-        self._ahead: dict[tuple[str, Any], Any] = {}
-
-    def prefetch(self, sql: str, params: tuple[Any, ...]) -> None:
-        """Send a read now (``node.store.rows.ahead``): the same statement with the same
-        parameters, executed next in this transaction before any write, is answered by it.
-        Any other statement first drops what was sent ahead and not yet asked for, so a
-        read answered ahead is always what it would have been at its own place."""
-        if self.pipe is not None and (sql, params) not in self._ahead:
-            self._ahead[(sql, params)] = self.raw.execute(pg_sql(sql), params)
-
-    def forget_ahead(self) -> None:
-        self._ahead.clear()
-
-    def execute(self, sql: str, params: Any = ()) -> Any:
-        if self._ahead:
-            sent = self._ahead.pop((sql, params), None) if isinstance(params, tuple) else None
-            if sent is not None:
-                return sent
-            if sql.lstrip()[:6].upper() not in _KEEPS_AHEAD:
-                self._ahead.clear()  # a write: what was read ahead may no longer hold
-        cur = self.raw.execute(pg_sql(sql), params or None)
-        return cur if self.pipe is None else _Queued(cur, self.pipe)
-
-    def executemany(self, sql: str, seq: Any) -> Any:
-        cur = self.raw.cursor()
-        cur.executemany(pg_sql(sql), seq)
-        return cur
-
-    def close(self) -> None:
-        self.raw.close()
-
-    def __enter__(self) -> PgConnection:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.raw.close()
-
-
-def password_of(password_file: Path | None) -> str | None:
-    """The role's password from its 0600 file (``[storage] password_file``), else None: libpq
-    then uses ``PGPASSWORD`` or ``PGPASSFILE`` as usual. Never logged."""
-    if password_file is None:
-        return None
-    return read_private(password_file).strip()
-
-
-def connect(dsn: str, password: str | None, autocommit: bool = True) -> psycopg.Connection[Any]:
-    try:
-        # application_name names the node in pg_stat_activity; a password from the file
-        # goes in as a keyword, never into a string that could be logged.
-        extra: dict[str, Any] = {"application_name": "suanli"}
-        if password:
-            extra["password"] = password
-        raw = psycopg.connect(dsn, autocommit=autocommit, row_factory=_row_factory, **extra)
-    except psycopg.OperationalError as exc:
-        # libpq's message names the host and the reason, never the password.
-        raise DatabaseUnreachable(f"cannot reach the database: {_first_line(exc)}") from None
-    raw.adapters.register_loader("numeric", _IntNumeric)
-    return raw
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 class PgLease:
@@ -299,7 +110,7 @@ class PgLease:
             return f"unknown ({exc})"
         except psycopg.Error as exc:
             self._drop_probe()
-            return f"unknown ({_first_line(exc)})"
+            return f"unknown ({first_line(exc)})"
         return str(holder[0]) if holder else "another node"
 
     def _drop_probe(self) -> None:
@@ -464,7 +275,7 @@ class PgDatabase:
         """A failure of the batch itself (not of one transaction): the COMMIT's outcome, if it
         was sent, is unknown, so nobody of the batch is told it succeeded."""
         if self._broken():
-            self._lose(f"the write connection broke: {_first_line(exc)}")
+            self._lose(f"the write connection broke: {first_line(exc)}")
             return errors.NotActive(
                 "this node lost its database connection and with it the lease: it is no longer "
                 "the active node of its city; retry, and the active one will answer"
@@ -605,7 +416,7 @@ class PgDatabase:
                 self._writer.raw.execute("SELECT 1")
             except psycopg.Error as exc:
                 if self._broken():
-                    self._lose(f"the write connection broke: {_first_line(exc)}")
+                    self._lose(f"the write connection broke: {first_line(exc)}")
                 return False
             return True
 

@@ -44,12 +44,14 @@ tools:
 test: tools lint typecheck unit
 
 # The store, service, money-invariant, federation and fault tests again, with every node's
-# books in PostgreSQL (a throwaway cluster per test process, tests/engines.py); the tests of
-# SQLite's own machinery are skipped there. .ci/run runs it after make test.
+# books in PostgreSQL (a throwaway cluster per test process, tests/engines.py), a real
+# Prometheus scraping them too; the tests of SQLite's own machinery are skipped there, and the
+# browser journey, the installed wheel and the benchmark smoke test (SQLite's files) are left
+# to make test. .ci/run runs it after make test.
 test-postgres: tools $(STAMP)
 	SUANLI_TEST_ENGINE=postgresql $(BIN)/pytest -q -n 4 --dist load --ignore=tests/image \
 		--ignore=tests/test_platform.py --ignore=tests/test_installed.py \
-		--ignore=tests/test_prometheus.py --ignore=tests/test_bench.py $(DEEP_ONLY:%=--ignore=%)
+		--ignore=tests/test_bench.py $(DEEP_ONLY:%=--ignore=%)
 
 # The generated tests at five times the examples (hypothesis, schemathesis): a few minutes;
 # .ci/run runs it after `make test`.

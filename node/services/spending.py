@@ -245,9 +245,12 @@ class Spending:
         rules.check_authorization(auth, redeemer.region, provider.id, now)
         voucher = vouchers.get_voucher(conn, auth.voucher_id)
         registry.get_holder_ahead(conn, voucher.holder_id)
-        if redeemer.region != self.region:
-            governing = self._policies.for_year(voucher.fiscal_year)
-            peers.exposure_ahead(conn, redeemer.region, window_of(governing, now))
+        if voucher.fiscal_year in self._policies.years():  # (else refused below, in order)
+            first = window_of(self._policies.for_year(voucher.fiscal_year), now)
+            if redeemer.region != self.region:
+                peers.exposure_ahead(conn, redeemer.region, first)
+            if capture:  # the window open_window asks about first
+                settlement.is_closed_ahead(conn, first)
         rules.check_voucher_spendable(voucher, now)
         holder = registry.get_holder(conn, voucher.holder_id)
         rules.check_provider_may_redeem(provider, holder.uscc)

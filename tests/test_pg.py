@@ -217,3 +217,50 @@ def test_a_refusal_of_the_database_is_its_own_error_and_changes_nothing(pg: PgCl
         assert kept == 0
     finally:
         db.close()
+
+
+def test_what_a_trigger_writes_is_known_to_the_reads_sent_ahead() -> None:
+    """A read sent ahead is dropped by a write to its tables, and to what that write's
+    triggers write: TRIGGERED must name every table a trigger function writes."""
+    import re
+
+    from node.store.pgconn import TRIGGERED
+    from node.store.pgschema import BASELINE
+
+    writes = {
+        fn: set(re.findall(r"INSERT INTO (\w+)|UPDATE (\w+) SET", body))
+        for fn, body in re.findall(r"CREATE FUNCTION (\w+)\(\).*?AS \$\$(.*?)\$\$", BASELINE, re.S)
+    }
+    found: dict[str, set[str]] = {}
+    for table, fn in re.findall(
+        r"ON (\w+)\s+FOR EACH ROW.*?EXECUTE FUNCTION (\w+)\(", BASELINE, re.S
+    ):
+        for pair in writes.get(fn, set()):
+            found.setdefault(table, set()).update(t for t in pair if t)
+    assert found == {table: set(tables) for table, tables in TRIGGERED.items()}
+
+
+def test_a_read_sent_ahead_is_what_it_would_have_been_at_its_place(pg: PgCluster) -> None:
+    from node.store.rows import ahead
+
+    db = PgDatabase(_database(pg, "ahead"), PASSWORD)
+    meta = "SELECT value FROM node_meta WHERE key = ?"
+    policies = "SELECT COUNT(*) FROM policies WHERE fiscal_year = ?"
+
+    def txn(conn: Any) -> list[Any]:
+        conn.execute("INSERT INTO node_meta VALUES ('k', 'before')")
+        ahead(conn, meta, ("k",))
+        ahead(conn, policies, (2026,))
+        conn.execute("UPDATE node_meta SET value = 'after' WHERE key = 'k'")  # drops the first
+        conn.execute(
+            "INSERT INTO schema_version (version) SELECT version FROM schema_version WHERE false"
+        )  # writes another table: the second is kept
+        return [
+            conn.execute(meta, ("k",)).fetchone()[0],
+            conn.execute(policies, (2026,)).fetchone()[0],
+        ]
+
+    try:
+        assert asyncio.run(db.run("ahead", txn)) == ["after", 0]
+    finally:
+        db.close()

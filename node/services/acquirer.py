@@ -292,6 +292,7 @@ class Answers:
         queued: list[Row] = []
 
         def txn(conn: sqlite3.Connection) -> RemoteHold | None:
+            remote_holds.get_remote_hold_ahead(conn, row["remote_hold_id"])  # one round trip
             if not outbox_rows.outbox_done(conn, row["message_id"], now):
                 return None  # already applied (a retry's answer raced the first one)
             hold = remote_holds.get_remote_hold(conn, row["remote_hold_id"])

@@ -129,6 +129,30 @@ class _Queued:
 # Statements after which a read sent ahead still holds: reads, and marking a savepoint (a
 # ROLLBACK TO, which undoes writes, drops them like a write).
 _KEEPS_AHEAD = frozenset({"SELECT", "SAVEPO", "RELEAS"})
+_WRITES = re.compile(r"\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(\w+)", re.IGNORECASE)
+_READS = re.compile(r"\b(?:FROM|JOIN)\s+(\w+)", re.IGNORECASE)
+# What a write to a table also writes, through the schema's triggers (node/store/pgschema.py;
+# tests/test_pg.py holds this to it): the running totals.
+TRIGGERED: dict[str, frozenset[str]] = {
+    "vouchers": frozenset({"voucher_totals"}),
+    "holds": frozenset({"voucher_totals"}),
+}
+
+
+@functools.cache
+def _tables_read(sql: str) -> frozenset[str]:
+    return frozenset(t.lower() for t in _READS.findall(sql))
+
+
+@functools.cache
+def _tables_written(sql: str) -> frozenset[str] | None:
+    """The tables a statement writes (with what its triggers write), None if not a plain
+    INSERT, UPDATE or DELETE (then it may change anything)."""
+    m = _WRITES.match(sql)
+    if m is None:
+        return None
+    table = m.group(1).lower()
+    return frozenset({table}) | TRIGGERED.get(table, frozenset())
 
 
 class PgConnection:
@@ -151,13 +175,22 @@ class PgConnection:
     def prefetch(self, sql: str, params: tuple[Any, ...]) -> None:
         """Send a read now (``node.store.rows.ahead``): the same statement with the same
         parameters, executed next in this transaction before any write, is answered by it.
-        Any other statement first drops what was sent ahead and not yet asked for, so a
-        read answered ahead is always what it would have been at its own place."""
+        A write first drops what was sent ahead of the tables it writes and not yet asked for
+        (any other statement, all of it), so a read answered ahead is always what it would
+        have been at its own place."""
         if self.pipe is not None and (sql, params) not in self._ahead:
             self._ahead[(sql, params)] = self.raw.execute(pg_sql(sql), params)
 
     def forget_ahead(self) -> None:
         self._ahead.clear()
+
+    def _drop_ahead(self, sql: str) -> None:
+        written = _tables_written(sql)
+        if written is None:
+            self._ahead.clear()
+            return
+        for key in [k for k in self._ahead if _tables_read(k[0]) & written]:
+            del self._ahead[key]
 
     def execute(self, sql: str, params: Any = ()) -> Any:
         if self._ahead:
@@ -165,7 +198,7 @@ class PgConnection:
             if sent is not None:
                 return sent
             if sql.lstrip()[:6].upper() not in _KEEPS_AHEAD:
-                self._ahead.clear()  # a write: what was read ahead may no longer hold
+                self._drop_ahead(sql)  # a write: what was read ahead of it may not hold
         cur = self.raw.execute(pg_sql(sql), params or None)
         return cur if self.pipe is None else _Queued(cur, self.pipe)
 

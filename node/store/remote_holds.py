@@ -13,8 +13,15 @@ def insert_remote_hold(conn: sqlite3.Connection, hold: RemoteHold) -> None:
     insert(conn, "remote_holds", hold)
 
 
+REMOTE_HOLD = "SELECT * FROM remote_holds WHERE id = ?"
+
+
+def get_remote_hold_ahead(conn: sqlite3.Connection, hold_id: str) -> None:
+    ahead(conn, REMOTE_HOLD, (hold_id,))
+
+
 def get_remote_hold(conn: sqlite3.Connection, hold_id: str) -> RemoteHold:
-    row = conn.execute("SELECT * FROM remote_holds WHERE id = ?", (hold_id,)).fetchone()
+    row = conn.execute(REMOTE_HOLD, (hold_id,)).fetchone()
     if row is None:
         raise errors.HoldNotFound(f"no hold {hold_id}")
     return from_row(RemoteHold, row)

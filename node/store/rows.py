@@ -11,10 +11,11 @@ T = TypeVar("T")
 
 
 def ahead(conn: Any, sql: str, params: tuple[Any, ...]) -> None:
-    """Announce a read the transaction will make soon, before any write: on PostgreSQL it is
-    sent now (``PgConnection.prefetch``), so several independent reads share one round trip;
-    on SQLite, nothing (a read there costs microseconds). The read itself is then made as
-    usual, with the same statement and parameters, and gets the same rows."""
+    """Announce a read the transaction will make soon, before it writes the tables read: on
+    PostgreSQL it is sent now (``PgConnection.prefetch``), so several independent reads share
+    one round trip; on SQLite, nothing (a read there costs microseconds). The read itself is
+    then made as usual, with the same statement and parameters, and gets the same rows (a
+    write to its tables in between drops what was sent ahead)."""
     send = getattr(conn, "prefetch", None)
     if send is not None:
         send(sql, params)

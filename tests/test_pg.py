@@ -122,7 +122,7 @@ def test_a_secret_stays_out_of_node_toml(tmp_path: Path) -> None:
 
 
 def test_a_wrong_password_is_refused_without_echoing_it(pg: PgCluster) -> None:
-    from node.store.pgconn import DatabaseUnreachable
+    from node.store.db import DatabaseUnreachable
 
     with pytest.raises(DatabaseUnreachable) as refused:
         PgDatabase(_database(pg, "wrongpw"), "not-the-password-xyz")
@@ -264,3 +264,46 @@ def test_a_read_sent_ahead_is_what_it_would_have_been_at_its_place(pg: PgCluster
         assert asyncio.run(db.run("ahead", txn)) == ["after", 0]
     finally:
         db.close()
+
+
+def test_the_command_line_refuses_clearly_on_postgresql(tmp_path: Path, pg: PgCluster) -> None:
+    """A second active node, a database that cannot be reached, a backup asked of a
+    PostgreSQL node: each a sentence and exit 2, never a traceback, never the password."""
+    from tests.conftest import policy_text
+    from tests.proc import NodeProcess, suanli
+
+    dsn = _database(pg, "cli")
+    secret = tmp_path / "pg.password"
+    secret.write_text(PASSWORD)
+    secret.chmod(0o600)
+    data = tmp_path / "a"
+    policy = tmp_path / "policy.toml"
+    policy.write_text(policy_text())
+    suanli(
+        "init", "--data", str(data), "--region", "330100", "--name", "Hangzhou",
+        "--policy", str(policy), "--port", "0", "--backend", "postgresql",
+        "--dsn", dsn, "--password-file", str(secret),
+    )  # fmt: skip
+    assert 'backend = "postgresql"' in (data / "node.toml").read_text()
+    assert PASSWORD not in (data / "node.toml").read_text()
+    active = NodeProcess(data).start()
+    try:
+        second = tmp_path / "b"
+        second.mkdir(mode=0o700)
+        for name in ("node.toml", "node.key"):
+            (second / name).write_bytes((data / name).read_bytes())
+            (second / name).chmod(0o600)
+        refused = suanli("serve", "--data", str(second), "--port", "0", check=False)
+        assert refused.returncode == 2 and "holds the database lease" in refused.stderr
+        assert f":{active.port}" in refused.stderr and "Traceback" not in refused.stderr
+        backup = suanli("backup", "--data", str(data), str(tmp_path / "x.db"), check=False)
+        assert backup.returncode == 2 and "pg_dump" in backup.stderr
+        assert suanli("check", "--data", str(data)).returncode == 0
+    finally:
+        assert active.stop() == 0
+    (second / "node.toml").write_text(
+        (second / "node.toml").read_text().replace(f"port={pg.primary.port}", "port=1")
+    )
+    down = suanli("check", "--data", str(second), check=False)
+    assert down.returncode == 2 and "cannot reach the database" in down.stderr
+    assert "Traceback" not in down.stderr and PASSWORD not in down.stderr

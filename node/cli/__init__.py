@@ -16,7 +16,7 @@ from node import VERSION, errors
 from node.cli import lifecycle, settling, trust
 from node.config import ConfigError
 from node.files import FolderBusy
-from node.store.db import BackupFailed, SchemaTooNew
+from node.store.db import BackupFailed, DatabaseUnreachable, SchemaTooNew
 from node.store.schema import SCHEMA_VERSION
 
 
@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         OSError,
         FolderBusy,
         BackupFailed,
+        DatabaseUnreachable,
     ) as exc:
         message = exc.message if isinstance(exc, errors.SuanliError) else str(exc)
         print(f"suanli: {message}", file=sys.stderr)

@@ -90,6 +90,11 @@ class BackupFailed(RuntimeError):
     pass
 
 
+class DatabaseUnreachable(RuntimeError):
+    """PostgreSQL cannot be reached (at start-up, or by a standby asking for the lease).
+    Here, without psycopg, so that the command line can name it on any installation."""
+
+
 def backup(db_path: Path, out: Path) -> int:
     """Copy the books with SQLite's online backup API: consistent, while the node serves.
     The copy is 0600 from its first byte and must pass ``PRAGMA integrity_check``; returns its

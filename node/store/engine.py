@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from node.store.pg import PgLease
 
 T = TypeVar("T")
+
+
 Observer = Callable[[str, float], None]
 
 

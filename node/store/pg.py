@@ -63,8 +63,8 @@ from typing import Any, TypeVar
 import psycopg
 
 from node import errors
+from node.store.db import DatabaseUnreachable
 from node.store.pgconn import (
-    DatabaseUnreachable,
     PgConnection,
     connect,
     first_line,

@@ -16,10 +16,7 @@ import psycopg
 from psycopg.adapt import Buffer, Loader
 
 from node.files import read_private
-
-
-class DatabaseUnreachable(RuntimeError):
-    """The database cannot be reached (at start-up, or by a standby asking for the lease)."""
+from node.store.db import DatabaseUnreachable
 
 
 class PgRowBase(tuple):  # type: ignore[type-arg]

@@ -307,3 +307,34 @@ def test_the_command_line_refuses_clearly_on_postgresql(tmp_path: Path, pg: PgCl
     down = suanli("check", "--data", str(second), check=False)
     assert down.returncode == 2 and "cannot reach the database" in down.stderr
     assert "Traceback" not in down.stderr and PASSWORD not in down.stderr
+
+
+def test_a_refusal_read_late_in_a_batch_fails_its_own_transaction_only(pg: PgCluster) -> None:
+    """In a batch, a write the books refuse is reported where the transaction next reads (the
+    pipeline sends writes without waiting): that transaction alone is rolled back, and the
+    others of the batch commit."""
+    db = PgDatabase(_database(pg, "late"), PASSWORD)
+
+    def good(n: int) -> Any:
+        return lambda c: c.execute("INSERT INTO node_meta VALUES (?, 'ok')", (f"k{n}",)) and n
+
+    def bad(conn: Any) -> None:
+        conn.execute("INSERT INTO node_meta VALUES ('bad', 'x')")
+        conn.execute("INSERT INTO node_meta VALUES ('bad', 'again')")  # the primary key
+        conn.execute("SELECT COUNT(*) FROM node_meta").fetchone()  # the refusal surfaces here
+
+    async def main() -> list[Any]:
+        jobs = [db.run("good", good(n)) for n in range(3)]
+        jobs.insert(1, db.run("bad", bad))
+        return await asyncio.gather(*jobs, return_exceptions=True)
+
+    try:
+        done = asyncio.run(main())
+        assert isinstance(done[1], psycopg.errors.UniqueViolation), done
+        assert [done[0], *done[2:]] == [0, 1, 2]
+        keys = db.run_sync(
+            "keys", lambda c: [r[0] for r in c.execute("SELECT key FROM node_meta ORDER BY key")]
+        )
+        assert keys == ["k0", "k1", "k2"]
+    finally:
+        db.close()

@@ -250,6 +250,7 @@ class PgDatabase:
                 if self._broken():
                     raise
                 done.append((job, False, _client_error(exc)))
+                _clear_abort(pipe)
                 if not alone:
                     raw.execute("ROLLBACK TO job")
                     raw.execute("RELEASE job")
@@ -431,6 +432,14 @@ class PgDatabase:
             )
 
         self.run_sync("mark_active", txn)
+
+
+def _clear_abort(pipe: Any) -> None:
+    """After an error in pipeline mode, until a Sync the pipeline refuses everything sent
+    (``PipelineAborted``): sync it, so that the failed transaction can be rolled back. What
+    that sync reports is the same failure, already the job's."""
+    with contextlib.suppress(psycopg.Error):
+        pipe.sync()
 
 
 def _open_scan(raw: psycopg.Connection[Any], cur: Any, sql: str, params: Sequence[Any]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,14 +59,13 @@ def build_node(
     data_dir: Path,
     clock: Clock | None = None,
     lease: PgLease | None = None,
-    on_lost: Callable[[], None] | None = None,
 ) -> Node:
     """Build a node from its data folder. On PostgreSQL, ``lease`` is the active node's
-    lease already taken (``suanli serve``), and ``on_lost`` is called if it is lost."""
+    lease already taken (``suanli serve``)."""
     config = load_config(data_dir)
     clock = clock or SystemClock()
     metrics = Metrics(config.region, SCHEMA_VERSION)
-    db = open_database(config, metrics.observe_db, lease=lease, on_lost=on_lost)
+    db = open_database(config, metrics.observe_db, lease=lease)
     key = NodeKey.load(config.key_path)
     policies = PolicyBook(db, clock, config.region)
     policies.reload_sync()

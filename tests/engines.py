@@ -17,7 +17,7 @@ import pytest
 
 from node.config import load as load_config
 from node.files import write_private
-from node.store.engine import connect_readonly
+from node.store.engine import connect_writer
 from node.tools.pgcluster import PASSWORD, PgCluster
 
 ENGINE = os.environ.get("SUANLI_TEST_ENGINE", "sqlite")
@@ -68,9 +68,4 @@ def storage(folder: Path) -> dict[str, str] | None:
 def open_books(data: Path) -> Any:
     """A read-write connection (each statement committed) to the books of the node in
     ``data``, on its engine: for tests that read them, or corrupt them on purpose."""
-    config = load_config(data)
-    if config.backend == "postgresql":
-        return connect_readonly(config)  # autocommit; the role may write
-    conn = sqlite3.connect(config.db_path, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    return conn
+    return connect_writer(load_config(data))

@@ -68,14 +68,14 @@ def hold_receipt(
     )
 
 
+def _printable(value: str, limit: int = 100) -> bool:
+    return bool(value) and len(value) <= limit and not CONTROL.search(value)
+
+
 def _text(value: str, field: str, limit: int = 100) -> str:
-    if not value or len(value) > limit or CONTROL.search(value):
+    if not _printable(value, limit):
         raise errors.InvalidRequest(f"{field}: required, at most {limit} printable characters")
     return value
-
-
-def _printable(*values: str) -> bool:
-    return all(value and len(value) <= 100 and not CONTROL.search(value) for value in values)
 
 
 def _holder_uscc_txn(conn: sqlite3.Connection, hold: Hold) -> str:
@@ -112,15 +112,19 @@ class IssuerDesk:
         def txn(conn: sqlite3.Connection) -> bytes:
             # The first reads of the request, sent together (one round trip on PostgreSQL).
             inbox.inbox_get_ahead(conn, origin, request.message_id)
-            if isinstance(request.ask, Place) and _printable(
-                request.ask.code, request.ask.order_id, request.ask.provider.id
-            ):  # (a malformed one is refused below, before any read of it)
+            ask = request.ask
+            if (  # (a malformed one is refused below, before any read of it)
+                isinstance(ask, Place)
+                and _printable(ask.code)
+                and _printable(ask.order_id)
+                and _printable(ask.provider.id, 60)
+            ):
                 self._spending.place_ahead_txn(
                     conn,
                     origin,
-                    request.ask.provider.id,
-                    request.ask.order_id,
-                    sha256_hex(request.ask.code),
+                    ask.provider.id,
+                    ask.order_id,
+                    sha256_hex(ask.code),
                 )
             seen = inbox.replayed(
                 conn, origin, request.message_id, request.type_code, request.payload_sha256

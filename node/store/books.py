@@ -5,14 +5,9 @@ aggregate; the metrics module turns the figures into samples."""
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 
 from node.store import ledger
 from node.store.settlement import PAID_SQL
-
-
-def connect_readonly(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
 
 
 def budget(conn: sqlite3.Connection, year: int) -> tuple[int, int]:

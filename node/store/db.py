@@ -226,13 +226,12 @@ async def merge_scans(
 class _Job:
     """A transaction waiting for the next batch, with its caller's context: the batch runs it
     in that context, so what it logs (and what it reads of ``node.logs.REQUEST_ID``, such as
-    the request id an outbox message keeps) is its caller's, not the batch's first job's."""
+    the request id an outbox message keeps) is its caller's, not the batch's first job's.
+    Both engines' doors queue these (``fn`` takes either engine's connection)."""
 
     __slots__ = ("context", "fn", "future", "name")
 
-    def __init__(
-        self, name: str, fn: Callable[[sqlite3.Connection], Any], future: asyncio.Future[Any]
-    ) -> None:
+    def __init__(self, name: str, fn: Callable[[Any], Any], future: asyncio.Future[Any]) -> None:
         self.name = name
         self.fn = fn
         self.future = future

@@ -54,18 +54,15 @@ def open_database(
     config: NodeConfig,
     observer: Observer | None = None,
     lease: PgLease | None = None,
-    on_lost: Callable[[], None] | None = None,
 ) -> Books:
     """The node's books on its configured engine, migrated to this node's schema version.
     ``lease``: a PostgreSQL lease already held (``suanli serve``), whose connection becomes
-    the write connection; ``on_lost`` is called if that connection, and the lease, is lost."""
+    the write connection."""
     if config.backend == "postgresql":
         from node.store.pg import PgDatabase
         from node.store.pgconn import password_of
 
-        return PgDatabase(
-            config.dsn, password_of(config.password_path), observer, lease=lease, on_lost=on_lost
-        )
+        return PgDatabase(config.dsn, password_of(config.password_path), observer, lease=lease)
     from node.store.db import Database
 
     return Database(config.db_path, config.synchronous, observer=observer)
@@ -75,9 +72,7 @@ def connect_readonly(config: NodeConfig) -> Any:
     """A connection for reading only, without opening the door (exports from the command
     line while the node serves)."""
     if config.backend == "postgresql":
-        from node.store.pgconn import PgConnection, connect, password_of
-
-        return PgConnection(connect(config.dsn, password_of(config.password_path)))
+        return _pg_connection(config)
     import sqlite3
 
     conn = sqlite3.connect(f"file:{config.db_path}?mode=ro", uri=True, timeout=10)
@@ -89,15 +84,19 @@ def connect_writer(config: NodeConfig) -> Any:
     """A connection outside the door, each statement committed unless the caller says
     BEGIN: for the benchmark's bulk loader into a stopped node's books, never while serving."""
     if config.backend == "postgresql":
-        from node.store.pgconn import PgConnection, connect, password_of
-
-        return PgConnection(connect(config.dsn, password_of(config.password_path)))
+        return _pg_connection(config)  # the role may write; each statement its own commit
     import sqlite3
 
     conn = sqlite3.connect(config.db_path, isolation_level=None)
     conn.execute("PRAGMA synchronous=OFF")  # a bulk load redone from scratch if it fails
     conn.row_factory = sqlite3.Row
     return conn
+
+
+def _pg_connection(config: NodeConfig) -> Any:
+    from node.store.pgconn import PgConnection, connect, password_of
+
+    return PgConnection(connect(config.dsn, password_of(config.password_path)))
 
 
 def lease_of(config: NodeConfig) -> PgLease:

@@ -6,7 +6,8 @@ functions are the same for both engines: every store function takes a connection
 ``conn.execute(sql, params)`` with ``?`` placeholders, exactly as on SQLite, and reads rows by
 column name or position. ``PgConnection`` gives a psycopg connection that face. Statements are
 written in the subset both engines speak (``INSERT … ON CONFLICT``, ``RETURNING``, ``COALESCE``);
-the few that cannot be (a month from a timestamp) are chosen per engine by ``node.store.dialect``.
+the few that cannot be (a month from a timestamp) are chosen per engine
+(``node.store.execution.month_sql``).
 The placeholder style is rewritten once per distinct statement text (``pg_sql``, cached for the
 process) and psycopg prepares a statement on the server after its fifth use.
 
@@ -41,8 +42,8 @@ transaction holds until its COMMIT.
 the database ends its session and frees the lock (at once when the process ends, within the
 server's TCP keepalive time when its machine vanishes), and a standby node that asks for the lock
 (``PgLease.try_acquire``) gets it. A node whose write connection breaks has lost the lease with
-it and can never write on it again: the door refuses every later transaction and calls its
-``on_lost`` callback, and ``suanli serve`` exits so that its supervisor starts it again as a
+it and can never write on it again: the door refuses every later transaction, and ``suanli
+serve`` (which asks ``alive`` every second) exits so that its supervisor starts it again as a
 standby. It does not reconnect and carry on: another node may have been active meanwhile, and
 what this one holds in memory would be stale.
 """
@@ -51,7 +52,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import threading
 import time
@@ -63,7 +63,7 @@ from typing import Any, TypeVar
 import psycopg
 
 from node import errors
-from node.store.db import DatabaseUnreachable
+from node.store.db import DatabaseUnreachable, _Job
 from node.store.pgconn import (
     PgConnection,
     connect,
@@ -134,16 +134,6 @@ class PgLease:
             self.conn = None
 
 
-class _Job:
-    __slots__ = ("context", "fn", "future", "name")
-
-    def __init__(self, name: str, fn: Callable[[Any], Any], future: asyncio.Future[Any]) -> None:
-        self.name = name
-        self.fn = fn
-        self.future = future
-        self.context = contextvars.copy_context()
-
-
 class PgDatabase:
     """The city's books in PostgreSQL: one write connection (group commit, holding the lease
     when the node serves), one reader connection, scans on connections of their own."""
@@ -156,7 +146,6 @@ class PgDatabase:
         password: str | None = None,
         observer: Observer | None = None,
         lease: PgLease | None = None,
-        on_lost: Callable[[], None] | None = None,
     ) -> None:
         self.dsn = dsn
         self.path = Path()  # no file: the SQLite-only tools refuse a PostgreSQL node
@@ -169,7 +158,6 @@ class PgDatabase:
         self.schema_version = migrate(self._writer)
         self._reader = PgConnection(connect(dsn, password, autocommit=True))
         self._observer = observer
-        self._on_lost = on_lost
         self._lost: str | None = None
         self._write_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-writer")
         self._read_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-reader")
@@ -249,7 +237,9 @@ class PgDatabase:
             except Exception as exc:
                 if self._broken():
                     raise
-                done.append((job, False, _client_error(exc)))
+                # (psycopg's own error for a refusal of the books, as sqlite3's on SQLite:
+                # the transports answer anything not a service error as ``internal``)
+                done.append((job, False, exc))
                 _clear_abort(pipe)
                 if not alone:
                     raw.execute("ROLLBACK TO job")
@@ -286,14 +276,12 @@ class PgDatabase:
                 self._writer.raw.execute("ROLLBACK")
         except psycopg.Error:
             self._lose("the write connection broke while rolling back")
-        return _client_error(exc)
+        return exc
 
     def _lose(self, why: str) -> None:
         if self._lost is None:
             self._lost = why
             logger.error("lost the database lease: %s; this node stops writing", why)
-            if self._on_lost is not None:
-                self._on_lost()
 
     def _check_lost(self) -> None:
         if self._lost is not None:
@@ -445,10 +433,3 @@ def _clear_abort(pipe: Any) -> None:
 def _open_scan(raw: psycopg.Connection[Any], cur: Any, sql: str, params: Sequence[Any]) -> None:
     raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
     cur.execute(sql, params or None)
-
-
-def _client_error(exc: BaseException) -> BaseException:
-    """What a caller sees of a failed transaction: the exception itself (psycopg's own for the
-    database's refusals, as sqlite3's are on SQLite). The transports map anything that is not
-    a service error to ``internal`` without its text, and log it."""
-    return exc

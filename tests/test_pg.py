@@ -10,6 +10,7 @@ import asyncio
 import os
 import sqlite3
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from node.config import ConfigError, NodeConfig, check_storage
 from node.store.db import migrate as sqlite_migrate
 from node.store.pg import PgDatabase, PgLease
 from node.store.pgconn import password_of, pg_sql
+from node.store.pgpipe import dollar_sql
 from node.tools.pgcluster import PASSWORD, PgCluster
 from tests import engines
 
@@ -336,5 +338,81 @@ def test_a_refusal_read_late_in_a_batch_fails_its_own_transaction_only(pg: PgClu
             "keys", lambda c: [r[0] for r in c.execute("SELECT key FROM node_meta ORDER BY key")]
         )
         assert keys == ["k0", "k1", "k2"]
+    finally:
+        db.close()
+
+
+def test_placeholders_become_libpq_numbers_once() -> None:
+    assert dollar_sql("SELECT a FROM t WHERE b = ? AND c = ?") == (
+        b"SELECT a FROM t WHERE b = $1 AND c = $2",
+        None,
+    )
+    # by name: each name one number, in order of first use, however often it is used
+    assert dollar_sql("SELECT :b, :a, :b") == (b"SELECT $1, $2, $1", ("b", "a"))
+    assert dollar_sql("SELECT 'a?b:c', x::text, '100%' FROM t -- ?") == (
+        b"SELECT 'a?b:c', x::text, '100%' FROM t -- ?",
+        None,
+    )
+    with pytest.raises(ValueError, match="mixes"):
+        dollar_sql("SELECT ?, :a")
+
+
+def test_the_pipeline_reads_what_the_store_writes_and_refuses_what_it_does_not(
+    pg: PgCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch's statements go through node/store/pgpipe.py: every kind of value the store
+    sends comes back as it went; a value of another kind, or a statement the server cannot
+    prepare, fails its own transaction only, and the statement works again afterwards."""
+    db = PgDatabase(_database(pg, "pipe"), PASSWORD)
+    big = 2**40
+
+    def values(conn: Any) -> Any:
+        conn.execute(
+            "INSERT INTO node_meta (key, value) VALUES (:k, CAST(:v AS TEXT))",
+            {"k": "kinds", "v": f"{big}"},
+        )
+        row = conn.execute(
+            "SELECT CAST(? AS BIGINT) AS small, CAST(? AS BIGINT) AS big, CAST(? AS TEXT) AS t, "
+            "CAST(? AS BYTEA) AS b, CAST(? AS TEXT) AS nothing, "
+            "(SELECT SUM(CAST(value AS BIGINT)) FROM node_meta WHERE key = 'kinds') AS total",
+            (7, big, "杭州 'quoted' ?", b"\x00\xff", None),
+        ).fetchone()
+        many = conn.execute("SELECT generate_series(1, 5) AS n")
+        first = many.fetchmany(2)
+        rest = list(many)
+        return row, row.keys(), [r["n"] for r in first] + [r[0] for r in rest]
+
+    def odd_value(conn: Any) -> None:
+        conn.execute("SELECT CAST(? AS TEXT)", (Decimal("1.5"),))
+
+    def cannot_prepare(conn: Any) -> None:
+        conn.execute("SELEC 1").fetchone()
+
+    def after(conn: Any) -> Any:
+        return conn.execute("SELECT COUNT(*) FROM node_meta").fetchone()[0]
+
+    async def main() -> list[Any]:
+        jobs = [db.run("values", values), db.run("odd", odd_value), db.run("bad", cannot_prepare)]
+        return await asyncio.gather(*jobs, db.run("after", after), return_exceptions=True)
+
+    try:
+        monkeypatch.setattr("node.store.pgpipe.MAX_PREPARED", 3)  # then unnamed statements
+        done = asyncio.run(main())
+        row, keys, series = done[0]
+        assert tuple(row) == (7, big, "杭州 'quoted' ?", b"\x00\xff", None, big)
+        assert type(row["total"]) is int  # a SUM of BIGINT is NUMERIC: fen stay int
+        assert keys == ["small", "big", "t", "b", "nothing", "total"]
+        assert series == [1, 2, 3, 4, 5]
+        assert isinstance(done[1], TypeError) and "Decimal" in str(done[1])
+        assert isinstance(done[2], psycopg.errors.SyntaxError)
+        assert done[3] == 1
+        # the statement that failed to prepare, and the others, work in a later batch
+        assert asyncio.run(db.run("again", after)) == 1
+        with pytest.raises(psycopg.errors.SyntaxError):
+            asyncio.run(db.run("bad again", cannot_prepare))
+        series_again = asyncio.run(
+            db.run("again", lambda c: [r[0] for r in c.execute("SELECT generate_series(1, 3)")])
+        )
+        assert series_again == [1, 2, 3]
     finally:
         db.close()

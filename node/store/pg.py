@@ -70,6 +70,7 @@ from node.store.pgconn import (
     first_line,
     pg_sql,
 )
+from node.store.pgpipe import PgPipeline
 from node.store.pgschema import LEASE_KEY, LOCK_SPACE, WRITE_KEY, migrate
 
 logger = logging.getLogger(__name__)
@@ -203,10 +204,9 @@ class PgDatabase:
         with self._lock:
             self._check_lost()
             conn = self._writer
-            raw = conn.raw
             alone = len(batch) == 1
             try:
-                with raw.pipeline() as pipe:
+                with conn.pipeline() as pipe:
                     conn.pipe = pipe
                     try:
                         return self._pipelined(conn, pipe, batch, alone)
@@ -218,20 +218,19 @@ class PgDatabase:
                 return [(job, False, failure) for job in batch]
 
     def _pipelined(
-        self, conn: PgConnection, pipe: Any, batch: list[_Job], alone: bool
+        self, conn: PgConnection, pipe: PgPipeline, batch: list[_Job], alone: bool
     ) -> list[tuple[_Job, bool, Any]]:
-        raw = conn.raw
-        raw.execute("BEGIN")
-        raw.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_SPACE, WRITE_KEY))
+        pipe.send("BEGIN")
+        pipe.send("SELECT pg_advisory_xact_lock(?, ?)", (LOCK_SPACE, WRITE_KEY))
         done: list[tuple[_Job, bool, Any]] = []
         for job in batch:
             started = time.perf_counter()
             if not alone:
-                raw.execute("SAVEPOINT job")
+                pipe.send("SAVEPOINT job")
             try:
                 value = job.context.run(job.fn, conn)
                 if not alone:
-                    raw.execute("RELEASE job")
+                    pipe.send("RELEASE job")
                 pipe.sync()  # this transaction's writes answered: a refusal is its own
                 done.append((job, True, value))
             except Exception as exc:
@@ -242,18 +241,18 @@ class PgDatabase:
                 done.append((job, False, exc))
                 _clear_abort(pipe)
                 if not alone:
-                    raw.execute("ROLLBACK TO job")
-                    raw.execute("RELEASE job")
+                    pipe.send("ROLLBACK TO job")
+                    pipe.send("RELEASE job")
                     pipe.sync()
                 else:
-                    raw.execute("ROLLBACK")
+                    pipe.send("ROLLBACK")
                     pipe.sync()
                     return done
             conn.forget_ahead()
             if self._observer is not None:
                 self._observer(job.name, time.perf_counter() - started)
         started = time.perf_counter()
-        raw.execute("COMMIT")
+        pipe.send("COMMIT")
         pipe.sync()
         if self._observer is not None:
             self._observer("commit", time.perf_counter() - started)
@@ -422,7 +421,7 @@ class PgDatabase:
         self.run_sync("mark_active", txn)
 
 
-def _clear_abort(pipe: Any) -> None:
+def _clear_abort(pipe: PgPipeline) -> None:
     """After an error in pipeline mode, until a Sync the pipeline refuses everything sent
     (``PipelineAborted``): sync it, so that the failed transaction can be rolled back. What
     that sync reports is the same failure, already the job's."""

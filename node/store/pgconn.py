@@ -17,6 +17,7 @@ from psycopg.adapt import Buffer, Loader
 
 from node.files import read_private
 from node.store.db import DatabaseUnreachable
+from node.store.pgpipe import PgPipeline, Prepared, Slot
 
 
 class PgRowBase(tuple):  # type: ignore[type-arg]
@@ -44,14 +45,17 @@ def _row_class(raw_names: tuple[bytes, ...]) -> type[PgRowBase]:
     )
 
 
-def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], Any]:
-    """The row class of a result, from its column names as libpq has them (the cursor's
+def row_class_of(result: Any) -> Callable[[Sequence[Any]], Any]:
+    """The row class of a result, from its column names as libpq has them (a cursor's
     ``description`` would build a Column object per column per result: measured, a quarter
     of a redemption's time in the driver)."""
-    result = cursor.pgresult
     if result is None or not result.nfields:
         return tuple
     return _row_class(tuple(result.fname(i) for i in range(result.nfields)))
+
+
+def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], Any]:
+    return row_class_of(cursor.pgresult)
 
 
 _TOKENS = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|::|\?|%|:[A-Za-z_][A-Za-z0-9_]*|--[^\n]*")
@@ -86,43 +90,6 @@ class _IntNumeric(Loader):
         return int(text)
 
 
-class _Queued:
-    """A statement sent in pipeline mode, its result not yet read: reading it (a fetch, the
-    row count, iteration) waits for it and for everything sent before it."""
-
-    __slots__ = ("_cur", "_pipe")
-
-    def __init__(self, cur: Any, pipe: Any) -> None:
-        self._cur = cur
-        self._pipe = pipe
-
-    @property
-    def rowcount(self) -> int:
-        if self._pipe is not None:
-            self._pipe.sync()
-            self._pipe = None
-        return int(self._cur.rowcount)
-
-    def fetchone(self) -> Any:
-        return self._cur.fetchone()
-
-    def fetchall(self) -> Any:
-        return self._cur.fetchall()
-
-    def fetchmany(self, size: int) -> Any:
-        return self._cur.fetchmany(size)
-
-    def __iter__(self) -> Any:
-        return iter(self._cur)
-
-    @property
-    def description(self) -> Any:
-        if self._pipe is not None:
-            self._pipe.sync()
-            self._pipe = None
-        return self._cur.description
-
-
 # Statements after which a read sent ahead still holds: reads, and marking a savepoint (a
 # ROLLBACK TO, which undoes writes, drops them like a write).
 _KEEPS_AHEAD = frozenset({"SELECT", "SAVEPO", "RELEAS"})
@@ -155,19 +122,24 @@ def _tables_written(sql: str) -> frozenset[str] | None:
 class PgConnection:
     """The part of ``sqlite3.Connection`` the store uses, on a psycopg connection.
 
-    In a batch the write connection is in libpq's pipeline mode (``pipe``): a statement is sent
-    without waiting for its answer, and the round trip is paid only where the code reads a
-    result (a fetch, a row count) and at the end of each transaction. A write that the books
-    refuse (a CHECK, a trigger) then raises at that next read or at the end of its transaction,
-    which fails and rolls back the same way."""
+    In a batch the write connection is in libpq's pipeline mode (``pipe``, node/store/pgpipe.py):
+    a statement is sent without waiting for its answer, and the round trip is paid only where
+    the code reads a result (a fetch, a row count) and at the end of each transaction. A write
+    that the books refuse (a CHECK, a trigger) then raises at that next read or at the end of
+    its transaction, which fails and rolls back the same way."""
 
-    __slots__ = ("_ahead", "pipe", "raw")
+    __slots__ = ("_ahead", "pipe", "prepared", "raw")
     engine = "postgresql"
 
     def __init__(self, raw: psycopg.Connection[Any]) -> None:
         self.raw = raw
-        self.pipe: Any = None
-        self._ahead: dict[tuple[str, Any], Any] = {}
+        self.pipe: PgPipeline | None = None
+        self.prepared = Prepared()
+        self._ahead: dict[tuple[str, Any], Slot] = {}
+
+    def pipeline(self) -> PgPipeline:
+        """This connection in pipeline mode, for one batch (``with``)."""
+        return PgPipeline(self.raw, self.prepared, row_class_of)
 
     def prefetch(self, sql: str, params: tuple[Any, ...]) -> None:
         """Send a read now (``node.store.rows.ahead``): the same statement with the same
@@ -176,7 +148,7 @@ class PgConnection:
         (any other statement, all of it), so a read answered ahead is always what it would
         have been at its own place."""
         if self.pipe is not None and (sql, params) not in self._ahead:
-            self._ahead[(sql, params)] = self.raw.execute(pg_sql(sql), params)
+            self._ahead[(sql, params)] = self.pipe.send(sql, params)
 
     def forget_ahead(self) -> None:
         self._ahead.clear()
@@ -196,10 +168,15 @@ class PgConnection:
                 return sent
             if sql.lstrip()[:6].upper() not in _KEEPS_AHEAD:
                 self._drop_ahead(sql)  # a write: what was read ahead of it may not hold
-        cur = self.raw.execute(pg_sql(sql), params or None)
-        return cur if self.pipe is None else _Queued(cur, self.pipe)
+        if self.pipe is not None:
+            return self.pipe.send(sql, params)
+        return self.raw.execute(pg_sql(sql), params or None)
 
     def executemany(self, sql: str, seq: Any) -> Any:
+        if self.pipe is not None:
+            for params in seq:
+                self.execute(sql, params)
+            return None
         cur = self.raw.cursor()
         cur.executemany(pg_sql(sql), seq)
         return cur

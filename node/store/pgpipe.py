@@ -256,10 +256,10 @@ class PgPipeline:
 
     def sync(self) -> None:
         """End the segment: wait for every answer sent so far; raise its first error."""
-        self._pg.pipeline_sync()
+        self._pg.pipeline_sync()  # sent at once, with what was buffered before it
         self._queue.append(None)
         self._kinds.append(2)
-        self._dirty = True
+        self._send_buffered()
         while self._queue:
             self._read_one()
         self.raise_pending()
@@ -328,9 +328,12 @@ class PgPipeline:
     def _flush(self) -> None:
         """Send what is buffered, with a request that the server send its answers so far
         (it holds them until a Sync or such a request)."""
+        self._pg.send_flush_request()
+        self._send_buffered()
+
+    def _send_buffered(self) -> None:
         pg = self._pg
-        pg.send_flush_request()
-        while pg.flush():
+        while pg.flush():  # a nonblocking socket took part of it
             if self._wait(select.POLLIN | select.POLLOUT) & select.POLLIN:
                 pg.consume_input()
         self._dirty = False

@@ -226,11 +226,15 @@ class PgDatabase:
         for job in batch:
             started = time.perf_counter()
             if not alone:
+                # Savepoints nest: a job's is left open when it succeeds (one statement
+                # fewer; the COMMIT ends them all), and ROLLBACK TO goes to the newest.
                 pipe.send("SAVEPOINT job")
             try:
                 value = job.context.run(job.fn, conn)
-                if not alone:
-                    pipe.send("RELEASE job")
+                if alone:
+                    # Alone, its COMMIT goes with it: a refusal fails that sync, and the
+                    # transaction is rolled back below (one round trip fewer).
+                    pipe.send("COMMIT")
                 pipe.sync()  # this transaction's writes answered: a refusal is its own
                 done.append((job, True, value))
             except Exception as exc:
@@ -245,12 +249,14 @@ class PgDatabase:
                     pipe.send("RELEASE job")
                     pipe.sync()
                 else:
-                    pipe.send("ROLLBACK")
+                    pipe.send("ROLLBACK")  # (after a failed COMMIT, a harmless no-op)
                     pipe.sync()
                     return done
             conn.forget_ahead()
             if self._observer is not None:
                 self._observer(job.name, time.perf_counter() - started)
+        if alone:
+            return done
         started = time.perf_counter()
         pipe.send("COMMIT")
         pipe.sync()

@@ -130,6 +130,16 @@ def test_a_wrong_password_is_refused_without_echoing_it(pg: PgCluster) -> None:
         PgDatabase(_database(pg, "wrongpw"), "not-the-password-xyz")
     assert "not-the-password-xyz" not in str(refused.value)
     assert "password authentication failed" in str(refused.value)
+    # through the Unix socket (a database on the node's own machine) the same
+    local = pg.dsn(_database(pg, "local").split("dbname=")[1].split()[0], local=True)
+    assert "127.0.0.1" not in local
+    with pytest.raises(DatabaseUnreachable, match="password authentication failed"):
+        PgDatabase(local, "not-the-password-xyz")
+    db = PgDatabase(local, PASSWORD)
+    try:
+        assert db.run_sync("one", lambda c: c.execute("SELECT 1").fetchone()[0]) == 1
+    finally:
+        db.close()
 
 
 def test_one_writer_at_a_time_and_a_failed_transaction_changes_nothing(pg: PgCluster) -> None:

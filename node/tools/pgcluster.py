@@ -184,26 +184,33 @@ class PgCluster:
         )
         with open(data / "postgresql.conf", "a") as f:
             f.write(conf)
-        # The nodes' role signs in with a password (SCRAM); everything else is trusted here.
+        # The nodes' role signs in with a password (SCRAM), over TCP or the Unix socket;
+        # everything else is trusted here.
         hba = data / "pg_hba.conf"
-        hba.write_text(f"host all {ROLE} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
+        hba.write_text(
+            f"host all {ROLE} 127.0.0.1/32 scram-sha-256\n"
+            f"local all {ROLE} scram-sha-256\n" + hba.read_text()
+        )
         cluster = cls(root, PgServer(data, port, "primary"))
         cluster.primary.start()
         cluster.primary.sql(f"CREATE ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'")
         return cluster
 
-    def dsn(self, dbname: str, *, both: bool = False) -> str:
+    def dsn(self, dbname: str, *, both: bool = False, local: bool = False) -> str:
         """A libpq connection string without the password. ``both``: the primary's and the
-        standby's addresses, read-write session wanted (it follows a promotion)."""
+        standby's addresses, read-write session wanted (it follows a promotion). ``local``:
+        through the primary's Unix socket, as a database on the node's own machine is
+        reached, instead of TCP."""
         servers = [self.primary] + ([self.standby] if both and self.standby else [])
-        hosts = ",".join("127.0.0.1" for _ in servers)
+        host = str(self.root) if local else "127.0.0.1"
+        hosts = ",".join(host for _ in servers)
         ports = ",".join(str(s.port) for s in servers)
         extra = " target_session_attrs=read-write" if both else ""
         return f"host={hosts} port={ports} dbname={dbname} user={ROLE} connect_timeout=3{extra}"
 
-    def create_database(self, name: str) -> str:
+    def create_database(self, name: str, *, local: bool = False) -> str:
         self.primary.sql(f"CREATE DATABASE {name} OWNER {ROLE}")
-        return self.dsn(name)
+        return self.dsn(name, local=local)
 
     def drop_database(self, name: str) -> None:
         self.primary.sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

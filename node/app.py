@@ -181,7 +181,7 @@ def _build_wire(
 
     backoff = Backoff(fed.call_timeout_seconds, fed.backoff_base_seconds, fed.backoff_cap_seconds)
     writer = Writer(backoff)
-    answers = Answers(db, clock, writer, local_settlement.payout_window_txn, on_acquired)
+    answers = Answers(db, clock, writer, local_settlement, on_acquired)
     clearing: Clearing | None = None
 
     async def apply(

@@ -19,6 +19,7 @@ import dataclasses
 import logging
 import sqlite3
 from collections.abc import Callable
+from typing import Protocol
 
 from node import errors
 from node.clock import Clock
@@ -263,6 +264,14 @@ class Acquirer:
         )
 
 
+class PayoutWindows(Protocol):
+    """This node's own settlement windows, as captures of other cities' vouchers need them."""
+
+    def payout_window_txn(self, conn: sqlite3.Connection, now: int) -> str: ...
+
+    def payout_window_ahead_txn(self, conn: sqlite3.Connection, now: int) -> None: ...
+
+
 class Answers:
     """Applies the issuers' signed answers to this node's remote holds, exactly once (the
     outbox row is marked done in the same transaction), and books the captures."""
@@ -272,13 +281,13 @@ class Answers:
         db: Books,
         clock: Clock,
         writer: OutboxWriter,
-        payout_window: Callable[[sqlite3.Connection, int], str],
+        windows: PayoutWindows,
         observer: FlowObserver | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
         self._writer = writer
-        self._payout_window = payout_window
+        self._windows = windows
         self._observer = observer
 
     async def apply(
@@ -292,7 +301,9 @@ class Answers:
         queued: list[Row] = []
 
         def txn(conn: sqlite3.Connection) -> RemoteHold | None:
-            remote_holds.get_remote_hold_ahead(conn, row["remote_hold_id"])  # one round trip
+            # the reads it makes, in one round trip on PostgreSQL
+            remote_holds.get_remote_hold_ahead(conn, row["remote_hold_id"])
+            self._windows.payout_window_ahead_txn(conn, now)
             if not outbox_rows.outbox_done(conn, row["message_id"], now):
                 return None  # already applied (a retry's answer raced the first one)
             hold = remote_holds.get_remote_hold(conn, row["remote_hold_id"])
@@ -372,7 +383,7 @@ class Answers:
     ) -> dict[str, object]:
         """Book a captured subsidy (the issuer's city owes ours, we owe the provider); returns the
         hold's columns that record where it is paid from."""
-        payout_window = self._payout_window(conn, now)
+        payout_window = self._windows.payout_window_txn(conn, now)
         settlement.window_active(conn, payout_window)
         if r.settlement_window:
             settlement.window_acquired(conn, hold.issuer_region, r.settlement_window)

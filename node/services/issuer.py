@@ -125,6 +125,7 @@ class IssuerDesk:
                     ask.provider.id,
                     ask.order_id,
                     sha256_hex(ask.code),
+                    ask.capture,
                 )
             seen = inbox.replayed(
                 conn, origin, request.message_id, request.type_code, request.payload_sha256

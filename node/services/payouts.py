@@ -80,6 +80,10 @@ class LocalSettlement:
         """The open window of this node at ``now`` (for captures of other cities' vouchers)."""
         return open_window(self._policies.governing(), now, lambda w: store.is_closed(conn, w))
 
+    def payout_window_ahead_txn(self, conn: sqlite3.Connection, now: int) -> None:
+        """Send ahead the read ``payout_window_txn`` starts with (``node.store.rows.ahead``)."""
+        store.is_closed_ahead(conn, window_of(self._policies.governing(), now))
+
     def _close_txn(self, conn: sqlite3.Connection, window_id: str, now: int, actor: str) -> None:
         start, end = window_bounds(window_id)
         if start > now:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from node import errors
-from node.clock import Clock
+from node.clock import Clock, year_of
 from node.domain import spending as rules
 from node.domain.model import Authorization, Hold, HoldState, Provider, RemoteHold, Voucher
 from node.domain.spending import LOCAL_HOLD, HoldRef
@@ -195,16 +195,35 @@ class Spending:
         return amount
 
     def place_ahead_txn(
-        self, conn: sqlite3.Connection, region: str, provider_id: str, order_id: str, code: str
+        self,
+        conn: sqlite3.Connection,
+        region: str,
+        provider_id: str,
+        order_id: str,
+        code: str,
+        capture: bool,
     ) -> None:
-        """Send ahead the reads ``place_txn`` starts with (one round trip on PostgreSQL):
-        ``code`` is the one-time code's SHA-256."""
+        """Send ahead the reads ``place_txn`` makes (one round trip on PostgreSQL): ``code``
+        is the one-time code's SHA-256. The window's reads assume a voucher of this year
+        (if it is of another, they are made again at their place)."""
         vouchers.hold_for_order_ahead(conn, region, provider_id, order_id)
         if region == self.region:
             remote_holds.remote_hold_for_order_ahead(conn, provider_id, order_id)
         vouchers.authorization_by_code_ahead(conn, code)
         if region != self.region:
             peers.peer_policy_ahead(conn, region)
+        now = self._clock.now_ms()
+        if year_of(now) in self._policies.years():
+            self._window_ahead_txn(conn, region, year_of(now), now, capture)
+
+    def _window_ahead_txn(
+        self, conn: sqlite3.Connection, region: str, year: int, now: int, capture: bool
+    ) -> None:
+        first = window_of(self._policies.for_year(year), now)
+        if region != self.region:
+            peers.exposure_ahead(conn, region, first)
+        if capture:  # the window open_window asks about first
+            settlement.is_closed_ahead(conn, first)
 
     def place_txn(
         self,
@@ -221,7 +240,7 @@ class Spending:
         original hold."""
         provider = redeemer.provider
         code_hash = sha256_hex(order.code)
-        self.place_ahead_txn(conn, redeemer.region, provider.id, order.order_id, code_hash)
+        self.place_ahead_txn(conn, redeemer.region, provider.id, order.order_id, code_hash, capture)
         existing = vouchers.hold_for_order(conn, redeemer.region, provider.id, order.order_id)
         if existing is not None:
             auth = vouchers.authorization_by_code(conn, code_hash)
@@ -243,16 +262,11 @@ class Spending:
             )
         auth = vouchers.authorization_by_code(conn, code_hash)
         rules.check_authorization(auth, redeemer.region, provider.id, now)
-        voucher = vouchers.get_voucher(conn, auth.voucher_id)
-        registry.get_holder_ahead(conn, voucher.holder_id)
+        voucher = vouchers.voucher_by_code(conn, code_hash)
         if voucher.fiscal_year in self._policies.years():  # (else refused below, in order)
-            first = window_of(self._policies.for_year(voucher.fiscal_year), now)
-            if redeemer.region != self.region:
-                peers.exposure_ahead(conn, redeemer.region, first)
-            if capture:  # the window open_window asks about first
-                settlement.is_closed_ahead(conn, first)
+            self._window_ahead_txn(conn, redeemer.region, voucher.fiscal_year, now, capture)
         rules.check_voucher_spendable(voucher, now)
-        holder = registry.get_holder(conn, voucher.holder_id)
+        holder = vouchers.holder_by_code(conn, code_hash)
         rules.check_provider_may_redeem(provider, holder.uscc)
         policy = self._policies.for_year(voucher.fiscal_year)
         rules.check_order_class(policy, voucher, order.compute_class)

@@ -6,7 +6,8 @@ end of each transaction (a Sync). psycopg's own pipeline does the same, but it h
 statement to the socket as soon as it is queued and polls twice for it: on this project's
 2-core machine, 27 sends and 52 polls per cross-region redemption at the issuer, each send
 waking the database's backend for one message. Here a statement goes into libpq's output
-buffer and the buffer is sent once, when the next result is wanted: one send, one wait, and
+buffer and the buffer is sent once, when a result is wanted whose statement is still in it
+(a result already on its way is just waited for): one send, one wait, and
 the backend reads the whole round trip's messages at once (docs/benchmarks.md has the
 figures).
 
@@ -197,7 +198,7 @@ class PgPipeline:
         # prepared, or None for a Sync.
         self._queue: deque[Any] = deque()
         self._kinds: deque[int] = deque()  # 0 a statement, 1 a prepare, 2 a Sync
-        self._dirty = False
+        self._unsent = 0  # how many of the newest in _queue are still in libpq's buffer
         self._error: BaseException | None = None  # the segment's first error, not yet raised
         self._poll = select.poll()
         self._fd = self._pg.socket
@@ -244,6 +245,7 @@ class PgPipeline:
                 pg.send_prepare(name, text, param_types=types)
                 self._queue.append(key)
                 self._kinds.append(1)
+                self._unsent += 1
         if name is None:
             pg.send_query_params(text, values, param_types=types, param_formats=formats)
         else:
@@ -251,7 +253,7 @@ class PgPipeline:
         slot = Slot(self)
         self._queue.append(slot)
         self._kinds.append(0)
-        self._dirty = True
+        self._unsent += 1
         return slot
 
     def sync(self) -> None:
@@ -285,6 +287,8 @@ class PgPipeline:
 
     def _read_one(self) -> None:
         """Read the answer to the oldest statement (or Sync) sent."""
+        if self._unsent >= len(self._queue):  # its statement is still in the buffer
+            self._flush()
         kind = self._kinds.popleft()
         item = self._queue.popleft()
         slot = item if kind == 0 else None
@@ -318,8 +322,6 @@ class PgPipeline:
 
     def _next_result(self) -> pq.abc.PGresult | None:
         pg = self._pg
-        if self._dirty:
-            self._flush()
         while pg.is_busy():
             self._wait(select.POLLIN)
             pg.consume_input()
@@ -336,7 +338,7 @@ class PgPipeline:
         while pg.flush():  # a nonblocking socket took part of it
             if self._wait(select.POLLIN | select.POLLOUT) & select.POLLIN:
                 pg.consume_input()
-        self._dirty = False
+        self._unsent = 0
 
     def _wait(self, events: int) -> int:
         poll = self._poll

@@ -12,7 +12,7 @@ import sqlite3
 from typing import Any
 
 from node import errors
-from node.domain.model import Authorization, Hold, Voucher
+from node.domain.model import Authorization, Hold, Holder, Voucher
 from node.store.rows import ahead, from_row, insert, limit_of
 
 
@@ -188,8 +188,23 @@ HOLD_FOR_ORDER = (
 )
 
 
+# The voucher and the holder of an authorization, by its code: read in the same round trip as
+# the authorization on PostgreSQL, where reading them by id would wait for it first.
+VOUCHER_BY_CODE = (
+    "SELECT v.* FROM vouchers v JOIN authorizations a ON a.voucher_id = v.id "
+    "WHERE a.code_sha256 = ?"
+)
+HOLDER_BY_CODE = (
+    "SELECT h.* FROM holders h JOIN vouchers v ON v.holder_id = h.id "
+    "JOIN authorizations a ON a.voucher_id = v.id WHERE a.code_sha256 = ?"
+)
+
+
 def authorization_by_code_ahead(conn: sqlite3.Connection, code_sha256: str) -> None:
+    """The authorization of a code, its voucher and its holder, sent ahead together."""
     ahead(conn, AUTHORIZATION_BY_CODE, (code_sha256,))
+    ahead(conn, VOUCHER_BY_CODE, (code_sha256,))
+    ahead(conn, HOLDER_BY_CODE, (code_sha256,))
 
 
 def hold_for_order_ahead(
@@ -203,6 +218,22 @@ def authorization_by_code(conn: sqlite3.Connection, code_sha256: str) -> Authori
     if row is None:
         raise errors.AuthorizationInvalid("unknown authorization code")
     return _authorization(row)
+
+
+def voucher_by_code(conn: sqlite3.Connection, code_sha256: str) -> Voucher:
+    """The voucher an authorization code spends."""
+    row = conn.execute(VOUCHER_BY_CODE, (code_sha256,)).fetchone()
+    if row is None:
+        raise errors.AuthorizationInvalid("unknown authorization code")
+    return _voucher(row)
+
+
+def holder_by_code(conn: sqlite3.Connection, code_sha256: str) -> Holder:
+    """The holder of the voucher an authorization code spends."""
+    row = conn.execute(HOLDER_BY_CODE, (code_sha256,)).fetchone()
+    if row is None:
+        raise errors.AuthorizationInvalid("unknown authorization code")
+    return from_row(Holder, row)
 
 
 def list_authorizations(conn: sqlite3.Connection, voucher_id: str) -> list[Authorization]:

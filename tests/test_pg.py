@@ -426,3 +426,29 @@ def test_the_pipeline_reads_what_the_store_writes_and_refuses_what_it_does_not(
         assert series_again == [1, 2, 3]
     finally:
         db.close()
+
+
+def test_the_month_function_is_sqlites_month_to_the_millisecond(pg: PgCluster) -> None:
+    """PostgreSQL's ``suanli_month`` (schema version 19, written to be inlined) gives the China
+    Standard Time month SQLite's ``strftime`` gives, at and around every month's edge."""
+    from node.store.execution import MONTH_SQL
+
+    db = PgDatabase(_database(pg, "month"), PASSWORD)
+    lite = sqlite3.connect(":memory:")
+    edges = [
+        1_767_196_800_000 + delta  # 2026-01-01 00:00 CST is 1_767_196_800_000 ms
+        for delta in (-1, 0, 1)
+    ] + [ms for day in range(0, 800, 29) for ms in (day * 86_400_000 + 1_735_660_800_000,)]
+    try:
+        got = db.run_sync(
+            "months",
+            lambda c: [c.execute("SELECT suanli_month(?)", (ms,)).fetchone()[0] for ms in edges],
+        )
+        want = [
+            lite.execute(f"SELECT {MONTH_SQL.format(col='?')}", (ms,)).fetchone()[0] for ms in edges
+        ]
+        assert got == want
+        assert got[:3] == ["2025-12", "2026-01", "2026-01"]
+    finally:
+        db.close()
+        lite.close()

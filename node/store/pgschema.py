@@ -609,8 +609,61 @@ CREATE TRIGGER bank_confirmations_no_delete BEFORE DELETE ON bank_confirmations
 
 BASELINE = MONTH_FUNCTION + TABLES + TRIGGERS + FINAL
 
+# Version 19: the same results, cheaper for the server (measured with pg_stat_statements at
+# 64 clients, docs/benchmarks.md). The month function is written with immutable functions only
+# (``to_char`` is stable), so that the planner inlines it instead of calling a SQL function,
+# about 20 µs a call; each running-total trigger looks its voucher or holder up once, not once
+# per row it adds.
+V19 = f"""
+CREATE OR REPLACE FUNCTION suanli_month(ms BIGINT) RETURNS TEXT LANGUAGE sql IMMUTABLE STRICT AS $$
+    SELECT lpad(CAST(CAST(date_part('year', to_timestamp(ms / 1000 + 8 * 3600) AT TIME ZONE 'UTC')
+            AS INT) AS TEXT), 4, '0')
+        || '-' || lpad(CAST(CAST(date_part('month',
+            to_timestamp(ms / 1000 + 8 * 3600) AT TIME ZONE 'UTC') AS INT) AS TEXT), 2, '0')
+$$;
+
+CREATE OR REPLACE FUNCTION voucher_totals_issue() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO voucher_totals
+    SELECT NEW.fiscal_year, x.dim, x.key, 'issued', NEW.face_fen, 1
+        FROM holders h CROSS JOIN LATERAL (VALUES ('category', h.category),
+            ('district', substr(h.uscc, 3, 6)), ('month', suanli_month(NEW.issued_at))) x(dim, key)
+        WHERE h.id = NEW.holder_id
+    {_ADD};
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION voucher_totals_move() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO voucher_totals
+    SELECT NEW.fiscal_year, 'category', h.category, x.measure, x.fen, 0
+        FROM holders h CROSS JOIN LATERAL (VALUES
+            ('captured', NEW.captured_fen - OLD.captured_fen),
+            ('reclaimed', NEW.reclaimed_fen - OLD.reclaimed_fen)) x(measure, fen)
+        WHERE h.id = NEW.holder_id
+    {_ADD};
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION voucher_totals_captured() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO voucher_totals
+    SELECT v.fiscal_year, x.dim, x.key, 'captured', NEW.captured_fen, 1
+        FROM vouchers v CROSS JOIN LATERAL (VALUES ('acquirer', NEW.acquirer_region),
+            ('month', suanli_month(COALESCE(NEW.closed_at, NEW.created_at)))) x(dim, key)
+        WHERE v.id = NEW.voucher_id
+    {_ADD};
+    RETURN NULL;
+END $$;
+"""
+
+
+def _v19(conn: Any) -> None:
+    conn.raw.execute(V19)
+
+
 # Versions after the baseline, each also in node/store/schema.py under the same number.
-MIGRATIONS: dict[int, Callable[[Any], None]] = {}
+MIGRATIONS: dict[int, Callable[[Any], None]] = {19: _v19}
 
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)"
 

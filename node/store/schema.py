@@ -730,6 +730,12 @@ def _v17(conn: sqlite3.Connection) -> None:
         conn.execute(trigger)
 
 
+def _v19(conn: sqlite3.Connection) -> None:
+    """Version 19 made PostgreSQL's month function and running-total triggers cheaper for
+    its server, with the same results (node/store/pgschema.py); SQLite's are unchanged, and
+    its version moves with PostgreSQL's."""
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _script(V1),
     2: _script(V2),
@@ -749,5 +755,6 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     16: _script(V16),
     17: _v17,
     18: _script(V18),
+    19: _v19,
 }
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -26,11 +26,14 @@ batch runs on the writer's own thread, never on the event loop, and reads run on
 thread; a long scan runs its fetches on a thread of its own.
 
 **Round trips.** On this project's 2-core machine a round trip to a PostgreSQL on the same
-machine costs about 170 µs, as much as a whole SQLite transaction. So a batch runs in libpq's
-pipeline mode (a write is sent without waiting for its answer; the wait comes where the code
-reads a result, and once at the end of each transaction), and a transaction can announce the
-independent reads it starts with (``node.store.rows.ahead``), which are then sent together.
-docs/benchmarks.md has what that bought and what remains.
+machine costs about 170 µs over TCP, as much as a whole SQLite transaction. So a batch runs in
+libpq's pipeline mode, driven by ``node/store/pgpipe.py`` (a write is sent without waiting for
+its answer; the buffer goes out in one send where the code reads a result and at the end of
+each transaction), and a transaction announces the reads it makes (``node.store.rows.ahead``),
+which are then sent together. A batch of one sends its COMMIT with its own statements; in a
+larger batch each transaction's writes are answered (a Sync) before the next begins, so that a
+refusal of the books is that transaction's alone, and the savepoints of the jobs that succeed
+are left to nest (the COMMIT ends them). docs/benchmarks.md has what each step bought.
 
 **One writer per city.** Every write transaction, from the serving node or from a command such as
 ``suanli check``, first takes ``pg_advisory_xact_lock`` on the city's write key: writers of one

@@ -452,3 +452,37 @@ def test_the_month_function_is_sqlites_month_to_the_millisecond(pg: PgCluster) -
     finally:
         db.close()
         lite.close()
+
+
+def test_a_transaction_costs_a_send_per_round_trip_not_per_statement(
+    pg: PgCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What made the PostgreSQL engine fast enough (docs/benchmarks.md): a transaction alone,
+    with writes before and after a read, goes to the server in two sends, one where it reads
+    and one with its COMMIT, whatever its number of statements."""
+    from node.store.pgpipe import PgPipeline
+
+    db = PgDatabase(_database(pg, "sends"), PASSWORD)
+    sends: list[int] = []
+    real = PgPipeline._send_buffered
+
+    def counted(self: PgPipeline) -> None:
+        sends.append(1)
+        real(self)
+
+    def txn(conn: Any) -> int:
+        for n in range(3):
+            conn.execute("INSERT INTO node_meta VALUES (?, 'before')", (f"b{n}",))
+        count = conn.execute("SELECT COUNT(*) FROM node_meta").fetchone()[0]
+        for n in range(2):
+            conn.execute("INSERT INTO node_meta VALUES (?, 'after')", (f"a{n}",))
+        return int(count)
+
+    try:
+        monkeypatch.setattr(PgPipeline, "_send_buffered", counted)
+        assert asyncio.run(db.run("five writes and a read", txn)) == 3
+        assert len(sends) == 2
+        keys = db.run_sync("keys", lambda c: c.execute("SELECT COUNT(*) FROM node_meta").fetchone())
+        assert keys[0] == 5
+    finally:
+        db.close()

@@ -28,6 +28,7 @@ from node.metrics import BooksCollector, Metrics
 from node.node import Federation, Node
 from node.runtime import backup_ctx, federation_ctx, sweeper_ctx
 from node.services.acquirer import Acquirer, Answers
+from node.services.authorizations import Authorizations
 from node.services.clearing import Clearing
 from node.services.directory import Directory
 from node.services.disbursements import Disbursements
@@ -118,6 +119,7 @@ def build_node(
             member_regions=directory.regions,
             observer=metrics.observe_decision,
         ),
+        authorizations=Authorizations(db, clock, policies.region),
         spending=spending,
         views=Views(db, clock, policies, config.name),
         overview=Overview(db, clock, policies, int(config.sweep_interval_seconds * 2000)),

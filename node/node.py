@@ -19,6 +19,7 @@ from node.keys import NodeKey
 from node.metrics import BooksCollector, Metrics
 from node.services import execution
 from node.services.acquirer import Acquirer
+from node.services.authorizations import Authorizations
 from node.services.clearing import Clearing
 from node.services.directory import Directory
 from node.services.disbursements import Disbursements
@@ -75,6 +76,7 @@ class Node:
     tokens: Tokens
     sessions: Sessions
     issuance: Issuance
+    authorizations: Authorizations
     spending: Spending
     views: Views
     overview: Overview

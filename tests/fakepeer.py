@@ -109,7 +109,7 @@ async def rig(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Rig]:
         who, Demand(holder.id, "model_services", 100_000_000, None, "2026-01-01", "2026-12-31")
     )
     voucher = issued["voucher"]
-    _, code = await node.spending.authorize(
+    _, code = await node.authorizations.authorize(
         who, voucher.id, "p_gy", 5_000_000, clock.now_ms() + 86_400_000, PEER
     )
     server, port = await start_server(node.federation.servicer, "127.0.0.1", 0, None)

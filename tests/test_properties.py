@@ -81,7 +81,7 @@ async def _run(ops: list[tuple[Any, ...]]) -> None:
                             vouchers.append((r["voucher"].id, who))
                     elif kind in ("hold", "redeem") and vouchers:
                         vid, who = vouchers[int(step[1]) % len(vouchers)]
-                        _, code = await node.spending.authorize(
+                        _, code = await node.authorizations.authorize(
                             who, vid, provider.id, int(step[3]), clock.now_ms() + 30 * 24 * HOUR
                         )
                         order = Order(code, f"o{n}", int(step[2]), "model_services")

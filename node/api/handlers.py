@@ -293,7 +293,7 @@ async def create_authorization(request: web.Request) -> web.Response:
     max_fen = body.fen("max_fen")
     expires_at = body.time("expires_at")
     body.done()
-    auth, code = await request.app[NODE].spending.authorize(
+    auth, code = await request.app[NODE].authorizations.authorize(
         _who(request), request.match_info["id"], provider_id, max_fen, expires_at, provider_region
     )
     return _ok({"authorization": render.authorization(auth), "code": code}, 201)
@@ -301,12 +301,14 @@ async def create_authorization(request: web.Request) -> web.Response:
 
 async def cancel_authorization(request: web.Request) -> web.Response:
     auth_id = request.match_info["id"]
-    await request.app[NODE].spending.cancel_authorization(_who(request), auth_id)
+    await request.app[NODE].authorizations.cancel(_who(request), auth_id)
     return _ok({"cancelled": auth_id})
 
 
 async def list_authorizations(request: web.Request) -> web.Response:
-    items = await request.app[NODE].spending.authorizations(_who(request), request.match_info["id"])
+    items = await request.app[NODE].authorizations.of_voucher(
+        _who(request), request.match_info["id"]
+    )
     return _ok({"items": [render.authorization(a) for a in items], "next_after": None})
 
 

@@ -37,7 +37,7 @@ async def _holder_page(request: web.Request, status: int = 200, **extra: Any) ->
     classes = classes_of(node)
     today = dt.datetime.fromtimestamp(node.clock.now_ms() / 1000, CST).date()
     context: dict[str, Any] = {
-        "authorizations": await node.spending.open_authorizations(who),
+        "authorizations": await node.authorizations.open(who),
         "vouchers": vouchers,
         "holds": holds,
         "statement": statement,
@@ -95,7 +95,7 @@ async def holder_authorize(request: web.Request) -> web.StreamResponse:
         )
     try:
         expires = node.clock.now_ms() + int(days) * 86_400_000
-        auth, code = await node.spending.authorize(
+        auth, code = await node.authorizations.authorize(
             who, request.match_info["id"], provider, maximum, expires, region
         )
     except errors.SuanliError as exc:
@@ -109,7 +109,7 @@ async def holder_authorize(request: web.Request) -> web.StreamResponse:
 
 async def holder_cancel(request: web.Request) -> web.StreamResponse:
     who = role_of(request, "holder")
-    await request.app[NODE].spending.cancel_authorization(who, request.match_info["id"])
+    await request.app[NODE].authorizations.cancel(who, request.match_info["id"])
     return await _holder_page(request, 200, cancelled=request.match_info["id"])
 
 

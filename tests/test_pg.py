@@ -35,8 +35,8 @@ def pg() -> Iterator[PgCluster]:
         cluster.close()
 
 
-def _database(pg: PgCluster, name: str) -> str:
-    return pg.create_database(f"{name}_{os.getpid()}_{id(pg) % 10_000}")
+def _database(pg: PgCluster, name: str, local: bool = False) -> str:
+    return pg.create_database(f"{name}_{os.getpid()}_{id(pg) % 10_000}", local=local)
 
 
 def test_statements_are_rewritten_once_into_psycopg_style() -> None:
@@ -131,7 +131,7 @@ def test_a_wrong_password_is_refused_without_echoing_it(pg: PgCluster) -> None:
     assert "not-the-password-xyz" not in str(refused.value)
     assert "password authentication failed" in str(refused.value)
     # through the Unix socket (a database on the node's own machine) the same
-    local = pg.dsn(_database(pg, "local").split("dbname=")[1].split()[0], local=True)
+    local = _database(pg, "local", local=True)
     assert "127.0.0.1" not in local
     with pytest.raises(DatabaseUnreachable, match="password authentication failed"):
         PgDatabase(local, "not-the-password-xyz")

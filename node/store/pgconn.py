@@ -17,7 +17,7 @@ from psycopg.adapt import Buffer, Loader
 
 from node.files import read_private
 from node.store.db import DatabaseUnreachable
-from node.store.pgpipe import PgPipeline, Prepared, Slot
+from node.store.pgpipe import SQL_TOKENS, PgPipeline, Prepared, Slot
 
 
 class PgRowBase(tuple):  # type: ignore[type-arg]
@@ -58,9 +58,6 @@ def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], Any]:
     return row_class_of(cursor.pgresult)
 
 
-_TOKENS = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|::|\?|%|:[A-Za-z_][A-Za-z0-9_]*|--[^\n]*")
-
-
 @functools.cache
 def pg_sql(sql: str) -> str:
     """A store statement in psycopg's style: ``?`` → ``%s``, ``:name`` → ``%(name)s``, a
@@ -76,7 +73,7 @@ def pg_sql(sql: str) -> str:
             return f"%({t[1:]})s"
         return t
 
-    return _TOKENS.sub(one, sql)
+    return SQL_TOKENS.sub(one, sql)
 
 
 class _IntNumeric(Loader):

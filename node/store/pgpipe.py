@@ -50,7 +50,10 @@ _ABORTED = pq.ExecStatus.PIPELINE_ABORTED
 _SYNC = pq.ExecStatus.PIPELINE_SYNC
 _INT2, _INT4, _INT8, _NUMERIC = 21, 23, 20, 1700
 _BYTEA, _UNKNOWN, _BOOL, _FLOAT8 = 17, 0, 16, 701
-_TOKENS = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|::|\?|:[A-Za-z_][A-Za-z0-9_]*|--[^\n]*")
+# A store statement's placeholders (``?``, ``:name``) among what must be left alone: quoted
+# text, ``::`` casts and comments (and ``%``, which psycopg's style must double). Both
+# rewritings use it: ``dollar_sql`` here, ``node.store.pgconn.pg_sql`` for psycopg.
+SQL_TOKENS = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|::|\?|%|:[A-Za-z_][A-Za-z0-9_]*|--[^\n]*")
 
 
 @functools.cache
@@ -73,7 +76,7 @@ def dollar_sql(sql: str) -> tuple[bytes, tuple[str, ...] | None]:
             return f"${names.index(t[1:]) + 1}"
         return t
 
-    text = _TOKENS.sub(one, sql)
+    text = SQL_TOKENS.sub(one, sql)
     if names and count:
         raise ValueError(f"a statement mixes ? and :name placeholders: {sql[:60]!r}")
     return text.encode(), tuple(names) if names else None

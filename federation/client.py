@@ -43,6 +43,8 @@ METHODS: dict[int, str] = {
     pb.TRANSFER_ADVICE: "Settle",
     pb.RECEIPT_CONFIRMATION: "Settle",
     pb.STATEMENTS: "Statements",
+    pb.OFFERS: "Offers",
+    pb.OFFER_QUERY: "Offers",
 }
 BATCHED = frozenset((pb.AUTHORIZE, pb.CAPTURE, pb.VOID, pb.REDEEM, pb.STATUS))
 MAX_BATCH = 16  # envelopes per Exchange call; the server accepts up to 256
@@ -195,8 +197,12 @@ def _fail(items: list[Item], exc: Exception) -> None:
 
 
 class Clients:
-    def __init__(self, tls: Tls | None) -> None:
+    def __init__(self, tls: Tls | None, *, own_connections: bool = False) -> None:
+        """``own_connections``: these clients' channels do not share connections with any
+        other channel of the process (gRPC pools them by target and options otherwise), so
+        that their connection state and reconnect backoff are theirs alone."""
         self._tls = tls
+        self._own = own_connections
         self._channels: dict[str, tuple[str, grpc.aio.Channel, pb_grpc.FederationStub]] = {}
         self._streams: dict[str, _Stream] = {}
         self._unary_only: set[str] = set()  # peers that answered Stream with UNIMPLEMENTED
@@ -219,6 +225,8 @@ class Clients:
             ("grpc.http2.max_pings_without_data", 0),
             ("grpc.max_receive_message_length", 1 << 20),
         ]
+        if self._own:
+            options.append(("grpc.use_local_subchannel_pool", 1))
         if self._tls is None:
             channel = grpc.aio.insecure_channel(endpoint, options=options)
         else:

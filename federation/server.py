@@ -24,6 +24,7 @@ from grpc_health.v1 import health, health_pb2
 from federation import convert
 from federation.announce import CardReceiver
 from federation.envelope import Door, Opened
+from federation.offers import OfferDesk
 from federation.proto.v1 import federation_pb2 as pb
 from node import errors
 from node.clock import Clock
@@ -47,6 +48,7 @@ GRPC_STATUS: dict[type[errors.SuanliError], grpc.StatusCode] = {
     errors.MessageTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.WrongMessageType: grpc.StatusCode.INVALID_ARGUMENT,
     errors.ModifiedReplay: grpc.StatusCode.ALREADY_EXISTS,
+    errors.OfferInvalid: grpc.StatusCode.INVALID_ARGUMENT,
     # A node that lost its database lease (node/store/pg.py): peers go on to the next endpoint.
     errors.NotActive: grpc.StatusCode.UNAVAILABLE,
 }
@@ -57,6 +59,8 @@ RefusalObserver = Callable[[str, str], None]  # signer region (as claimed), code
 SETTLE = (pb.STATEMENT, pb.WINDOW_CLOSED, pb.TRANSFER_ADVICE, pb.RECEIPT_CONFIRMATION)
 # What a Batch may carry, and how many at most.
 BATCHED = (pb.AUTHORIZE, pb.CAPTURE, pb.VOID, pb.REDEEM, pb.STATUS)
+# What the Offers method carries (docs/protocol.md §8).
+OFFERS = (pb.OFFERS, pb.OFFER_QUERY)
 MAX_BATCH = 256
 # Batches of one Stream being answered at once; the next is read when one is answered, so a
 # peer that sends faster than this node answers is held back by gRPC's flow control.
@@ -123,6 +127,7 @@ class Servicer:
         sealer: convert.Sealer,
         clock: Clock,
         card: Callable[[], bytes],
+        offers: OfferDesk,
         observer: RefusalObserver | None = None,
     ) -> None:
         self._door = door
@@ -133,6 +138,7 @@ class Servicer:
         self._sealer = sealer
         self._clock = clock
         self._card = card
+        self._offers = offers
         self._observer = observer
         self._streaming: set[asyncio.Task[None]] = set()
 
@@ -168,6 +174,11 @@ class Servicer:
             return self._reply(opened, pb.ACK, ack)
         if kind in convert.CLEARING:
             return await self._clearing.receive(convert.inbound(opened))  # it logs its line
+        if kind in OFFERS:
+            take = self._offers.offers if kind == pb.OFFERS else self._offers.query
+            payload, outcome = await take(opened)
+            self._accepted(opened, outcome)
+            return self._reply(opened, pb.OFFERS_REPLY, payload)
         if kind == pb.STATEMENTS:
             page = await self._desk.agreed(*convert.statements_query(opened.payload))
             self._accepted(opened, f"{len(page[0])} statements")
@@ -330,6 +341,11 @@ class Servicer:
     ) -> bytes:
         return await self._serve(request, context, pb.STATEMENTS)
 
+    async def Offers(
+        self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
+    ) -> bytes:
+        return await self._serve_any(request, context, OFFERS)
+
     async def GetCard(
         self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
     ) -> bytes:
@@ -355,6 +371,7 @@ METHODS: dict[str, str] = {
     "PushCard": "unary",
     "Settle": "unary",
     "Statements": "unary",
+    "Offers": "unary",
     "GetCard": "unary",
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from federation.cards import build_card
 from federation.client import Clients, Tls
 from federation.convert import CLEARING, STATUS, Sealer
 from federation.envelope import Door
+from federation.offers import OfferDesk, OfferSigner, Publisher
 from federation.outbox import Backoff, Outbox, Writer
 from federation.server import ServerTls, Servicer
 from federation.wire import PeerStatements, Wire
@@ -29,6 +31,7 @@ from node.node import Federation, Node
 from node.runtime import backup_ctx, federation_ctx, sweeper_ctx
 from node.services.acquirer import Acquirer, Answers
 from node.services.authorizations import Authorizations
+from node.services.catalog import Catalog
 from node.services.clearing import Clearing
 from node.services.directory import Directory
 from node.services.disbursements import Disbursements
@@ -94,8 +97,11 @@ def build_node(
     spending = Spending(
         db, clock, policies, observer=on_flow, remote=wire.acquirer if wire else None
     )
+    catalog = Catalog(db, clock, config.region, policies, OfferSigner(key))
     federation = (
-        _build_federation(config, wire, clock, db, key, metrics, spending, local_settlement)
+        _build_federation(
+            config, wire, clock, db, key, metrics, spending, local_settlement, catalog
+        )
         if wire is not None
         else None
     )
@@ -123,6 +129,7 @@ def build_node(
         spending=spending,
         views=Views(db, clock, policies, config.name),
         overview=Overview(db, clock, policies, int(config.sweep_interval_seconds * 2000)),
+        catalog=catalog,
         settlement=local_settlement,
         settlement_views=SettlementViews(db),
         disbursements=Disbursements(db, clock, key, config.region),
@@ -220,6 +227,7 @@ def _build_federation(
     metrics: Metrics,
     spending: Spending,
     local_settlement: LocalSettlement,
+    catalog: Catalog,
 ) -> Federation:
     region = config.region
     fed, directory, door = wire_parts.config, wire_parts.directory, wire_parts.door
@@ -273,8 +281,31 @@ def _build_federation(
         inline_records=fed.statement_inline_records,
     )
     netting = Netting(db, region, key, directory, link, fed.statements_page)
+    # Offers travel on their own connections: catalog traffic is bulk and background, and a
+    # catch-up call to a peer that is not up yet must not put the channel redemptions use
+    # into gRPC's reconnect backoff.
+    offer_wire = dataclasses.replace(
+        wire, clients=Clients(tls_of(config, fed)[0], own_connections=True)
+    )
+    publisher = Publisher(
+        catalog,
+        offer_wire,
+        fed.offer_anti_entropy_seconds,
+        lambda kind, outcome: metrics.child(metrics.offer_exchanges, kind, outcome).inc(),
+    )
+    catalog.changed = publisher.changed
+    offer_desk = OfferDesk(catalog, directory.get, region, publisher.behind)
     servicer = Servicer(
-        door, issuer, cards, desk, wire_parts.clearing, sealer, clock, own_card, on_refusal
+        door,
+        issuer,
+        cards,
+        desk,
+        wire_parts.clearing,
+        sealer,
+        clock,
+        own_card,
+        offer_desk,
+        on_refusal,
     )
     return Federation(
         fed,
@@ -293,6 +324,7 @@ def _build_federation(
         wire_parts.clearing,
         peering,
         own_card,
+        publisher,
     )
 
 

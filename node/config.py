@@ -53,6 +53,9 @@ class FederationConfig:
     # Countersigned statements per STATEMENTS reply asked of each peer when netting (a node
     # sends at most 1,000 per reply whatever is asked: a few hundred bytes each, inside 1 MiB).
     statements_page: int = 500
+    # Compute offers (docs/protocol.md §8): one anti-entropy round (asking one peer, in turn,
+    # for every origin's changes this node misses) this often; pushes and catch-up need none.
+    offer_anti_entropy_seconds: float = 60.0
 
     @property
     def advertised(self) -> str:
@@ -163,6 +166,7 @@ def _render_federation(f: FederationConfig) -> str:
         f"statement_retry_seconds = {f.statement_retry_seconds}\n"
         f"statement_inline_records = {f.statement_inline_records}\n"
         f"statements_page = {f.statements_page}\n"
+        f"offer_anti_entropy_seconds = {f.offer_anti_entropy_seconds}\n"
     )
 
 
@@ -267,6 +271,8 @@ def _load_federation(table: dict[str, object]) -> FederationConfig:
         raise ConfigError("federation.statement_retry_seconds: must be more than 0")
     if not 1 <= config.statements_page <= MAX_STATEMENTS_PAGE:
         raise ConfigError(f"federation.statements_page: must be 1 to {MAX_STATEMENTS_PAGE}")
+    if not config.offer_anti_entropy_seconds >= 1:
+        raise ConfigError("federation.offer_anti_entropy_seconds: must be at least 1")
     if not config.plaintext and not (config.tls_cert and config.tls_key and config.tls_ca):
         raise ConfigError(
             "federation: set tls_cert, tls_key and tls_ca, or plaintext = true (loopback demos and tests only)"

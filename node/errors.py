@@ -133,6 +133,10 @@ class PaymentNotFound(NotFound):
     code = "payment_not_found"
 
 
+class OfferNotFound(NotFound):
+    code = "offer_not_found"
+
+
 class PolicyMissing(SuanliError):
     """No policy is loaded for the fiscal year of the request."""
 
@@ -219,6 +223,12 @@ class OrderAlreadySubsidised(SuanliError):
     """The same provider order can never be subsidised twice (R3)."""
 
     code = "order_already_subsidised"
+
+
+class OfferWithdrawn(SuanliError):
+    """The offer was withdrawn: it cannot change again (publish a new one)."""
+
+    code = "offer_withdrawn"
 
 
 class HoldNotOpen(SuanliError):
@@ -394,6 +404,13 @@ class MessageTooLarge(EnvelopeRefused):
 
 class WrongMessageType(EnvelopeRefused):
     code = "wrong_message_type"
+
+
+class OfferInvalid(SuanliError):
+    """A signed offer whose signature does not verify with its origin's keys, or that does
+    not parse or breaks the offer rules (docs/protocol.md §8): the whole message is refused."""
+
+    code = "offer_invalid"
 
 
 class ModifiedReplay(EnvelopeRefused):

@@ -383,6 +383,16 @@ class Metrics:
             ["peer", "type", "outcome"],
             registry=r,
         )
+        self.offer_exchanges = Counter(
+            "suanli_offer_exchanges_total",
+            "Offer messages this node sent (offers: pushes of its own; offer_query: catch-up "
+            "and anti-entropy), by type and outcome (ok: answered, failed: not answered)",
+            ["type", "outcome"],
+            registry=r,
+        )
+        for kind in ("offers", "offer_query"):
+            for outcome in ("ok", "failed"):
+                self.offer_exchanges.labels(kind, outcome)
         self.cross_region_fen = Counter(
             "suanli_cross_region_fen_total",
             "Cross-region money by issuer region, acquirer region and outcome (held, captured…), fen",

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from federation.announce import Announcer, WindowNotifier
 from federation.client import Clients
 from federation.envelope import Door
+from federation.offers import Publisher
 from federation.outbox import Outbox
 from federation.server import ServerTls, Servicer
 from node.clock import Clock, year_of
@@ -20,6 +21,7 @@ from node.metrics import BooksCollector, Metrics
 from node.services import execution
 from node.services.acquirer import Acquirer
 from node.services.authorizations import Authorizations
+from node.services.catalog import Catalog
 from node.services.clearing import Clearing
 from node.services.directory import Directory
 from node.services.disbursements import Disbursements
@@ -61,6 +63,7 @@ class Federation:
     clearing: Clearing  # transfers between cities: advices and confirmations
     peering: Peering  # the peers' cards and status
     card: Callable[[], bytes]  # this node's signed card, listing every own key
+    offers: Publisher  # pushes this city's offers, catches up on the peers'
 
 
 @dataclass
@@ -80,6 +83,7 @@ class Node:
     spending: Spending
     views: Views
     overview: Overview
+    catalog: Catalog
     settlement: LocalSettlement
     settlement_views: SettlementViews
     disbursements: Disbursements

@@ -40,6 +40,7 @@ async def sweeper(node: Node) -> None:
                 start("announce", fed.announcer.announce)
                 start("window_notices", fed.notifier.notify)
                 start("statements", fed.settler.tick)
+            await node.catalog.sweep()
             result = await node.spending.sweep()
             if any(result.values()):
                 logger.info("sweep: %s", result)
@@ -135,7 +136,14 @@ def federation_ctx(node: Node) -> Callable[[web.Application], AsyncIterator[None
             "plaintext" if fed.server_tls is None else "TLS",
         )
         fed.outbox.ensure_workers()
+        offers = asyncio.create_task(
+            fed.offers.run(node.config.sweep_interval_seconds), name="offers"
+        )
         yield
+        offers.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await offers
+        await fed.offers.close()
         await fed.outbox.close()
         await server.stop(grace=2.0)
         await fed.clients.close()

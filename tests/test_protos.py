@@ -46,6 +46,7 @@ def test_the_contract_is_versioned() -> None:
         "GetCard",
         "Settle",
         "Statements",
+        "Offers",
         "Exchange",
         "Stream",
     }

@@ -35,6 +35,7 @@ HTTP_STATUS: dict[type[errors.SuanliError], int] = {
     errors.StatementCovered: 409,
     errors.TransferConflict: 409,
     errors.TransferNotAwaiting: 409,
+    errors.OfferWithdrawn: 409,
     errors.HoldNotOpen: 409,
     errors.HoldExpired: 409,
     errors.VoucherNotActive: 409,

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from node.store.catalog import PG_V20
 from node.store.db import SchemaTooNew
 from node.store.schema import SCHEMA_VERSION
 
@@ -663,7 +664,13 @@ def _v19(conn: Any) -> None:
 
 
 # Versions after the baseline, each also in node/store/schema.py under the same number.
-MIGRATIONS: dict[int, Callable[[Any], None]] = {19: _v19}
+def _v20(conn: Any) -> None:
+    for statement in PG_V20.split(";\n"):
+        if statement.strip():
+            conn.raw.execute(statement)
+
+
+MIGRATIONS: dict[int, Callable[[Any], None]] = {19: _v19, 20: _v20}
 
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from node.store.catalog import SQLITE_V20
 from node.store.ledger import ACCOUNT_CLASS_SQL
 
 V1 = """
@@ -756,5 +757,6 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     17: _v17,
     18: _script(V18),
     19: _v19,
+    20: _script(SQLITE_V20),  # the catalog of compute offers (node/store/catalog.py)
 }
 SCHEMA_VERSION = max(MIGRATIONS)

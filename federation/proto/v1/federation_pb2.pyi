@@ -21,11 +21,14 @@ class MessageType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     WINDOW_CLOSED: _ClassVar[MessageType]
     TRANSFER_ADVICE: _ClassVar[MessageType]
     RECEIPT_CONFIRMATION: _ClassVar[MessageType]
+    OFFERS: _ClassVar[MessageType]
+    OFFER_QUERY: _ClassVar[MessageType]
     RECEIPT: _ClassVar[MessageType]
     REFUSAL: _ClassVar[MessageType]
     ACK: _ClassVar[MessageType]
     STATEMENT_REPLY: _ClassVar[MessageType]
     STATEMENTS_REPLY: _ClassVar[MessageType]
+    OFFERS_REPLY: _ClassVar[MessageType]
 MESSAGE_TYPE_UNSPECIFIED: MessageType
 AUTHORIZE: MessageType
 CAPTURE: MessageType
@@ -38,11 +41,14 @@ STATEMENTS: MessageType
 WINDOW_CLOSED: MessageType
 TRANSFER_ADVICE: MessageType
 RECEIPT_CONFIRMATION: MessageType
+OFFERS: MessageType
+OFFER_QUERY: MessageType
 RECEIPT: MessageType
 REFUSAL: MessageType
 ACK: MessageType
 STATEMENT_REPLY: MessageType
 STATEMENTS_REPLY: MessageType
+OFFERS_REPLY: MessageType
 
 class Envelope(_message.Message):
     __slots__ = ("body", "signer_region", "key_id", "signature", "trace")
@@ -395,3 +401,85 @@ class Answers(_message.Message):
     answers: _containers.RepeatedCompositeFieldContainer[Answer]
     id: int
     def __init__(self, answers: _Optional[_Iterable[_Union[Answer, _Mapping]]] = ..., id: _Optional[int] = ...) -> None: ...
+
+class Offer(_message.Message):
+    __slots__ = ("origin", "offer_id", "seq", "version", "withdrawn", "provider", "compute_class", "accelerator", "cards", "price_fen", "min_card_hours", "available_from_ms", "available_until_ms", "expires_at_ms", "data_centre_region", "domestic_chips", "security_level", "contact", "published_at_ms")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    OFFER_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    WITHDRAWN_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    COMPUTE_CLASS_FIELD_NUMBER: _ClassVar[int]
+    ACCELERATOR_FIELD_NUMBER: _ClassVar[int]
+    CARDS_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FEN_FIELD_NUMBER: _ClassVar[int]
+    MIN_CARD_HOURS_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_FROM_MS_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_UNTIL_MS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    DATA_CENTRE_REGION_FIELD_NUMBER: _ClassVar[int]
+    DOMESTIC_CHIPS_FIELD_NUMBER: _ClassVar[int]
+    SECURITY_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    CONTACT_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    origin: str
+    offer_id: str
+    seq: int
+    version: int
+    withdrawn: bool
+    provider: Provider
+    compute_class: str
+    accelerator: str
+    cards: int
+    price_fen: int
+    min_card_hours: int
+    available_from_ms: int
+    available_until_ms: int
+    expires_at_ms: int
+    data_centre_region: str
+    domestic_chips: bool
+    security_level: int
+    contact: str
+    published_at_ms: int
+    def __init__(self, origin: _Optional[str] = ..., offer_id: _Optional[str] = ..., seq: _Optional[int] = ..., version: _Optional[int] = ..., withdrawn: _Optional[bool] = ..., provider: _Optional[_Union[Provider, _Mapping]] = ..., compute_class: _Optional[str] = ..., accelerator: _Optional[str] = ..., cards: _Optional[int] = ..., price_fen: _Optional[int] = ..., min_card_hours: _Optional[int] = ..., available_from_ms: _Optional[int] = ..., available_until_ms: _Optional[int] = ..., expires_at_ms: _Optional[int] = ..., data_centre_region: _Optional[str] = ..., domestic_chips: _Optional[bool] = ..., security_level: _Optional[int] = ..., contact: _Optional[str] = ..., published_at_ms: _Optional[int] = ...) -> None: ...
+
+class SignedOffer(_message.Message):
+    __slots__ = ("offer", "key_id", "signature", "origin")
+    OFFER_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    offer: bytes
+    key_id: str
+    signature: bytes
+    origin: str
+    def __init__(self, offer: _Optional[bytes] = ..., key_id: _Optional[str] = ..., signature: _Optional[bytes] = ..., origin: _Optional[str] = ...) -> None: ...
+
+class OriginMark(_message.Message):
+    __slots__ = ("origin", "after", "through")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    THROUGH_FIELD_NUMBER: _ClassVar[int]
+    origin: str
+    after: int
+    through: int
+    def __init__(self, origin: _Optional[str] = ..., after: _Optional[int] = ..., through: _Optional[int] = ...) -> None: ...
+
+class OfferBatch(_message.Message):
+    __slots__ = ("offers", "marks", "more")
+    OFFERS_FIELD_NUMBER: _ClassVar[int]
+    MARKS_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    offers: _containers.RepeatedCompositeFieldContainer[SignedOffer]
+    marks: _containers.RepeatedCompositeFieldContainer[OriginMark]
+    more: bool
+    def __init__(self, offers: _Optional[_Iterable[_Union[SignedOffer, _Mapping]]] = ..., marks: _Optional[_Iterable[_Union[OriginMark, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
+
+class OfferQuery(_message.Message):
+    __slots__ = ("have", "limit")
+    HAVE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    have: _containers.RepeatedCompositeFieldContainer[OriginMark]
+    limit: int
+    def __init__(self, have: _Optional[_Iterable[_Union[OriginMark, _Mapping]]] = ..., limit: _Optional[int] = ...) -> None: ...

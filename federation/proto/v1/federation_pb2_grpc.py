@@ -84,6 +84,11 @@ class FederationStub:
                 request_serializer=federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.SerializeToString,
                 response_deserializer=federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.FromString,
                 _registered_method=True)
+        self.Offers = channel.unary_unary(
+                '/suanli.federation.v1.Federation/Offers',
+                request_serializer=federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.SerializeToString,
+                response_deserializer=federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.FromString,
+                _registered_method=True)
         self.GetCard = channel.unary_unary(
                 '/suanli.federation.v1.Federation/GetCard',
                 request_serializer=federation_dot_proto_dot_v1_dot_federation__pb2.CardQuery.SerializeToString,
@@ -157,6 +162,13 @@ class FederationServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Offers(self, request, context):
+        """Compute offers: OFFERS pushed by their origin, OFFER_QUERY for what the sender missed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetCard(self, request, context):
         """The node card, self-signed: public, like the REST /v1/node.
         """
@@ -214,6 +226,11 @@ def add_FederationServicer_to_server(servicer, server):
             ),
             'Statements': grpc.unary_unary_rpc_method_handler(
                     servicer.Statements,
+                    request_deserializer=federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.FromString,
+                    response_serializer=federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.SerializeToString,
+            ),
+            'Offers': grpc.unary_unary_rpc_method_handler(
+                    servicer.Offers,
                     request_deserializer=federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.FromString,
                     response_serializer=federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.SerializeToString,
             ),
@@ -491,6 +508,33 @@ class Federation:
             request,
             target,
             '/suanli.federation.v1.Federation/Statements',
+            federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.SerializeToString,
+            federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Offers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/suanli.federation.v1.Federation/Offers',
             federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.SerializeToString,
             federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.FromString,
             options,

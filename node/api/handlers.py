@@ -16,8 +16,10 @@ from node.api.parse import Query, json_body, page
 from node.clock import year_of
 from node.domain.clearing import REGION as CLEARING_REGION
 from node.domain.clearing import STATES as TRANSFER_STATES
+from node.domain.fields import require_region
 from node.domain.issuance import Demand
 from node.domain.model import RemoteHold
+from node.domain.offers import Terms
 from node.domain.payments import bank_statement
 from node.domain.policy import policy_summary
 from node.reports import EXECUTION_FORMATS, execution_csv, execution_html
@@ -25,6 +27,7 @@ from node.services.clearing import Clearing
 from node.services.common import Principal
 from node.services.spending import HoldResult, Order
 from node.services.views import JOURNAL_KINDS
+from node.store.catalog import Filters
 
 
 def _ok(data: Any, status: int = 200) -> web.Response:
@@ -574,3 +577,88 @@ async def create_signin_link(request: web.Request) -> web.Response:
     sessions = request.app[NODE].sessions
     code = await sessions.issue_link(_who(request), subject, minutes or 24 * 60)
     return _ok({"path": f"/ui/link/{code}", "expires_in_minutes": minutes or 24 * 60}, 201)
+
+
+# Compute offers and the catalog (docs/api.md, "Compute offers") ----------------------------
+
+
+async def _terms(request: web.Request) -> Terms:
+    body = await json_body(request)
+    until = body.time("available_until")
+    terms = Terms(
+        compute_class=body.text("compute_class", max_len=60),
+        accelerator=body.text("accelerator", max_len=40),
+        cards=body.fen("cards"),
+        price_fen=body.fen("price_fen"),
+        min_card_hours=body.fen("min_card_hours"),
+        available_from=body.time("available_from"),
+        available_until=until,
+        expires_at=body.time("expires_at", required=False) or until,
+        data_centre_region=body.region("data_centre_region", required=False)
+        or request.app[NODE].config.region,
+        domestic_chips=body.flag("domestic_chips", default=False),
+        security_level=body.fen("security_level", minimum=0, required=False) or 0,
+        contact=body.text("contact", max_len=200, required=False, prose=True) or "",
+    )
+    body.done()
+    return terms
+
+
+def _offer(request: web.Request, offer: Any, status: int = 200) -> web.Response:
+    return _ok(render.offer(offer, request.app[NODE].clock.now_ms()), status)
+
+
+async def publish_offer(request: web.Request) -> web.Response:
+    terms = await _terms(request)
+    return _offer(request, await request.app[NODE].catalog.publish(_who(request), terms), 201)
+
+
+async def change_offer(request: web.Request) -> web.Response:
+    terms = await _terms(request)
+    catalog = request.app[NODE].catalog
+    return _offer(request, await catalog.change(_who(request), request.match_info["id"], terms))
+
+
+async def withdraw_offer(request: web.Request) -> web.Response:
+    catalog = request.app[NODE].catalog
+    return _offer(request, await catalog.withdraw(_who(request), request.match_info["id"]))
+
+
+async def list_offers(request: web.Request) -> web.Response:
+    query = Query(request)
+    query.done()
+    now = request.app[NODE].clock.now_ms()
+    own = await request.app[NODE].catalog.own(_who(request))
+    return _ok({"items": [render.offer(o, now) for o in own]})
+
+
+def _region(text: str | None) -> str | None:
+    return None if text is None else require_region("region", text)
+
+
+async def search_catalog(request: web.Request) -> web.Response:
+    query = Query(request)
+    filters = Filters(
+        compute_class=query.text("compute_class", max_len=60),
+        accelerator=query.text("accelerator", max_len=40),
+        region=_region(query.text("region", max_len=6)),
+        max_price_fen=query.integer("max_price_fen", minimum=1),
+        min_cards=query.integer("min_cards", minimum=1),
+        available_from=query.time("from"),
+        available_until=query.time("until"),
+        domestic_chips=query.flag("domestic_chips"),
+        min_security_level=query.integer("min_security_level", minimum=0, maximum=4),
+    )
+    sort = query.choice("sort", ("effective", "price"), "effective")
+    limit = query.integer("limit", minimum=1, maximum=200) or 50
+    query.done()
+    node = request.app[NODE]
+    found = await node.catalog.search(_who(request), filters, sort, limit)
+    now = node.clock.now_ms()
+    return _ok(
+        {
+            "items": [render.priced(p, now) for p in found.items],
+            "vouchers": [render.purse(c, p) for c, p in sorted(found.purses.items())],
+            "outbound": sorted(found.reach.room_fen),
+        }
+    )

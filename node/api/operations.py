@@ -146,6 +146,38 @@ QUERY: dict[tuple[str, str], list[dict[str, Any]]] = {
         ),
     ],
 }
+QUERY[("get", "/v1/catalog")] = [
+    _q("compute_class", _text(60), "one compute class"),
+    _q("accelerator", _text(40), "one accelerator model, e.g. Ascend 910B"),
+    _q("region", REGION, "the data centre's city"),
+    _q(
+        "max_price_fen",
+        {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+        "list price per card-hour at most",
+    ),
+    _q(
+        "min_cards",
+        {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+        "at least this many cards",
+    ),
+    _q("from", TIME, "the cards must be available from then"),
+    _q("until", TIME, "... until then"),
+    _q(
+        "domestic_chips",
+        {"type": "string", "enum": ["0", "1", "false", "true"]},
+        "domestic chips only",
+    ),
+    _q(
+        "min_security_level", {"type": "integer", "minimum": 0, "maximum": 4}, "MLPS level at least"
+    ),
+    _q(
+        "sort",
+        {"type": "string", "enum": ["effective", "price"]},
+        "effective (after the voucher; default) or list price",
+    ),
+    _q("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "at most this many (50)"),
+]
+
 # Success bodies that are not JSON.
 CONTENT: dict[tuple[str, str], dict[str, Any]] = {
     ("get", "/v1/reports/budget-execution"): {
@@ -185,6 +217,31 @@ ORDER_ERRORS = (
     "compute_class_mismatch",
     "out_of_scope",
 )
+
+TERMS = _schema(
+    [
+        "compute_class",
+        "accelerator",
+        "cards",
+        "price_fen",
+        "min_card_hours",
+        "available_from",
+        "available_until",
+    ],
+    compute_class=_text(60),
+    accelerator=_text(40, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._+-]{0,39}$"),
+    cards={"type": "integer", "minimum": 1, "maximum": 1_000_000},
+    price_fen={**FEN, "description": "integer fen per card-hour"},
+    min_card_hours={"type": "integer", "minimum": 1, "maximum": 100_000_000},
+    available_from=TIME,
+    available_until=TIME,
+    expires_at={**TIME, "description": "when the offer lapses (default: available_until)"},
+    data_centre_region=REGION,
+    domestic_chips={"type": "boolean"},
+    security_level={"type": "integer", "minimum": 0, "maximum": 4},
+    contact=_prose(200),
+)
+OFFER_ERRORS = ("unknown_compute_class", "provider_not_found", "provider_not_approved")
 
 # (method, path, role, summary, request schema or None, success status, error codes)
 OPERATIONS: list[tuple[str, str, str, str, dict[str, Any] | None, int, tuple[str, ...]]] = [
@@ -513,6 +570,51 @@ OPERATIONS: list[tuple[str, str, str, str, dict[str, Any] | None, int, tuple[str
         ORDER,
         201,
         ORDER_ERRORS,
+    ),
+    (
+        "post",
+        "/v1/offers",
+        "provider",
+        "Publish a compute offer; the node signs it and sends it to every peer city",
+        TERMS,
+        201,
+        OFFER_ERRORS,
+    ),
+    (
+        "get",
+        "/v1/offers",
+        "operator (this city's) or a provider (its own)",
+        "This city's offers, withdrawn and expired ones included",
+        None,
+        200,
+        (),
+    ),
+    (
+        "put",
+        "/v1/offers/{id}",
+        "provider",
+        "Change an offer's terms: a new version, sent to every peer city",
+        TERMS,
+        200,
+        (*OFFER_ERRORS, "offer_not_found", "offer_withdrawn"),
+    ),
+    (
+        "post",
+        "/v1/offers/{id}/withdraw",
+        "provider",
+        "Withdraw an offer in every city's catalog",
+        None,
+        200,
+        ("offer_not_found", "offer_withdrawn"),
+    ),
+    (
+        "get",
+        "/v1/catalog",
+        "holder",
+        "Search every city's live offers, each priced after the holder's own vouchers",
+        None,
+        200,
+        (),
     ),
     (
         "get",

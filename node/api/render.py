@@ -14,6 +14,7 @@ from node.domain.model import (
     Voucher,
     field_names,
 )
+from node.domain.offers import Offer, Priced, Purse
 
 
 def record(value: Any) -> dict[str, Any]:
@@ -56,3 +57,54 @@ def decision(row: dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
     out["created_at"] = iso(row["created_at"])
     return out
+
+
+def offer(o: Offer, now_ms: int) -> dict[str, Any]:
+    """An offer, flat: its terms beside its identity; ``state`` live, withdrawn or expired."""
+    t = o.terms
+    return {
+        "origin": o.origin,
+        "id": o.offer_id,
+        "seq": o.seq,
+        "version": o.version,
+        "state": "withdrawn" if o.withdrawn else "live" if o.live(now_ms) else "expired",
+        "provider_id": o.provider_id,
+        "provider_name": o.provider_name,
+        "provider_kind": o.provider_kind,
+        "compute_class": t.compute_class,
+        "accelerator": t.accelerator,
+        "cards": t.cards,
+        "price_fen": t.price_fen,
+        "min_card_hours": t.min_card_hours,
+        "available_from": iso(t.available_from),
+        "available_until": iso(t.available_until),
+        "expires_at": iso(t.expires_at),
+        "data_centre_region": t.data_centre_region,
+        "domestic_chips": t.domestic_chips,
+        "security_level": t.security_level,
+        "contact": t.contact,
+        "published_at": iso(o.published_at),
+    }
+
+
+def priced(p: Priced, now_ms: int) -> dict[str, Any]:
+    """A search result: the offer and what the asking holder would pay there."""
+    return {
+        "offer": offer(p.offer, now_ms),
+        "ratio_bp": p.ratio_bp,
+        "subsidy_fen": p.subsidy_fen,
+        "effective_price_fen": p.effective_fen,
+        "min_order_fen": p.min_order_fen,
+        "min_order_subsidy_fen": p.min_order_subsidy_fen,
+        "voucher_id": p.voucher_id,
+        "no_subsidy_reason": p.why_not,
+    }
+
+
+def purse(compute_class: str, p: Purse) -> dict[str, Any]:
+    return {
+        "compute_class": compute_class,
+        "voucher_id": p.voucher_id,
+        "ratio_bp": p.ratio_bp,
+        "available_fen": p.available_fen,
+    }

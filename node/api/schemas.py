@@ -105,7 +105,98 @@ DECISION = {
     },
 }
 
+OFFER = {
+    "type": "object",
+    "required": [
+        "origin",
+        "id",
+        "seq",
+        "version",
+        "state",
+        "provider_id",
+        "provider_name",
+        "provider_kind",
+        "compute_class",
+        "accelerator",
+        "cards",
+        "price_fen",
+        "min_card_hours",
+        "available_from",
+        "available_until",
+        "expires_at",
+        "data_centre_region",
+        "domestic_chips",
+        "security_level",
+        "contact",
+        "published_at",
+    ],
+    "properties": {
+        **{
+            k: {"type": "string"}
+            for k in (
+                "origin",
+                "id",
+                "provider_id",
+                "provider_name",
+                "compute_class",
+                "accelerator",
+                "data_centre_region",
+                "contact",
+            )
+        },
+        **{
+            k: {"type": "integer"}
+            for k in (
+                "seq",
+                "version",
+                "cards",
+                "price_fen",
+                "min_card_hours",
+                "security_level",
+            )
+        },
+        **{k: TIME for k in ("available_from", "available_until", "expires_at", "published_at")},
+        "state": {"type": "string", "enum": ["live", "withdrawn", "expired"]},
+        "provider_kind": {"type": "string", "enum": list(model.PROVIDER_KINDS)},
+        "domestic_chips": {"type": "boolean"},
+    },
+}
+PRICED = {
+    "type": "object",
+    "required": [
+        "offer",
+        "ratio_bp",
+        "subsidy_fen",
+        "effective_price_fen",
+        "min_order_fen",
+        "min_order_subsidy_fen",
+        "voucher_id",
+        "no_subsidy_reason",
+    ],
+    "properties": {
+        "offer": {"$ref": "#/components/schemas/Offer"},
+        **{
+            k: {"type": "integer"}
+            for k in (
+                "ratio_bp",
+                "subsidy_fen",
+                "effective_price_fen",
+                "min_order_fen",
+                "min_order_subsidy_fen",
+            )
+        },
+        "voucher_id": {"type": "string", "nullable": True},
+        "no_subsidy_reason": {
+            "type": "string",
+            "nullable": True,
+            "enum": ["no_voucher_for_class", "outbound_not_allowed", "exposure_cap_reached"],
+        },
+    },
+}
+
 COMPONENTS: dict[str, dict[str, Any]] = {
+    "Offer": OFFER,
+    "PricedOffer": PRICED,
     "Holder": record(model.Holder),
     "Provider": record(model.Provider),
     "Voucher": record(model.Voucher),
@@ -181,6 +272,27 @@ ANSWERS: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/v1/holds/{id}/void"): HOLD_ANSWER,
     ("get", "/v1/holds"): page_of("Hold"),
     ("get", "/v1/holds/{id}"): ref("Hold"),
+    ("post", "/v1/offers"): ref("Offer"),
+    ("put", "/v1/offers/{id}"): ref("Offer"),
+    ("post", "/v1/offers/{id}/withdraw"): ref("Offer"),
+    ("get", "/v1/offers"): wrapped(items={"type": "array", "items": ref("Offer")}),
+    ("get", "/v1/catalog"): wrapped(
+        items={"type": "array", "items": ref("PricedOffer")},
+        vouchers={
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["compute_class", "voucher_id", "ratio_bp", "available_fen"],
+                "properties": {
+                    "compute_class": {"type": "string"},
+                    "voucher_id": {"type": "string"},
+                    "ratio_bp": {"type": "integer"},
+                    "available_fen": {"type": "integer"},
+                },
+            },
+        },
+        outbound={"type": "array", "items": {"type": "string"}},
+    ),
 }
 
 # Success statuses besides the main one: a replay is 200, and 202 while a peer city's answer

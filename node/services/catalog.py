@@ -26,7 +26,7 @@ from node.domain.money import apply_ratio
 from node.domain.offers import Offer, Priced, Purse, Reach, Signed, Terms
 from node.domain.policy import Policy
 from node.domain.windows import window_of
-from node.services.common import Principal, new_id, require_role
+from node.services.common import Principal, new_id, require_operator, require_role
 from node.services.policies import PolicyBook
 from node.store import catalog as store
 from node.store import peers, registry
@@ -159,11 +159,17 @@ class Catalog:
         return offer
 
     async def own(self, who: Principal) -> list[Offer]:
-        """A provider's offers, withdrawn ones included."""
-        provider_id = require_role(who, "provider")
+        """This city's offers, withdrawn and expired ones included: a provider's own, or
+        (an operator) every provider's."""
+        if who.role == "provider":
+            provider_id = require_role(who, "provider")
+            return await self._db.read(
+                "offers_of_provider",
+                lambda c: store.offers_of_provider(c, self.region, provider_id),
+            )
+        require_operator(who)
         return await self._db.read(
-            "offers_of_provider",
-            lambda c: store.offers_of_provider(c, self.region, provider_id),
+            "offers_of_origin", lambda c: store.offers_of_origin(c, self.region)
         )
 
     async def get(self, origin: str, offer_id: str) -> Offer:
@@ -335,7 +341,7 @@ class Catalog:
             policy = None
 
         def txn(conn: sqlite3.Connection) -> Results:
-            owned = voucher_rows.list_vouchers(conn, holder_id, 0, "")
+            owned = voucher_rows.spendable_vouchers(conn, holder_id, now)
             purse = rules.purses(owned, now)
             room: dict[str, int] = {}
             if policy is not None:

@@ -246,6 +246,14 @@ def offers_of_provider(conn: sqlite3.Connection, origin: str, provider_id: str) 
     return [_offer(r) for r in rows]
 
 
+def offers_of_origin(conn: sqlite3.Connection, origin: str) -> list[Offer]:
+    rows = conn.execute(
+        f"SELECT {COLUMNS} FROM catalog_offers WHERE origin = ? ORDER BY provider_id, offer_id",
+        (origin,),
+    ).fetchall()
+    return [_offer(r) for r in rows]
+
+
 @dataclass(frozen=True)
 class Filters:
     """A holder's search, every field optional."""

@@ -154,6 +154,16 @@ def list_vouchers(
     return [_voucher(r) for r in rows]
 
 
+def spendable_vouchers(conn: sqlite3.Connection, holder_id: str, now_ms: int) -> list[Voucher]:
+    """A holder's active vouchers with balance left and not expired."""
+    rows = conn.execute(
+        "SELECT * FROM vouchers WHERE holder_id = ? AND state = 'active' AND available_fen > 0 "
+        "AND expires_at > ? ORDER BY id",
+        (holder_id, now_ms),
+    ).fetchall()
+    return [_voucher(r) for r in rows]
+
+
 def move_voucher(conn: sqlite3.Connection, voucher_id: str, **deltas: int) -> None:
     """Add deltas to a voucher's balance columns (available, held, captured, reclaimed)."""
     allowed = {"available_fen", "held_fen", "captured_fen", "reclaimed_fen"}

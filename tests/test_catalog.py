@@ -1,0 +1,554 @@
+"""Compute offers (issue 20): the rules and the price after the voucher (pure), the provider's
+and the holder's API on a real node, and the door's side of OFFERS and OFFER_QUERY with a fake
+peer city whose key is pre-loaded (hand-made signed envelopes, every bad one included)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from federation.envelope import seal
+from federation.offers import OFFER_TAG, offer_message
+from federation.proto.v1 import federation_pb2 as pb
+from node import errors
+from node.domain.model import Voucher
+from node.domain.offers import (
+    NO_ROOM,
+    NO_VOUCHER,
+    NOT_ALLOWED,
+    Offer,
+    Reach,
+    Terms,
+    check_terms,
+    newer,
+    price_after,
+    purses,
+)
+from node.keys import NodeKey, verify
+from node.services.common import SYSTEM, Principal
+from tests.conftest import PROVIDER_A, START, Api, World, snapshot
+from tests.fakepeer import OLD_KEY, PEER, PEER_KEY, STRANGER, Rig, reply_of
+
+HOUR = 3_600_000
+DAY = 24 * HOUR
+CLASSES = ("model_services", "domestic_chips", "other_compute")
+
+
+def terms(**over: Any) -> Terms:
+    base = Terms(
+        compute_class="domestic_chips",
+        accelerator="Ascend 910B",
+        cards=64,
+        price_fen=2_500,
+        min_card_hours=100,
+        available_from=START,
+        available_until=START + 30 * DAY,
+        expires_at=START + 30 * DAY,
+        data_centre_region="520100",
+        domestic_chips=True,
+        security_level=3,
+        contact="sales@example.cn",
+    )
+    return dataclasses.replace(base, **over)
+
+
+def offer(origin: str = "520100", seq: int = 1, **over: Any) -> Offer:
+    return Offer(
+        origin,
+        "of_1",
+        seq,
+        seq,
+        False,
+        "p_1",
+        "GY centre",
+        "computing_centre",
+        terms(**over),
+        START,
+    )
+
+
+def voucher(
+    compute_class: str, ratio: int, available: int, vid: str = "v1", **over: Any
+) -> Voucher:
+    base = Voucher(
+        vid,
+        "h1",
+        2026,
+        compute_class,
+        ratio,
+        available,
+        available,
+        0,
+        0,
+        0,
+        "active",
+        START,
+        START + 300 * DAY,
+        "d1",
+    )
+    return dataclasses.replace(base, **over)
+
+
+# The rules, pure -----------------------------------------------------------------------------
+
+
+def test_terms_are_checked_field_by_field() -> None:
+    check_terms(terms(), CLASSES, START)
+    for bad, field in (
+        (terms(accelerator=""), "accelerator"),
+        (terms(accelerator="A800\n"), "accelerator"),
+        (terms(cards=0), "cards"),
+        (terms(price_fen=0), "price_fen"),
+        (terms(min_card_hours=0), "min_card_hours"),
+        (terms(available_until=START), "available_until"),
+        (terms(expires_at=START + 31 * DAY), "expires_at"),
+        (terms(expires_at=START - 1, available_from=START - DAY), "expires_at"),
+        (terms(data_centre_region="52010"), "data_centre_region"),
+        (terms(security_level=5), "security_level"),
+        (terms(contact="x" * 201), "contact"),
+        (terms(price_fen=10**15, min_card_hours=2), "min_card_hours"),
+    ):
+        with pytest.raises(errors.InvalidRequest, match=f"^{field}:"):
+            check_terms(bad, CLASSES, START)
+    with pytest.raises(errors.UnknownComputeClass):
+        check_terms(terms(compute_class="storage"), CLASSES, START)
+
+
+def test_only_a_higher_sequence_number_replaces_an_offer() -> None:
+    assert newer(offer(seq=2), None)
+    assert newer(offer(seq=3), offer(seq=2))
+    assert not newer(offer(seq=2), offer(seq=2))
+    assert not newer(offer(seq=1), offer(seq=2))
+
+
+def test_the_price_after_the_voucher_by_hand() -> None:
+    home = Reach("330100", {"520100": 10_000_000})
+    # 30 % of 2,500 fen is 750: 1,750 fen a card-hour; the smallest order (100 card-hours,
+    # 250,000 fen) gets 75,000 fen.
+    p = price_after(offer(), purses([voucher("domestic_chips", 3000, 5_000_000)], START), home)
+    assert (p.ratio_bp, p.subsidy_fen, p.effective_fen) == (3000, 750, 1_750)
+    assert (p.min_order_fen, p.min_order_subsidy_fen, p.why_not) == (250_000, 75_000, None)
+    # Truncated toward zero: 30 % of 333 is 99.9, so 99; the order's 999 is 99,900 / 100.
+    p = price_after(
+        offer(price_fen=333, min_card_hours=10),
+        purses([voucher("domestic_chips", 3000, 10**6)], START),
+        home,
+    )
+    assert (p.subsidy_fen, p.effective_fen, p.min_order_subsidy_fen) == (99, 234, 999)
+    # The balance limits the order's subsidy, not the price per card-hour.
+    p = price_after(offer(), purses([voucher("domestic_chips", 3000, 1_234)], START), home)
+    assert (p.effective_fen, p.min_order_subsidy_fen) == (1_750, 1_234)
+    # So does the room left under the exposure cap to the offer's city.
+    p = price_after(
+        offer(),
+        purses([voucher("domestic_chips", 3000, 10**6)], START),
+        Reach("330100", {"520100": 500}),
+    )
+    assert p.min_order_subsidy_fen == 500
+    # The best voucher of the class is the one with the highest ratio, then the most left;
+    # spent, expired or revoked vouchers do not count.
+    mine = [
+        voucher("domestic_chips", 2000, 10**6, "v-low"),
+        voucher("domestic_chips", 5000, 10, "v-high"),
+        voucher("domestic_chips", 6000, 0, "v-spent"),
+        voucher("domestic_chips", 7000, 10**6, "v-old", expires_at=START),
+        voucher("domestic_chips", 8000, 10**6, "v-revoked", state="revoked"),
+    ]
+    p = price_after(offer(), purses(mine, START), home)
+    assert (p.voucher_id, p.effective_fen, p.min_order_subsidy_fen) == ("v-high", 1_250, 10)
+
+
+def test_no_subsidy_says_why() -> None:
+    chips = purses([voucher("domestic_chips", 3000, 10**6)], START)
+    cases = (
+        (
+            purses([voucher("model_services", 3000, 10**6)], START),
+            Reach("330100", {"520100": 10**6}),
+            NO_VOUCHER,
+        ),
+        (chips, Reach("330100", {}), NOT_ALLOWED),
+        (chips, Reach("330100", {"520100": 0}), NO_ROOM),
+    )
+    for purse, reach, why in cases:
+        p = price_after(offer(), purse, reach)
+        assert (p.why_not, p.ratio_bp, p.subsidy_fen, p.effective_fen) == (why, 0, 0, 2_500)
+    # At home there is no exposure cap.
+    p = price_after(offer(origin="330100"), chips, Reach("330100", {}))
+    assert p.effective_fen == 1_750
+
+
+# The provider's and the holder's API -----------------------------------------------------------
+
+
+def body(**over: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "compute_class": "domestic_chips",
+        "accelerator": "Ascend 910B",
+        "cards": 64,
+        "price_fen": 2_500,
+        "min_card_hours": 100,
+        "available_from": "2026-03-02T00:00:00Z",
+        "available_until": "2026-04-30T00:00:00Z",
+        "domestic_chips": True,
+        "security_level": 3,
+        "contact": "销售部 0571-0000000",
+    }
+    base.update(over)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+async def test_a_provider_publishes_changes_and_withdraws_its_offers(world: World) -> None:
+    centre = world.providers["alicloud"]
+    first = await centre.post("/v1/offers", body(), expect=201)
+    assert (first["origin"], first["seq"], first["version"], first["state"]) == (
+        "330100",
+        1,
+        1,
+        "live",
+    )
+    assert first["expires_at"] == "2026-04-30T00:00:00.000Z"  # by default, with the availability
+    assert first["data_centre_region"] == "330100" and first["provider_name"] == "alicloud"
+    second = await centre.post(
+        "/v1/offers", body(accelerator="A800", compute_class="model_services"), expect=201
+    )
+    assert second["seq"] == 2
+    changed = await centre.call(
+        "PUT", f"/v1/offers/{first['id']}", body(price_fen=2_000), expect=200
+    )
+    assert (changed["seq"], changed["version"], changed["price_fen"]) == (3, 2, 2_000)
+    gone = await centre.post(f"/v1/offers/{second['id']}/withdraw", expect=200)
+    assert (gone["seq"], gone["state"]) == (4, "withdrawn")
+    await centre.post(f"/v1/offers/{second['id']}/withdraw", expect=409, code="offer_withdrawn")
+    await centre.call(
+        "PUT", f"/v1/offers/{second['id']}", body(), expect=409, code="offer_withdrawn"
+    )
+    mine = await centre.get("/v1/offers", expect=200)
+    assert [(o["id"], o["state"]) for o in mine["items"]] == sorted(
+        [(first["id"], "live"), (second["id"], "withdrawn")]
+    )
+    # Another provider neither sees nor touches them; the operator sees the city's.
+    other = world.providers["sugon"]
+    assert (await other.get("/v1/offers", expect=200))["items"] == []
+    await other.post(f"/v1/offers/{first['id']}/withdraw", expect=404, code="offer_not_found")
+    assert len((await world.op.get("/v1/offers", expect=200))["items"]) == 2
+
+
+async def test_bad_offers_are_refused_and_change_nothing(world: World, api: Api) -> None:
+    centre = world.providers["alicloud"]
+    await centre.post("/v1/offers", body(), expect=201)
+    before = await centre.get("/v1/offers", expect=200)
+    for bad, code, status in (
+        (body(compute_class="storage"), "unknown_compute_class", 422),
+        (body(cards=0), "invalid_request", 400),
+        (body(cards=1.5), "invalid_request", 400),
+        (body(price_fen="100"), "invalid_request", 400),
+        (body(available_until="2026-03-01T00:00:00Z"), "invalid_request", 400),
+        (
+            body(expires_at="2026-03-01T00:00:00Z", available_from="2026-02-01T00:00:00Z"),
+            "invalid_request",
+            400,
+        ),
+        (body(security_level=9), "invalid_request", 400),
+        (body(accelerator="<script>"), "invalid_request", 400),
+        (body(data_centre_region="99"), "invalid_request", 400),
+        (body(surprise=1), "invalid_request", 400),
+        (body(available_until="2027-12-31T00:00:00Z"), "invalid_request", 400),
+    ):
+        await centre.post("/v1/offers", bad, expect=status, code=code)
+    # Only a provider publishes; a holder or the operator may not.
+    await world.holders["acme"].post("/v1/offers", body(), expect=403, code="forbidden")
+    await world.op.post("/v1/offers", body(), expect=403, code="forbidden")
+    await api.as_(None).post("/v1/offers", body(), expect=401, code="unauthenticated")
+    assert await centre.get("/v1/offers", expect=200) == before
+
+
+async def test_a_provider_that_is_not_approved_cannot_publish_and_loses_its_offers(
+    world: World,
+) -> None:
+    from node.api.appkeys import NODE
+
+    centre = world.providers["alicloud"]
+    live = await centre.post("/v1/offers", body(), expect=201)
+    await world.op.post(
+        f"/v1/providers/{world.provider_ids['alicloud']}/state",
+        {"state": "suspended", "reason": "licence lapsed"},
+        expect=200,
+    )
+    await centre.post("/v1/offers", body(), expect=403, code="provider_not_approved")
+    node = world.op.client.app[NODE]
+    assert await node.catalog.sweep() == 1
+    mine = await centre.get("/v1/offers", expect=200)
+    assert [(o["id"], o["state"], o["seq"]) for o in mine["items"]] == [
+        (live["id"], "withdrawn", 2)
+    ]
+    assert await node.catalog.sweep() == 0
+
+
+async def test_a_holder_sees_each_offer_priced_after_its_own_voucher(world: World) -> None:
+    centre = world.providers["alicloud"]
+    chips = await centre.post("/v1/offers", body(price_fen=2_500), expect=201)
+    model = await centre.post(
+        "/v1/offers",
+        body(compute_class="model_services", accelerator="H20", price_fen=2_200),
+        expect=201,
+    )
+    cheap = await centre.post(
+        "/v1/offers",
+        body(compute_class="other_compute", accelerator="A800", price_fen=2_100),
+        expect=201,
+    )
+    acme = world.holders["acme"]
+    # No voucher yet: list prices, cheapest first, each saying why there is no subsidy.
+    found = await acme.get("/v1/catalog", expect=200)
+    assert [i["offer"]["id"] for i in found["items"]] == [cheap["id"], model["id"], chips["id"]]
+    assert {i["no_subsidy_reason"] for i in found["items"]} == {"no_voucher_for_class"}
+    assert found["vouchers"] == []
+    # A ¥1,000,000 demand for model services: a 30 % voucher of ¥300,000.
+    v = await world.voucher("acme", 100_000_000, "model_services")
+    assert v["ratio_bp"] == 3000
+    found = await acme.get("/v1/catalog", expect=200)
+    # 2,200 less 30 % (660) is 1,540: now the cheapest after the voucher.
+    first = found["items"][0]
+    assert first["offer"]["id"] == model["id"]
+    assert (first["effective_price_fen"], first["subsidy_fen"], first["voucher_id"]) == (
+        1_540,
+        660,
+        v["id"],
+    )
+    assert first["min_order_fen"] == 220_000 and first["min_order_subsidy_fen"] == 66_000
+    assert [i["offer"]["id"] for i in found["items"][1:]] == [cheap["id"], chips["id"]]
+    assert found["vouchers"] == [
+        {
+            "compute_class": "model_services",
+            "voucher_id": v["id"],
+            "ratio_bp": 3000,
+            "available_fen": 30_000_000,
+        }
+    ]
+    by_price = await acme.get("/v1/catalog?sort=price", expect=200)
+    assert [i["offer"]["id"] for i in by_price["items"]] == [cheap["id"], model["id"], chips["id"]]
+    # Filters.
+    only = await acme.get(
+        "/v1/catalog?accelerator=Ascend%20910B&domestic_chips=1&min_security_level=3", expect=200
+    )
+    assert [i["offer"]["id"] for i in only["items"]] == [chips["id"]]
+    assert (await acme.get("/v1/catalog?max_price_fen=2100", expect=200))["items"][0]["offer"][
+        "id"
+    ] == cheap["id"]
+    assert (await acme.get("/v1/catalog?min_cards=65", expect=200))["items"] == []
+    assert (await acme.get("/v1/catalog?region=520100", expect=200))["items"] == []
+    window = "from=2026-03-10T00:00:00Z&until=2026-04-01T00:00:00Z"
+    assert len((await acme.get(f"/v1/catalog?{window}", expect=200))["items"]) == 3
+    assert (await acme.get("/v1/catalog?until=2026-05-01T00:00:00Z", expect=200))["items"] == []
+    # Withdrawn offers are gone from searches.
+    await centre.post(f"/v1/offers/{model['id']}/withdraw", expect=200)
+    found = await acme.get("/v1/catalog", expect=200)
+    assert model["id"] not in [i["offer"]["id"] for i in found["items"]]
+    # Bad searches are refused, naming the parameter; only holders search.
+    for query in (
+        "sort=cheap",
+        "limit=0",
+        "limit=201",
+        "region=abc",
+        "min_security_level=5",
+        "max_price_fen=x",
+        "colour=red",
+        "limit=1&limit=2",
+    ):
+        await acme.get(f"/v1/catalog?{query}", expect=400, code="invalid_request")
+    await centre.get("/v1/catalog", expect=403, code="forbidden")
+
+
+# The door: OFFERS and OFFER_QUERY from a fake peer ----------------------------------------------
+
+
+def signed(o: Offer, key: NodeKey = PEER_KEY, origin: str = PEER) -> pb.SignedOffer:
+    record = offer_message(o).SerializeToString(deterministic=True)
+    return pb.SignedOffer(
+        offer=record, key_id=key.key_id, signature=key.sign(OFFER_TAG, record), origin=origin
+    )
+
+
+def gy_offer(rig: Rig, offer_id: str, seq: int, **over: Any) -> Offer:
+    withdrawn = over.pop("withdrawn", False)
+    t = dataclasses.replace(
+        terms(),
+        available_from=rig.now(),
+        available_until=rig.now() + 30 * DAY,
+        expires_at=rig.now() + 30 * DAY,
+    )
+    t = dataclasses.replace(t, **over)
+    return Offer(
+        PEER, offer_id, seq, seq, withdrawn, "p_gy", "GY centre", "computing_centre", t, rig.now()
+    )
+
+
+def push(
+    rig: Rig,
+    offers: list[pb.SignedOffer],
+    after: int,
+    through: int,
+    mid: str,
+    key: NodeKey = PEER_KEY,
+) -> bytes:
+    batch = pb.OfferBatch(
+        offers=offers, marks=[pb.OriginMark(origin=PEER, after=after, through=through)]
+    )
+    return seal(key, PEER, "330100", mid, pb.OFFERS, batch.SerializeToString(), rig.now())
+
+
+async def held(rig: Rig) -> dict[str, tuple[int, int, bool]]:
+    rows = await rig.node.db.read(
+        "t",
+        lambda c: c.execute(
+            "SELECT offer_id, seq, price_fen, withdrawn FROM catalog_offers WHERE origin = ?",
+            (PEER,),
+        ).fetchall(),
+    )
+    return {r[0]: (int(r[1]), int(r[2]), bool(r[3])) for r in rows}
+
+
+async def test_a_peer_pushes_its_offers_and_only_newer_versions_replace_older(rig: Rig) -> None:
+    one, two = gy_offer(rig, "of_a", 1), gy_offer(rig, "of_b", 2, price_fen=3_000)
+    reply = await rig.send(push(rig, [signed(one), signed(two)], 0, 2, "o-1"), "Offers")
+    header, payload = reply_of(rig, reply)
+    assert header.type == pb.OFFERS_REPLY and header.in_reply_to == "o-1"
+    marks = pb.OfferBatch.FromString(payload).marks
+    assert [(m.origin, m.through) for m in marks] == [(PEER, 2)]
+    assert await held(rig) == {"of_a": (1, 2_500, False), "of_b": (2, 3_000, False)}
+    # A new version of of_a, then a replay of the old one: the old one is not applied.
+    newer_a = gy_offer(rig, "of_a", 3, price_fen=2_000)
+    await rig.send(push(rig, [signed(newer_a)], 2, 3, "o-2"), "Offers")
+    await rig.send(push(rig, [signed(one)], 0, 1, "o-3"), "Offers")
+    assert (await held(rig))["of_a"] == (3, 2_000, False)
+    # A withdrawal, and a replay of the version before it.
+    await rig.send(
+        push(rig, [signed(gy_offer(rig, "of_a", 4, withdrawn=True))], 3, 4, "o-4"), "Offers"
+    )
+    await rig.send(push(rig, [signed(newer_a)], 2, 3, "o-5"), "Offers")
+    assert (await held(rig))["of_a"] == (4, 2_500, True)
+    # The same envelope again is harmless: the same marks come back.
+    again = await rig.send(push(rig, [signed(newer_a)], 2, 3, "o-5"), "Offers")
+    assert pb.OfferBatch.FromString(reply_of(rig, again)[1]).marks[0].through == 4
+
+
+async def test_a_gap_is_not_covered_until_it_is_filled(rig: Rig) -> None:
+    # Changes 1-2 were lost; 3 arrives: kept, but the node holds GY only through 0.
+    reply = await rig.send(push(rig, [signed(gy_offer(rig, "of_c", 3))], 2, 3, "g-1"), "Offers")
+    assert pb.OfferBatch.FromString(reply_of(rig, reply)[1]).marks[0].through == 0
+    reply = await rig.send(
+        push(
+            rig, [signed(gy_offer(rig, "of_a", 1)), signed(gy_offer(rig, "of_b", 2))], 0, 2, "g-2"
+        ),
+        "Offers",
+    )
+    # 1-2 fill the gap: complete through 2 (3 is held, but its mark came while the gap was
+    # open); the node asks GY for the rest at once, and the next push covers it too.
+    assert pb.OfferBatch.FromString(reply_of(rig, reply)[1]).marks[0].through == 2
+    reply = await rig.send(push(rig, [signed(gy_offer(rig, "of_c", 3))], 2, 3, "g-3"), "Offers")
+    assert pb.OfferBatch.FromString(reply_of(rig, reply)[1]).marks[0].through == 3
+
+
+async def test_forged_and_foreign_offers_are_refused_at_the_door(rig: Rig) -> None:
+    before = snapshot(rig.node)
+    good = gy_offer(rig, "of_a", 1)
+    # Signed by a key GY does not have: the whole message is refused.
+    await rig.refused(push(rig, [signed(good, STRANGER)], 0, 1, "f-1"), "offer_invalid", "Offers")
+    # A signature over other bytes.
+    forged = signed(good)
+    forged.offer = offer_message(
+        dataclasses.replace(good, terms=terms(price_fen=1))
+    ).SerializeToString()
+    await rig.refused(push(rig, [forged], 0, 1, "f-2"), "offer_invalid", "Offers")
+    # An offer whose record names another origin than its signer.
+    hz = dataclasses.replace(good, origin="330100")
+    await rig.refused(push(rig, [signed(hz)], 0, 1, "f-3"), "offer_invalid", "Offers")
+    # OFFERS carries only the sender's own: an offer said to be of another city is refused.
+    await rig.refused(
+        push(rig, [signed(good, origin="370200")], 0, 1, "f-4"), "malformed_message", "Offers"
+    )
+    # Bad terms, signed properly.
+    await rig.refused(
+        push(rig, [signed(gy_offer(rig, "of_a", 1, cards=0))], 0, 1, "f-5"),
+        "offer_invalid",
+        "Offers",
+    )
+    await rig.refused(
+        push(rig, [signed(dataclasses.replace(good, offer_id="x"))], 0, 1, "f-6"),
+        "offer_invalid",
+        "Offers",
+    )
+    # A payload that is not an OfferBatch; an envelope signed by a stranger.
+    junk = seal(PEER_KEY, PEER, "330100", "f-7", pb.OFFERS, b"\xff\xff", rig.now())
+    await rig.refused(junk, "malformed_message", "Offers")
+    await rig.refused(
+        push(rig, [signed(good)], 0, 1, "f-8", key=STRANGER), "unknown_signer", "Offers"
+    )
+    # A stale send time (a replay from long ago) is refused as any other message is.
+    old = pb.OfferBatch(offers=[signed(good)]).SerializeToString()
+    stale = seal(PEER_KEY, PEER, "330100", "f-9", pb.OFFERS, old, rig.now() - 3_600_000)
+    await rig.refused(stale, "clock_skew", "Offers")
+    # A message type the method does not carry.
+    await rig.refused(
+        seal(PEER_KEY, PEER, "330100", "f-10", pb.CARD, b"", rig.now()),
+        "wrong_message_type",
+        "Offers",
+    )
+    assert await held(rig) == {}
+    assert snapshot(rig.node) == before
+    # Signed by GY's older key (it ended a second ago): not for an offer published now...
+    await rig.refused(push(rig, [signed(good, OLD_KEY)], 0, 1, "f-11"), "offer_invalid", "Offers")
+    # ... but taken for one it signed while it was valid (a rotation does not void offers).
+    earlier = dataclasses.replace(good, published_at=rig.now() - 2_000)
+    await rig.send(push(rig, [signed(earlier, OLD_KEY)], 0, 1, "f-12"), "Offers")
+    assert await held(rig) == {"of_a": (1, 2_500, False)}
+
+
+async def test_a_peer_asks_for_what_it_missed(rig: Rig) -> None:
+    node = rig.node
+    # This city's own offers, published by one of its providers through the service.
+    p, _ = await node.registry.register_provider(
+        SYSTEM, PROVIDER_A, "HZ centre", "computing_centre", None, (), True
+    )
+    who = Principal("provider", p.id, "t")
+    t = dataclasses.replace(
+        terms(),
+        available_from=rig.now(),
+        available_until=rig.now() + 30 * DAY,
+        expires_at=rig.now() + 30 * DAY,
+    )
+    ids = [(await node.catalog.publish(who, t)).offer_id for _ in range(3)]
+    await node.catalog.withdraw(who, ids[0])
+    # GY's own offers are held too, through 1.
+    await rig.send(push(rig, [signed(gy_offer(rig, "of_a", 1))], 0, 1, "q-0"), "Offers")
+
+    async def ask(have: dict[str, int], limit: int, mid: str) -> pb.OfferBatch:
+        query = pb.OfferQuery(
+            have=[pb.OriginMark(origin=o, after=a) for o, a in have.items()], limit=limit
+        )
+        env = seal(
+            PEER_KEY, PEER, "330100", mid, pb.OFFER_QUERY, query.SerializeToString(), rig.now()
+        )
+        return pb.OfferBatch.FromString(reply_of(rig, await rig.send(env, "Offers"))[1])
+
+    reply = await ask({"330100": 0, PEER: 0, "999999": 0}, 100, "q-1")
+    # Hangzhou's current versions after 0 (3 offers; the withdrawn one as its withdrawal, 4),
+    # by number, then GY's own: each signed by its origin.
+    got = [
+        (pb.Offer.FromString(s.offer).origin, pb.Offer.FromString(s.offer).seq)
+        for s in reply.offers
+    ]
+    assert got == [("330100", 2), ("330100", 3), ("330100", 4), (PEER, 1)]
+    assert [(m.origin, m.after, m.through) for m in reply.marks] == [("330100", 0, 4), (PEER, 0, 1)]
+    assert not reply.more
+    hz = reply.offers[0]
+    assert hz.key_id == node.key.key_id and hz.origin == "330100"
+    assert verify(node.key.public_key, OFFER_TAG, hz.offer, hz.signature)
+    # Only what is newer than asked, and a limit that cuts the answer short says so.
+    reply = await ask({"330100": 3}, 100, "q-2")
+    assert [pb.Offer.FromString(s.offer).seq for s in reply.offers] == [4]
+    reply = await ask({"330100": 0}, 2, "q-3")
+    assert [pb.Offer.FromString(s.offer).seq for s in reply.offers] == [2, 3]
+    assert reply.more and [(m.after, m.through) for m in reply.marks] == [(0, 3)]

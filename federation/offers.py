@@ -1,4 +1,4 @@
-"""Compute offers across the federation (docs/protocol.md §8): signed records, pushed by their
+"""Compute offers across the federation (docs/protocol.md §5d): signed records, pushed by their
 origin, caught up by anti-entropy.
 
 An offer travels as a ``SignedOffer``: the exact bytes of an ``Offer`` and the origin city's

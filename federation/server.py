@@ -59,7 +59,7 @@ RefusalObserver = Callable[[str, str], None]  # signer region (as claimed), code
 SETTLE = (pb.STATEMENT, pb.WINDOW_CLOSED, pb.TRANSFER_ADVICE, pb.RECEIPT_CONFIRMATION)
 # What a Batch may carry, and how many at most.
 BATCHED = (pb.AUTHORIZE, pb.CAPTURE, pb.VOID, pb.REDEEM, pb.STATUS)
-# What the Offers method carries (docs/protocol.md §8).
+# What the Offers method carries (docs/protocol.md §5d).
 OFFERS = (pb.OFFERS, pb.OFFER_QUERY)
 MAX_BATCH = 256
 # Batches of one Stream being answered at once; the next is read when one is answered, so a

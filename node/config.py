@@ -53,7 +53,7 @@ class FederationConfig:
     # Countersigned statements per STATEMENTS reply asked of each peer when netting (a node
     # sends at most 1,000 per reply whatever is asked: a few hundred bytes each, inside 1 MiB).
     statements_page: int = 500
-    # Compute offers (docs/protocol.md §8): one anti-entropy round (asking one peer, in turn,
+    # Compute offers (docs/protocol.md §5d): one anti-entropy round (asking one peer, in turn,
     # for every origin's changes this node misses) this often; pushes and catch-up need none.
     offer_anti_entropy_seconds: float = 60.0
 

@@ -408,7 +408,7 @@ class WrongMessageType(EnvelopeRefused):
 
 class OfferInvalid(SuanliError):
     """A signed offer whose signature does not verify with its origin's keys, or that does
-    not parse or breaks the offer rules (docs/protocol.md §8): the whole message is refused."""
+    not parse or breaks the offer rules (docs/protocol.md §5d): the whole message is refused."""
 
     code = "offer_invalid"
 

@@ -192,3 +192,73 @@ def test_card_with_two_endpoints_vector() -> None:
     ):
         with pytest.raises(errors.MalformedMessage):
             endpoints_of(bad)
+
+
+def test_offer_vector_is_what_the_code_signs_pushes_and_takes() -> None:
+    """§7.3: the offer record, its signature by its origin, the OFFERS envelope and an
+    OFFER_QUERY are what this implementation produces, and what it verifies and parses."""
+    from federation.offers import OFFER_TAG, offer_message, open_offer
+    from node.domain.offers import Offer, Terms
+
+    v = vectors()
+    block = DOC.read_text().split("### 7.3 An offer, and its push")[1].split("```")[1]
+    w = dict(line.split(None, 1) for line in block.strip().splitlines())
+    guiyang = NodeKey(bytes.fromhex(v["acquirer_seed"]))
+    assert OFFER_TAG.hex() == w["offer_tag_hex"]
+    terms = Terms(
+        "domestic_chips",
+        "Ascend 910B",
+        128,
+        1800,
+        100,
+        1795000000000,
+        1797592000000,
+        1797592000000,
+        "520100",
+        True,
+        3,
+        "sales@gycc.example.cn",
+    )
+    offer = Offer(
+        "520100",
+        "of_0000000000000001",
+        7,
+        2,
+        False,
+        "p_0000000000000001",
+        "Guiyang Computing Centre",
+        "computing_centre",
+        terms,
+        1795000000000,
+    )
+    record = offer_message(offer).SerializeToString(deterministic=True)
+    assert record.hex() == w["offer_record_hex"]
+    assert guiyang.sign(OFFER_TAG, record).hex() == w["offer_signature_hex"]
+    envelope = bytes.fromhex(w["offers_envelope_hex"])
+    peer = Peer(
+        "520100",
+        "Guiyang",
+        "x",
+        "",
+        True,
+        True,
+        0,
+        (PeerKey(guiyang.key_id, guiyang.public_key, 0, 0, False),),
+    )
+    opened = Door("330100", {"520100": peer}.get, 300_000).open(
+        envelope, (pb.OFFERS,), 1795000000000
+    )
+    assert opened.header.type == pb.OFFERS and opened.payload.hex() == w["offers_payload_hex"]
+    batch = pb.OfferBatch.FromString(opened.payload)
+    assert [(m.origin, m.after, m.through) for m in batch.marks] == [("520100", 6, 7)]
+    taken = open_offer(batch.offers[0], peer)
+    assert taken.offer == offer and taken.record == record
+    sealed = seal(
+        guiyang, "520100", "330100", "m_00000000000000f6", pb.OFFERS, opened.payload, 1795000000000
+    )
+    assert sealed.hex() == w["offers_envelope_hex"]
+    query = pb.OfferQuery(
+        have=[pb.OriginMark(origin="520100", after=6), pb.OriginMark(origin="370200", after=0)],
+        limit=500,
+    )
+    assert query.SerializeToString(deterministic=True).hex() == w["offer_query_payload_hex"]

@@ -19,7 +19,7 @@ from node.domain.clearing import STATES as TRANSFER_STATES
 from node.domain.fields import require_region
 from node.domain.issuance import Demand
 from node.domain.model import RemoteHold
-from node.domain.offers import Terms
+from node.domain.offers import Filters, Terms
 from node.domain.payments import bank_statement
 from node.domain.policy import policy_summary
 from node.reports import EXECUTION_FORMATS, execution_csv, execution_html
@@ -27,7 +27,6 @@ from node.services.clearing import Clearing
 from node.services.common import Principal
 from node.services.spending import HoldResult, Order
 from node.services.views import JOURNAL_KINDS
-from node.store.catalog import Filters
 
 
 def _ok(data: Any, status: int = 200) -> web.Response:

@@ -3,7 +3,7 @@
 A provider's city publishes its offers: what is sold (class, accelerator, cards), at what price
 per card-hour, when, where, with which certifications. Every change, whether a publication,
 a new version or a withdrawal, takes the origin city's next sequence number, and the version
-with the highest number is the offer (docs/protocol.md §8). An offer lapses by itself at its
+with the highest number is the offer (docs/protocol.md §5d). An offer lapses by itself at its
 expiry: no message is needed for that, every city drops it from searches at the same moment.
 
 The price after the voucher is what a holder of city A would pay for one card-hour of an
@@ -79,7 +79,7 @@ class Offer:
 
 @dataclass(frozen=True)
 class Signed:
-    """An offer with the exact signed record it travels as (docs/protocol.md §8): the
+    """An offer with the exact signed record it travels as (docs/protocol.md §5d): the
     origin's signature over the record's bytes, which every city keeps and hands on as they
     came."""
 
@@ -159,6 +159,21 @@ def newer(incoming: Offer, current: Offer | None) -> bool:
     """Whether ``incoming`` replaces ``current``: only a higher sequence number does, so an
     old version, however often it is replayed, never replaces a newer one."""
     return current is None or incoming.seq > current.seq
+
+
+@dataclass(frozen=True)
+class Filters:
+    """A holder's search, every field optional."""
+
+    compute_class: str | None = None
+    accelerator: str | None = None
+    region: str | None = None  # the data centre's city
+    max_price_fen: int | None = None
+    min_cards: int | None = None
+    available_from: int | None = None  # the cards must be available from then...
+    available_until: int | None = None  # ... until then
+    domestic_chips: bool = False
+    min_security_level: int | None = None
 
 
 # The price after the voucher ------------------------------------------------------------------

@@ -3,7 +3,7 @@ version of every peer's offers, holders search it at the price after their own v
 
 This city is the only one that may publish, change or withdraw its providers' offers: each
 change takes the city's next sequence number and is signed by the city's key (the port
-``OfferSigner``; the record's bytes are the protocol's, docs/protocol.md §8). A peer's offers
+``OfferSigner``; the record's bytes are the protocol's, docs/protocol.md §5d). A peer's offers
 arrive verified by the federation (``federation/offers.py``); here they are kept when newer
 than what is held, never otherwise, and the marks say through which number every change of
 each origin is held, which is what anti-entropy asks by.
@@ -23,7 +23,7 @@ from node.clock import Clock
 from node.domain import offers as rules
 from node.domain.fields import is_region
 from node.domain.money import apply_ratio
-from node.domain.offers import Offer, Priced, Purse, Reach, Signed, Terms
+from node.domain.offers import Filters, Offer, Priced, Purse, Reach, Signed, Terms
 from node.domain.policy import Policy
 from node.domain.windows import window_of
 from node.services.common import Principal, new_id, require_operator, require_role
@@ -325,9 +325,7 @@ class Catalog:
 
     # Holders --------------------------------------------------------------------------------
 
-    async def search(
-        self, who: Principal, filters: store.Filters, sort: str, limit: int
-    ) -> Results:
+    async def search(self, who: Principal, filters: Filters, sort: str, limit: int) -> Results:
         """The live offers matching ``filters``, each priced for the asking holder, cheapest
         first after the voucher (``sort`` effective) or by list price (``price``)."""
         holder_id = require_role(who, "holder")
@@ -374,7 +372,7 @@ def _effective_key(p: Priced) -> tuple[int, int, str, str]:
 
 def _cheapest_after_txn(
     conn: sqlite3.Connection,
-    filters: store.Filters,
+    filters: Filters,
     now: int,
     limit: int,
     purse: dict[str, Purse],

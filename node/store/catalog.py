@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from node.domain.offers import Offer, Signed, Terms
+from node.domain.offers import Filters, Offer, Signed, Terms
 
 # Version 20, one text for both engines: ``{int}`` and ``{blob}`` are each engine's types.
 V20 = """
@@ -252,21 +251,6 @@ def offers_of_origin(conn: sqlite3.Connection, origin: str) -> list[Offer]:
         (origin,),
     ).fetchall()
     return [_offer(r) for r in rows]
-
-
-@dataclass(frozen=True)
-class Filters:
-    """A holder's search, every field optional."""
-
-    compute_class: str | None = None
-    accelerator: str | None = None
-    region: str | None = None  # the data centre's city
-    max_price_fen: int | None = None
-    min_cards: int | None = None
-    available_from: int | None = None  # the cards must be available from then...
-    available_until: int | None = None  # ... until then
-    domestic_chips: bool = False
-    min_security_level: int | None = None
 
 
 def _where(filters: Filters, now: int) -> tuple[list[str], list[Any]]:

@@ -345,7 +345,9 @@ class Publisher:
                 return kept
             kept += applied.kept
             if not reply.more:
-                return kept
+                break
+        if kept:
+            logger.info("offers caught up from %s: %d kept", peer, kept)
         return kept
 
     async def catch_up(self, origins: list[str] | None = None) -> int:

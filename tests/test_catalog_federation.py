@@ -1,0 +1,89 @@
+"""Compute offers between real node processes (issue 20): published in one city, signed and
+current in every other; a city that was down catches up by asking."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from tests.cluster import Cluster, Member
+from tests.conftest import HZ_ENTERPRISE, valid_uscc
+from tests.proc import wait_until
+
+HZ, QD, GY = "330100", "370200", "520100"
+GY_CENTRE = valid_uscc("91520100MA6DGY001")
+
+
+def terms(**over: Any) -> dict[str, Any]:
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    body: dict[str, Any] = {
+        "compute_class": "model_services",
+        "accelerator": "Ascend 910B",
+        "cards": 256,
+        "price_fen": 2_000,
+        "min_card_hours": 50,
+        "available_from": now.isoformat().replace("+00:00", "Z"),
+        "available_until": (now + dt.timedelta(days=30)).isoformat().replace("+00:00", "Z"),
+        "domestic_chips": True,
+        "security_level": 3,
+    }
+    body.update(over)
+    return body
+
+
+def catalog(member: Member, origin: str) -> dict[str, tuple[int, bool, bytes]]:
+    with member.db() as conn:
+        rows = conn.execute(
+            "SELECT offer_id, seq, withdrawn, record FROM catalog_offers WHERE origin = ?",
+            (origin,),
+        ).fetchall()
+    return {r[0]: (int(r[1]), bool(r[2]), bytes(r[3])) for r in rows}
+
+
+def test_offers_reach_every_city_and_a_city_that_was_down_catches_up(tmp_path: Path) -> None:
+    with Cluster(tmp_path, [HZ, QD, GY]).session() as trio:
+        trio.start()
+        trio.provider(GY, "gy-centre", GY_CENTRE)
+        trio.holder(HZ, "startup", HZ_ENTERPRISE)
+        gy = trio[GY]
+        token = gy.tokens["gy-centre"]
+        first = gy.call("POST", "/v1/offers", token, terms(), expect=201)
+        second = gy.call("POST", "/v1/offers", token, terms(accelerator="H20"), expect=201)
+        own = catalog(gy, GY)
+
+        def everywhere(expected: dict[str, tuple[int, bool, bytes]]) -> bool:
+            return all(catalog(trio[city], GY) == expected for city in (HZ, QD))
+
+        # The same signed records, byte for byte, in every city.
+        wait_until(lambda: everywhere(own), "both offers in Hangzhou's and Qingdao's catalogs")
+        # A change and a withdrawal replace them everywhere.
+        gy.call("PUT", f"/v1/offers/{first['id']}", token, terms(price_fen=1_800), expect=200)
+        gy.call("POST", f"/v1/offers/{second['id']}/withdraw", token, expect=200)
+        own = catalog(gy, GY)
+        assert own[first["id"]][0] == 3 and own[second["id"]][:2] == (4, True)
+        wait_until(lambda: everywhere(own), "the change and the withdrawal everywhere")
+        # A Hangzhou holder finds the Guiyang offer, priced after its own voucher: 30 % of
+        # 1,800 fen is 540, so 1,260 fen a card-hour.
+        hz = trio[HZ]
+        voucher = trio.voucher(HZ, "startup", 100_000_000)
+        found = hz.call("GET", "/v1/catalog", hz.tokens["startup"], expect=200)
+        assert [(i["offer"]["origin"], i["offer"]["id"]) for i in found["items"]] == [
+            (GY, first["id"])
+        ]
+        item = found["items"][0]
+        assert (item["effective_price_fen"], item["voucher_id"]) == (1_260, voucher["id"])
+        # Qingdao goes down hard; Guiyang publishes and changes meanwhile.
+        trio.kill(QD)
+        third = gy.call("POST", "/v1/offers", token, terms(accelerator="A800"), expect=201)
+        gy.call("PUT", f"/v1/offers/{first['id']}", token, terms(price_fen=1_700), expect=200)
+        own = catalog(gy, GY)
+        wait_until(lambda: catalog(hz, GY) == own, "Hangzhou current while Qingdao is down")
+        assert catalog(trio[QD], GY) != own
+        trio.restart(QD)
+        wait_until(lambda: catalog(trio[QD], GY) == own, "Qingdao caught up after its restart")
+        assert own[third["id"]][0] == 5
+        # It asked: its log says it caught up from Guiyang at start.
+        log = (trio[QD].data / "node.log").read_text()
+        assert f"offers caught up from {GY}" in log, log[-3000:]
+        trio.check_all()

@@ -45,6 +45,8 @@ METHODS: dict[int, str] = {
     pb.STATEMENTS: "Statements",
     pb.OFFERS: "Offers",
     pb.OFFER_QUERY: "Offers",
+    pb.ORDER_REQUEST: "Orders",
+    pb.ORDER_ANSWER: "Orders",
 }
 BATCHED = frozenset((pb.AUTHORIZE, pb.CAPTURE, pb.VOID, pb.REDEEM, pb.STATUS))
 MAX_BATCH = 16  # envelopes per Exchange call; the server accepts up to 256

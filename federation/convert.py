@@ -5,7 +5,7 @@ place (Flower's ``flwr.common.serde``): the services know no protobuf, the wire 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from google.protobuf.message import DecodeError
 
@@ -13,6 +13,7 @@ from federation.envelope import Opened, seal
 from federation.proto.v1 import federation_pb2 as pb
 from node import errors
 from node.domain.clearing import Advice, Confirmation, Covered
+from node.domain.orders import OrderAnswer, OrderRequest
 from node.domain.statements import Record, SignedStatement, StatementAnswer, StatementClaim
 from node.keys import NodeKey
 from node.services.common import new_id
@@ -74,8 +75,11 @@ ANSWERS: dict[int, tuple[int, ...]] = {
     pb.STATUS: (pb.RECEIPT, pb.REFUSAL),
     pb.TRANSFER_ADVICE: (pb.ACK, pb.REFUSAL),
     pb.RECEIPT_CONFIRMATION: (pb.ACK, pb.REFUSAL),
+    pb.ORDER_REQUEST: (pb.ACK, pb.REFUSAL),
+    pb.ORDER_ANSWER: (pb.ACK, pb.REFUSAL),
 }
 CLEARING = (int(pb.TRANSFER_ADVICE), int(pb.RECEIPT_CONFIRMATION))
+ORDERS = (int(pb.ORDER_REQUEST), int(pb.ORDER_ANSWER))
 
 
 def answer(opened: Opened) -> Receipt | Refusal | Acknowledged:
@@ -355,15 +359,15 @@ def transfer_advice(payload: bytes) -> Advice:
     )
 
 
+INBOUND: dict[int, Callable[[bytes], Advice | Confirmation | OrderRequest | OrderAnswer]] = {}
+
+
 def inbound(opened: Opened) -> Inbound:
-    """A TRANSFER_ADVICE or RECEIPT_CONFIRMATION that passed the door, as the clearing service
-    takes it (a payload that does not parse is ``malformed_message``)."""
+    """A request with an effect (TRANSFER_ADVICE, RECEIPT_CONFIRMATION, ORDER_REQUEST,
+    ORDER_ANSWER) that passed the door, as its service takes it (a payload that does not
+    parse is ``malformed_message``)."""
     header = opened.header
-    body = (
-        transfer_advice(opened.payload)
-        if header.type == pb.TRANSFER_ADVICE
-        else receipt_confirmation(opened.payload)
-    )
+    body = INBOUND[header.type](opened.payload)
     return Inbound(
         header.origin,
         header.message_id,
@@ -395,3 +399,59 @@ def receipt_confirmation(payload: bytes) -> Confirmation:
     return Confirmation(
         m.transfer_id, m.payer, m.payee, m.amount_fen, m.netting_id, m.confirmed, m.reason
     )
+
+
+def order_request_payload(r: OrderRequest) -> bytes:
+    return pb.OrderRequest(
+        request_id=r.request_id,
+        offer_id=r.offer_id,
+        offer_version=r.offer_version,
+        card_hours=r.card_hours,
+        amount_fen=r.amount_fen,
+        holder_id=r.holder_id,
+        holder_name=r.holder_name,
+        holder_uscc=r.holder_uscc,
+        note=r.note,
+    ).SerializeToString(deterministic=True)
+
+
+def order_request(payload: bytes) -> OrderRequest:
+    try:
+        m = pb.OrderRequest.FromString(payload)
+    except DecodeError:
+        raise errors.MalformedMessage("the payload is not an OrderRequest message") from None
+    return OrderRequest(
+        m.request_id,
+        m.offer_id,
+        m.offer_version,
+        m.card_hours,
+        m.amount_fen,
+        m.holder_id,
+        m.holder_name,
+        m.holder_uscc,
+        m.note,
+    )
+
+
+def order_answer_payload(a: OrderAnswer) -> bytes:
+    return pb.OrderAnswer(
+        request_id=a.request_id, accepted=a.accepted, order_id=a.order_id, reason=a.reason
+    ).SerializeToString(deterministic=True)
+
+
+def order_answer(payload: bytes) -> OrderAnswer:
+    try:
+        m = pb.OrderAnswer.FromString(payload)
+    except DecodeError:
+        raise errors.MalformedMessage("the payload is not an OrderAnswer message") from None
+    return OrderAnswer(m.request_id, m.accepted, m.order_id, m.reason)
+
+
+INBOUND.update(
+    {
+        pb.TRANSFER_ADVICE: transfer_advice,
+        pb.RECEIPT_CONFIRMATION: receipt_confirmation,
+        pb.ORDER_REQUEST: order_request,
+        pb.ORDER_ANSWER: order_answer,
+    }
+)

@@ -36,6 +36,7 @@ from federation.proto.v1 import federation_pb2 as pb
 from node import errors
 from node.clock import Clock
 from node.domain.clearing import Advice, Confirmation
+from node.domain.orders import OrderAnswer, OrderRequest
 from node.faults import crash_point
 from node.keys import NodeKey
 from node.logs import current_request_id
@@ -111,6 +112,18 @@ class Writer:
         return self._put(
             conn, confirmation.payer, message_id, pb.RECEIPT_CONFIRMATION, payload, now
         )
+
+    def order_request_txn(
+        self, conn: sqlite3.Connection, peer: str, request: OrderRequest, message_id: str, now: int
+    ) -> Row:
+        payload = convert.order_request_payload(request)
+        return self._put(conn, peer, message_id, pb.ORDER_REQUEST, payload, now)
+
+    def order_answer_txn(
+        self, conn: sqlite3.Connection, peer: str, answer: OrderAnswer, message_id: str, now: int
+    ) -> Row:
+        payload = convert.order_answer_payload(answer)
+        return self._put(conn, peer, message_id, pb.ORDER_ANSWER, payload, now)
 
     def _put(
         self,

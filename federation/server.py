@@ -32,6 +32,7 @@ from node.faults import crash_point
 from node.logs import REQUEST_ID
 from node.services.clearing import Clearing
 from node.services.issuer import IssuerDesk
+from node.services.orders import Orders
 from node.services.statements import StatementDesk
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,8 @@ RefusalObserver = Callable[[str, str], None]  # signer region (as claimed), code
 SETTLE = (pb.STATEMENT, pb.WINDOW_CLOSED, pb.TRANSFER_ADVICE, pb.RECEIPT_CONFIRMATION)
 # What a Batch may carry, and how many at most.
 BATCHED = (pb.AUTHORIZE, pb.CAPTURE, pb.VOID, pb.REDEEM, pb.STATUS)
+# What the Orders method carries (docs/protocol.md §5e).
+ORDERS = (pb.ORDER_REQUEST, pb.ORDER_ANSWER)
 # What the Offers method carries (docs/protocol.md §5d).
 OFFERS = (pb.OFFERS, pb.OFFER_QUERY)
 MAX_BATCH = 256
@@ -128,6 +131,7 @@ class Servicer:
         clock: Clock,
         card: Callable[[], bytes],
         offers: OfferDesk,
+        orders: Orders,
         observer: RefusalObserver | None = None,
     ) -> None:
         self._door = door
@@ -139,6 +143,7 @@ class Servicer:
         self._clock = clock
         self._card = card
         self._offers = offers
+        self._orders = orders
         self._observer = observer
         self._streaming: set[asyncio.Task[None]] = set()
 
@@ -172,6 +177,8 @@ class Servicer:
             self._accepted(opened, f"window {window_id} closed: statement due")
             ack = pb.Ack(request_message_id=header.message_id).SerializeToString()
             return self._reply(opened, pb.ACK, ack)
+        if kind in convert.ORDERS:
+            return await self._orders.receive(convert.inbound(opened))  # it logs its line
         if kind in convert.CLEARING:
             return await self._clearing.receive(convert.inbound(opened))  # it logs its line
         if kind in OFFERS:
@@ -346,6 +353,11 @@ class Servicer:
     ) -> bytes:
         return await self._serve_any(request, context, OFFERS)
 
+    async def Orders(
+        self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
+    ) -> bytes:
+        return await self._serve_any(request, context, ORDERS)
+
     async def GetCard(
         self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
     ) -> bytes:
@@ -372,6 +384,7 @@ METHODS: dict[str, str] = {
     "Settle": "unary",
     "Statements": "unary",
     "Offers": "unary",
+    "Orders": "unary",
     "GetCard": "unary",
 }
 

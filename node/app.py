@@ -13,7 +13,7 @@ from aiohttp import web
 from federation.announce import Announcer, CardReceiver, WindowNotifier
 from federation.cards import build_card
 from federation.client import Clients, Tls
-from federation.convert import CLEARING, STATUS, Sealer
+from federation.convert import CLEARING, ORDERS, STATUS, Sealer
 from federation.envelope import Door
 from federation.offers import OfferDesk, OfferSigner, Publisher
 from federation.outbox import Backoff, Outbox, Writer
@@ -38,6 +38,7 @@ from node.services.disbursements import Disbursements
 from node.services.issuance import Issuance
 from node.services.issuer import IssuerDesk
 from node.services.netting import Netting
+from node.services.orders import Orders
 from node.services.overview import Overview
 from node.services.ownkeys import load_txn as load_own_keys
 from node.services.payouts import LocalSettlement, SettlementViews
@@ -89,8 +90,11 @@ def build_node(
     directory = Directory(db)
     directory.load_sync()
     local_settlement = LocalSettlement(db, clock, policies, key)
+    orders = Orders(db, clock, config.region)
     wire = (
-        _build_wire(config, config.federation, clock, db, key, metrics, directory, local_settlement)
+        _build_wire(
+            config, config.federation, clock, db, key, metrics, directory, local_settlement, orders
+        )
         if config.federation is not None
         else None
     )
@@ -100,7 +104,7 @@ def build_node(
     catalog = Catalog(db, clock, config.region, policies, OfferSigner(key))
     federation = (
         _build_federation(
-            config, wire, clock, db, key, metrics, spending, local_settlement, catalog
+            config, wire, clock, db, key, metrics, spending, local_settlement, catalog, orders
         )
         if wire is not None
         else None
@@ -130,6 +134,7 @@ def build_node(
         views=Views(db, clock, policies, config.name),
         overview=Overview(db, clock, policies, int(config.sweep_interval_seconds * 2000)),
         catalog=catalog,
+        orders=orders,
         settlement=local_settlement,
         settlement_views=SettlementViews(db),
         disbursements=Disbursements(db, clock, key, config.region),
@@ -174,6 +179,7 @@ def _build_wire(
     metrics: Metrics,
     directory: Directory,
     local_settlement: LocalSettlement,
+    orders: Orders,
 ) -> _Wire:
     region = config.region
     door = Door(region, directory.get, int(fed.max_skew_seconds * 1000))
@@ -201,10 +207,14 @@ def _build_wire(
         if row["type"] in CLEARING:
             assert clearing is not None and not isinstance(answer, Receipt)
             return await clearing.apply(row, request_type, answer, evidence)
+        if row["type"] in ORDERS:
+            assert not isinstance(answer, Receipt)
+            return await orders.apply(row, request_type, answer, evidence)
         assert not isinstance(answer, Acknowledged)
         return await answers.apply(row, request_type, answer, evidence)
 
     outbox = Outbox(db, clock, region, key, directory, door, clients, backoff, apply, on_call)
+    orders.federate(writer, outbox, Sealer(key, region))
     acquirer = Acquirer(db, clock, region, writer, outbox)
     clearing = Clearing(
         db,
@@ -228,6 +238,7 @@ def _build_federation(
     spending: Spending,
     local_settlement: LocalSettlement,
     catalog: Catalog,
+    orders: Orders,
 ) -> Federation:
     region = config.region
     fed, directory, door = wire_parts.config, wire_parts.directory, wire_parts.door
@@ -305,6 +316,7 @@ def _build_federation(
         clock,
         own_card,
         offer_desk,
+        orders,
         on_refusal,
     )
     return Federation(

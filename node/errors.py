@@ -137,6 +137,10 @@ class OfferNotFound(NotFound):
     code = "offer_not_found"
 
 
+class OrderNotFound(NotFound):
+    code = "order_not_found"
+
+
 class PolicyMissing(SuanliError):
     """No policy is loaded for the fiscal year of the request."""
 
@@ -229,6 +233,22 @@ class OfferWithdrawn(SuanliError):
     """The offer was withdrawn: it cannot change again (publish a new one)."""
 
     code = "offer_withdrawn"
+
+
+class OfferExpired(SuanliError):
+    code = "offer_expired"
+
+
+class OfferChanged(SuanliError):
+    """The offer has a newer version than the one asked for: ask again at its terms."""
+
+    code = "offer_changed"
+
+
+class OrderDecided(SuanliError):
+    """The order was already accepted, declined or refused."""
+
+    code = "order_decided"
 
 
 class HoldNotOpen(SuanliError):

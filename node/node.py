@@ -28,6 +28,7 @@ from node.services.disbursements import Disbursements
 from node.services.issuance import Issuance
 from node.services.issuer import IssuerDesk
 from node.services.netting import Netting
+from node.services.orders import Orders
 from node.services.overview import Overview
 from node.services.ownkeys import load_txn as load_own_keys
 from node.services.payouts import LocalSettlement, SettlementViews
@@ -84,6 +85,7 @@ class Node:
     views: Views
     overview: Overview
     catalog: Catalog
+    orders: Orders
     settlement: LocalSettlement
     settlement_views: SettlementViews
     disbursements: Disbursements

@@ -220,6 +220,7 @@ def test_the_rules_catch_wrong_arrows() -> None:
 SAME_CONCEPT = {
     "__init__",
     "catalog",
+    "orders",
     "offers",
     "clearing",
     "sessions",

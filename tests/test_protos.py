@@ -47,6 +47,7 @@ def test_the_contract_is_versioned() -> None:
         "Settle",
         "Statements",
         "Offers",
+        "Orders",
         "Exchange",
         "Stream",
     }

@@ -48,6 +48,7 @@ from node.domain.payments import value_date as checked_value_date
 from node.domain.windows import CST
 from node.faults import crash_point
 from node.services.common import Principal, new_id, require_operator
+from node.services.inboxed import receive_once_txn
 from node.services.ports import (
     Acknowledged,
     AckSealer,
@@ -60,9 +61,8 @@ from node.services.ports import (
     Sender,
 )
 from node.store import clearing as store
-from node.store import inbox, ledger, outbox
+from node.store import ledger, outbox
 from node.store import settlement as statements
-from node.store.db import savepoint
 from node.store.engine import Books
 
 logger = logging.getLogger(__name__)
@@ -406,35 +406,15 @@ class Clearing:
         origin, message_id = message.origin, message.message_id
         told: list[str] = []
 
+        def effect_txn(conn: sqlite3.Connection) -> str:
+            if isinstance(message.body, Advice):
+                return self._advice_txn(conn, message, message.body, now)
+            if isinstance(message.body, Confirmation):
+                return self._confirmation_txn(conn, message, message.body, now)
+            raise errors.Invariant("clearing receives advices and confirmations only")
+
         def txn(conn: sqlite3.Connection) -> bytes:
-            seen = inbox.replayed(
-                conn, origin, message_id, message.type_code, message.payload_sha256
-            )
-            if seen is not None:
-                told.append("the stored answer")
-                return bytes(seen["reply"])
-            try:
-                with savepoint(conn, "clearing"):
-                    if isinstance(message.body, Advice):
-                        told.append(self._advice_txn(conn, message, message.body, now))
-                    else:
-                        told.append(self._confirmation_txn(conn, message, message.body, now))
-                reply = self._sealer.ack(origin, message_id, now)
-            except errors.SuanliError as refusal:
-                told.append(f"refused {refusal.code}: {refusal.message}")
-                answer = Refusal(message_id, refusal.code, refusal.message)
-                reply = self._sealer.seal(origin, message_id, answer, now)
-            inbox.inbox_put(
-                conn,
-                origin,
-                message_id,
-                message.type_code,
-                message.payload_sha256,
-                reply,
-                None,
-                now,
-            )
-            return reply
+            return receive_once_txn(conn, message, effect_txn, self._sealer, now, told)
 
         reply = await self._db.run("transfer_receive", txn)
         kind = "TRANSFER_ADVICE" if isinstance(message.body, Advice) else "RECEIPT_CONFIRMATION"

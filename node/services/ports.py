@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from node.domain.clearing import Advice, Confirmation
+from node.domain.orders import OrderAnswer, OrderRequest
 
 # What a peer (the acquirer) asks this node (the issuer) ----------------------------------------
 
@@ -188,7 +189,7 @@ class Inbound:
     payload_sha256: str
     payload: bytes
     envelope: bytes
-    body: Advice | Confirmation
+    body: Advice | Confirmation | OrderRequest | OrderAnswer
 
 
 class ClearingWriter(Protocol):
@@ -201,6 +202,19 @@ class ClearingWriter(Protocol):
 
     def confirmation_txn(
         self, conn: sqlite3.Connection, confirmation: Confirmation, message_id: str, now: int
+    ) -> Row: ...
+
+
+class OrderWriter(Protocol):
+    """Writes an ORDER_REQUEST or an ORDER_ANSWER to ``peer`` into the outbox, inside the
+    caller's transaction; returns the row for ``Sender.send_now``."""
+
+    def order_request_txn(
+        self, conn: sqlite3.Connection, peer: str, request: OrderRequest, message_id: str, now: int
+    ) -> Row: ...
+
+    def order_answer_txn(
+        self, conn: sqlite3.Connection, peer: str, answer: OrderAnswer, message_id: str, now: int
     ) -> Row: ...
 
 

@@ -61,7 +61,38 @@ CREATE TABLE offer_pushes (
     peer TEXT PRIMARY KEY,
     acked_through {int} NOT NULL CHECK (acked_through >= 0),
     updated_at {int} NOT NULL
-)
+);
+CREATE TABLE offer_orders (
+    id TEXT PRIMARY KEY,
+    side TEXT NOT NULL CHECK (side IN ('holder', 'provider', 'local')),
+    peer TEXT NOT NULL,
+    holder_id TEXT NOT NULL,
+    holder_name TEXT NOT NULL,
+    holder_uscc TEXT NOT NULL,
+    offer_origin TEXT NOT NULL,
+    offer_id TEXT NOT NULL,
+    offer_version {int} NOT NULL,
+    provider_id TEXT NOT NULL,
+    provider_name TEXT NOT NULL,
+    compute_class TEXT NOT NULL,
+    card_hours {int} NOT NULL CHECK (card_hours > 0),
+    price_fen {int} NOT NULL CHECK (price_fen > 0),
+    amount_fen {int} NOT NULL CHECK (amount_fen > 0),
+    note TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('requested', 'accepted', 'declined', 'refused')),
+    order_id TEXT,
+    reason TEXT,
+    request_message_id TEXT,
+    answer_message_id TEXT,
+    created_at {int} NOT NULL,
+    decided_at {int},
+    updated_at {int} NOT NULL
+);
+CREATE UNIQUE INDEX offer_orders_order ON offer_orders (offer_origin, provider_id, order_id)
+    WHERE order_id IS NOT NULL;
+CREATE INDEX offer_orders_holder ON offer_orders (holder_id, id);
+CREATE INDEX offer_orders_provider ON offer_orders (provider_id, id);
+CREATE INDEX offer_orders_offer ON offer_orders (offer_origin, offer_id)
 """
 
 SQLITE_V20 = V20.format(int="INTEGER", blob="BLOB")

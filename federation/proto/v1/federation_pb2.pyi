@@ -23,6 +23,8 @@ class MessageType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RECEIPT_CONFIRMATION: _ClassVar[MessageType]
     OFFERS: _ClassVar[MessageType]
     OFFER_QUERY: _ClassVar[MessageType]
+    ORDER_REQUEST: _ClassVar[MessageType]
+    ORDER_ANSWER: _ClassVar[MessageType]
     RECEIPT: _ClassVar[MessageType]
     REFUSAL: _ClassVar[MessageType]
     ACK: _ClassVar[MessageType]
@@ -43,6 +45,8 @@ TRANSFER_ADVICE: MessageType
 RECEIPT_CONFIRMATION: MessageType
 OFFERS: MessageType
 OFFER_QUERY: MessageType
+ORDER_REQUEST: MessageType
+ORDER_ANSWER: MessageType
 RECEIPT: MessageType
 REFUSAL: MessageType
 ACK: MessageType
@@ -483,3 +487,37 @@ class OfferQuery(_message.Message):
     have: _containers.RepeatedCompositeFieldContainer[OriginMark]
     limit: int
     def __init__(self, have: _Optional[_Iterable[_Union[OriginMark, _Mapping]]] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class OrderRequest(_message.Message):
+    __slots__ = ("request_id", "offer_id", "offer_version", "card_hours", "amount_fen", "holder_id", "holder_name", "holder_uscc", "note")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFER_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CARD_HOURS_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FEN_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_ID_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_NAME_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_USCC_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    offer_id: str
+    offer_version: int
+    card_hours: int
+    amount_fen: int
+    holder_id: str
+    holder_name: str
+    holder_uscc: str
+    note: str
+    def __init__(self, request_id: _Optional[str] = ..., offer_id: _Optional[str] = ..., offer_version: _Optional[int] = ..., card_hours: _Optional[int] = ..., amount_fen: _Optional[int] = ..., holder_id: _Optional[str] = ..., holder_name: _Optional[str] = ..., holder_uscc: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+
+class OrderAnswer(_message.Message):
+    __slots__ = ("request_id", "accepted", "order_id", "reason")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    accepted: bool
+    order_id: str
+    reason: str
+    def __init__(self, request_id: _Optional[str] = ..., accepted: _Optional[bool] = ..., order_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...

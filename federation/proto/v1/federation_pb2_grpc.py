@@ -89,6 +89,11 @@ class FederationStub:
                 request_serializer=federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.SerializeToString,
                 response_deserializer=federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.FromString,
                 _registered_method=True)
+        self.Orders = channel.unary_unary(
+                '/suanli.federation.v1.Federation/Orders',
+                request_serializer=federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.SerializeToString,
+                response_deserializer=federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.FromString,
+                _registered_method=True)
         self.GetCard = channel.unary_unary(
                 '/suanli.federation.v1.Federation/GetCard',
                 request_serializer=federation_dot_proto_dot_v1_dot_federation__pb2.CardQuery.SerializeToString,
@@ -169,6 +174,13 @@ class FederationServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Orders(self, request, context):
+        """Orders against offers: ORDER_REQUEST (holder's city to provider's), ORDER_ANSWER back.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetCard(self, request, context):
         """The node card, self-signed: public, like the REST /v1/node.
         """
@@ -231,6 +243,11 @@ def add_FederationServicer_to_server(servicer, server):
             ),
             'Offers': grpc.unary_unary_rpc_method_handler(
                     servicer.Offers,
+                    request_deserializer=federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.FromString,
+                    response_serializer=federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.SerializeToString,
+            ),
+            'Orders': grpc.unary_unary_rpc_method_handler(
+                    servicer.Orders,
                     request_deserializer=federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.FromString,
                     response_serializer=federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.SerializeToString,
             ),
@@ -535,6 +552,33 @@ class Federation:
             request,
             target,
             '/suanli.federation.v1.Federation/Offers',
+            federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.SerializeToString,
+            federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Orders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/suanli.federation.v1.Federation/Orders',
             federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.SerializeToString,
             federation_dot_proto_dot_v1_dot_federation__pb2.Envelope.FromString,
             options,

@@ -552,3 +552,81 @@ async def test_a_peer_asks_for_what_it_missed(rig: Rig) -> None:
     reply = await ask({"330100": 0}, 2, "q-3")
     assert [pb.Offer.FromString(s.offer).seq for s in reply.offers] == [2, 3]
     assert reply.more and [(m.after, m.through) for m in reply.marks] == [(0, 3)]
+
+
+# Orders against offers --------------------------------------------------------------------------
+
+
+async def test_an_order_goes_from_an_offer_to_a_redemption_linked_by_its_order_id(
+    world: World,
+) -> None:
+    centre = world.providers["alicloud"]
+    offer = await centre.post(
+        "/v1/offers", body(compute_class="model_services", price_fen=2_000), expect=201
+    )
+    acme = world.holders["acme"]
+    v = await world.voucher("acme", 100_000_000, "model_services")
+    ask = {"origin": "330100", "offer_id": offer["id"], "card_hours": 150, "note": "训练一周"}
+    order = await acme.post("/v1/orders", ask, expect=201)
+    assert (order["side"], order["state"], order["amount_fen"]) == ("local", "requested", 300_000)
+    assert order["redemption"] is None and order["provider_id"] == world.provider_ids["alicloud"]
+    # The provider sees it, accepts it with its own order id.
+    seen = await centre.get("/v1/orders", expect=200)
+    assert [o["id"] for o in seen["items"]] == [order["id"]]
+    await world.providers["sugon"].post(
+        f"/v1/orders/{order['id']}/accept", {"order_id": "X"}, expect=404, code="order_not_found"
+    )
+    accepted = await centre.post(
+        f"/v1/orders/{order['id']}/accept", {"order_id": "ALI-2026-0007"}, expect=200
+    )
+    assert (accepted["state"], accepted["order_id"]) == ("accepted", "ALI-2026-0007")
+    await centre.post(
+        f"/v1/orders/{order['id']}/decline", {"reason": "no"}, expect=409, code="order_decided"
+    )
+    # The holder gives the provider a code; the provider redeems the order under its id.
+    code = await world.code("acme", v["id"], "alicloud", 90_000, "2026-03-20T00:00:00Z")
+    redeem = {
+        "code": code,
+        "order_id": "ALI-2026-0007",
+        "order_amount_fen": 300_000,
+        "compute_class": "model_services",
+    }
+    await centre.post("/v1/redemptions", redeem, expect=201)
+    # Both see the order with its redemption: 30 % of 300,000 fen, captured.
+    for who in (acme, centre, world.op):
+        shown = await who.get(f"/v1/orders/{order['id']}", expect=200)
+        assert shown["redemption"]["state"] == "captured", shown
+        assert shown["redemption"]["captured_fen"] == 90_000
+    # Another holder neither sees nor can guess it.
+    await world.holders["zju"].get(f"/v1/orders/{order['id']}", expect=404, code="order_not_found")
+    assert (await world.holders["zju"].get("/v1/orders", expect=200))["items"] == []
+
+
+async def test_bad_order_requests_are_refused(world: World) -> None:
+    centre = world.providers["alicloud"]
+    offer = await centre.post("/v1/offers", body(), expect=201)
+    acme = world.holders["acme"]
+    ask = {"origin": "330100", "offer_id": offer["id"], "card_hours": 150}
+    for bad, code, status in (
+        ({**ask, "card_hours": 99}, "invalid_request", 400),  # below the smallest order
+        ({**ask, "card_hours": 0}, "invalid_request", 400),
+        ({**ask, "offer_id": "of_nothing"}, "offer_not_found", 404),
+        ({**ask, "origin": "520100"}, "offer_not_found", 404),
+        ({**ask, "origin": "52"}, "invalid_request", 400),
+        ({**ask, "note": "x" * 501}, "invalid_request", 400),
+        ({**ask, "extra": 1}, "invalid_request", 400),
+    ):
+        await acme.post("/v1/orders", bad, expect=status, code=code)
+    await centre.post("/v1/orders", ask, expect=403, code="forbidden")
+    await centre.post(f"/v1/offers/{offer['id']}/withdraw", expect=200)
+    await acme.post("/v1/orders", ask, expect=409, code="offer_withdrawn")
+    assert (await world.op.get("/v1/orders", expect=200))["items"] == []
+    # A decision needs an order id to accept, a reason to decline.
+    live = await centre.post("/v1/offers", body(), expect=201)
+    order = await acme.post("/v1/orders", {**ask, "offer_id": live["id"]}, expect=201)
+    await centre.post(f"/v1/orders/{order['id']}/accept", {}, expect=400, code="invalid_request")
+    await centre.post(f"/v1/orders/{order['id']}/decline", {"reason": ""}, expect=400)
+    declined = await centre.post(
+        f"/v1/orders/{order['id']}/decline", {"reason": "fully booked in March"}, expect=200
+    )
+    assert (declined["state"], declined["reason"]) == ("declined", "fully booked in March")

@@ -87,3 +87,52 @@ def test_offers_reach_every_city_and_a_city_that_was_down_catches_up(tmp_path: P
         log = (trio[QD].data / "node.log").read_text()
         assert f"offers caught up from {GY}" in log, log[-3000:]
         trio.check_all()
+
+
+def test_a_holder_orders_from_another_citys_offer_and_redeems_it(tmp_path: Path) -> None:
+    with Cluster(tmp_path, [HZ, GY]).session() as pair:
+        pair.start()
+        pair.provider(GY, "gy-centre", GY_CENTRE)
+        pair.holder(HZ, "startup", HZ_ENTERPRISE)
+        gy, hz = pair[GY], pair[HZ]
+        centre, startup = gy.tokens["gy-centre"], hz.tokens["startup"]
+        offer = gy.call("POST", "/v1/offers", centre, terms(price_fen=2_000), expect=201)
+        wait_until(lambda: catalog(hz, GY), "the offer in Hangzhou's catalog")
+        voucher = pair.voucher(HZ, "startup", 100_000_000)
+        ask = {"origin": GY, "offer_id": offer["id"], "card_hours": 100, "note": "fine-tuning"}
+        order = hz.call("POST", "/v1/orders", startup, ask, expect=201)
+        assert (order["side"], order["state"], order["amount_fen"]) == (
+            "holder",
+            "requested",
+            200_000,
+        )
+        # Guiyang has it, as its city's request to its provider, who accepts it.
+        received = wait_until(
+            lambda: gy.call("GET", "/v1/orders", centre, expect=200)["items"],
+            "the request in Guiyang",
+        )
+        assert [(o["id"], o["side"], o["holder_name"]) for o in received] == [
+            (order["id"], "provider", "startup")
+        ]
+        gy.call(
+            "POST", f"/v1/orders/{order['id']}/accept", centre, {"order_id": "GY-77"}, expect=200
+        )
+        wait_until(
+            lambda: hz.call("GET", f"/v1/orders/{order['id']}", startup)["state"] == "accepted",
+            "the acceptance back in Hangzhou",
+        )
+        # The holder's code; the provider redeems the order under its order id.
+        code = pair.code(HZ, "startup", voucher, GY, "gy-centre", 60_000)
+        redeem = {
+            "code": code,
+            "order_id": "GY-77",
+            "order_amount_fen": 200_000,
+            "compute_class": "model_services",
+        }
+        gy.call("POST", "/v1/redemptions", centre, redeem, expect=201)
+        for member, token in ((hz, startup), (gy, centre)):
+            shown = member.call("GET", f"/v1/orders/{order['id']}", token, expect=200)
+            assert shown["order_id"] == "GY-77", shown
+            assert shown["redemption"]["state"] == "captured", shown
+            assert shown["redemption"]["captured_fen"] == 60_000
+        pair.check_all()

@@ -661,3 +661,40 @@ async def search_catalog(request: web.Request) -> web.Response:
             "outbound": sorted(found.reach.room_fen),
         }
     )
+
+
+async def request_order(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    origin = body.region("origin")
+    offer_id = body.text("offer_id", max_len=64)
+    card_hours = body.fen("card_hours")
+    note = body.text("note", max_len=500, required=False, prose=True) or ""
+    body.done()
+    orders = request.app[NODE].orders
+    return _ok(await orders.request(_who(request), origin, offer_id, card_hours, note), 201)
+
+
+async def list_orders(request: web.Request) -> web.Response:
+    limit, after = page(request)
+    items = await request.app[NODE].orders.list(_who(request), limit, after)
+    return _ok(_items(items, limit))
+
+
+async def get_order(request: web.Request) -> web.Response:
+    return _ok(await request.app[NODE].orders.get(_who(request), request.match_info["id"]))
+
+
+async def accept_order(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    order_id = body.text("order_id", max_len=100)
+    body.done()
+    orders = request.app[NODE].orders
+    return _ok(await orders.decide(_who(request), request.match_info["id"], True, order_id, ""))
+
+
+async def decline_order(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    reason = body.text("reason", max_len=500, prose=True)
+    body.done()
+    orders = request.app[NODE].orders
+    return _ok(await orders.decide(_who(request), request.match_info["id"], False, "", reason))

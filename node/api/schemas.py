@@ -194,7 +194,82 @@ PRICED = {
     },
 }
 
+ORDER = {
+    "type": "object",
+    "required": [
+        "id",
+        "side",
+        "peer",
+        "holder_id",
+        "holder_name",
+        "holder_uscc",
+        "offer_origin",
+        "offer_id",
+        "offer_version",
+        "provider_id",
+        "provider_name",
+        "compute_class",
+        "card_hours",
+        "price_fen",
+        "amount_fen",
+        "note",
+        "state",
+        "order_id",
+        "reason",
+        "created_at",
+        "decided_at",
+        "updated_at",
+        "redemption",
+    ],
+    "properties": {
+        **{
+            k: {"type": "string"}
+            for k in (
+                "id",
+                "peer",
+                "holder_id",
+                "holder_name",
+                "holder_uscc",
+                "offer_origin",
+                "offer_id",
+                "provider_id",
+                "provider_name",
+                "compute_class",
+                "note",
+            )
+        },
+        **{
+            k: {"type": "integer"}
+            for k in (
+                "offer_version",
+                "card_hours",
+                "price_fen",
+                "amount_fen",
+            )
+        },
+        "side": {"type": "string", "enum": ["holder", "provider", "local"]},
+        "state": {"type": "string", "enum": ["requested", "accepted", "declined", "refused"]},
+        "order_id": {"type": "string", "nullable": True},
+        "reason": {"type": "string", "nullable": True},
+        "created_at": TIME,
+        "updated_at": TIME,
+        "decided_at": {**TIME, "nullable": True},
+        "redemption": {
+            "type": "object",
+            "nullable": True,
+            "required": ["hold_id", "state", "subsidy_fen", "captured_fen"],
+            "properties": {
+                "hold_id": {"type": "string"},
+                "state": {"type": "string"},
+                "subsidy_fen": {"type": "integer"},
+                "captured_fen": {"type": "integer"},
+            },
+        },
+    },
+}
+
 COMPONENTS: dict[str, dict[str, Any]] = {
+    "Order": ORDER,
     "Offer": OFFER,
     "PricedOffer": PRICED,
     "Holder": record(model.Holder),
@@ -275,6 +350,11 @@ ANSWERS: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/v1/offers"): ref("Offer"),
     ("put", "/v1/offers/{id}"): ref("Offer"),
     ("post", "/v1/offers/{id}/withdraw"): ref("Offer"),
+    ("post", "/v1/orders"): ref("Order"),
+    ("get", "/v1/orders"): page_of("Order"),
+    ("get", "/v1/orders/{id}"): ref("Order"),
+    ("post", "/v1/orders/{id}/accept"): ref("Order"),
+    ("post", "/v1/orders/{id}/decline"): ref("Order"),
     ("get", "/v1/offers"): wrapped(items={"type": "array", "items": ref("Offer")}),
     ("get", "/v1/catalog"): wrapped(
         items={"type": "array", "items": ref("PricedOffer")},

@@ -74,3 +74,11 @@ def test_the_floor_benchmark_runs_the_bare_flow_beside_both_federations() -> Non
     assert abs(one["FULL_over_floor"] - p50["FULL"] / p50["floor"]) < 0.01
     assert abs(one["NORMAL_over_floor"] - p50["NORMAL"] / p50["floor"]) < 0.01
     assert all(one["cpu_ms_per_request"][side] > 0 for side in ("floor", "FULL", "NORMAL"))
+
+
+def test_the_catalog_benchmark_runs_and_agrees_with_a_brute_force() -> None:
+    result = bench_module(
+        "catalog", "--origins", "12", "--per-origin", "200", "--searches", "40", "--json"
+    )
+    assert result["offers"] == 2400 and result["searches"] == 40
+    assert result["checked_against_brute_force"] == 10

@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -36,6 +37,8 @@ from node.store.engine import Books
 logger = logging.getLogger(__name__)
 
 MAX_RESULTS = 200
+ANALYZE_AFTER = 1_000
+ANALYZE_EVERY_SECONDS = 3_600.0
 MAX_BATCH_OFFERS = 500  # offers per OFFERS push or anti-entropy reply
 SORTS = ("effective", "price")
 
@@ -93,6 +96,8 @@ class Catalog:
         self._policies = policies
         self._signer = signer
         self.changed = changed  # told after this city's offers change (the publisher pushes)
+        self._unanalyzed = 0  # changes since the planner's statistics were last refreshed
+        self._analyzed_at = 0.0
 
     # This city's providers --------------------------------------------------------------
 
@@ -123,6 +128,7 @@ class Catalog:
             return self._keep_own_txn(conn, offer, now)
 
         offer = await self._db.run("offer_publish", txn)
+        self._unanalyzed += 1
         logger.info("offer %s published by %s (seq %d)", offer.offer_id, provider_id, offer.seq)
         self.changed()
         return offer
@@ -205,7 +211,19 @@ class Catalog:
         done = await self._db.run("offers_sweep", txn)
         if done:
             self.changed()
+        self._unanalyzed += done
+        await self._analyze_if_due()
         return done
+
+    async def _analyze_if_due(self) -> None:
+        """Refresh the planner's statistics after many changes (1,000), or hourly after any:
+        they are what makes it pick the most selective index for a search."""
+        now = time.monotonic()
+        if self._unanalyzed >= ANALYZE_AFTER or (
+            self._unanalyzed and now - self._analyzed_at >= ANALYZE_EVERY_SECONDS
+        ):
+            self._unanalyzed, self._analyzed_at = 0, now
+            await self._db.run("catalog_analyze", store.analyze)
 
     def _own_offer_txn(self, conn: sqlite3.Connection, provider_id: str, offer_id: str) -> Offer:
         offer = store.get_offer(conn, self.region, offer_id)
@@ -273,7 +291,9 @@ class Catalog:
                     behind.append(origin)
             return Applied(kept, stale, ignored, sorted(out, key=lambda m: m.origin), behind)
 
-        return await self._db.run("offers_apply", txn)
+        applied = await self._db.run("offers_apply", txn)
+        self._unanalyzed += applied.kept
+        return applied
 
     async def since(
         self, have: dict[str, int], limit: int, origins: Iterable[str]

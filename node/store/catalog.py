@@ -50,6 +50,8 @@ CREATE TABLE catalog_offers (
 CREATE UNIQUE INDEX catalog_offers_seq ON catalog_offers (origin, seq);
 CREATE INDEX catalog_offers_class_price ON catalog_offers (compute_class, price_fen);
 CREATE INDEX catalog_offers_price ON catalog_offers (price_fen);
+CREATE INDEX catalog_offers_city_price ON catalog_offers (data_centre_region, price_fen);
+CREATE INDEX catalog_offers_accelerator_price ON catalog_offers (accelerator, price_fen);
 CREATE INDEX catalog_offers_provider ON catalog_offers (origin, provider_id);
 CREATE TABLE catalog_origins (
     origin TEXT PRIMARY KEY,
@@ -374,3 +376,11 @@ def own_providers_not_approved(
             (origin, now),
         ).fetchall()
     ]
+
+
+def analyze(conn: sqlite3.Connection) -> None:
+    """Refresh the planner's statistics of the catalog (the same statement on both engines):
+    with them it picks the most selective index for a search (a city, say, over an
+    accelerator model), which at 300,000 offers is the difference between a few milliseconds
+    and a few hundred."""
+    conn.execute("ANALYZE catalog_offers")

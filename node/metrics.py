@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 from node import VERSION
 from node.domain.issuance import Decision
 from node.domain.policy import Policy
-from node.store import books, ledger
+from node.store import books, catalog, ledger
 
 DB_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -137,7 +137,82 @@ class BooksCollector(Collector):
             reclaimed,
             *self._federation_and_holds(),
             *self._flows(flows, regions),
+            *self._catalog(regions),
         ]
+
+    def _catalog(self, regions: list[str]) -> list[Metric]:
+        """Compute offered across the federation (from the signed offers in the catalog) and
+        what was ordered and captured against this city's offers (issue 20). Labels stay
+        bounded: cities are this one and its peers (the catalog holds no one else's offers),
+        classes are this city's policy classes, any other reported as ``other``."""
+        now = self._now()
+        with self._lock:
+            conn = self._connection()
+            capacity = catalog.capacity(conn, now)
+            ordered = catalog.provider_orders(conn, self._region)
+        classes = {c for p in self._policies().values() for c in p.compute_classes}
+        cities = {self._region, *regions}
+
+        def cls(name: str) -> str:
+            return name if name in classes else "other"
+
+        offers = GaugeMetricFamily(
+            "suanli_catalog_offers",
+            "Live compute offers in the catalog, by the offering city and compute class",
+            labels=["city", "compute_class"],
+        )
+        cards = GaugeMetricFamily(
+            "suanli_catalog_offered_cards",
+            "Accelerator cards on offer in live offers, by city and compute class",
+            labels=["city", "compute_class"],
+        )
+        hours = GaugeMetricFamily(
+            "suanli_catalog_offered_card_hours",
+            "Card-hours still on offer (cards over what is left of each live offer's window), "
+            "by city and compute class",
+            labels=["city", "compute_class"],
+        )
+        sums: dict[tuple[str, str], list[int]] = {
+            (self._region, c): [0, 0, 0] for c in sorted(classes)
+        }
+        for city, name, n, c, h in capacity:
+            key = (city if city in cities else "other", cls(name))
+            total = sums.setdefault(key, [0, 0, 0])
+            total[0] += n
+            total[1] += c
+            total[2] += h
+        for (city, name), (n, c, h) in sorted(sums.items()):
+            offers.add_metric([city, name], n)
+            cards.add_metric([city, name], c)
+            hours.add_metric([city, name], h)
+        ordered_hours = GaugeMetricFamily(
+            "suanli_offer_orders_card_hours",
+            "Card-hours of accepted orders against this city's offers, by compute class",
+            labels=["compute_class"],
+        )
+        ordered_fen = GaugeMetricFamily(
+            "suanli_offer_orders_fen",
+            "Amount of accepted orders against this city's offers (before subsidy), by compute "
+            "class, fen",
+            labels=["compute_class"],
+        )
+        captured = GaugeMetricFamily(
+            "suanli_offer_orders_captured_fen",
+            "Subsidy captured for redemptions of accepted orders against this city's offers, "
+            "by compute class, fen",
+            labels=["compute_class"],
+        )
+        used: dict[str, list[int]] = {c: [0, 0, 0] for c in sorted(classes)}
+        for _, name, _, h, fen, cap in ordered:
+            total = used.setdefault(cls(name), [0, 0, 0])
+            total[0] += h
+            total[1] += fen
+            total[2] += cap
+        for name, (h, fen, cap) in sorted(used.items()):
+            ordered_hours.add_metric([name], h)
+            ordered_fen.add_metric([name], fen)
+            captured.add_metric([name], cap)
+        return [offers, cards, hours, ordered_hours, ordered_fen, captured]
 
     def _flows(self, rows: list[tuple[str, str, str, int]], regions: list[str]) -> list[Metric]:
         """Quota flows as running totals from the books (``flows``, kept in the transaction of

@@ -600,6 +600,47 @@ async def test_an_order_goes_from_an_offer_to_a_redemption_linked_by_its_order_i
     # Another holder neither sees nor can guess it.
     await world.holders["zju"].get(f"/v1/orders/{order['id']}", expect=404, code="order_not_found")
     assert (await world.holders["zju"].get("/v1/orders", expect=200))["items"] == []
+    # Utilisation: what is offered, what the order took and what was captured against it.
+    use = await world.op.get("/v1/catalog/utilisation", expect=200)
+    [cls] = use["classes"]
+    assert cls["compute_class"] == "model_services"
+    assert (cls["offers"], cls["cards"], cls["orders"]) == (1, 64, 1)
+    assert (cls["ordered_card_hours"], cls["ordered_fen"], cls["captured_fen"]) == (
+        150,
+        300_000,
+        90_000,
+    )
+    # 64 cards from 2026-03-02 09:00 (+08:00, now) to 2026-04-30 00:00 UTC: 1,415 hours each.
+    assert cls["card_hours"] == 64 * 1_415
+    assert cls["used_bp"] == 150 * 10_000 // (64 * 1_415)
+    assert use["providers"][0]["provider_id"] == world.provider_ids["alicloud"]
+    assert use["federation"] == [
+        {
+            "city": "330100",
+            "compute_class": "model_services",
+            "offers": 1,
+            "cards": 64,
+            "card_hours": 64 * 1_415,
+        }
+    ]
+    await acme.get("/v1/catalog/utilisation", expect=403, code="forbidden")
+    # The same in the metrics Prometheus scrapes, and on the operators' overview.
+    text = await (await world.op.client.get("/metrics")).text()
+    for line in (
+        'suanli_offer_orders_captured_fen{compute_class="model_services",region="330100"} 90000.0',
+        'suanli_offer_orders_card_hours{compute_class="model_services",region="330100"} 150.0',
+        'suanli_catalog_offered_cards{city="330100",compute_class="model_services",region="330100"} 64.0',
+    ):
+        assert line in text, line
+    from tests.test_web import Browser
+
+    page = Browser(world)
+    await page.sign_in(world.op.token or "")
+    resp, html = await page.go("GET", "/ui/operator")
+    assert (
+        resp.status == 200 and 'id="compute-use"' in html and 'data-class="model_services"' in html
+    )
+    assert "算力供给与使用" in html and "¥900.00" in html
 
 
 async def test_bad_order_requests_are_refused(world: World) -> None:

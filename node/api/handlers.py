@@ -698,3 +698,9 @@ async def decline_order(request: web.Request) -> web.Response:
     body.done()
     orders = request.app[NODE].orders
     return _ok(await orders.decide(_who(request), request.match_info["id"], False, "", reason))
+
+
+async def catalog_utilisation(request: web.Request) -> web.Response:
+    query = Query(request)
+    query.done()
+    return _ok(await request.app[NODE].catalog.utilisation(_who(request)))

@@ -618,6 +618,15 @@ OPERATIONS: list[tuple[str, str, str, str, dict[str, Any] | None, int, tuple[str
         (),
     ),
     (
+        "get",
+        "/v1/catalog/utilisation",
+        "operator",
+        "Compute offered in every city (from the signed offers), and what was ordered and captured against this city's offers, by provider and class",
+        None,
+        200,
+        (),
+    ),
+    (
         "post",
         "/v1/orders",
         "holder",

@@ -75,6 +75,7 @@ def routes(metrics_handler: Handler) -> list[web.RouteDef]:
         web.put("/v1/offers/{id}", h.change_offer),
         web.post("/v1/offers/{id}/withdraw", h.withdraw_offer),
         web.get("/v1/catalog", h.search_catalog),
+        web.get("/v1/catalog/utilisation", h.catalog_utilisation),
         web.post("/v1/orders", h.request_order),
         web.get("/v1/orders", h.list_orders),
         web.get("/v1/orders/{id}", h.get_order),

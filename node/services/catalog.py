@@ -17,7 +17,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from node import errors
 from node.clock import Clock
@@ -381,9 +381,78 @@ class Catalog:
 
         return await self._db.read("catalog_search", txn)
 
-    async def capacity(self) -> list[tuple[str, str, str, int, int]]:
+    async def utilisation(self, who: Principal) -> dict[str, Any]:
+        """What is offered and how much of it is used (docs/operations.md, "Compute offers").
+
+        ``federation``: every city's live capacity by class, from the signed offers in the
+        catalog, the same at every node that holds the same offers. ``providers`` and
+        ``classes``: this city's offers, and what accepted orders took of them and what was
+        captured against those orders, from this city's books. ``used_bp``: ordered
+        card-hours over the card-hours still on offer, in basis points."""
+        require_operator(who)
         now = self._clock.now_ms()
-        return await self._db.read("catalog_capacity", lambda c: store.capacity(c, now))
+
+        def txn(conn: sqlite3.Connection) -> dict[str, Any]:
+            federation = store.capacity(conn, now)
+            offered = store.provider_capacity(conn, self.region, now)
+            ordered = store.provider_orders(conn, self.region)
+            return {"federation": federation, "offered": offered, "ordered": ordered}
+
+        raw = await self._db.read("catalog_utilisation", txn)
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+
+        def row(provider_id: str, compute_class: str) -> dict[str, Any]:
+            return rows.setdefault(
+                (provider_id, compute_class),
+                {
+                    "provider_id": provider_id,
+                    "provider_name": "",
+                    "compute_class": compute_class,
+                    **dict.fromkeys(USAGE, 0),
+                },
+            )
+
+        for pid, name, cls, offers, cards, hours in raw["offered"]:
+            r = row(pid, cls)
+            r.update(provider_name=name, offers=offers, cards=cards, card_hours=hours)
+        for pid, cls, count, hours, fen, captured in raw["ordered"]:
+            row(pid, cls).update(
+                orders=count, ordered_card_hours=hours, ordered_fen=fen, captured_fen=captured
+            )
+        classes: dict[str, dict[str, Any]] = {}
+        for r in rows.values():
+            c = classes.setdefault(
+                r["compute_class"], {"compute_class": r["compute_class"], **dict.fromkeys(USAGE, 0)}
+            )
+            for k in USAGE:
+                c[k] += r[k]
+        for r in (*rows.values(), *classes.values()):
+            r["used_bp"] = _used_bp(r["ordered_card_hours"], r["card_hours"])
+        return {
+            "federation": [
+                {"city": city, "compute_class": cls, "offers": n, "cards": cards, "card_hours": h}
+                for city, cls, n, cards, h in raw["federation"]
+            ],
+            "providers": sorted(
+                rows.values(), key=lambda r: (r["provider_id"], r["compute_class"])
+            ),
+            "classes": sorted(classes.values(), key=lambda r: r["compute_class"]),
+        }
+
+
+USAGE = (
+    "offers",
+    "cards",
+    "card_hours",
+    "orders",
+    "ordered_card_hours",
+    "ordered_fen",
+    "captured_fen",
+)
+
+
+def _used_bp(ordered: int, offered: int) -> int:
+    return ordered * 10_000 // offered if offered else 0
 
 
 def _effective_key(p: Priced) -> tuple[int, int, str, str]:

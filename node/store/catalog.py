@@ -351,14 +351,64 @@ def cheapest(
     return [_offer(r) for r in rows]
 
 
-def capacity(conn: sqlite3.Connection, now: int) -> list[tuple[str, str, str, int, int]]:
-    """Live offered capacity: (origin, compute_class, provider_id, offers, cards)."""
+# Card-hours a live offer still has: its cards over what is left of its window.
+_LEFT = (
+    "cards * ((available_until - CASE WHEN available_from > :now THEN available_from "
+    "ELSE :now END) / 3600000)"
+)
+
+
+def capacity(conn: sqlite3.Connection, now: int) -> list[tuple[str, str, int, int, int]]:
+    """Live offered capacity in every city of the catalog, from the signed offers:
+    (city, compute_class, offers, cards, card-hours left), by city and class."""
     return [
-        (r[0], r[1], r[2], int(r[3]), int(r[4]))
+        (r[0], r[1], int(r[2]), int(r[3]), int(r[4]))
         for r in conn.execute(
-            "SELECT origin, compute_class, provider_id, COUNT(*), SUM(cards) FROM catalog_offers "
-            "WHERE withdrawn = 0 AND expires_at > ? GROUP BY origin, compute_class, provider_id",
-            (now,),
+            f"SELECT origin, compute_class, COUNT(*), SUM(cards), SUM({_LEFT}) "
+            "FROM catalog_offers WHERE withdrawn = 0 AND expires_at > :now "
+            "GROUP BY origin, compute_class ORDER BY origin, compute_class",
+            {"now": now},
+        ).fetchall()
+    ]
+
+
+def provider_capacity(
+    conn: sqlite3.Connection, origin: str, now: int
+) -> list[tuple[str, str, str, int, int, int]]:
+    """This city's live offers by provider and class: (provider id, name, class, offers,
+    cards, card-hours left)."""
+    return [
+        (r[0], r[1], r[2], int(r[3]), int(r[4]), int(r[5]))
+        for r in conn.execute(
+            f"SELECT provider_id, MAX(provider_name), compute_class, COUNT(*), SUM(cards), "
+            f"SUM({_LEFT}) FROM catalog_offers WHERE origin = :origin AND withdrawn = 0 "
+            "AND expires_at > :now GROUP BY provider_id, compute_class",
+            {"origin": origin, "now": now},
+        ).fetchall()
+    ]
+
+
+def provider_orders(
+    conn: sqlite3.Connection, origin: str
+) -> list[tuple[str, str, int, int, int, int]]:
+    """What was ordered and captured against this city's offers, by provider and class:
+    (provider id, class, accepted orders, card-hours, ordered fen, captured fen). A capture
+    counts when its redemption names an accepted order's id (a voucher of this city: its
+    hold; of another: its remote hold)."""
+    return [
+        (r[0], r[1], int(r[2]), int(r[3]), int(r[4]), int(r[5]))
+        for r in conn.execute(
+            "SELECT o.provider_id, o.compute_class, COUNT(*), SUM(o.card_hours), "
+            "SUM(o.amount_fen), SUM(COALESCE(h.captured_fen, 0) + COALESCE(r.captured_fen, 0)) "
+            "FROM offer_orders o "
+            "LEFT JOIN holds h ON h.acquirer_region = o.offer_origin "
+            "AND h.provider_id = o.provider_id AND h.order_id = o.order_id "
+            "AND h.state = 'captured' "
+            "LEFT JOIN remote_holds r ON r.provider_id = o.provider_id "
+            "AND r.order_id = o.order_id AND r.state = 'captured' "
+            "WHERE o.offer_origin = ? AND o.side IN ('provider', 'local') "
+            "AND o.state = 'accepted' GROUP BY o.provider_id, o.compute_class",
+            (origin,),
         ).fetchall()
     ]
 

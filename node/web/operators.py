@@ -56,6 +56,12 @@ async def _operator_page(request: web.Request, status: int = 200, **extra: Any) 
     figures = await node.overview.year(who, year)
     attention = await node.overview.attention(who)
     between = await node.overview.between_cities(who)
+    use = await node.catalog.utilisation(who)
+    federation_cards: dict[str, int] = {}
+    for row in use["federation"]:
+        cls = row["compute_class"]
+        federation_cards[cls] = federation_cards.get(cls, 0) + row["cards"]
+    use["federation_cards"] = federation_cards
     peers: list[dict[str, Any]] = []
     transfers: list[dict[str, Any]] = []
     if node.federation is not None:
@@ -87,6 +93,7 @@ async def _operator_page(request: web.Request, status: int = 200, **extra: Any) 
         figures=figures,
         attention=attention,
         between=between,
+        use=use,
         peers=peers,
         transfers=transfers,
         city=node.config.name,

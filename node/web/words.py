@@ -244,6 +244,20 @@ WORDS: dict[str, tuple[str, str]] = {
         "Issued by district (from the credit code)",
     ),
     "district": ("行政区划代码", "District code"),
+    "compute_use": ("算力供给与使用", "Compute offered and used"),
+    "compute_use_hint": (
+        "本市服务商在算力目录中的报价，以及已接受订单所占用的卡时和据此核销的补贴；全国一栏来自各市签名的报价。",
+        "This city's providers' offers in the catalog, the card-hours accepted orders took "
+        "and the subsidy captured against them; the federation column is from every city's "
+        "signed offers.",
+    ),
+    "offers_n": ("报价数", "Offers"),
+    "cards_n": ("卡数", "Cards"),
+    "card_hours_offered": ("可售卡时", "Card-hours on offer"),
+    "card_hours_ordered": ("已订卡时", "Card-hours ordered"),
+    "used_share": ("占用率", "Used"),
+    "ordered_amount": ("订单金额", "Ordered"),
+    "federation_cards": ("全国可售卡数", "Cards on offer, federation"),
     "other": ("其他", "Other"),
     "last_call": ("最近一次通信", "Last exchange"),
     "we_owe": ("本市应付", "We owe"),

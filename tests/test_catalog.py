@@ -671,3 +671,39 @@ async def test_bad_order_requests_are_refused(world: World) -> None:
         f"/v1/orders/{order['id']}/decline", {"reason": "fully booked in March"}, expect=200
     )
     assert (declined["state"], declined["reason"]) == ("declined", "fully booked in March")
+
+
+async def test_the_find_compute_page_prices_offers_and_sends_an_order(world: World) -> None:
+    from tests.test_web import Browser
+
+    centre = world.providers["alicloud"]
+    offer = await centre.post(
+        "/v1/offers", body(compute_class="model_services", price_fen=2_000), expect=201
+    )
+    await world.voucher("acme", 100_000_000, "model_services")
+    page = Browser(world)
+    await page.sign_in(world.holders["acme"].token or "")
+    resp, html = await page.go("GET", "/ui/holder")
+    assert 'href="/ui/holder/compute"' in html
+    resp, html = await page.go("GET", "/ui/holder/compute")
+    assert resp.status == 200 and "找算力" in html
+    row = html.split(f'data-offer="330100/{offer["id"]}"')[1].split("</tr>")[0]
+    # 30 % of ¥20.00 is ¥6.00: ¥14.00 a card-hour.
+    assert "¥20.00" in row and "¥14.00" in row and "30%" in row
+    resp, html = await page.go(
+        "POST",
+        "/ui/holder/compute/order",
+        {"origin": "330100", "offer_id": offer["id"], "card_hours": "120"},
+    )
+    assert resp.status == 201 and 'id="ordered"' in html and "待服务商确认" in html
+    [mine] = (await world.holders["acme"].get("/v1/orders", expect=200))["items"]
+    assert (mine["card_hours"], mine["amount_fen"]) == (120, 240_000)
+    # A bad number of card-hours is named; a search field that does not read is too.
+    resp, html = await page.go(
+        "POST", "/ui/holder/compute/order", {"origin": "330100", "offer_id": offer["id"]}
+    )
+    assert resp.status == 400 and "请填写卡时数" in html
+    resp, html = await page.go("GET", "/ui/holder/compute?region=abc&max_price=x")
+    assert resp.status == 200 and "请填写六位地区代码" in html and "例如 25.00" in html
+    resp, html = await page.go("GET", "/ui/holder/compute?lang=en")
+    assert "Find compute" in html and "After your vouchers" in html

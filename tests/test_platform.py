@@ -169,6 +169,21 @@ def test_a_cross_region_journey_through_the_pages(duo: Cluster, browser: Any) ->
     assert "适用补贴比例" in hz.css("#decision").text  # reasons in plain Chinese
     voucher = hz.css("[data-testid=voucher-id]").text
     hz.check("holder-decision")
+    # It finds compute in Guiyang, at its price after the voucher: 30 % off ¥20.00.
+    from tests.test_catalog_federation import terms
+
+    gy_centre = duo[GY].tokens["gy-centre"]
+    offer = terms(price_fen=2_000, compute_class="domestic_chips")  # the voucher's class
+    duo[GY].call("POST", "/v1/offers", gy_centre, offer, expect=201)
+
+    def listed() -> bool:
+        hz.open("/ui/holder/compute")
+        return "Ascend 910B" in hz.text()
+
+    wait_until(listed, "Guiyang's offer on Hangzhou's find-compute page", timeout=30)
+    assert "¥14.00" in hz.text() and "¥20.00" in hz.text()
+    hz.check("holder-compute")
+    hz.open("/ui/holder")
     # ... and authorizes Guiyang's centre to spend up to ¥100,000 of it.
     hz.css("details.authorize summary").click()
     form = f"form[action='/ui/holder/vouchers/{voucher}/authorize']"

@@ -211,6 +211,12 @@ def fen(amount: int | None) -> str:
     return "—" if amount is None else yuan(int(amount))
 
 
+def day(at: int, lang: str) -> str:
+    """A date in China Standard Time: 2026年12月2日, or 2 Dec 2026."""
+    t = dt.datetime.fromtimestamp(at / 1000, CST)
+    return f"{t.year}年{t.month}月{t.day}日" if lang == "zh" else f"{t.day} {t:%b %Y}"
+
+
 def when(at: int | str | None, lang: str) -> str:
     """China Standard Time, as people there write it; ``at`` in ms or ISO 8601 (the API's)."""
     if not at:
@@ -332,6 +338,7 @@ def helpers(lang: str) -> dict[str, Any]:
         "fen": fen,
         "pct": percent,
         "when": lambda ms: when(ms, lang),
+        "day": lambda ms: day(ms, lang),
         "cls": lambda code: named(CLASSES, code, lang),
         "t_category": lambda code: named(CATEGORIES, code, lang),
         "t_kind": lambda code: named(KINDS, code, lang),

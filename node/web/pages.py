@@ -9,6 +9,7 @@ from aiohttp import web
 
 from node import errors
 from node.api.appkeys import NODE
+from node.web import compute as cp
 from node.web import operators as op
 from node.web import people as pp
 from node.web import policy as po
@@ -35,6 +36,8 @@ def routes() -> list[web.RouteDef]:
         web.get("/link/{code}", link_page),
         web.post("/link", link_signin),
         web.get("/holder", pp.holder_home),
+        web.get("/holder/compute", cp.holder_compute),
+        web.post("/holder/compute/order", cp.holder_order),
         web.post("/holder/demand", pp.holder_demand),
         web.post("/holder/vouchers/{id}/authorize", pp.holder_authorize),
         web.post("/holder/authorizations/{id}/cancel", pp.holder_cancel),

@@ -707,3 +707,51 @@ async def test_the_find_compute_page_prices_offers_and_sends_an_order(world: Wor
     assert resp.status == 200 and "请填写六位地区代码" in html and "例如 25.00" in html
     resp, html = await page.go("GET", "/ui/holder/compute?lang=en")
     assert "Find compute" in html and "After your vouchers" in html
+
+
+async def test_a_provider_publishes_and_answers_orders_on_its_pages(world: World) -> None:
+    from tests.test_web import Browser
+
+    page = Browser(world)
+    await page.sign_in(world.providers["alicloud"].token or "")
+    resp, html = await page.go("GET", "/ui/provider")
+    assert 'href="/ui/provider/offers"' in html
+    resp, html = await page.go("GET", "/ui/provider/offers")
+    assert resp.status == 200 and "发布报价" in html
+    form = {
+        "compute_class": "model_services",
+        "accelerator": "H20",
+        "cards": "32",
+        "price": "18.50",
+        "min_card_hours": "10",
+        "available_from": "2026-03-02",
+        "available_until": "2026-04-02",
+        "security_level": "3",
+        "contact": "0571-12345678",
+    }
+    resp, html = await page.go("POST", "/ui/provider/offers", {**form, "cards": "0"})
+    assert resp.status == 400 and 'id="e-cards"' in html
+    resp, html = await page.go("POST", "/ui/provider/offers", {**form, "accelerator": "<b>"})
+    assert resp.status == 400 and 'id="e-accelerator"' in html
+    resp, html = await page.go("POST", "/ui/provider/offers", form)
+    assert resp.status == 201 and 'id="published"' in html and "¥18.50" in html
+    [offer] = (await world.providers["alicloud"].get("/v1/offers", expect=200))["items"]
+    assert (offer["price_fen"], offer["cards"], offer["security_level"]) == (1_850, 32, 3)
+    assert offer["available_until"] == "2026-04-01T16:00:00.000Z"  # midnight in China
+    # A holder asks for it; the provider accepts on its page with its order id.
+    ask = {"origin": "330100", "offer_id": offer["id"], "card_hours": 20}
+    order = await world.holders["acme"].post("/v1/orders", ask, expect=201)
+    resp, html = await page.go("GET", "/ui/provider/offers")
+    assert f'data-request="{order["id"]}"' in html
+    resp, html = await page.go(
+        "POST", f"/ui/provider/orders/{order['id']}/accept", {"order_id": "ALI-9"}
+    )
+    assert resp.status == 200 and 'id="decided"' in html and "ALI-9" in html
+    shown = await world.holders["acme"].get(f"/v1/orders/{order['id']}", expect=200)
+    assert (shown["state"], shown["order_id"]) == ("accepted", "ALI-9")
+    resp, html = await page.go(
+        "POST", f"/ui/provider/orders/{order['id']}/decline", {"reason": "late"}
+    )
+    assert resp.status == 400 and "该订购申请已处理" in html
+    resp, html = await page.go("POST", f"/ui/provider/offers/{offer['id']}/withdraw", {})
+    assert resp.status == 200 and "已撤回" in html

@@ -212,6 +212,9 @@ def test_a_cross_region_journey_through_the_pages(duo: Cluster, browser: Any) ->
 
     wait_until(captured, "the cross-region redemption captured", timeout=30)
     gy.check("provider")
+    gy.open("/ui/provider/offers")
+    assert "Ascend 910B" in gy.text() and "在售" in gy.text()
+    gy.check("provider-offers")
 
     # Hangzhou's operator sees the flow, closes the window and pays.
     hz.sign_in(duo[HZ].operator)

@@ -96,6 +96,15 @@ ERRORS: dict[str, tuple[str, str]] = {
     ),
     "provider_not_found": ("找不到该服务商", "No such provider"),
     "holder_not_found": ("找不到该需求方", "No such holder"),
+    "offer_not_found": ("找不到该报价", "No such offer"),
+    "offer_withdrawn": ("该报价已撤回", "The offer was withdrawn"),
+    "offer_expired": ("该报价已过期", "The offer has expired"),
+    "offer_changed": (
+        "报价已更新，请按新条件重新申请",
+        "The offer changed: ask again at its terms",
+    ),
+    "order_not_found": ("找不到该订购申请", "No such order request"),
+    "order_decided": ("该订购申请已处理", "This order request was already answered"),
 }
 
 # What needs attention (node/domain/attention.py), with its figures.

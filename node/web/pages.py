@@ -10,6 +10,7 @@ from aiohttp import web
 from node import errors
 from node.api.appkeys import NODE
 from node.web import compute as cp
+from node.web import offers as of
 from node.web import operators as op
 from node.web import people as pp
 from node.web import policy as po
@@ -37,6 +38,10 @@ def routes() -> list[web.RouteDef]:
         web.post("/link", link_signin),
         web.get("/holder", pp.holder_home),
         web.get("/holder/compute", cp.holder_compute),
+        web.get("/provider/offers", of.provider_offers),
+        web.post("/provider/offers", of.provider_publish),
+        web.post("/provider/offers/{id}/withdraw", of.provider_withdraw),
+        web.post("/provider/orders/{id}/{decision:accept|decline}", of.provider_decide),
         web.post("/holder/compute/order", cp.holder_order),
         web.post("/holder/demand", pp.holder_demand),
         web.post("/holder/vouchers/{id}/authorize", pp.holder_authorize),

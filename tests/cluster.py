@@ -285,6 +285,9 @@ CITIES = {
     "330100": ("Hangzhou", "hangzhou"),
     "370200": ("Qingdao", "qingdao"),
     "520100": ("Guiyang", "guiyang"),
+    # Two more, for five-city runs: Hangzhou's policy under their own region code.
+    "310100": ("Shanghai", "hangzhou"),
+    "440300": ("Shenzhen", "hangzhou"),
 }
 
 
@@ -337,7 +340,7 @@ class Cluster:
                 statement_inline_records=statement_inline_records,
                 statements_page=statements_page,
             )
-            text = policy_text(policy, fiscal_year=str(YEAR))
+            text = policy_text(policy, fiscal_year=str(YEAR), region=f'"{region}"')
             if policy_edit is not None:
                 text = policy_edit(region, text)
             token = init_node(

@@ -136,3 +136,45 @@ def test_a_holder_orders_from_another_citys_offer_and_redeems_it(tmp_path: Path)
             assert shown["redemption"]["state"] == "captured", shown
             assert shown["redemption"]["captured_fen"] == 60_000
         pair.check_all()
+
+
+def test_five_cities_one_update_reaches_every_one_and_a_killed_one_catches_up(
+    tmp_path: Path,
+) -> None:
+    """Five real node processes (the 300-city figures come from the in-process simulation,
+    python -m node.tools.bench.offers). Prints how long an update took to reach every city."""
+    import time
+
+    cities = [HZ, QD, GY, "310100", "440300"]
+    with Cluster(tmp_path, cities).session() as five:
+        five.start()
+        five.provider(GY, "gy-centre", GY_CENTRE)
+        gy = five[GY]
+        token = gy.tokens["gy-centre"]
+        offers = [
+            gy.call("POST", "/v1/offers", token, terms(cards=8 * (i + 1)), expect=201)
+            for i in range(3)
+        ]
+        own = catalog(gy, GY)
+        wait_until(
+            lambda: all(catalog(five[c], GY) == own for c in cities), "three offers in five cities"
+        )
+        started = time.monotonic()
+        gy.call("PUT", f"/v1/offers/{offers[0]['id']}", token, terms(price_fen=1_500), expect=200)
+        own = catalog(gy, GY)
+        wait_until(
+            lambda: all(catalog(five[c], GY) == own for c in cities), "the update in five cities"
+        )
+        print(f"\nfive cities: an update reached every city in {time.monotonic() - started:.3f} s")
+        # Every city took each push once: four OFFERS, one per peer, for this change.
+        for city in cities:
+            if city != GY:
+                log = (five[city].data / "node.log").read_text()
+                assert log.count("accepted OFFERS ") >= 2, log[-2000:]
+        five.kill("440300")
+        for offer in offers[1:]:
+            gy.call("POST", f"/v1/offers/{offer['id']}/withdraw", token, expect=200)
+        own = catalog(gy, GY)
+        five.restart("440300")
+        wait_until(lambda: catalog(five["440300"], GY) == own, "Shenzhen caught up after kill -9")
+        five.check_all()

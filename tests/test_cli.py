@@ -220,12 +220,16 @@ def test_demo_once(tmp_path: Path) -> None:
     out = suanli("demo", "--once", "--port", "0", "--data", str(tmp_path / "demo"))
     assert "Every node's books balance and every pair of cities agrees." in out.stdout
     assert "order_already_subsidised" in out.stdout and "out_of_scope" in out.stdout
-    assert "Hangzhou  → Guiyang   ¥900,000.00" in out.stdout
+    # The headline redemption (¥900,000) and the order from Guiyang's catalog offer (30 % of
+    # 400 card-hours at ¥25.00: ¥3,000).
+    assert "Hangzhou  → Guiyang   ¥903,000.00" in out.stdout
     assert (
-        "Hangzhou  owes Guiyang      ¥900,000.00  (1 capture(s), " in out.stdout
+        "Hangzhou  owes Guiyang      ¥903,000.00  (2 capture(s), " in out.stdout
         and "countersigned)" in out.stdout
     )
-    assert "Hangzhou  pays Guiyang      ¥600,000.00" in out.stdout
+    assert "Hangzhou  pays Guiyang      ¥603,000.00" in out.stdout
+    assert "A800         list ¥25.00  after its voucher ¥17.50" in out.stdout
+    assert "accepted as GA-2026-0100; redeemed: captured, subsidy ¥3,000.00" in out.stdout
 
 
 def test_card_export_and_peer_add_with_fingerprint(tmp_path: Path) -> None:

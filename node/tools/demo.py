@@ -5,7 +5,8 @@ Hangzhou (330100), Qingdao (370200) and Guiyang (520100) each run as their own p
 plaintext gRPC on 127.0.0.1. The scenario registers realistic holders and providers, decides
 demands (granted and declined), redeems locally in every city and across cities (a Hangzhou
 start-up training on a Guiyang cluster; a Qingdao enterprise on a Hangzhou centre, in two
-phases), refuses a double subsidy, then checks every node's books and that every pair of
+phases), refuses a double subsidy, shares compute (offers published in Guiyang and Qingdao,
+found and ordered from Hangzhou at the price after its voucher, the order redeemed), then checks every node's books and that every pair of
 cities agrees. It prints a summary and serves until Ctrl-C; ``--once`` exits after the checks,
 0 only if all of them pass.
 """
@@ -33,6 +34,7 @@ from node.config import FederationConfig
 from node.domain.money import yuan
 from node.provision import peer_all
 from node.tools.crosscheck import compare, in_flight
+from node.tools.demo_offers import share_compute
 from node.tools.processes import ROOT, free_port, serving, spawn
 
 POLICIES = Path(__file__).resolve().parent / "policies"  # package data: ops/policies links here
@@ -573,6 +575,8 @@ async def run_demo(args: argparse.Namespace) -> int:
         for city in cities.values():
             await _start(city)
         result = await scenario(cities)
+        async with aiohttp.ClientSession() as session:
+            shared = await share_compute({r: Api(session, c) for r, c in cities.items()}, cities)
         deadline = time.monotonic() + 30
         while any(in_flight(c.data) for c in cities.values()) and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
@@ -581,6 +585,7 @@ async def run_demo(args: argparse.Namespace) -> int:
         if not settled["agreed"]:
             problems.append("not every pair statement was countersigned within 60 s")
         print(_summary(cities, result, _matrix(cities)))
+        print("\n".join(shared))
         print(_settlement_summary(cities, settled))
         print(await _platform_links(cities))
         print(f"\nData and logs: {root}")

@@ -11,6 +11,7 @@ import typing
 from typing import Any
 
 from node.domain import model
+from node.domain.orders import SHOWN_FIELDS
 
 TIME = {"type": "string", "format": "date-time"}
 
@@ -196,31 +197,7 @@ PRICED = {
 
 ORDER = {
     "type": "object",
-    "required": [
-        "id",
-        "side",
-        "peer",
-        "holder_id",
-        "holder_name",
-        "holder_uscc",
-        "offer_origin",
-        "offer_id",
-        "offer_version",
-        "provider_id",
-        "provider_name",
-        "compute_class",
-        "card_hours",
-        "price_fen",
-        "amount_fen",
-        "note",
-        "state",
-        "order_id",
-        "reason",
-        "created_at",
-        "decided_at",
-        "updated_at",
-        "redemption",
-    ],
+    "required": [*SHOWN_FIELDS, "redemption"],
     "properties": {
         **{
             k: {"type": "string"}

@@ -25,6 +25,34 @@ ORDER_STATES = ("requested", "accepted", "declined", "refused")
 REQUEST_ID = re.compile(r"or_[0-9a-f]{16}")
 ORDER_ID_MAX = 100  # as a redemption's order_id (docs/protocol.md §4.7)
 NOTE_MAX = 500
+# An order as both sides keep it (node/store/orders.py); the API shows all but the message ids.
+ORDER_FIELDS = (
+    "id",
+    "side",
+    "peer",
+    "holder_id",
+    "holder_name",
+    "holder_uscc",
+    "offer_origin",
+    "offer_id",
+    "offer_version",
+    "provider_id",
+    "provider_name",
+    "compute_class",
+    "card_hours",
+    "price_fen",
+    "amount_fen",
+    "note",
+    "state",
+    "order_id",
+    "reason",
+    "request_message_id",
+    "answer_message_id",
+    "created_at",
+    "decided_at",
+    "updated_at",
+)
+SHOWN_FIELDS = tuple(f for f in ORDER_FIELDS if not f.endswith("message_id"))
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ from node.domain.payments import value_date as checked_value_date
 from node.domain.windows import CST
 from node.faults import crash_point
 from node.services.common import Principal, new_id, require_operator
-from node.services.inboxed import receive_once_txn
+from node.services.inboxed import apply_answer_once, receive_once_txn
 from node.services.ports import (
     Acknowledged,
     AckSealer,
@@ -61,7 +61,7 @@ from node.services.ports import (
     Sender,
 )
 from node.store import clearing as store
-from node.store import ledger, outbox
+from node.store import ledger
 from node.store import settlement as statements
 from node.store.engine import Books
 
@@ -544,9 +544,7 @@ class Clearing:
         now = self._clock.now_ms()
         message_id = row["message_id"]
 
-        def txn(conn: sqlite3.Connection) -> str | None:
-            if not outbox.outbox_done(conn, message_id, now):
-                return None
+        def effect_txn(conn: sqlite3.Connection) -> str:
             t = store.by_message(conn, message_id)
             if t is None:  # cannot happen: both commit together
                 raise errors.Invariant(f"outbox message {message_id} belongs to no transfer")
@@ -582,9 +580,6 @@ class Clearing:
             )
             return f"{request_type} of {t['id']} refused: {answer.code}"
 
-        told = await self._db.run("transfer_apply", txn)
-        if told is not None:
-            (logger.info if isinstance(answer, Acknowledged) else logger.error)(
-                "%s: %s", row["peer"], told
-            )
-        return Applied(told)
+        return await apply_answer_once(
+            self._db, "transfer_apply", row, answer, effect_txn, now, logging.ERROR
+        )

@@ -24,7 +24,7 @@ from node.clock import Clock, iso
 from node.domain import orders as rules
 from node.domain.orders import OrderAnswer, OrderRequest
 from node.services.common import Principal, new_id, require_role
-from node.services.inboxed import receive_once_txn
+from node.services.inboxed import apply_answer_once, receive_once_txn
 from node.services.ports import (
     Acknowledged,
     AckSealer,
@@ -36,7 +36,7 @@ from node.services.ports import (
     Row,
     Sender,
 )
-from node.store import catalog, ledger, outbox, registry
+from node.store import catalog, ledger, registry
 from node.store import orders as store
 from node.store.engine import Books
 
@@ -352,9 +352,7 @@ class Orders:
         now = self._clock.now_ms()
         message_id = row["message_id"]
 
-        def txn(conn: sqlite3.Connection) -> str | None:
-            if not outbox.outbox_done(conn, message_id, now):
-                return None
+        def effect_txn(conn: sqlite3.Connection) -> str:
             order = store.by_message(conn, message_id)
             if order is None:  # cannot happen: both commit together
                 raise errors.Invariant(f"outbox message {message_id} belongs to no order")
@@ -380,12 +378,7 @@ class Orders:
             )
             return f"{request_type} of {order['id']} refused: {answer.code}"
 
-        told = await self._db.run("order_apply", txn)
-        if told is not None:
-            (logger.info if isinstance(answer, Acknowledged) else logger.warning)(
-                "%s: %s", row["peer"], told
-            )
-        return Applied(told)
+        return await apply_answer_once(self._db, "order_apply", row, answer, effect_txn, now)
 
 
 def _scope(who: Principal) -> tuple[str | None, str | None]:

@@ -8,34 +8,10 @@ import sqlite3
 from typing import Any
 
 from node import errors
+from node.domain.orders import ORDER_FIELDS
 from node.store.rows import limit_of
 
-FIELDS = (
-    "id",
-    "side",
-    "peer",
-    "holder_id",
-    "holder_name",
-    "holder_uscc",
-    "offer_origin",
-    "offer_id",
-    "offer_version",
-    "provider_id",
-    "provider_name",
-    "compute_class",
-    "card_hours",
-    "price_fen",
-    "amount_fen",
-    "note",
-    "state",
-    "order_id",
-    "reason",
-    "request_message_id",
-    "answer_message_id",
-    "created_at",
-    "decided_at",
-    "updated_at",
-)
+FIELDS = ORDER_FIELDS
 
 
 def _row(row: Any) -> dict[str, Any]:

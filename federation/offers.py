@@ -191,8 +191,9 @@ class OfferDesk:
     def _verifiable(self, origin: str) -> bool:
         return origin != self.region and self._peers(origin) is not None
 
-    async def take(self, batch: pb.OfferBatch) -> Applied:
-        """Verify every offer of an origin this node takes, then keep them (and the marks)."""
+    async def take(self, batch: pb.OfferBatch, sender: str) -> Applied:
+        """Verify every offer of an origin this node takes, then keep them (and the marks,
+        ``sender``'s own as they are, a relay's within what it brought signed)."""
         if len(batch.offers) > MAX_BATCH_OFFERS:
             raise errors.MalformedMessage(f"at most {MAX_BATCH_OFFERS} offers in one message")
         signed = []
@@ -200,7 +201,7 @@ class OfferDesk:
             peer = self._peers(m.origin) if m.origin != self.region else None
             if peer is not None:  # others: origins this node cannot verify (or itself)
                 signed.append(open_offer(m, peer))
-        applied = await self._catalog.apply(signed, _marks(batch), self._verifiable)
+        applied = await self._catalog.apply(signed, _marks(batch), self._verifiable, sender)
         if applied.behind:
             self._behind(applied.behind)
         return applied
@@ -218,7 +219,7 @@ class OfferDesk:
             raise errors.MalformedMessage(
                 "OFFERS carries its sender's own offers only; others travel by OFFER_QUERY"
             )
-        applied = await self.take(batch)
+        applied = await self.take(batch, origin)
         return batch_payload([], applied.marks), _line(applied)
 
     async def query(self, opened: Opened) -> tuple[bytes, str]:
@@ -339,7 +340,7 @@ class Publisher:
             if reply is None:
                 return kept
             try:
-                applied = await self._desk.take(reply)
+                applied = await self._desk.take(reply, peer)
             except errors.SuanliError as exc:
                 logger.warning("offers from %s not taken: %s", peer, exc.for_log())
                 return kept

@@ -292,6 +292,7 @@ def _build_federation(
         inline_records=fed.statement_inline_records,
     )
     netting = Netting(db, region, key, directory, link, fed.statements_page)
+    catalog.agreed = lambda who: netting.compute(who, 0)
     # Offers travel on their own connections: catalog traffic is bulk and background, and a
     # catch-up call to a peer that is not up yet must not put the channel redemptions use
     # into gRPC's reconnect backoff.

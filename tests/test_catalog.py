@@ -20,6 +20,7 @@ from node.domain.offers import (
     NOT_ALLOWED,
     Offer,
     Reach,
+    Signed,
     Terms,
     check_terms,
     newer,
@@ -755,3 +756,23 @@ async def test_a_provider_publishes_and_answers_orders_on_its_pages(world: World
     assert resp.status == 400 and "该订购申请已处理" in html
     resp, html = await page.go("POST", f"/ui/provider/offers/{offer['id']}/withdraw", {})
     assert resp.status == 200 and "已撤回" in html
+
+
+async def test_a_relay_cannot_vouch_for_changes_its_origin_never_signed(rig: Rig) -> None:
+    """Anti-entropy takes a relay's mark for another origin only up to the highest change of
+    that origin this node holds signed: a lying relay cannot make it skip changes."""
+    from node.services.catalog import Mark
+    from node.store.catalog import mark_of
+
+    node = rig.node
+    qd = dataclasses.replace(gy_offer(rig, "of_q", 3), origin="370200")
+    qd_signed = Signed(qd, b"record", "k", b"sig")
+    # Guiyang, as a relay, claims Qingdao's changes through a million, bringing none.
+    await node.catalog.apply([], [Mark("370200", 0, 10**6)], lambda o: True, sender=PEER)
+    assert await node.db.read("t", lambda c: mark_of(c, "370200")) == (0, 0)
+    # Bringing one, signed (number 3): the mark goes no further than 3.
+    await node.catalog.apply([qd_signed], [Mark("370200", 0, 10**6)], lambda o: True, sender=PEER)
+    assert await node.db.read("t", lambda c: mark_of(c, "370200")) == (3, 3)
+    # Qingdao itself is believed about its own changes.
+    await node.catalog.apply([], [Mark("370200", 3, 9)], lambda o: True, sender="370200")
+    assert (await node.db.read("t", lambda c: mark_of(c, "370200")))[0] == 9

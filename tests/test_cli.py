@@ -230,6 +230,9 @@ def test_demo_once(tmp_path: Path) -> None:
     assert "Hangzhou  pays Guiyang      ¥603,000.00" in out.stdout
     assert "A800         list ¥25.00  after its voucher ¥17.50" in out.stdout
     assert "accepted as GA-2026-0100; redeemed: captured, subsidy ¥3,000.00" in out.stdout
+    # Qingdao, party to none of Hangzhou's and Guiyang's statements, sees what they captured.
+    assert "cards on offer: Qingdao 256, Guiyang 1,536" in out.stdout
+    assert "Hangzhou  → Guiyang   captured ¥903,000.00" in out.stdout
 
 
 def test_card_export_and_peer_add_with_fingerprint(tmp_path: Path) -> None:

@@ -659,6 +659,7 @@ async def search_catalog(request: web.Request) -> web.Response:
             "items": [render.priced(p, now) for p in found.items],
             "vouchers": [render.purse(c, p) for c, p in sorted(found.purses.items())],
             "outbound": sorted(found.reach.room_fen),
+            "cap_left_fen": found.cap_left_fen,
         }
     )
 
@@ -702,5 +703,6 @@ async def decline_order(request: web.Request) -> web.Response:
 
 async def catalog_utilisation(request: web.Request) -> web.Response:
     query = Query(request)
+    between = query.flag("between")
     query.done()
-    return _ok(await request.app[NODE].catalog.utilisation(_who(request)))
+    return _ok(await request.app[NODE].catalog.utilisation(_who(request), between))

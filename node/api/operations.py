@@ -147,6 +147,13 @@ QUERY: dict[tuple[str, str], list[dict[str, Any]]] = {
     ],
 }
 QUERY[("get", "/v1/orders")] = PAGE
+QUERY[("get", "/v1/catalog/utilisation")] = [
+    _q(
+        "between",
+        {"type": "string", "enum": ["0", "1", "false", "true"]},
+        "also what cities captured from each other, from every member's countersigned statements",
+    )
+]
 QUERY[("get", "/v1/catalog")] = [
     _q("compute_class", _text(60), "one compute class"),
     _q("accelerator", _text(40), "one accelerator model, e.g. Ascend 910B"),

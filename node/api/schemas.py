@@ -349,6 +349,7 @@ ANSWERS: dict[tuple[str, str], dict[str, Any]] = {
             },
         },
         outbound={"type": "array", "items": {"type": "string"}},
+        cap_left_fen={"type": "integer", "nullable": True},
     ),
 }
 

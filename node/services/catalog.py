@@ -15,12 +15,12 @@ import heapq
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from node import errors
-from node.clock import Clock
+from node.clock import Clock, year_of
 from node.domain import offers as rules
 from node.domain.fields import is_region
 from node.domain.money import apply_ratio
@@ -78,6 +78,7 @@ class Results:
     items: list[Priced]
     purses: dict[str, Purse]
     reach: Reach
+    cap_left_fen: int | None = None  # what this year's cap still lets be issued; None: no policy
 
 
 class Catalog:
@@ -96,6 +97,9 @@ class Catalog:
         self._policies = policies
         self._signer = signer
         self.changed = changed  # told after this city's offers change (the publisher pushes)
+        # The federation's countersigned statements, verified (the netting service's, set by
+        # the composition root on a federated node): what cities captured from each other.
+        self.agreed: Callable[[Principal], Awaitable[dict[str, Any]]] | None = None
         self._unanalyzed = 0  # changes since the planner's statistics were last refreshed
         self._analyzed_at = 0.0
 
@@ -244,12 +248,22 @@ class Catalog:
     # Peers' offers ------------------------------------------------------------------------
 
     async def apply(
-        self, signed: list[Signed], marks: list[Mark], verifiable: Callable[[str], bool]
+        self,
+        signed: list[Signed],
+        marks: list[Mark],
+        verifiable: Callable[[str], bool],
+        sender: str | None = None,
     ) -> Applied:
         """Keep the verified offers that are newer than what is held, then move each named
         origin's mark: a batch covering (after, through] completes an origin held through at
         least ``after``. ``verifiable``: whether an origin is one whose offers this node takes
-        (a peer; never this city itself, whose offers only it makes)."""
+        (a peer; never this city itself, whose offers only it makes).
+
+        ``sender``: the city the batch came from. Its marks for its own offers are taken as
+        they are; its marks for another origin's (a relay's, in anti-entropy) only up to the
+        highest number of that origin's that this node holds signed: a relay can vouch for no
+        change the origin has not signed, so a lying one cannot make this node (and, through
+        its answers, the origin) believe it holds changes it was never given."""
         now = self._clock.now_ms()
 
         def txn(conn: sqlite3.Connection) -> Applied:
@@ -279,9 +293,12 @@ class Catalog:
                 if m.origin == self.region or not verifiable(m.origin):
                     continue
                 complete, highest = held[m.origin]
-                if complete >= m.after and m.through > complete:
-                    complete = m.through
-                held[m.origin] = (complete, max(highest, complete, m.through))
+                through = m.through
+                if sender is not None and m.origin != sender:
+                    through = min(through, store.max_seq(conn, m.origin))
+                if complete >= m.after and through > complete:
+                    complete = through
+                held[m.origin] = (complete, max(highest, complete, through))
             for origin, (complete, highest) in held.items():
                 if origin == self.region or not verifiable(origin):
                     continue
@@ -377,12 +394,26 @@ class Catalog:
             items = [rules.price_after(o, purse, reach) for o in found]
             if sort == "effective":
                 items.sort(key=_effective_key)
-            return Results(items[:limit], purse, reach)
+            return Results(items[:limit], purse, reach, self._cap_left_txn(conn, holder_id, now))
 
         return await self._db.read("catalog_search", txn)
 
-    async def utilisation(self, who: Principal) -> dict[str, Any]:
+    def _cap_left_txn(self, conn: sqlite3.Connection, holder_id: str, now: int) -> int | None:
+        """What the holder's cap for this year (R3) still lets be issued to it."""
+        policy = self._policies.maybe_for_year(year_of(now))
+        holder = registry.get_holder(conn, holder_id)
+        category = policy.categories.get(holder.category) if policy is not None else None
+        if policy is None or category is None:
+            return None
+        used, _ = voucher_rows.holder_standing(conn, holder_id, policy.fiscal_year)
+        return max(0, category.annual_cap_fen - used)
+
+    async def utilisation(self, who: Principal, between: bool = False) -> dict[str, Any]:
         """What is offered and how much of it is used (docs/operations.md, "Compute offers").
+
+        ``between``: also what cities captured from each other's vouchers, from every
+        member's countersigned pair statements (gathered and verified as netting does, the
+        same at every node): ``between_cities``, with the statements' ``netting_id``.
 
         ``federation``: every city's live capacity by class, from the signed offers in the
         catalog, the same at every node that holds the same offers. ``providers`` and
@@ -428,7 +459,23 @@ class Catalog:
                 c[k] += r[k]
         for r in (*rows.values(), *classes.values()):
             r["used_bp"] = _used_bp(r["ordered_card_hours"], r["card_hours"])
+        shown: dict[str, Any] = {}
+        if between and self.agreed is not None:
+            net = await self.agreed(who)
+            pairs: dict[tuple[str, str], int] = {}
+            for st in net["statements"]:
+                key = (st["issuer"], st["acquirer"])
+                pairs[key] = pairs.get(key, 0) + int(st["total_fen"])
+            shown = {
+                "between_cities": [
+                    {"issuer": i, "acquirer": a, "captured_fen": fen}
+                    for (i, a), fen in sorted(pairs.items())
+                ],
+                "netting_id": net["netting_id"],
+                "unreachable_peers": net["unreachable_peers"],
+            }
         return {
+            **shown,
             "federation": [
                 {"city": city, "compute_class": cls, "offers": n, "cards": cards, "card_hours": h}
                 for city, cls, n, cards, h in raw["federation"]

@@ -222,6 +222,12 @@ def signed_since(conn: sqlite3.Connection, origin: str, after: int, limit: int) 
     return [_signed(r) for r in rows]
 
 
+def max_seq(conn: sqlite3.Connection, origin: str) -> int:
+    """The highest sequence number of ``origin``'s this node holds signed (0: none)."""
+    row = conn.execute("SELECT MAX(seq) FROM catalog_offers WHERE origin = ?", (origin,)).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
 def marks(conn: sqlite3.Connection) -> dict[str, tuple[int, int]]:
     """Per origin: (complete_through, highest_seen)."""
     return {

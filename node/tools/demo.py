@@ -34,7 +34,7 @@ from node.config import FederationConfig
 from node.domain.money import yuan
 from node.provision import peer_all
 from node.tools.crosscheck import compare, in_flight
-from node.tools.demo_offers import share_compute
+from node.tools.demo_offers import federation_use, share_compute
 from node.tools.processes import ROOT, free_port, serving, spawn
 
 POLICIES = Path(__file__).resolve().parent / "policies"  # package data: ops/policies links here
@@ -581,6 +581,11 @@ async def run_demo(args: argparse.Namespace) -> int:
         while any(in_flight(c.data) for c in cities.values()) and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         settled = await settle(cities)
+        async with aiohttp.ClientSession() as session:
+            shared += await federation_use(
+                {r: Api(session, c) for r, c in cities.items()},
+                {r: c.name for r, c in cities.items()},
+            )
         problems = _checks(cities)
         if not settled["agreed"]:
             problems.append("not every pair statement was countersigned within 60 s")

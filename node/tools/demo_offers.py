@@ -113,3 +113,24 @@ async def share_compute(api: Mapping[str, Apiish], cities: Mapping[str, Cityish]
         f" subsidy {yuan(got.get('captured_fen', 0))}"
     )
     return lines
+
+
+async def federation_use(api: Mapping[str, Apiish], names: Mapping[str, str]) -> list[str]:
+    """The federation-wide picture as Qingdao computes it, from the signed offers in its
+    catalog and every member's countersigned statements (it is party to none of Hangzhou's
+    and Guiyang's): the same figures every city gets."""
+    use = await api[QD].ok("GET", "/v1/catalog/utilisation?between=1")
+    cards: dict[str, int] = {}
+    for row in use["federation"]:
+        cards[row["city"]] = cards.get(row["city"], 0) + row["cards"]
+    lines = ["\nThe federation as Qingdao sees it (signed offers; countersigned statements):"]
+    lines.append(
+        "  cards on offer: "
+        + ", ".join(f"{names.get(c, c)} {n:,}" for c, n in sorted(cards.items()))
+    )
+    for row in use["between_cities"]:
+        lines.append(
+            f"  {names.get(row['issuer'], row['issuer']):9s} → "
+            f"{names.get(row['acquirer'], row['acquirer']):9s} captured {yuan(row['captured_fen'])}"
+        )
+    return lines

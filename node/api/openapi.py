@@ -11,7 +11,8 @@ from typing import Any
 
 from node import errors
 from node.api import schemas
-from node.api.operations import CONTENT, ERR, ID, OBJ, OPERATIONS, QUERY, S
+from node.api.operations import CONTENT, OPERATIONS, QUERY
+from node.api.shapes import ERR, ID, OBJ, S
 from node.api.status import http_status
 from node.domain.policy import Policy
 

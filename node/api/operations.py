@@ -6,96 +6,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from node.domain.fields import MAX_FEN
+from node.api.compute_ops import COMPUTE_OPERATIONS, COMPUTE_QUERY
+from node.api.shapes import (
+    CATEGORY,
+    COMPUTE_CLASS,
+    DATE,
+    FEN,
+    ID,
+    OBJ,
+    PAGE,
+    PROVIDER_KINDS,
+    PROVIDER_STATES,
+    REGION,
+    ROLES,
+    TIME,
+    USCC,
+    WINDOW,
+    S,
+    _prose,
+    _q,
+    _schema,
+    _text,
+)
 
-ERR = {"$ref": "#/components/schemas/Error"}
-OBJ: dict[str, Any] = {"type": "object"}
-
-# What the strict parser (node/api/parse.py) accepts, written down: the document may be looser
-# than the node (the node refuses more, e.g. a USCC whose check character is wrong) but never
-# stricter, so anything this schema calls invalid the node refuses with a 4xx
-# (tests/test_schemathesis.py holds the two together).
-NO_CONTROL = r"^[^\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]*$"
-
-
-def _schema(required: list[str], **props: Any) -> dict[str, Any]:
-    """An object with exactly these fields; an optional field may also be null (= absent)."""
-    return {
-        "type": "object",
-        "additionalProperties": False,
-        "required": required,
-        "properties": {
-            k: v if k in required or "$ref" in v else {**v, "nullable": True}
-            for k, v in props.items()
-        },
-    }
-
-
-def _text(max_len: int, min_len: int = 1, **extra: Any) -> dict[str, Any]:
-    """A string taken exactly as sent: no control characters, no white space around it."""
-    return {
-        "type": "string",
-        "minLength": min_len,
-        "maxLength": max_len,
-        "pattern": extra.pop("pattern", r"^\S(.*\S)?$" if min_len else NO_CONTROL),
-        **extra,
-    }
-
-
-def _prose(max_len: int) -> dict[str, Any]:
-    """Free text for people (names, reasons): trimmed, no control characters."""
-    return {"type": "string", "minLength": 1, "maxLength": max_len, "pattern": NO_CONTROL}
-
-
-S = {"type": "string"}
-ID = _text(60)
-FEN = {
-    "type": "integer",
-    "minimum": 1,
-    "maximum": MAX_FEN,
-    "description": "integer fen (分), 1 to 10^15",
-}
-TIME = {
-    "type": "string",
-    "format": "date-time",
-    "maxLength": 40,
-    "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?([Zz]|[+-][0-9]{2}:[0-9]{2})$",
-    "description": "RFC 3339 with a zone, e.g. 2026-01-01T00:00:00Z",
-}
-DATE = {
-    "type": "string",
-    "format": "date",
-    "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
-    "description": "ISO 8601 calendar date",
-}
-REGION = {
-    "type": "string",
-    "pattern": r"^[1-8][0-9]{5}$",
-    "description": "GB/T 2260 region code, e.g. 330100",
-}
-USCC = {
-    "type": "string",
-    "pattern": r"^[0-9A-HJ-NPQRTUWXYa-hj-npqrtuwxy]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXYa-hj-npqrtuwxy]{10}$",
-    "description": "unified social credit code (GB 32100-2015), 18 characters; its check "
-    "character is verified too",
-}
-WINDOW = _text(40, description="a settlement window name, docs/protocol.md §4.6")
-ROLES = ["operator", "holder", "provider"]
-PROVIDER_STATES = ["pending", "approved", "suspended"]
-PROVIDER_KINDS = ["computing_centre", "matchmaking_partner"]
-# Filled from the node's current policy when the document is served (openapi_document).
-COMPUTE_CLASS = {"$ref": "#/components/schemas/ComputeClass"}
-CATEGORY = {"$ref": "#/components/schemas/Category"}
-
-
-def _q(name: str, schema: dict[str, Any], what: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": schema, "description": what}
-
-
-PAGE = [
-    _q("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "at most this many (100)"),
-    _q("after", _text(200, min_len=0), "the previous page's next_after"),
-]
 QUERY: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("get", "/v1/policy"): [
         _q("year", {"type": "integer", "minimum": 2000, "maximum": 2200}, "a fiscal year")
@@ -146,46 +79,7 @@ QUERY: dict[tuple[str, str], list[dict[str, Any]]] = {
         ),
     ],
 }
-QUERY[("get", "/v1/orders")] = PAGE
-QUERY[("get", "/v1/catalog/utilisation")] = [
-    _q(
-        "between",
-        {"type": "string", "enum": ["0", "1", "false", "true"]},
-        "also what cities captured from each other, from every member's countersigned statements",
-    )
-]
-QUERY[("get", "/v1/catalog")] = [
-    _q("compute_class", _text(60), "one compute class"),
-    _q("accelerator", _text(40), "one accelerator model, e.g. Ascend 910B"),
-    _q("region", REGION, "the data centre's city"),
-    _q(
-        "max_price_fen",
-        {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
-        "list price per card-hour at most",
-    ),
-    _q(
-        "min_cards",
-        {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
-        "at least this many cards",
-    ),
-    _q("from", TIME, "the cards must be available from then"),
-    _q("until", TIME, "... until then"),
-    _q(
-        "domestic_chips",
-        {"type": "string", "enum": ["0", "1", "false", "true"]},
-        "domestic chips only",
-    ),
-    _q(
-        "min_security_level", {"type": "integer", "minimum": 0, "maximum": 4}, "MLPS level at least"
-    ),
-    _q(
-        "sort",
-        {"type": "string", "enum": ["effective", "price"]},
-        "effective (after the voucher; default) or list price",
-    ),
-    _q("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "at most this many (50)"),
-]
-
+QUERY.update(COMPUTE_QUERY)
 # Success bodies that are not JSON.
 CONTENT: dict[tuple[str, str], dict[str, Any]] = {
     ("get", "/v1/reports/budget-execution"): {
@@ -225,31 +119,6 @@ ORDER_ERRORS = (
     "compute_class_mismatch",
     "out_of_scope",
 )
-
-TERMS = _schema(
-    [
-        "compute_class",
-        "accelerator",
-        "cards",
-        "price_fen",
-        "min_card_hours",
-        "available_from",
-        "available_until",
-    ],
-    compute_class=_text(60),
-    accelerator=_text(40, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._+-]{0,39}$"),
-    cards={"type": "integer", "minimum": 1, "maximum": 1_000_000},
-    price_fen={**FEN, "description": "integer fen per card-hour"},
-    min_card_hours={"type": "integer", "minimum": 1, "maximum": 100_000_000},
-    available_from=TIME,
-    available_until=TIME,
-    expires_at={**TIME, "description": "when the offer lapses (default: available_until)"},
-    data_centre_region=REGION,
-    domestic_chips={"type": "boolean"},
-    security_level={"type": "integer", "minimum": 0, "maximum": 4},
-    contact=_prose(200),
-)
-OFFER_ERRORS = ("unknown_compute_class", "provider_not_found", "provider_not_approved")
 
 # (method, path, role, summary, request schema or None, success status, error codes)
 OPERATIONS: list[tuple[str, str, str, str, dict[str, Any] | None, int, tuple[str, ...]]] = [
@@ -580,117 +449,6 @@ OPERATIONS: list[tuple[str, str, str, str, dict[str, Any] | None, int, tuple[str
         ORDER_ERRORS,
     ),
     (
-        "post",
-        "/v1/offers",
-        "provider",
-        "Publish a compute offer; the node signs it and sends it to every peer city",
-        TERMS,
-        201,
-        OFFER_ERRORS,
-    ),
-    (
-        "get",
-        "/v1/offers",
-        "operator (this city's) or a provider (its own)",
-        "This city's offers, withdrawn and expired ones included",
-        None,
-        200,
-        (),
-    ),
-    (
-        "put",
-        "/v1/offers/{id}",
-        "provider",
-        "Change an offer's terms: a new version, sent to every peer city",
-        TERMS,
-        200,
-        (*OFFER_ERRORS, "offer_not_found", "offer_withdrawn"),
-    ),
-    (
-        "post",
-        "/v1/offers/{id}/withdraw",
-        "provider",
-        "Withdraw an offer in every city's catalog",
-        None,
-        200,
-        ("offer_not_found", "offer_withdrawn"),
-    ),
-    (
-        "get",
-        "/v1/catalog",
-        "holder",
-        "Search every city's live offers, each priced after the holder's own vouchers",
-        None,
-        200,
-        (),
-    ),
-    (
-        "get",
-        "/v1/catalog/utilisation",
-        "operator",
-        "Compute offered in every city (from the signed offers), and what was ordered and captured against this city's offers, by provider and class",
-        None,
-        200,
-        (),
-    ),
-    (
-        "post",
-        "/v1/orders",
-        "holder",
-        "Ask an offer's provider for an order (a peer city's: sent signed through the federation)",
-        _schema(
-            ["origin", "offer_id", "card_hours"],
-            origin=REGION,
-            offer_id=_text(64),
-            card_hours={"type": "integer", "minimum": 1, "maximum": MAX_FEN},
-            note=_prose(500),
-        ),
-        201,
-        (
-            "offer_not_found",
-            "offer_withdrawn",
-            "offer_expired",
-            "provider_not_approved",
-            "peer_not_found",
-        ),
-    ),
-    (
-        "get",
-        "/v1/orders",
-        "operator; a holder or a provider for its own",
-        "Orders against offers, with the redemption each led to",
-        None,
-        200,
-        (),
-    ),
-    (
-        "get",
-        "/v1/orders/{id}",
-        "operator, the holder or the provider",
-        "One order, with its redemption",
-        None,
-        200,
-        ("order_not_found",),
-    ),
-    (
-        "post",
-        "/v1/orders/{id}/accept",
-        "provider",
-        "Accept an order request with your order id (the redemption then names it)",
-        _schema(["order_id"], order_id=_text(100)),
-        200,
-        ("order_not_found", "order_decided", "already_exists"),
-    ),
-    (
-        "post",
-        "/v1/orders/{id}/decline",
-        "provider",
-        "Decline an order request, saying why",
-        _schema(["reason"], reason=_prose(500)),
-        200,
-        ("order_not_found", "order_decided"),
-    ),
-    (
         "get",
         "/v1/journal",
         "operator",
@@ -869,4 +627,5 @@ OPERATIONS: list[tuple[str, str, str, str, dict[str, Any] | None, int, tuple[str
         200,
         ("transfer_not_found", "transfer_not_awaiting"),
     ),
+    *COMPUTE_OPERATIONS,
 ]

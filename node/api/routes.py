@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from node import errors
+from node.api import catalog as hc
 from node.api import handlers as h
 from node.api.appkeys import NODE, PRINCIPAL
 from node.api.openapi import openapi_document
@@ -70,17 +71,17 @@ def routes(metrics_handler: Handler) -> list[web.RouteDef]:
         web.post("/v1/holds/{id}/capture", h.capture_hold),
         web.post("/v1/holds/{id}/void", h.void_hold),
         web.post("/v1/redemptions", h.redeem),
-        web.post("/v1/offers", h.publish_offer),
-        web.get("/v1/offers", h.list_offers),
-        web.put("/v1/offers/{id}", h.change_offer),
-        web.post("/v1/offers/{id}/withdraw", h.withdraw_offer),
-        web.get("/v1/catalog", h.search_catalog),
-        web.get("/v1/catalog/utilisation", h.catalog_utilisation),
-        web.post("/v1/orders", h.request_order),
-        web.get("/v1/orders", h.list_orders),
-        web.get("/v1/orders/{id}", h.get_order),
-        web.post("/v1/orders/{id}/accept", h.accept_order),
-        web.post("/v1/orders/{id}/decline", h.decline_order),
+        web.post("/v1/offers", hc.publish_offer),
+        web.get("/v1/offers", hc.list_offers),
+        web.put("/v1/offers/{id}", hc.change_offer),
+        web.post("/v1/offers/{id}/withdraw", hc.withdraw_offer),
+        web.get("/v1/catalog", hc.search_catalog),
+        web.get("/v1/catalog/utilisation", hc.catalog_utilisation),
+        web.post("/v1/orders", hc.request_order),
+        web.get("/v1/orders", hc.list_orders),
+        web.get("/v1/orders/{id}", hc.get_order),
+        web.post("/v1/orders/{id}/accept", hc.accept_order),
+        web.post("/v1/orders/{id}/decline", hc.decline_order),
         web.get("/v1/journal", h.journal),
         web.get("/v1/settlement/windows", h.settlement_windows),
         web.post("/v1/settlement/windows/close", h.close_window),

@@ -378,14 +378,7 @@ class Catalog:
         def txn(conn: sqlite3.Connection) -> Results:
             owned = voucher_rows.spendable_vouchers(conn, holder_id, now)
             purse = rules.purses(owned, now)
-            room: dict[str, int] = {}
-            if policy is not None:
-                window = window_of(policy, now)
-                for peer in peers.list_peers(conn):
-                    if peer.outbound:
-                        room[peer.region] = peer.exposure_cap_fen - peers.exposure(
-                            conn, peer.region, window
-                        )
+            room = {} if policy is None else peers.outbound_room(conn, window_of(policy, now))
             reach = Reach(self.region, room)
             if sort == "price":
                 found = store.cheapest(conn, filters, now, limit)

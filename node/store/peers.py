@@ -143,6 +143,18 @@ def exposure(conn: sqlite3.Connection, acquirer: str, window: str) -> int:
     return int(row[0])
 
 
+def outbound_room(conn: sqlite3.Connection, window: str) -> dict[str, int]:
+    """For every peer this city's vouchers may go to: its exposure cap less what this city
+    may owe it in ``window`` (open holds plus captures), in one read."""
+    rows = conn.execute(
+        "SELECT p.region, p.exposure_cap_fen - COALESCE(SUM(e.fen), 0) FROM peers p "
+        "LEFT JOIN exposure e ON e.acquirer = p.region AND e.window_id IN ('', ?) "
+        "WHERE p.outbound = 1 GROUP BY p.region, p.exposure_cap_fen",
+        (window,),
+    ).fetchall()
+    return {r[0]: int(r[1]) for r in rows}
+
+
 def add_exposure(conn: sqlite3.Connection, acquirer: str, window: str, fen: int) -> None:
     """Keep the exposure cache: ``window`` '' for open holds, else captures in that window."""
     if fen:

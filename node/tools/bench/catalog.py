@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import statistics
@@ -180,45 +181,69 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--searches", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=20)
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument(
+        "--engine",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="the node's books: its SQLite file, or a PostgreSQL cluster of its own on this "
+        "machine (reached through its Unix socket)",
+    )
     args = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="suanli-catalog-") as tmp:
-        data = Path(tmp) / "node"
-        policy = (ROOT / "ops" / "policies" / "hangzhou-2026.toml").read_text()
-        init_node(data, HERE, "Hangzhou", policy, 0)
-        clock = ManualClock(START)
-        node = build_node(data, clock)
-        try:
-            started = time.perf_counter()
-            n = fill(node.db, regions(args.origins), args.per_origin, args.seed)
-            node.db.run_sync("analyze", catalog.analyze)
-            filled = time.perf_counter() - started
-            live = node.db.run_sync(
-                "count",
-                lambda c: c.execute(
-                    "SELECT COUNT(*) FROM catalog_offers WHERE withdrawn = 0 AND expires_at > ?",
-                    (START,),
-                ).fetchone()[0],
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="suanli-catalog-"))
+        storage = None
+        if args.engine == "postgresql":
+            from node.files import write_private
+            from node.tools.pgcluster import PASSWORD, PgCluster
+
+            pg = PgCluster.create()
+            stack.callback(pg.close)
+            secret = Path(tmp) / "pg.password"
+            write_private(secret, PASSWORD)
+            dsn = pg.create_database("bench_catalog", local=True)
+            storage = {"backend": "postgresql", "dsn": dsn, "password_file": str(secret)}
+        return _run(args, Path(tmp), storage)
+
+
+def _run(args: argparse.Namespace, tmp: Path, storage: dict[str, str] | None) -> int:
+    data = tmp / "node"
+    policy = (ROOT / "ops" / "policies" / "hangzhou-2026.toml").read_text()
+    init_node(data, HERE, "Hangzhou", policy, 0, storage=storage)
+    clock = ManualClock(START)
+    node = build_node(data, clock)
+    try:
+        started = time.perf_counter()
+        n = fill(node.db, regions(args.origins), args.per_origin, args.seed)
+        node.db.run_sync("analyze", catalog.analyze)
+        filled = time.perf_counter() - started
+        live = node.db.run_sync(
+            "count",
+            lambda c: c.execute(
+                "SELECT COUNT(*) FROM catalog_offers WHERE withdrawn = 0 AND expires_at > ?",
+                (START,),
+            ).fetchone()[0],
+        )
+
+        async def run() -> dict[str, list[float]]:
+            holder, _ = await node.registry.register_holder(
+                SYSTEM, "91330100716105852F", "bench", "enterprise", None, None
             )
-
-            async def run() -> dict[str, list[float]]:
-                holder, _ = await node.registry.register_holder(
-                    SYSTEM, "91330100716105852F", "bench", "enterprise", None, None
+            who = Principal("holder", holder.id, "t")
+            for cls in ("model_services", "domestic_chips"):
+                await node.issuance.submit(
+                    who, Demand(holder.id, cls, 100_000_000, None, "2026-09-01", "2026-12-31")
                 )
-                who = Principal("holder", holder.id, "t")
-                for cls in ("model_services", "domestic_chips"):
-                    await node.issuance.submit(
-                        who, Demand(holder.id, cls, 100_000_000, None, "2026-09-01", "2026-12-31")
-                    )
-                checks.append(await check(node, who))
-                await searches(node, who, len(SEARCHES))  # warm the caches
-                return await searches(node, who, args.searches)
+            checks.append(await check(node, who))
+            await searches(node, who, len(SEARCHES))  # warm the caches
+            return await searches(node, who, args.searches)
 
-            checks: list[int] = []
-            times = asyncio.run(run())
-        finally:
-            node.close()
+        checks: list[int] = []
+        times = asyncio.run(run())
+    finally:
+        node.close()
     every = sorted(t for ts in times.values() for t in ts)
     report = {
+        "engine": args.engine,
         "offers": n,
         "live": live,
         "fill_seconds": round(filled, 1),

@@ -10,23 +10,13 @@ from aiohttp import web
 
 from node import errors
 from node.api.appkeys import NODE
+from node.domain.model import field_names
 from node.domain.offers import Terms
 from node.domain.windows import CST
 from node.web.forms import classes_of, error_text, field_of, posted, role_of, text_field, yuan_field
 from node.web.frame import render
 
-TERMS_FIELDS = (
-    "compute_class",
-    "accelerator",
-    "cards",
-    "price_fen",
-    "min_card_hours",
-    "available_from",
-    "available_until",
-    "expires_at",
-    "security_level",
-    "contact",
-)
+TERMS_FIELDS = field_names(Terms)
 # The form's names for the service's fields, so that a refusal lands beside its field.
 FORM_NAME = {"price_fen": "price", "expires_at": "available_until"}
 

@@ -539,6 +539,15 @@ async def test_a_provider_publishes_and_answers_orders_on_its_pages(world: World
     [offer] = (await world.providers["alicloud"].get("/v1/offers", expect=200))["items"]
     assert (offer["price_fen"], offer["cards"], offer["security_level"]) == (1_850, 32, 3)
     assert offer["available_until"] == "2026-04-01T16:00:00.000Z"  # midnight in China
+    # A new price and number of cards, from the offer's row: a new version, signed.
+    change = f"/ui/provider/offers/{offer['id']}/change"
+    resp, html = await page.go("POST", change, {"price": "abc", "cards": "40"})
+    assert resp.status == 400 and "例如 1200.50" in html
+    resp, html = await page.go("POST", change, {"price": "17.00", "cards": "40"})
+    assert resp.status == 200 and "¥17.00" in html
+    [offer] = (await world.providers["alicloud"].get("/v1/offers", expect=200))["items"]
+    assert (offer["version"], offer["price_fen"], offer["cards"]) == (2, 1_700, 40)
+    assert offer["security_level"] == 3  # the other terms as they were
     # A holder asks for it; the provider accepts on its page with its order id.
     ask = {"origin": "330100", "offer_id": offer["id"], "card_hours": 20}
     order = await world.holders["acme"].post("/v1/orders", ask, expect=201)

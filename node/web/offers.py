@@ -3,6 +3,7 @@ compute offers, and answer holders' order requests with an order id or a reason.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -100,6 +101,27 @@ async def provider_publish(request: web.Request) -> web.StreamResponse:
         field = {FORM_NAME.get(k, k): v for k, v in field.items()}
         return await _page(request, 400, errors=field, summary=[message], form=form)
     return await _page(request, 201, published=offer)
+
+
+async def provider_change(request: web.Request) -> web.StreamResponse:
+    """A new version of an offer at a new price and number of cards (its other terms as they
+    are): the node signs it and sends it to every city."""
+    who, form, lang, fields = await posted(request, "provider")
+    node = request.app[NODE]
+    price = yuan_field(form, "price", fields, lang)
+    cards = _count(form, "cards", fields, lang, 1_000_000)
+    if fields:
+        return await _page(request, 400, errors=fields, summary=list(fields.values()))
+    offer_id = request.match_info["id"]
+    mine = {o.offer_id: o for o in await node.catalog.own(who)}
+    try:
+        if offer_id not in mine:
+            raise errors.OfferNotFound(f"no offer {offer_id[:70]!r} of this provider")
+        terms = dataclasses.replace(mine[offer_id].terms, price_fen=price, cards=cards)
+        offer = await node.catalog.change(who, offer_id, terms)
+    except errors.SuanliError as exc:
+        return await _page(request, 400, summary=[error_text(exc, lang)])
+    return await _page(request, 200, published=offer)
 
 
 async def provider_withdraw(request: web.Request) -> web.StreamResponse:

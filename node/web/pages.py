@@ -41,6 +41,7 @@ def routes() -> list[web.RouteDef]:
         web.get("/provider/offers", of.provider_offers),
         web.post("/provider/offers", of.provider_publish),
         web.post("/provider/offers/{id}/withdraw", of.provider_withdraw),
+        web.post("/provider/offers/{id}/change", of.provider_change),
         web.post("/provider/orders/{id}/{decision:accept|decline}", of.provider_decide),
         web.post("/holder/compute/order", cp.holder_order),
         web.post("/holder/demand", pp.holder_demand),

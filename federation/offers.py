@@ -49,7 +49,12 @@ logger = logging.getLogger(__name__)
 
 OFFER_TAG = b"suanli/offer/v1\x00"
 MAX_QUERY_ORIGINS = 5_000
-PUSH_CONCURRENCY = 16  # peers pushed to at once
+PUSH_CONCURRENCY = 32  # peers pushed to at once
+# After a push a peer did not answer, wait this long (doubling per failure, capped, with
+# jitter) before pushing to it again; a change does not wait for it: the peer catches up by
+# asking when it is back.
+RETRY_BASE_SECONDS = 5.0
+RETRY_CAP_SECONDS = 300.0
 MAX_ROUNDS = 200  # batches one push or one catch-up sends to a peer before the next tick
 
 
@@ -251,6 +256,7 @@ class Publisher:
         wire: Wire,
         anti_entropy_seconds: float,
         observe: Callable[[str, str], None] = lambda kind, outcome: None,
+        retry_base_seconds: float = RETRY_BASE_SECONDS,
     ) -> None:
         self._catalog = catalog
         self._wire = wire
@@ -261,6 +267,9 @@ class Publisher:
         self._observe = observe
         self._changed = asyncio.Event()
         self._wanted: set[str] = set()  # origins to catch up on
+        self._retry_base = retry_base_seconds
+        self._failures: dict[str, int] = {}  # per peer: pushes not taken in a row
+        self._retry_at: dict[str, float] = {}  # per peer: not pushed to before (loop time)
         self._turn = 0
 
     async def close(self) -> None:
@@ -292,15 +301,33 @@ class Publisher:
         if own == 0:
             return 0
         acked = await self._catalog.pushes()
-        lagging = [p.region for p in self._wire.directory.all() if acked.get(p.region, 0) < own]
+        now = asyncio.get_running_loop().time()
+        lagging = [
+            p.region
+            for p in self._wire.directory.all()
+            if acked.get(p.region, 0) < own and self._retry_at.get(p.region, 0.0) <= now
+        ]
         room = asyncio.Semaphore(PUSH_CONCURRENCY)
 
         async def one(peer: str) -> bool:
             async with room:
-                return await self._push_to(peer, acked.get(peer, 0), own)
+                done = await self._push_to(peer, acked.get(peer, 0), own)
+            self._after_push(peer, done)
+            return done
 
         done = await asyncio.gather(*(one(p) for p in lagging))
         return sum(done)
+
+    def _after_push(self, peer: str, done: bool) -> None:
+        """Back off from a peer that did not take a push; forget it once one goes through."""
+        if done:
+            self._failures.pop(peer, None)
+            self._retry_at.pop(peer, None)
+            return
+        failures = self._failures.get(peer, 0) + 1
+        self._failures[peer] = failures
+        delay = min(RETRY_CAP_SECONDS, self._retry_base * 2 ** min(failures - 1, 16))
+        self._retry_at[peer] = asyncio.get_running_loop().time() + delay * random.uniform(0.5, 1.5)
 
     async def _push_to(self, peer: str, after: int, own: int) -> bool:
         for _ in range(MAX_ROUNDS):

@@ -186,7 +186,7 @@ def terms(rng: random.Random, now: int) -> Terms:
     )
 
 
-async def build(root: Path, n: int, rtt_ms: float) -> Net:
+async def build(root: Path, n: int, rtt_ms: float, retry_base_seconds: float = 5.0) -> Net:
     net = Net(rtt_ms)
     clock = SystemClock()
     policy = (ROOT / "ops" / "policies" / "hangzhou-2026.toml").read_text()
@@ -219,7 +219,12 @@ async def build(root: Path, n: int, rtt_ms: float) -> Net:
         directory = Directory(region, peers)
         door = Door(region, directory.get, 300_000)
         wire = SimWire(net, region, keys[region], directory, door)
-        publisher = Publisher(catalog, wire, 60.0)  # type: ignore[arg-type]
+        publisher = Publisher(
+            catalog,
+            wire,  # type: ignore[arg-type]  # Wire's ask, over the simulated network
+            60.0,
+            retry_base_seconds=retry_base_seconds,
+        )
         desk = OfferDesk(catalog, directory.get, region, publisher.behind)
         body = f"91110000MA{i:07d}"
         provider, _ = await Registry(db, clock, policies).register_provider(

@@ -13,9 +13,11 @@ from federation.envelope import Opened, seal
 from federation.proto.v1 import federation_pb2 as pb
 from node import errors
 from node.domain.clearing import Advice, Confirmation, Covered
+from node.domain.offers import Offer, Signed, Terms
 from node.domain.orders import OrderAnswer, OrderRequest
 from node.domain.statements import Record, SignedStatement, StatementAnswer, StatementClaim
 from node.keys import NodeKey
+from node.services.catalog import Mark
 from node.services.common import new_id
 from node.services.ports import (
     Acknowledged,
@@ -455,3 +457,87 @@ INBOUND.update(
         pb.ORDER_ANSWER: order_answer,
     }
 )
+
+
+# Compute offers (docs/protocol.md §5d) --------------------------------------------------------
+
+
+def offer_message(offer: Offer) -> pb.Offer:
+    t = offer.terms
+    return pb.Offer(
+        origin=offer.origin,
+        offer_id=offer.offer_id,
+        seq=offer.seq,
+        version=offer.version,
+        withdrawn=offer.withdrawn,
+        provider=pb.Provider(
+            region=offer.origin,
+            id=offer.provider_id,
+            name=offer.provider_name,
+            kind=offer.provider_kind,
+        ),
+        compute_class=t.compute_class,
+        accelerator=t.accelerator,
+        cards=t.cards,
+        price_fen=t.price_fen,
+        min_card_hours=t.min_card_hours,
+        available_from_ms=t.available_from,
+        available_until_ms=t.available_until,
+        expires_at_ms=t.expires_at,
+        data_centre_region=t.data_centre_region,
+        domestic_chips=t.domestic_chips,
+        security_level=t.security_level,
+        contact=t.contact,
+        published_at_ms=offer.published_at,
+    )
+
+
+def offer_value(m: pb.Offer) -> Offer:
+    return Offer(
+        origin=m.origin,
+        offer_id=m.offer_id,
+        seq=m.seq,
+        version=m.version,
+        withdrawn=m.withdrawn,
+        provider_id=m.provider.id,
+        provider_name=m.provider.name,
+        provider_kind=m.provider.kind,
+        terms=Terms(
+            compute_class=m.compute_class,
+            accelerator=m.accelerator,
+            cards=m.cards,
+            price_fen=m.price_fen,
+            min_card_hours=m.min_card_hours,
+            available_from=m.available_from_ms,
+            available_until=m.available_until_ms,
+            expires_at=m.expires_at_ms,
+            data_centre_region=m.data_centre_region,
+            domestic_chips=m.domestic_chips,
+            security_level=m.security_level,
+            contact=m.contact,
+        ),
+        published_at=m.published_at_ms,
+    )
+
+
+def signed_offer_message(s: Signed) -> pb.SignedOffer:
+    return pb.SignedOffer(
+        offer=s.record, key_id=s.key_id, signature=s.signature, origin=s.offer.origin
+    )
+
+
+def offer_marks(batch: pb.OfferBatch) -> list[Mark]:
+    out = []
+    for m in batch.marks:
+        if m.through and m.through < m.after:
+            raise errors.MalformedMessage(f"mark of {m.origin[:10]!r}: through before after")
+        out.append(Mark(m.origin, m.after, m.through))
+    return out
+
+
+def batch_payload(signed: list[Signed], marks: list[Mark], more: bool = False) -> bytes:
+    return pb.OfferBatch(
+        offers=[signed_offer_message(s) for s in signed],
+        marks=[pb.OriginMark(origin=m.origin, after=m.after, through=m.through) for m in marks],
+        more=more,
+    ).SerializeToString(deterministic=True)

@@ -35,15 +35,16 @@ from collections.abc import Awaitable, Callable
 
 from google.protobuf.message import DecodeError
 
+from federation import convert
 from federation.client import PeerRefused, PeerUnreachable
 from federation.envelope import Opened
 from federation.proto.v1 import federation_pb2 as pb
 from federation.wire import Wire
 from node import errors
 from node.domain.model import Peer
-from node.domain.offers import Offer, Signed, Terms, offer_problem
+from node.domain.offers import Offer, Signed, offer_problem
 from node.keys import NodeKey, verify
-from node.services.catalog import MAX_BATCH_OFFERS, Applied, Catalog, Mark
+from node.services.catalog import MAX_BATCH_OFFERS, Applied, Catalog
 
 logger = logging.getLogger(__name__)
 
@@ -58,64 +59,6 @@ RETRY_CAP_SECONDS = 300.0
 MAX_ROUNDS = 200  # batches one push or one catch-up sends to a peer before the next tick
 
 
-def offer_message(offer: Offer) -> pb.Offer:
-    t = offer.terms
-    return pb.Offer(
-        origin=offer.origin,
-        offer_id=offer.offer_id,
-        seq=offer.seq,
-        version=offer.version,
-        withdrawn=offer.withdrawn,
-        provider=pb.Provider(
-            region=offer.origin,
-            id=offer.provider_id,
-            name=offer.provider_name,
-            kind=offer.provider_kind,
-        ),
-        compute_class=t.compute_class,
-        accelerator=t.accelerator,
-        cards=t.cards,
-        price_fen=t.price_fen,
-        min_card_hours=t.min_card_hours,
-        available_from_ms=t.available_from,
-        available_until_ms=t.available_until,
-        expires_at_ms=t.expires_at,
-        data_centre_region=t.data_centre_region,
-        domestic_chips=t.domestic_chips,
-        security_level=t.security_level,
-        contact=t.contact,
-        published_at_ms=offer.published_at,
-    )
-
-
-def offer_value(m: pb.Offer) -> Offer:
-    return Offer(
-        origin=m.origin,
-        offer_id=m.offer_id,
-        seq=m.seq,
-        version=m.version,
-        withdrawn=m.withdrawn,
-        provider_id=m.provider.id,
-        provider_name=m.provider.name,
-        provider_kind=m.provider.kind,
-        terms=Terms(
-            compute_class=m.compute_class,
-            accelerator=m.accelerator,
-            cards=m.cards,
-            price_fen=m.price_fen,
-            min_card_hours=m.min_card_hours,
-            available_from=m.available_from_ms,
-            available_until=m.available_until_ms,
-            expires_at=m.expires_at_ms,
-            data_centre_region=m.data_centre_region,
-            domestic_chips=m.domestic_chips,
-            security_level=m.security_level,
-            contact=m.contact,
-        ),
-        published_at=m.published_at_ms,
-    )
-
-
 class OfferSigner:
     """The catalog's ``OfferSigner``: this city's offers, signed with its current key."""
 
@@ -123,14 +66,8 @@ class OfferSigner:
         self._key = key
 
     def sign(self, offer: Offer) -> Signed:
-        record = offer_message(offer).SerializeToString(deterministic=True)
+        record = convert.offer_message(offer).SerializeToString(deterministic=True)
         return Signed(offer, record, self._key.key_id, self._key.sign(OFFER_TAG, record))
-
-
-def signed_message(s: Signed) -> pb.SignedOffer:
-    return pb.SignedOffer(
-        offer=s.record, key_id=s.key_id, signature=s.signature, origin=s.offer.origin
-    )
 
 
 def open_offer(m: pb.SignedOffer, peer: Peer) -> Signed:
@@ -143,7 +80,7 @@ def open_offer(m: pb.SignedOffer, peer: Peer) -> Signed:
     if key.revoked:
         raise errors.OfferInvalid(f"an offer of {peer.region} is signed by a revoked key")
     try:
-        offer = offer_value(pb.Offer.FromString(m.offer))
+        offer = convert.offer_value(pb.Offer.FromString(m.offer))
     except DecodeError:
         raise errors.OfferInvalid(f"a signed offer of {peer.region} does not parse") from None
     if offer.origin != peer.region:
@@ -157,23 +94,6 @@ def open_offer(m: pb.SignedOffer, peer: Peer) -> Signed:
     if problem:
         raise errors.OfferInvalid(f"offer {offer.offer_id[:70]} of {peer.region}: {problem}")
     return Signed(offer, bytes(m.offer), m.key_id, bytes(m.signature))
-
-
-def _marks(batch: pb.OfferBatch) -> list[Mark]:
-    out = []
-    for m in batch.marks:
-        if m.through and m.through < m.after:
-            raise errors.MalformedMessage(f"mark of {m.origin[:10]!r}: through before after")
-        out.append(Mark(m.origin, m.after, m.through))
-    return out
-
-
-def batch_payload(signed: list[Signed], marks: list[Mark], more: bool = False) -> bytes:
-    return pb.OfferBatch(
-        offers=[signed_message(s) for s in signed],
-        marks=[pb.OriginMark(origin=m.origin, after=m.after, through=m.through) for m in marks],
-        more=more,
-    ).SerializeToString(deterministic=True)
 
 
 class OfferDesk:
@@ -206,7 +126,9 @@ class OfferDesk:
             peer = self._peers(m.origin) if m.origin != self.region else None
             if peer is not None:  # others: origins this node cannot verify (or itself)
                 signed.append(open_offer(m, peer))
-        applied = await self._catalog.apply(signed, _marks(batch), self._verifiable, sender)
+        applied = await self._catalog.apply(
+            signed, convert.offer_marks(batch), self._verifiable, sender
+        )
         if applied.behind:
             self._behind(applied.behind)
         return applied
@@ -225,7 +147,7 @@ class OfferDesk:
                 "OFFERS carries its sender's own offers only; others travel by OFFER_QUERY"
             )
         applied = await self.take(batch, origin)
-        return batch_payload([], applied.marks), _line(applied)
+        return convert.batch_payload([], applied.marks), _line(applied)
 
     async def query(self, opened: Opened) -> tuple[bytes, str]:
         try:
@@ -238,7 +160,7 @@ class OfferDesk:
         known = {o for o in have if o == self.region or self._peers(o) is not None}
         limit = min(query.limit or MAX_BATCH_OFFERS, MAX_BATCH_OFFERS)
         signed, marks, more = await self._catalog.since(have, limit, known)
-        return batch_payload(
+        return convert.batch_payload(
             signed, marks, more
         ), f"{len(signed)} offers{' (more)' if more else ''}"
 
@@ -334,7 +256,7 @@ class Publisher:
             signed, mark = await self._catalog.own_since(after, MAX_BATCH_OFFERS)
             if mark is None:
                 return True
-            reply = await self._ask(peer, pb.OFFERS, batch_payload(signed, [mark]))
+            reply = await self._ask(peer, pb.OFFERS, convert.batch_payload(signed, [mark]))
             if reply is None:
                 return False
             held = next((m.through for m in reply.marks if m.origin == self._wire.region), 0)

@@ -7,8 +7,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from federation.convert import offer_message
 from federation.envelope import seal
-from federation.offers import OFFER_TAG, offer_message
+from federation.offers import OFFER_TAG
 from federation.proto.v1 import federation_pb2 as pb
 from node.domain.offers import Offer, Signed
 from node.keys import NodeKey, verify

@@ -197,7 +197,8 @@ def test_card_with_two_endpoints_vector() -> None:
 def test_offer_vector_is_what_the_code_signs_pushes_and_takes() -> None:
     """§7.3: the offer record, its signature by its origin, the OFFERS envelope and an
     OFFER_QUERY are what this implementation produces, and what it verifies and parses."""
-    from federation.offers import OFFER_TAG, offer_message, open_offer
+    from federation.convert import offer_message
+    from federation.offers import OFFER_TAG, open_offer
     from node.domain.offers import Offer, Terms
 
     v = vectors()

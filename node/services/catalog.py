@@ -22,7 +22,6 @@ from typing import Any, Protocol
 from node import errors
 from node.clock import Clock, year_of
 from node.domain import offers as rules
-from node.domain.fields import is_region
 from node.domain.money import apply_ratio
 from node.domain.offers import Filters, Offer, Priced, Purse, Reach, Signed, Terms
 from node.domain.policy import Policy
@@ -182,14 +181,6 @@ class Catalog:
             "offers_of_origin", lambda c: store.offers_of_origin(c, self.region)
         )
 
-    async def get(self, origin: str, offer_id: str) -> Offer:
-        if not is_region(origin) or not rules.OFFER_ID.fullmatch(offer_id):
-            raise errors.OfferNotFound(f"no offer {offer_id[:70]!r} of {origin[:10]!r}")
-        offer = await self._db.read("offer_get", lambda c: store.get_offer(c, origin, offer_id))
-        if offer is None:
-            raise errors.OfferNotFound(f"no offer {offer_id} of {origin} in this catalog")
-        return offer
-
     async def sweep(self) -> int:
         """Withdraw the live offers of providers that are no longer approved (suspended):
         the catalog must not sell what a city no longer vouches for."""
@@ -320,11 +311,13 @@ class Catalog:
         number, at most ``limit`` in all, and the marks they complete. True when the limit
         cut the answer short (the asker asks again)."""
 
+        named = sorted(set(origins))
+
         def txn(conn: sqlite3.Connection) -> tuple[list[Signed], list[Mark], bool]:
-            held = store.marks(conn)
+            held = store.marks(conn, named)  # a push names one origin: read its mark only
             out: list[Signed] = []
             marks: list[Mark] = []
-            for origin in sorted(set(origins)):
+            for origin in named:
                 complete = held.get(origin, (0, 0))[0]
                 after = have.get(origin, 0)
                 room = limit - len(out)

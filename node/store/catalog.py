@@ -228,14 +228,21 @@ def max_seq(conn: sqlite3.Connection, origin: str) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def marks(conn: sqlite3.Connection) -> dict[str, tuple[int, int]]:
-    """Per origin: (complete_through, highest_seen)."""
-    return {
-        r[0]: (int(r[1]), int(r[2]))
-        for r in conn.execute(
-            "SELECT origin, complete_through, highest_seen FROM catalog_origins"
-        ).fetchall()
-    }
+def marks(
+    conn: sqlite3.Connection, origins: Sequence[str] | None = None
+) -> dict[str, tuple[int, int]]:
+    """Per origin (every one, or those of ``origins``): (complete_through, highest_seen)."""
+    query = "SELECT origin, complete_through, highest_seen FROM catalog_origins"
+    if origins is None:
+        rows = conn.execute(query).fetchall()
+    else:
+        rows = []
+        for start in range(0, len(origins), 500):
+            chunk = origins[start : start + 500]
+            rows += conn.execute(
+                f"{query} WHERE origin IN ({', '.join('?' * len(chunk))})", tuple(chunk)
+            ).fetchall()
+    return {r[0]: (int(r[1]), int(r[2])) for r in rows}
 
 
 def mark_of(conn: sqlite3.Connection, origin: str) -> tuple[int, int]:

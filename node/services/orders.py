@@ -22,6 +22,7 @@ from typing import Any
 from node import errors
 from node.clock import Clock, iso
 from node.domain import orders as rules
+from node.domain.offers import Offer
 from node.domain.orders import OrderAnswer, OrderRequest
 from node.services.common import Principal, new_id, require_role
 from node.services.inboxed import apply_answer_once, receive_once_txn
@@ -105,28 +106,14 @@ class Orders:
                     raise errors.PeerNotFound(f"{origin}: this node is not federated")
                 message_id = new_id("m")
                 row = self._writer.order_request_txn(conn, origin, request, message_id, now)
-            store.put_order(
+            _keep_txn(
                 conn,
-                id=request.request_id,
-                side="local" if local else "holder",
-                peer="" if local else origin,
-                holder_id=holder.id,
-                holder_name=holder.name,
-                holder_uscc=holder.uscc,
-                offer_origin=origin,
-                offer_id=offer.offer_id,
-                offer_version=offer.version,
-                provider_id=offer.provider_id,
-                provider_name=offer.provider_name,
-                compute_class=offer.terms.compute_class,
-                card_hours=card_hours,
-                price_fen=offer.terms.price_fen,
-                amount_fen=amount,
-                note=note,
-                state="requested",
-                request_message_id=message_id,
-                created_at=now,
-                updated_at=now,
+                "local" if local else "holder",
+                "" if local else origin,
+                request,
+                offer,
+                message_id,
+                now,
             )
             ledger.audit(
                 conn,
@@ -284,29 +271,7 @@ class Orders:
             raise errors.ProviderNotApproved("this offer's provider is not approved now")
         if store.get_order(conn, r.request_id) is not None:
             raise errors.AlreadyExists(f"request_id: {r.request_id} was used already")
-        store.put_order(
-            conn,
-            id=r.request_id,
-            side="provider",
-            peer=origin,
-            holder_id=r.holder_id,
-            holder_name=r.holder_name,
-            holder_uscc=r.holder_uscc,
-            offer_origin=self.region,
-            offer_id=offer.offer_id,
-            offer_version=offer.version,
-            provider_id=offer.provider_id,
-            provider_name=offer.provider_name,
-            compute_class=offer.terms.compute_class,
-            card_hours=r.card_hours,
-            price_fen=offer.terms.price_fen,
-            amount_fen=r.amount_fen,
-            note=r.note,
-            state="requested",
-            request_message_id=f"{origin}:{message_id}",
-            created_at=now,
-            updated_at=now,
-        )
+        _keep_txn(conn, "provider", origin, r, offer, f"{origin}:{message_id}", now)
         ledger.audit(
             conn,
             now,
@@ -379,6 +344,41 @@ class Orders:
             return f"{request_type} of {order['id']} refused: {answer.code}"
 
         return await apply_answer_once(self._db, "order_apply", row, answer, effect_txn, now)
+
+
+def _keep_txn(
+    conn: sqlite3.Connection,
+    side: str,
+    peer: str,
+    r: OrderRequest,
+    offer: Offer,
+    request_message_id: str | None,
+    now: int,
+) -> None:
+    """Keep a requested order as one side sees it: the request and the offer it names."""
+    store.put_order(
+        conn,
+        id=r.request_id,
+        side=side,
+        peer=peer,
+        holder_id=r.holder_id,
+        holder_name=r.holder_name,
+        holder_uscc=r.holder_uscc,
+        offer_origin=offer.origin,
+        offer_id=offer.offer_id,
+        offer_version=offer.version,
+        provider_id=offer.provider_id,
+        provider_name=offer.provider_name,
+        compute_class=offer.terms.compute_class,
+        card_hours=r.card_hours,
+        price_fen=offer.terms.price_fen,
+        amount_fen=r.amount_fen,
+        note=r.note,
+        state="requested",
+        request_message_id=request_message_id,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 def _scope(who: Principal) -> tuple[str | None, str | None]:

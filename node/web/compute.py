@@ -11,6 +11,7 @@ from node import errors
 from node.api.appkeys import NODE
 from node.domain.fields import is_region
 from node.domain.offers import Filters
+from node.domain.payments import yuan_to_fen
 from node.web.forms import classes_of, error_text, posted, role_of
 from node.web.frame import lang_of, render
 
@@ -28,18 +29,15 @@ def _filters(query: Any) -> tuple[Filters, str, dict[str, str]]:
     cap = None
     if max_price:
         try:
-            whole, _, part = max_price.partition(".")
-            if not whole.isdigit() or (part and (not part.isdigit() or len(part) > 2)):
-                raise ValueError
-            cap = int(whole) * 100 + int((part + "00")[:2])
-        except ValueError:
+            cap = yuan_to_fen("max_price", max_price)
+        except errors.InvalidRequest:
             problems["max_price"] = "max_price"
     sort = query.get("sort", "effective")
     filters = Filters(
         compute_class=query.get("compute_class") or None,
         accelerator=(query.get("accelerator") or "").strip()[:40] or None,
         region=region if region and "region" not in problems else None,
-        max_price_fen=cap if cap else None,
+        max_price_fen=cap,
         domestic_chips=query.get("domestic_chips") == "1",
     )
     return filters, sort if sort in SORTS else "effective", problems

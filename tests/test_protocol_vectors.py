@@ -263,3 +263,60 @@ def test_offer_vector_is_what_the_code_signs_pushes_and_takes() -> None:
         limit=500,
     )
     assert query.SerializeToString(deterministic=True).hex() == w["offer_query_payload_hex"]
+
+
+def test_order_vectors_are_what_the_code_seals_and_the_door_opens() -> None:
+    """§7.4: an ORDER_REQUEST and an ORDER_ANSWER, sealed and opened as the code does."""
+    from federation import convert
+    from node.domain.orders import OrderAnswer, OrderRequest
+
+    v = vectors()
+    block = DOC.read_text().split("### 7.4 An order request and its answer")[1].split("```")[1]
+    w = dict(line.split(None, 1) for line in block.strip().splitlines())
+    hangzhou = NodeKey(bytes.fromhex(v["issuer_seed"]))
+    guiyang = NodeKey(bytes.fromhex(v["acquirer_seed"]))
+    request = OrderRequest(
+        "or_00000000000000a7",
+        "of_0000000000000001",
+        2,
+        400,
+        720_000,
+        "h_00000000000000b1",
+        "杭州云智科技有限公司",
+        "91330100716105852F",
+        "fine-tuning",
+    )
+    payload = convert.order_request_payload(request)
+    assert payload.hex() == w["order_request_payload_hex"]
+    envelope = seal(
+        hangzhou, "330100", "520100", "m_00000000000000a8", pb.ORDER_REQUEST, payload, 1795000000300
+    )
+    assert envelope.hex() == w["order_request_envelope_hex"]
+
+    def peer(region: str, key: NodeKey) -> Peer:
+        return Peer(
+            region,
+            region,
+            "x",
+            "",
+            True,
+            True,
+            0,
+            (PeerKey(key.key_id, key.public_key, 0, 0, False),),
+        )
+
+    opened = Door("520100", {"330100": peer("330100", hangzhou)}.get, 300_000).open(
+        envelope, (pb.ORDER_REQUEST,), 1795000000300
+    )
+    assert convert.inbound(opened).body == request
+    answer = OrderAnswer("or_00000000000000a7", True, "GA-2026-0100", "")
+    payload = convert.order_answer_payload(answer)
+    assert payload.hex() == w["order_answer_payload_hex"]
+    envelope = seal(
+        guiyang, "520100", "330100", "m_00000000000000a9", pb.ORDER_ANSWER, payload, 1795000000400
+    )
+    assert envelope.hex() == w["order_answer_envelope_hex"]
+    opened = Door("330100", {"520100": peer("520100", guiyang)}.get, 300_000).open(
+        envelope, (pb.ORDER_ANSWER,), 1795000000400
+    )
+    assert convert.inbound(opened).body == answer
